@@ -1,0 +1,67 @@
+//! Every bound junction enforces, in one place, each with its reason. A full table or an
+//! oversized input means "answer (503/513/400) or drop, and count it", never growth.
+
+use std::time::Duration;
+
+/// Largest UDP datagram we accept. RFC 3261 18.1.1 keeps UDP requests under the path MTU
+/// unless they are larger than 1300 bytes, but real trunks send INVITEs with big SDP and
+/// many headers; 64 KiB is the UDP maximum. Larger: unreadable, dropped.
+pub const DATAGRAM_BYTES_MAX: usize = 65_535;
+
+/// Largest message we forward (after our edits). RFC 4475 longreq is 3.5 KB; carriers see
+/// ~4-6 KB INVITEs with multipart bodies. Over this: 513 Message Too Large.
+pub const MESSAGE_BYTES_MAX: usize = 16_384;
+
+/// Header lines indexed per message. RFC 4475 longreq has ~50 lines; real INVITEs ~20-40.
+/// More lines: 400 (the scanner's table is fixed-size so scanning never allocates).
+pub const HEADERS_MAX: usize = 128;
+
+/// Via values per message. Each proxy hop adds one; 70 is the Max-Forwards default, so a
+/// legitimate request never carries more than 70.
+pub const VIAS_MAX: usize = 70;
+
+/// Extra bytes our edits may add to a forwarded message (Via, Record-Route, received/rport,
+/// Max-Forwards, Content-Length). Output buffers are sized input + this.
+pub const REWRITE_GROWTH_BYTES_MAX: usize = 512;
+
+/// Server + client transactions per shard. A basic call holds ~2-4 transactions for up to
+/// 32 s (Timer M/J); at 10,000 calls/s per shard that is ~1.3 M. Beyond: new INVITEs get 503.
+pub const TRANSACTIONS_PER_SHARD_MAX: usize = 1_000_000;
+
+/// Calls (dialog state) per shard. At < 1 KB each, 2 M calls is ~2 GB per shard.
+pub const CALLS_PER_SHARD_MAX: usize = 2_000_000;
+
+/// A confirmed call with no in-dialog request seen for this long is forgotten (a lost BYE
+/// must not leak state forever). 12 h exceeds any billable call a trunk carries.
+pub const CALL_IDLE_MAX: Duration = Duration::from_secs(12 * 3600);
+
+/// A call that ended (BYE answered, or final non-2xx) is kept this long to absorb late
+/// retransmissions and in-dialog stragglers: 64*T1, the longest RFC 3261 transaction life.
+pub const CALL_LINGER: Duration = Duration::from_secs(32);
+
+/// Datagrams queued from one shard to another. A full queue drops (and counts) rather than
+/// block the receiving shard; 4096 is ~40 ms of 100k datagrams/s.
+pub const HANDOFF_QUEUE_MAX: usize = 4096;
+
+/// Datagrams read or written per recvmmsg/sendmmsg call. 32 keeps one batch's buffers
+/// (32 x 64 KiB = 2 MiB) within a shard's working set while amortising the syscall.
+pub const BATCH_DATAGRAMS_MAX: usize = 32;
+
+/// Kernel socket buffer size requested per shard socket (SO_RCVBUF/SO_SNDBUF): absorbs
+/// bursts of ~2000 INVITEs while a shard is busy.
+pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+/// glommio io_memory per executor: each executor pins 3 rings; RLIMIT_MEMLOCK is 8 MiB on
+/// our machines, and below 512 KiB glommio refuses to start (DESIGN.md 4).
+pub const IO_MEMORY_BYTES: usize = 512 << 10;
+
+/// Bytes of a Call-ID we accept. RFC 3261 sets no maximum; 256 covers every UA we know and
+/// bounds the call table's memory.
+pub const CALL_ID_BYTES_MAX: usize = 256;
+
+/// Metrics HTTP: requests larger than this are refused, connections time out after this.
+pub const HTTP_REQUEST_BYTES_MAX: usize = 8192;
+pub const HTTP_IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How often a shard publishes its counters to the control plane.
+pub const METRICS_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);

@@ -1,0 +1,17 @@
+//! The sans-IO SIP core: bytes in, bytes out, time passed in.
+
+pub mod dialog;
+pub mod header;
+pub mod method;
+pub mod proxy;
+pub mod response;
+pub mod rewrite;
+pub mod scan;
+pub mod span;
+pub mod timer;
+pub mod transaction;
+pub mod uri;
+pub mod via;
+
+pub use method::Method;
+pub use span::Span;
