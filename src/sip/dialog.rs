@@ -1,1 +1,85 @@
-//! (in progress)
+//! Call state per shard, keyed by Call-ID: which trunk is on each side, where each side is,
+//! and how far the dialog got. Bounded (limits::CALLS_PER_SHARD_MAX) and expiring
+//! (limits::CALL_IDLE_MAX, limits::CALL_LINGER).
+
+use super::transaction::{Id, Slab};
+use crate::routing::TrunkId;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallState {
+    /// INVITE forwarded, no dialog yet.
+    Trying,
+    /// A provisional with a To tag came back.
+    Early,
+    /// 2xx to the INVITE.
+    Confirmed,
+    /// Ended (BYE answered, INVITE failed or cancelled); lingers to absorb stragglers.
+    Terminated,
+}
+
+/// One call. Kept small: a million of these must fit in well under a gigabyte.
+#[derive(Debug)]
+pub struct Call {
+    pub call_id: Box<[u8]>,
+    pub state: CallState,
+    pub ingress: Option<TrunkId>,
+    pub egress: Option<TrunkId>,
+    /// Where the caller's requests came from (the calling trunk's address).
+    pub caller: SocketAddr,
+    /// Where we sent the INVITE (the called trunk's address).
+    pub callee: SocketAddr,
+    pub created: Instant,
+    pub last_activity: Instant,
+    /// The deadline its wheel entry was armed with (idle expiry or linger).
+    pub expiry: Instant,
+}
+
+#[derive(Default)]
+pub struct Calls {
+    slab: Slab<Call>,
+    index: HashMap<Box<[u8]>, Id>,
+}
+
+impl Calls {
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    pub fn find(&self, call_id: &[u8]) -> Option<Id> {
+        self.index.get(call_id).copied()
+    }
+
+    pub fn get(&self, id: Id) -> Option<&Call> {
+        self.slab.get(id)
+    }
+
+    pub fn get_mut(&mut self, id: Id) -> Option<&mut Call> {
+        self.slab.get_mut(id)
+    }
+
+    /// Insert a new call; the caller checks the table bound first.
+    pub fn insert(&mut self, call: Call) -> Id {
+        let key = call.call_id.clone();
+        let id = self.slab.insert(call);
+        if let Some(old) = self.index.insert(key, id) {
+            // A previous call with the same Call-ID: it is replaced.
+            self.slab.remove(old);
+        }
+        id
+    }
+
+    pub fn remove(&mut self, id: Id) {
+        if let Some(call) = self.slab.remove(id) {
+            if self.index.get(&call.call_id) == Some(&id) {
+                self.index.remove(&call.call_id);
+            }
+        }
+    }
+}

@@ -1,1 +1,143 @@
-//! (in progress)
+//! Messages junction writes itself: responses to requests (RFC 3261 8.2.6, 16.7), and the
+//! ACK (17.1.1.3) and CANCEL (9.1) a proxy sends downstream, derived from the request it
+//! forwarded.
+
+use super::header::HeaderName;
+use super::scan::{Message, StartLine};
+use std::io::Write;
+use std::ops::Range;
+
+/// The standard reason phrase for the codes junction generates.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        200 => "OK",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        487 => "Request Terminated",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        _ => "Unknown",
+    }
+}
+
+fn line<'a>(buf: &'a [u8], msg: &Message, idx: usize) -> &'a [u8] {
+    msg.headers.get(idx).map_or(&[][..], |h| h.line.get(buf))
+}
+
+/// Write a response to the request `msg` (scanned from `buf`) into `out`.
+/// Via, From, Call-ID and CSeq are copied; To too, with `;tag=to_tag` appended when it has
+/// no tag and the response is not a 100. `extra` holds complete header lines (CRLF-ended).
+/// Header number `skip` is left out (our own Via when answering from a forwarded copy;
+/// `usize::MAX` for none).
+pub fn local_response(
+    buf: &[u8],
+    msg: &Message,
+    code: u16,
+    to_tag: &[u8],
+    extra: &[u8],
+    skip: usize,
+    out: &mut Vec<u8>,
+) -> Range<usize> {
+    let begin = out.len();
+    let _ = write!(out, "SIP/2.0 {} {}\r\n", code, reason_phrase(code));
+    for (i, h) in msg.headers().iter().enumerate() {
+        if i == skip {
+            continue;
+        }
+        match h.name {
+            HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
+                out.extend_from_slice(h.line.get(buf));
+            }
+            HeaderName::To => {
+                if msg.to.tag.is_none() && code > 100 {
+                    out.extend_from_slice(
+                        buf.get(h.line.start as usize..h.value.end as usize)
+                            .unwrap_or(&[]),
+                    );
+                    out.extend_from_slice(b";tag=");
+                    out.extend_from_slice(to_tag);
+                    out.extend_from_slice(b"\r\n");
+                } else {
+                    out.extend_from_slice(h.line.get(buf));
+                }
+            }
+            _ => {}
+        }
+    }
+    out.extend_from_slice(extra);
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    begin..out.len()
+}
+
+/// Which request to derive from our forwarded INVITE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Derived {
+    /// ACK for a non-2xx final response; carries the response's To (with its tag).
+    Ack,
+    Cancel,
+}
+
+/// Write the ACK or CANCEL for the INVITE we forwarded (`req`, scanned from `req_buf`).
+/// For an ACK, `response_to` is the To header line of the response being acknowledged.
+pub fn derived_request(
+    req_buf: &[u8],
+    req: &Message,
+    kind: Derived,
+    response_to: &[u8],
+    out: &mut Vec<u8>,
+) -> Range<usize> {
+    let begin = out.len();
+    let method: &[u8] = match kind {
+        Derived::Ack => b"ACK",
+        Derived::Cancel => b"CANCEL",
+    };
+    let uri = match req.start {
+        StartLine::Request { uri, .. } => uri.get(req_buf),
+        StartLine::Response { .. } => &[],
+    };
+    out.extend_from_slice(method);
+    out.push(b' ');
+    out.extend_from_slice(uri);
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    // A single Via: the top Via of the request (ours), whole line if alone on it.
+    if let Some(h) = req.headers.get(req.top_via_header) {
+        if req.top_via_shares_line {
+            out.extend_from_slice(b"Via: ");
+            out.extend_from_slice(req.top_via.value.get(req_buf));
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(h.line.get(req_buf));
+        }
+    }
+    for h in req.headers() {
+        if h.name == HeaderName::Route {
+            out.extend_from_slice(h.line.get(req_buf));
+        }
+    }
+    out.extend_from_slice(line(req_buf, req, req.from.header));
+    match kind {
+        Derived::Ack if !response_to.is_empty() => out.extend_from_slice(response_to),
+        _ => out.extend_from_slice(line(req_buf, req, req.to.header)),
+    }
+    for h in req.headers() {
+        if h.name == HeaderName::CallId {
+            out.extend_from_slice(h.line.get(req_buf));
+        }
+    }
+    let _ = write!(out, "CSeq: {} ", req.cseq);
+    out.extend_from_slice(method);
+    out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    begin..out.len()
+}

@@ -1,1 +1,322 @@
-//! (in progress)
+//! Transaction records (RFC 3261 17, with RFC 6026's Accepted state) and the per-shard tables
+//! that hold them. The state transitions live in `proxy`, which owns the tables; this file is
+//! the data: states, timers, and a generation-checked slab so a stale timer or branch never
+//! reaches a reused slot.
+
+use super::timer::TimerWheel;
+use crate::routing::{Attempts, TrunkId};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A slot index plus the generation it was allocated with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Id {
+    pub idx: u32,
+    pub gen: u32,
+}
+
+/// A slab whose ids go stale when their slot is freed.
+pub struct Slab<T> {
+    slots: Vec<(u32, Option<T>)>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl<T> Default for Slab<T> {
+    fn default() -> Self {
+        Slab {
+            slots: Vec::new(),
+            free: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Slab<T> {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn insert(&mut self, value: T) -> Id {
+        self.len += 1;
+        if let Some(idx) = self.free.pop() {
+            if let Some(slot) = self.slots.get_mut(idx as usize) {
+                slot.0 = slot.0.wrapping_add(1);
+                slot.1 = Some(value);
+                return Id { idx, gen: slot.0 };
+            }
+        }
+        let idx = self.slots.len() as u32;
+        self.slots.push((0, Some(value)));
+        Id { idx, gen: 0 }
+    }
+
+    pub fn get(&self, id: Id) -> Option<&T> {
+        match self.slots.get(id.idx as usize) {
+            Some((gen, Some(v))) if *gen == id.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn get_mut(&mut self, id: Id) -> Option<&mut T> {
+        match self.slots.get_mut(id.idx as usize) {
+            Some((gen, Some(v))) if *gen == id.gen => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn remove(&mut self, id: Id) -> Option<T> {
+        match self.slots.get_mut(id.idx as usize) {
+            Some((gen, slot @ Some(_))) if *gen == id.gen => {
+                self.len -= 1;
+                self.free.push(id.idx);
+                slot.take()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Server transaction states (RFC 3261 17.2.1 / 17.2.2, RFC 6026 7.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    /// non-INVITE: request received, nothing sent yet.
+    Trying,
+    /// A provisional response was sent (for INVITE: our 100 Trying at least).
+    Proceeding,
+    /// A final non-2xx response was sent; retransmitted until ACK (INVITE) / absorbs
+    /// retransmissions (non-INVITE).
+    Completed,
+    /// INVITE: ACK received for our non-2xx.
+    Confirmed,
+    /// INVITE: a 2xx was sent (RFC 6026): 2xx retransmissions from downstream pass through.
+    Accepted,
+}
+
+/// Client transaction states (RFC 3261 17.1.1 / 17.1.2, RFC 6026 7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientState {
+    /// Request sent, no response yet (INVITE "Calling" / non-INVITE "Trying").
+    Calling,
+    Proceeding,
+    Completed,
+    /// INVITE: a 2xx was received.
+    Accepted,
+}
+
+/// Which timer of a transaction an entry in the wheel is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerKind {
+    /// Client: A (INVITE) / E (non-INVITE) retransmission.
+    Retransmit,
+    /// Client: B / F; server: H / J / I / L; call: idle expiry and linger.
+    Timeout,
+    /// Client INVITE: Timer C (proxy), also the 64*T1 wait after we sent CANCEL.
+    ProxyC,
+    /// Server INVITE: Timer G (retransmit the final response).
+    ResponseRetransmit,
+}
+
+pub const TIMER_KINDS: usize = 4;
+
+impl TimerKind {
+    pub fn index(self) -> usize {
+        match self {
+            TimerKind::Retransmit => 0,
+            TimerKind::Timeout => 1,
+            TimerKind::ProxyC => 2,
+            TimerKind::ResponseRetransmit => 3,
+        }
+    }
+}
+
+/// What a wheel entry points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerTarget {
+    Server(Id),
+    Client(Id),
+    Call(Id),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerKey {
+    pub target: TimerTarget,
+    pub kind: TimerKind,
+    pub deadline: Instant,
+}
+
+/// The deadlines a record currently expects, one per timer kind.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deadlines([Option<Instant>; TIMER_KINDS]);
+
+impl Deadlines {
+    pub fn get(&self, kind: TimerKind) -> Option<Instant> {
+        self.0.get(kind.index()).copied().flatten()
+    }
+    pub fn set(&mut self, kind: TimerKind, at: Option<Instant>) {
+        if let Some(slot) = self.0.get_mut(kind.index()) {
+            *slot = at;
+        }
+    }
+    /// Whether a fired entry is still the one this record expects.
+    pub fn is_current(&self, kind: TimerKind, at: Instant) -> bool {
+        self.get(kind) == Some(at)
+    }
+    pub fn clear(&mut self) {
+        self.0 = [None; TIMER_KINDS];
+    }
+}
+
+/// A server transaction: one request received from upstream and the response context of
+/// the proxy for it (RFC 3261 16.7).
+pub struct ServerTxn {
+    /// The key it is found by (see `server_key`).
+    pub key: Box<[u8]>,
+    pub invite: bool,
+    pub state: ServerState,
+    /// Where responses go (RFC 3261 18.2.2 / RFC 3581).
+    pub reply_to: SocketAddr,
+    /// The last response sent (for retransmission), or empty.
+    pub last_response: Vec<u8>,
+    pub last_code: u16,
+    /// The request as received (to fork a new attempt from), only for INVITE.
+    pub request: Vec<u8>,
+    /// The client transaction currently working for it.
+    pub client: Option<Id>,
+    /// Attempt list and position (failover across trunks).
+    pub attempts: Attempts,
+    pub attempt: u8,
+    pub ingress: Option<TrunkId>,
+    /// Best final response received so far (RFC 3261 16.7 step 6), code only + bytes.
+    pub best: Option<(u16, Vec<u8>)>,
+    /// A CANCEL was received for it.
+    pub cancelled: bool,
+    /// Interval for the next Timer G retransmission.
+    pub g_interval: Duration,
+    pub call: Option<Id>,
+    pub deadlines: Deadlines,
+}
+
+/// A client transaction: one request we forwarded downstream.
+pub struct ClientTxn {
+    pub invite: bool,
+    pub cancel: bool,
+    pub state: ClientState,
+    /// The bytes we sent (retransmitted as is; CANCEL and ACK are derived from them).
+    pub request: Vec<u8>,
+    pub dest: SocketAddr,
+    pub server: Option<Id>,
+    /// For an INVITE: the CANCEL client transaction we started for it.
+    pub cancel_txn: Option<Id>,
+    /// Upstream asked to cancel before any provisional arrived: send CANCEL on the first 1xx.
+    pub cancel_pending: bool,
+    pub cancel_sent: bool,
+    pub provisional_seen: bool,
+    pub retransmit_interval: Duration,
+    /// The ACK we sent for a non-2xx final (resent on retransmissions of it).
+    pub ack: Vec<u8>,
+    pub egress: Option<TrunkId>,
+    pub deadlines: Deadlines,
+}
+
+/// Both tables plus the timer wheel of one shard.
+pub struct Transactions {
+    pub servers: Slab<ServerTxn>,
+    pub clients: Slab<ClientTxn>,
+    pub server_index: HashMap<Box<[u8]>, Id>,
+    pub wheel: TimerWheel<TimerKey>,
+}
+
+impl Transactions {
+    pub fn new(origin: Instant) -> Transactions {
+        Transactions {
+            servers: Slab::default(),
+            clients: Slab::default(),
+            server_index: HashMap::new(),
+            wheel: TimerWheel::new(origin),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.servers.len() + self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn arm(&mut self, target: TimerTarget, kind: TimerKind, deadline: Instant) {
+        let deadlines = match target {
+            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Call(_) => None,
+        };
+        if let Some(d) = deadlines {
+            d.set(kind, Some(deadline));
+            self.wheel.insert(
+                deadline,
+                TimerKey {
+                    target,
+                    kind,
+                    deadline,
+                },
+            );
+        }
+    }
+
+    pub fn disarm(&mut self, target: TimerTarget, kind: TimerKind) {
+        let deadlines = match target {
+            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Call(_) => None,
+        };
+        if let Some(d) = deadlines {
+            d.set(kind, None);
+        }
+    }
+
+    pub fn remove_server(&mut self, id: Id) -> Option<ServerTxn> {
+        let t = self.servers.remove(id)?;
+        if self.server_index.get(&t.key) == Some(&id) {
+            self.server_index.remove(&t.key);
+        }
+        Some(t)
+    }
+}
+
+/// The key a server transaction is matched by (RFC 3261 17.2.3): the top Via branch and
+/// sent-by, and the method class (ACK matches INVITE; CANCEL is its own transaction).
+/// RFC 2543 requests (no magic cookie) are keyed by Call-ID, CSeq number, From tag and the
+/// top Via value instead. Written into `out` (reused, no allocation once warm).
+pub fn server_key(out: &mut Vec<u8>, class: u8, rfc3261: bool, parts: &[&[u8]]) {
+    out.clear();
+    out.push(class);
+    out.push(if rfc3261 { b'3' } else { b'2' });
+    for p in parts {
+        out.extend_from_slice(p);
+        out.push(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_ids_do_not_reach_reused_slots() {
+        let mut s: Slab<&str> = Slab::default();
+        let a = s.insert("a");
+        assert_eq!(s.remove(a), Some("a"));
+        let b = s.insert("b");
+        assert_eq!(a.idx, b.idx);
+        assert_eq!(s.get(a), None);
+        assert_eq!(s.get(b), Some(&"b"));
+        assert_eq!(s.remove(a), None);
+        assert_eq!(s.len(), 1);
+    }
+}
