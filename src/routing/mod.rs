@@ -1,6 +1,10 @@
 //! The routing decision: a pure function of the compiled table and the call's facts.
 //! (The config/routing helper implements this; the types below are the agreed interface.)
 
+pub mod pattern;
+pub mod peer;
+pub mod prefix;
+
 use std::net::SocketAddr;
 
 /// Index of a trunk in `RoutingTable::trunks`.
