@@ -51,6 +51,8 @@ pub struct RouteConfig {
     pub prefixes: Vec<String>,
     /// Egress trunk names, in order.
     pub trunks: Vec<String>,
+    /// Lower goes first among matching routes (default `PRIORITY_DEFAULT`).
+    pub priority: u32,
     pub line: usize,
 }
 
