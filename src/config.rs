@@ -1,7 +1,26 @@
 //! Configuration: TOML, validated with errors that name file, line and key.
-//! (The config helper implements this file; the types below are the agreed interface.)
+//!
+//! `parse` reads the whole document and reports every problem it finds, each as a
+//! `ConfigError` naming the file, the 1-based line and the dotted key (`trunk[1].send_to`).
+//! A configuration that parses also compiles into a `RoutingTable` (parse checks that too).
+//! The keys are documented one by one in `tuning/junction.toml`.
+//!
+//! - `toml_doc.rs`: walking the TOML document with lines and dotted keys.
+//! - `server.rs`, `trunk.rs`, `route.rs`: one section each; `names.rs`, `addr.rs`: values
+//!   they share.
+
+mod addr;
+mod names;
+mod route;
+mod server;
+mod toml_doc;
+mod trunk;
 
 use std::net::SocketAddr;
+use std::path::Path;
+
+pub use route::PRIORITY_DEFAULT;
+pub use server::{online_cpus, CORES_MAX};
 
 /// The configuration junction runs with when started without `--config`: listens on
 /// loopback and routes every number to a loopback trunk.
@@ -51,6 +70,8 @@ pub struct RouteConfig {
     pub prefixes: Vec<String>,
     /// Egress trunk names, in order.
     pub trunks: Vec<String>,
+    /// Lower goes first among matching routes (default `PRIORITY_DEFAULT`).
+    pub priority: u32,
     pub line: usize,
 }
 
@@ -75,3 +96,68 @@ impl std::fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Where the embedded default says it came from.
+pub const EMBEDDED_SOURCE: &str = "<embedded default>";
+
+/// Parse and validate a configuration. `file` names it in error messages. Every problem is
+/// reported, not only the first.
+pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    let mut doc = toml_doc::Doc::new(file, text);
+    let parsed = match toml_edit::ImDocument::parse(text) {
+        Ok(d) => d,
+        Err(e) => {
+            doc.syntax_error(&e);
+            return Err(doc.errors);
+        }
+    };
+    let root = toml_doc::Section::root(parsed.as_table());
+    root.check_keys(&mut doc, &["server", "trunk", "route"], &[]);
+    let server = server::read(&mut doc, &root);
+    let (trunks, trunk_infos) = trunk::read(&mut doc, &root);
+    let routes = route::read(&mut doc, &root, &trunk_infos);
+    let (Some(server), true) = (server, doc.errors.is_empty()) else {
+        // In file order (problems without a line last); the sort is stable.
+        doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
+        return Err(doc.errors);
+    };
+    let config = Config {
+        source: file.to_string(),
+        server,
+        trunks,
+        routes,
+    };
+    // Whatever parses must compile; this also catches limits only the compiled form has.
+    crate::routing::RoutingTable::compile(&config)?;
+    Ok(config)
+}
+
+/// Read and parse a configuration file.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let file = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, &file),
+        Err(e) => Err(vec![ConfigError {
+            file,
+            line: None,
+            key: "(file)".into(),
+            message: format!("cannot read the configuration: {e}"),
+        }]),
+    }
+}
+
+/// The configuration in `EMBEDDED_DEFAULT`.
+pub fn embedded_default() -> Config {
+    match parse(EMBEDDED_DEFAULT, EMBEDDED_SOURCE) {
+        Ok(config) => config,
+        // Our own bug, caught by the test that parses it.
+        Err(errors) => panic!(
+            "the embedded default configuration is invalid: {}",
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}

@@ -1,7 +1,26 @@
 //! The routing decision: a pure function of the compiled table and the call's facts.
-//! (The config/routing helper implements this; the types below are the agreed interface.)
+//!
+//! `RoutingTable::compile` (in `compile.rs`) turns a validated `Config` into lookup
+//! structures; `ingress` and `route` then answer without I/O, clock or allocation:
+//!
+//! - `ingress(src)`: the trunk whose most specific peer entry covers the source address
+//!   (`peer.rs`): exact ip:port, then exact ip, then the longest network.
+//! - `route(ingress, called)`: every route whose pattern matches the whole called number
+//!   (`pattern.rs`) or that lists a prefix of it (`prefix.rs`), ordered by priority (lower
+//!   first), then by the length of the matching prefix (longest first; a pattern route counts
+//!   as length 0, like the catch-all prefix ""), then by file order. Their trunks are
+//!   concatenated in that order, skipping the ingress trunk (no hairpin), trunks without
+//!   `send_to`, and repeats, up to `ATTEMPTS_MAX`.
 
+mod compile;
+pub mod pattern;
+pub mod peer;
+pub mod prefix;
+
+use std::cmp::Reverse;
 use std::net::SocketAddr;
+
+use prefix::PREFIX_BYTES_MAX;
 
 /// Index of a trunk in `RoutingTable::trunks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,33 +89,184 @@ pub enum Decision {
     NoTrunk,
 }
 
+/// One route as compiled.
+#[derive(Debug)]
+struct Route {
+    name: String,
+    priority: u32,
+    /// Egress trunks that have a `send_to`, in the configured order, without repeats.
+    trunks: Vec<TrunkId>,
+}
+
+/// The pattern routes.
+#[derive(Debug)]
+struct Patterns {
+    /// Every pattern at once: one pass tells whether any pattern route matches at all.
+    /// `None` when there are no pattern routes.
+    any: Option<regex::bytes::RegexSet>,
+    /// Pattern routes in (priority, file order), each with its own anchored regex.
+    ordered: Vec<(u16, regex::bytes::Regex)>,
+}
+
+impl Patterns {
+    /// The next pattern route at or after `*at` (in `ordered`) whose pattern matches; moves
+    /// `*at` past it.
+    fn next_match(&self, called: &[u8], at: &mut usize) -> Option<u16> {
+        while let Some((route, re)) = self.ordered.get(*at) {
+            *at += 1;
+            if re.is_match(called) {
+                return Some(*route);
+            }
+        }
+        None
+    }
+}
+
 /// The compiled routing table (built off the shard cores, shared read-only by all shards).
 #[derive(Debug)]
 pub struct RoutingTable {
     pub trunks: Vec<Trunk>,
+    peers: peer::PeerIndex,
+    /// In file order; `Decision::Route::route` indexes this.
+    routes: Vec<Route>,
+    prefixes: prefix::PrefixTrie,
+    patterns: Patterns,
 }
 
-impl RoutingTable {
-    /// Compile a validated configuration.
-    pub fn compile(config: &crate::config::Config) -> Result<RoutingTable, Vec<crate::config::ConfigError>> {
-        let _ = config;
-        unimplemented!("routing helper implements this")
-    }
+/// Where a candidate route came from while merging: a prefix length's route list, or the
+/// pattern routes.
+#[derive(Clone, Copy)]
+enum Source {
+    Prefix(usize),
+    Pattern,
+}
 
+/// A candidate's place in the attempt order: (priority, longest prefix first, file order).
+type CandidateKey = (u32, Reverse<u8>, u16);
+
+/// Prefix lengths one lookup can match (0..=PREFIX_BYTES_MAX).
+const PREFIX_SOURCES_MAX: usize = PREFIX_BYTES_MAX + 1;
+
+impl RoutingTable {
     /// Which trunk a source address belongs to (most specific peer entry wins).
     pub fn ingress(&self, src: SocketAddr) -> Option<TrunkId> {
-        let _ = src;
-        unimplemented!("routing helper implements this")
+        self.peers.lookup(src)
     }
 
     /// Route a called number (already extracted from the Request-URI user part / tel number)
-    /// arriving on `ingress`.
+    /// arriving on `ingress`. `Decision::Route::route` is the first route in candidate order
+    /// (see the module documentation).
     pub fn route(&self, ingress: TrunkId, called: &[u8]) -> Decision {
-        let _ = (ingress, called);
-        unimplemented!("routing helper implements this")
+        // Candidate sources: the routes listing each matching prefix (one list per length,
+        // each already in (priority, file order)), and the matching pattern routes (also in
+        // that order). Merge them by (priority, longest prefix, file order) without sorting
+        // or allocating: each step takes the smallest head.
+        let mut lists: [&[u16]; PREFIX_SOURCES_MAX] = [&[]; PREFIX_SOURCES_MAX];
+        let mut lens = [0u8; PREFIX_SOURCES_MAX];
+        let mut n = 0;
+        self.prefixes.walk(called, |len, routes| {
+            if let (Some(list), Some(l)) = (lists.get_mut(n), lens.get_mut(n)) {
+                *list = routes;
+                *l = len as u8;
+                n += 1;
+            }
+        });
+        let mut next = [0usize; PREFIX_SOURCES_MAX];
+        let mut pattern_at = 0;
+        let mut pattern_head = match &self.patterns.any {
+            Some(set) if set.is_match(called) => self.patterns.next_match(called, &mut pattern_at),
+            _ => None,
+        };
+
+        let mut first = None;
+        let mut attempts = Attempts::EMPTY;
+        loop {
+            let mut best: Option<(CandidateKey, Source)> = None;
+            let mut offer = |route: u16, len: u8, source: Source| {
+                let key = (self.priority(route), Reverse(len), route);
+                let better = match best {
+                    None => true,
+                    Some((k, _)) => key < k,
+                };
+                if better {
+                    best = Some((key, source));
+                }
+            };
+            for (i, ((list, at), len)) in lists.iter().zip(&next).zip(&lens).take(n).enumerate() {
+                if let Some(&route) = list.get(*at) {
+                    offer(route, *len, Source::Prefix(i));
+                }
+            }
+            if let Some(route) = pattern_head {
+                offer(route, 0, Source::Pattern);
+            }
+            let Some(((_, _, route), source)) = best else {
+                break;
+            };
+            match source {
+                Source::Prefix(i) => {
+                    if let Some(at) = next.get_mut(i) {
+                        *at += 1;
+                    }
+                }
+                Source::Pattern => {
+                    pattern_head = self.patterns.next_match(called, &mut pattern_at);
+                }
+            }
+            first.get_or_insert(route);
+            if let Some(r) = self.routes.get(route as usize) {
+                for &trunk in &r.trunks {
+                    if trunk != ingress {
+                        attempts.push(trunk);
+                    }
+                }
+            }
+            if attempts.len() >= ATTEMPTS_MAX {
+                break;
+            }
+        }
+        match first {
+            None => Decision::NoRoute,
+            Some(_) if attempts.is_empty() => Decision::NoTrunk,
+            Some(route) => Decision::Route { route, attempts },
+        }
+    }
+
+    fn priority(&self, route: u16) -> u32 {
+        self.routes
+            .get(route as usize)
+            .map_or(u32::MAX, |r| r.priority)
     }
 
     pub fn trunk(&self, id: TrunkId) -> Option<&Trunk> {
         self.trunks.get(id.0 as usize)
+    }
+
+    /// The trunk with this name.
+    pub fn trunk_id(&self, name: &str) -> Option<TrunkId> {
+        self.trunks
+            .iter()
+            .position(|t| t.name == name)
+            .map(|i| TrunkId(i as u16))
+    }
+
+    /// The name of route `route` (an index as in `Decision::Route`).
+    pub fn route_name(&self, route: u16) -> Option<&str> {
+        self.routes.get(route as usize).map(|r| r.name.as_str())
+    }
+
+    /// Number of routes.
+    pub fn routes_len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// Number of (prefix, route) entries in the prefix table.
+    pub fn prefixes_len(&self) -> usize {
+        self.prefixes.len()
+    }
+
+    /// Number of peer entries.
+    pub fn peers_len(&self) -> usize {
+        self.peers.len()
     }
 }

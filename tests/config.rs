@@ -1,0 +1,721 @@
+//! Configuration loading: what parses, and for what does not, that every problem is reported
+//! with the file, the line and the dotted key a user needs to fix it. Also `junction check`
+//! run as a user runs it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use junction::config::{self, ConfigError};
+
+const SERVER: &str = "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test address {s:?}: {e}"))
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match config::parse(text, "t.toml") {
+        Ok(c) => panic!("accepted:\n{text}\n{c:#?}"),
+        Err(e) => e,
+    }
+}
+
+/// Exactly one error, at `line` with `key`, whose message contains `words`.
+#[track_caller]
+fn only_error(text: &str, line: usize, key: &str, words: &str) {
+    let errs = errors(text);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    has_error(&errs, line, key, words);
+}
+
+#[track_caller]
+fn has_error(errs: &[ConfigError], line: usize, key: &str, words: &str) {
+    let found = errs.iter().any(|e| {
+        e.file == "t.toml" && e.line == Some(line) && e.key == key && e.message.contains(words)
+    });
+    assert!(
+        found,
+        "no error at line {line}, key {key}, containing {words:?}:\n{}",
+        errs.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+fn manifest_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn the_embedded_default_parses_and_says_what_the_docs_say() {
+    let c = config::embedded_default();
+    assert_eq!(c.source, config::EMBEDDED_SOURCE);
+    assert_eq!(c.server.listen, addr("127.0.0.1:5060"));
+    assert_eq!(c.server.advertise, addr("127.0.0.1:5060"));
+    assert_eq!(c.server.metrics, Some(addr("127.0.0.1:9090")));
+    let gateway = c.trunks.iter().find(|t| t.name == "gateway");
+    assert_eq!(
+        gateway.and_then(|t| t.send_to),
+        Some(addr("127.0.0.1:5070"))
+    );
+    assert_eq!(c.routes.len(), 1);
+    assert_eq!(c.routes[0].prefixes, vec![String::new()]);
+    assert_eq!(c.routes[0].trunks, vec!["gateway".to_string()]);
+}
+
+#[test]
+fn the_reference_configuration_parses() {
+    let path = manifest_path("tuning/junction.toml");
+    let c = config::load(&path).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.source, path.display().to_string());
+    assert_eq!(c.server.cores, 2);
+    assert_eq!(c.server.cpus, Some(vec![0, 1]));
+    assert_eq!(c.server.listen, addr("0.0.0.0:5060"));
+    assert_eq!(c.server.advertise, addr("192.0.2.10:5060"));
+    let names: Vec<&str> = c.trunks.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["pbx-nyc", "gw-a", "gw-b"]);
+    // send_to without a port gets 5060.
+    assert_eq!(c.trunks[2].send_to, Some(addr("203.0.113.20:5060")));
+    assert_eq!(c.routes.len(), 5);
+    // A route without priority gets the default.
+    assert_eq!(c.routes[4].priority, config::PRIORITY_DEFAULT);
+    assert_eq!(c.routes[0].priority, 0);
+    // Lines point at the [[trunk]] / [[route]] headers.
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let line_of = |n: usize| text.lines().nth(n - 1).unwrap_or("");
+    assert_eq!(line_of(c.trunks[1].line), "[[trunk]]");
+    assert_eq!(line_of(c.routes[3].line), "[[route]]");
+}
+
+#[test]
+fn defaults_apply() {
+    let c = config::parse(
+        "[server]\nlisten = \"127.0.0.1\"\n[[trunk]]\nname = \"a\"\nsend_to = \"127.0.0.2\"\n\
+         [[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"a\"]\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.server.cores, config::online_cpus());
+    assert_eq!(c.server.cpus, None);
+    assert_eq!(c.server.listen, addr("127.0.0.1:5060"));
+    assert_eq!(c.server.advertise, c.server.listen);
+    assert_eq!(c.server.metrics, None);
+    assert!(c.trunks[0].peers.is_empty());
+    assert_eq!(c.trunks[0].send_to, Some(addr("127.0.0.2:5060")));
+    assert_eq!(c.routes[0].priority, 100);
+}
+
+#[test]
+fn listen_forms() {
+    let ok = |listen: &str| {
+        config::parse(&format!("[server]\nlisten = {listen}\n"), "t.toml")
+            .map(|c| c.server.listen)
+            .map_err(|e| format!("{e:?}"))
+    };
+    assert_eq!(ok("\"udp:127.0.0.1:5062\""), Ok(addr("127.0.0.1:5062")));
+    assert_eq!(ok("\"127.0.0.1:5062\""), Ok(addr("127.0.0.1:5062")));
+    assert_eq!(ok("[\"udp:[::1]:5062\"]"), Ok(addr("[::1]:5062")));
+    only_error(
+        "[server]\nlisten = \"tcp:127.0.0.1:5060\"\n",
+        2,
+        "server.listen",
+        "not supported yet",
+    );
+    only_error(
+        "[server]\nlisten = \"tls:127.0.0.1:5061\"\n",
+        2,
+        "server.listen",
+        "not supported yet",
+    );
+    only_error(
+        "[server]\nlisten = [\n  \"udp:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5062\",\n]\n",
+        4,
+        "server.listen[1]",
+        "one address",
+    );
+    only_error("[server]\nlisten = []\n", 2, "server.listen", "empty");
+    only_error(
+        "[server]\nlisten = \"sip.example.net:5060\"\n",
+        2,
+        "server.listen",
+        "host name",
+    );
+}
+
+#[test]
+fn advertise_is_required_when_listening_on_every_address() {
+    only_error(
+        "[server]\nlisten = \"udp:0.0.0.0:5060\"\n",
+        2,
+        "server.advertise",
+        "required",
+    );
+    only_error(
+        "[server]\nlisten = \"udp:[::]:5060\"\n",
+        2,
+        "server.advertise",
+        "required",
+    );
+    let c = config::parse(
+        "[server]\nlisten = \"udp:0.0.0.0:5062\"\nadvertise = \"192.0.2.1\"\n",
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    // Without a port, the port we listen on.
+    assert_eq!(c.server.advertise, addr("192.0.2.1:5062"));
+    only_error(
+        "[server]\nlisten = \"udp:0.0.0.0:5060\"\nadvertise = \"0.0.0.0:5060\"\n",
+        3,
+        "server.advertise",
+        "any address",
+    );
+}
+
+#[test]
+fn cores_and_cpus() {
+    only_error(
+        "[server]\ncores = 0\nlisten = \"127.0.0.1:5060\"\n",
+        2,
+        "server.cores",
+        "at least 1",
+    );
+    only_error(
+        "[server]\ncores = -3\nlisten = \"127.0.0.1:5060\"\n",
+        2,
+        "server.cores",
+        "at least 1",
+    );
+    only_error(
+        "[server]\ncores = \"two\"\nlisten = \"127.0.0.1:5060\"\n",
+        2,
+        "server.cores",
+        "\"auto\"",
+    );
+    only_error(
+        "[server]\ncores = 2\ncpus = [0, 1, 2]\nlisten = \"127.0.0.1:5060\"\n",
+        3,
+        "server.cpus",
+        "lists 3 CPUs but cores = 2",
+    );
+    only_error(
+        "[server]\ncores = 2\ncpus = [3, 3]\nlisten = \"127.0.0.1:5060\"\n",
+        3,
+        "server.cpus[1]",
+        "twice",
+    );
+    only_error(
+        "[server]\ncores = 1\ncpus = [-1]\nlisten = \"127.0.0.1:5060\"\n",
+        3,
+        "server.cpus[0]",
+        "CPU number",
+    );
+    let auto = config::parse(
+        "[server]\ncores = \"auto\"\nlisten = \"127.0.0.1\"\n",
+        "t.toml",
+    )
+    .map(|c| c.server.cores);
+    assert_eq!(auto, Ok(config::online_cpus()));
+    let pinned = config::parse(
+        "[server]\ncores = 2\ncpus = [1, 0]\nlisten = \"127.0.0.1\"\n",
+        "t.toml",
+    )
+    .map(|c| c.server.cpus);
+    assert_eq!(pinned, Ok(Some(vec![1, 0])));
+}
+
+#[test]
+fn duplicate_names() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"gw\"
+send_to = \"10.0.0.1\"
+[[trunk]]
+name = \"gw\"
+send_to = \"10.0.0.2\"
+[[route]]
+name = \"r\"
+prefixes = [\"1\"]
+trunks = [\"gw\"]
+[[route]]
+name = \"r\"
+prefixes = [\"2\"]
+trunks = [\"gw\"]
+"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    has_error(
+        &errs,
+        8,
+        "trunk[1].name",
+        "already used by trunk[0], line 4",
+    );
+    has_error(
+        &errs,
+        15,
+        "route[1].name",
+        "already used by route[0], line 10",
+    );
+}
+
+#[test]
+fn bad_names() {
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"gw a\"\nsend_to = \"10.0.0.1\"\n"),
+        5,
+        "trunk[0].name",
+        "not a valid name",
+    );
+    only_error(
+        &format!("{SERVER}[[trunk]]\nsend_to = \"10.0.0.1\"\n"),
+        4,
+        "trunk[0].name",
+        "missing",
+    );
+}
+
+#[test]
+fn unknown_trunk_in_a_route() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"gw-a\"
+send_to = \"10.0.0.1\"
+[[route]]
+name = \"r\"
+prefixes = [\"+1\"]
+trunks = [
+  \"gw-a\",
+  \"gw-b\",
+]
+"
+    );
+    only_error(&text, 12, "route[0].trunks[1]", "no trunk named \"gw-b\"");
+    let typo = text.replace("\"gw-b\",", "\"gw_a\",");
+    only_error(&typo, 12, "route[0].trunks[1]", "did you mean \"gw-a\"");
+}
+
+#[test]
+fn a_route_needs_exactly_one_of_pattern_and_prefixes() {
+    let trunk = "[[trunk]]\nname = \"gw\"\nsend_to = \"10.0.0.1\"\n";
+    only_error(
+        &format!(
+            "{SERVER}{trunk}[[route]]\nname = \"r\"\npattern = '^1$'\nprefixes = [\"1\"]\ntrunks = [\"gw\"]\n"
+        ),
+        10,
+        "route[0].prefixes",
+        "not both (its pattern is on line 9)",
+    );
+    only_error(
+        &format!("{SERVER}{trunk}[[route]]\nname = \"r\"\ntrunks = [\"gw\"]\n"),
+        7,
+        "route[0]",
+        "pattern",
+    );
+    only_error(
+        &format!("{SERVER}{trunk}[[route]]\nname = \"r\"\nprefixes = []\ntrunks = [\"gw\"]\n"),
+        9,
+        "route[0].prefixes",
+        "no prefixes",
+    );
+}
+
+#[test]
+fn bad_patterns_say_what_regex_says() {
+    let trunk = "[[trunk]]\nname = \"gw\"\nsend_to = \"10.0.0.1\"\n";
+    let route = |pattern: &str| {
+        format!(
+            "{SERVER}{trunk}[[route]]\nname = \"r\"\npattern = '{pattern}'\ntrunks = [\"gw\"]\n"
+        )
+    };
+    only_error(
+        &route(r"^(?!1900)\d+$"),
+        9,
+        "route[0].pattern",
+        "look-around",
+    );
+    only_error(
+        &route(r"^(\d)\1$"),
+        9,
+        "route[0].pattern",
+        "back-references",
+    );
+    only_error(&route(r"^(\d+$"), 9, "route[0].pattern", "unclosed group");
+    // A pattern that is only valid once wrapped is still refused.
+    only_error(
+        &route(r"1)|(2"),
+        9,
+        "route[0].pattern",
+        "invalid regular expression",
+    );
+}
+
+#[test]
+fn bad_addresses() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"a\"
+peers = [\"10.1.0.5/24\", \"10.0.0.0/33\", \"pbx.example.net\", \"0.0.0.0/0\", \"10.0.0.1:0\"]
+send_to = \"gw.example.net:5060\"
+[[trunk]]
+name = \"b\"
+peers = [\"10.2.0.1\"]
+send_to = \"10.2.0.1:99999\"
+"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 7, "{errs:#?}");
+    has_error(&errs, 6, "trunk[0].peers[0]", "did you mean 10.1.0.0/24");
+    has_error(&errs, 6, "trunk[0].peers[1]", "prefix length");
+    has_error(&errs, 6, "trunk[0].peers[2]", "host name");
+    has_error(&errs, 6, "trunk[0].peers[3]", "every address");
+    has_error(&errs, 6, "trunk[0].peers[4]", "port 0");
+    has_error(&errs, 7, "trunk[0].send_to", "host name");
+    has_error(&errs, 11, "trunk[1].send_to", "not an address");
+}
+
+#[test]
+fn the_same_peer_in_two_trunks_is_ambiguous() {
+    // Written differently, the same entries: 10.0.0.1/32 is 10.0.0.1, ::ffff:10.9.0.0/112 is
+    // 10.9.0.0/16.
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"a\"
+peers = [\"10.0.0.1\", \"10.9.0.0/16\", \"[::1]:5070\"]
+send_to = \"10.0.0.1\"
+[[trunk]]
+name = \"b\"
+peers = [
+  \"10.0.0.1/32\",
+  \"::ffff:10.9.0.0/112\",
+  \"::1\",
+  \"[::1]:5070\",
+]
+send_to = \"10.0.0.2\"
+"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    has_error(
+        &errs,
+        11,
+        "trunk[1].peers[0]",
+        "10.0.0.1 is also a peer of trunk[0] (\"a\") (trunk[0].peers[0] on line 6)",
+    );
+    has_error(
+        &errs,
+        12,
+        "trunk[1].peers[1]",
+        "10.9.0.0/16 is also a peer of trunk[0]",
+    );
+    has_error(
+        &errs,
+        14,
+        "trunk[1].peers[3]",
+        "[::1]:5070 is also a peer of trunk[0]",
+    );
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"a\"\npeers = [\"10.0.0.1\", \"10.0.0.1\"]\n"),
+        6,
+        "trunk[0].peers[1]",
+        "listed twice",
+    );
+}
+
+#[test]
+fn route_trunks_need_send_to() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"pbx\"
+peers = [\"10.0.0.1\"]
+[[route]]
+name = \"to-pbx\"
+prefixes = [\"+1212555\"]
+trunks = [\"pbx\"]
+"
+    );
+    only_error(&text, 10, "route[0].trunks[0]", "has no send_to");
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"x\"\n"),
+        4,
+        "trunk[0]",
+        "neither peers nor send_to",
+    );
+}
+
+#[test]
+fn unknown_keys_are_rejected_with_their_line() {
+    let text = format!(
+        "{SERVER}metrix = \"127.0.0.1:9090\"\n\
+[[trunk]]
+name = \"gw\"
+sendto = \"10.0.0.1\"
+usages = [\"national\"]
+[[route]]
+name = \"r\"
+prefixes = [\"\"]
+trunks = [\"gw\"]
+prefix_file = \"us.csv\"
+[extra]
+x = 1
+"
+    );
+    let errs = errors(&text);
+    has_error(&errs, 4, "server.metrix", "did you mean `metrics`");
+    has_error(&errs, 7, "trunk[0].sendto", "did you mean `send_to`");
+    has_error(&errs, 8, "trunk[0].usages", "not supported by this version");
+    has_error(
+        &errs,
+        13,
+        "route[0].prefix_file",
+        "not supported by this version",
+    );
+    has_error(&errs, 14, "extra", "unknown key `extra`");
+    // And without its (misspelt) send_to the trunk is useless, which is said too.
+    has_error(&errs, 5, "trunk[0]", "neither peers nor send_to");
+    has_error(&errs, 12, "route[0].trunks[0]", "has no send_to");
+    assert_eq!(errs.len(), 7, "{errs:#?}");
+}
+
+#[test]
+fn keys_in_dotted_and_inline_tables_have_lines_too() {
+    only_error(
+        "server.listen = \"127.0.0.1:5060\"\nserver.cors = 2\n",
+        2,
+        "server.cors",
+        "did you mean `cores`",
+    );
+    only_error(
+        "server = { listen = \"127.0.0.1:5060\", cores = 0 }\n",
+        1,
+        "server.cores",
+        "at least 1",
+    );
+    // Keys before the first [header] belong to the root.
+    only_error(
+        &format!("trunk = [\n  {{ name = \"a\", peers = [\"10.0.0.1\"] }},\n  {{ name = \"b\", peers = [\"10.0.0.300\"] }},\n]\n{SERVER}"),
+        3,
+        "trunk[1].peers[0]",
+        "not an address",
+    );
+    only_error(
+        &format!("{SERVER}[trunk]\nname = \"a\"\n"),
+        4,
+        "trunk",
+        "[[trunk]]",
+    );
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"a\"\npeers = \"10.0.0.1\"\nsend_to = \"10.0.0.1\"\n"),
+        6,
+        "trunk[0].peers",
+        "found the text \"10.0.0.1\"",
+    );
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"a\"\nsend_to = 5060\n"),
+        6,
+        "trunk[0].send_to",
+        "found the number 5060",
+    );
+    only_error(
+        &format!(
+            "{SERVER}[[trunk]]\nname = \"a\"\nsend_to = \"10.0.0.1\"\n[[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"a\"]\npriority = \"high\"\n"
+        ),
+        11,
+        "route[0].priority",
+        "whole number",
+    );
+}
+
+#[test]
+fn several_errors_are_reported_at_once_in_file_order() {
+    let text = "\
+[server]
+cores = 0
+listen = \"tcp:127.0.0.1:5060\"
+
+[[trunk]]
+name = \"pbx\"
+peers = [\"10.1.0.5/24\"]
+
+[[route]]
+name = \"r\"
+pattern = '(?<=1)2'
+trunks = [\"pbx\", \"nowhere\"]
+";
+    let errs = errors(text);
+    let got: Vec<(Option<usize>, &str)> = errs.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (Some(2), "server.cores"),
+            (Some(3), "server.listen"),
+            (Some(7), "trunk[0].peers[0]"),
+            (Some(11), "route[0].pattern"),
+            (Some(12), "route[0].trunks[0]"),
+            (Some(12), "route[0].trunks[1]"),
+        ],
+        "{errs:#?}"
+    );
+}
+
+#[test]
+fn toml_syntax_errors_have_a_line() {
+    only_error(
+        "[server]\nlisten = \"127.0.0.1:5060\"\ncores = \n",
+        3,
+        "(syntax)",
+        "not valid TOML",
+    );
+    only_error(
+        "[server]\nlisten = \"127.0.0.1:5060\"\nlisten = \"127.0.0.1:5061\"\n",
+        3,
+        "(syntax)",
+        "duplicate key",
+    );
+}
+
+#[test]
+fn missing_server_or_listen() {
+    let errs = errors("");
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].key, "server");
+    only_error("[server]\ncores = 1\n", 1, "server.listen", "missing");
+}
+
+#[test]
+fn load_names_the_file_it_cannot_read() {
+    let path = std::env::temp_dir().join("junction-test-no-such-file.toml");
+    let errs = match config::load(&path) {
+        Ok(_) => panic!("loaded a missing file"),
+        Err(e) => e,
+    };
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].file, path.display().to_string());
+    assert!(errs[0].message.contains("cannot read"), "{errs:?}");
+    assert!(errs[0].to_string().starts_with(&path.display().to_string()));
+}
+
+#[test]
+fn errors_display_as_file_line_key_message() {
+    let e = ConfigError {
+        file: "a.toml".into(),
+        line: Some(3),
+        key: "trunk[1].send_to".into(),
+        message: "bad".into(),
+    };
+    assert_eq!(e.to_string(), "a.toml:3: trunk[1].send_to: bad");
+}
+
+// ---- junction check, run as a user runs it ----------------------------------------------
+
+fn junction(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("running junction: {e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A file in a fresh temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> TempFile {
+        let dir = std::env::temp_dir().join(format!(
+            "junction-config-test-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        TempFile(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+#[test]
+fn check_accepts_the_reference_configuration() {
+    let (code, out, err) = junction(&["check", "tuning/junction.toml"]);
+    assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
+    assert!(out.starts_with("tuning/junction.toml: ok"), "{out}");
+    assert!(out.contains("trunks: 3"), "{out}");
+    assert!(out.contains("routes: 5"), "{out}");
+}
+
+#[test]
+fn check_prints_every_problem_as_file_line_key() {
+    let broken = TempFile::new(
+        "broken.toml",
+        "[server]\nlisten = \"udp:127.0.0.1:5060\"\n\n[[trunk]]\nname = \"gw\"\nsend_to = \"gw.example.net\"\n\n[[route]]\nname = \"r\"\nprefixes = [\"+1\"]\ntrunks = [\"gw\", \"missing\"]\n",
+    );
+    let file = broken.0.display().to_string();
+    let (code, out, err) = junction(&["check", &file]);
+    assert_eq!(code, 1, "stdout:\n{out}\nstderr:\n{err}");
+    // The route's use of "gw" is not reported again: its send_to is wrong, not missing.
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with(&format!("{file}:6: trunk[0].send_to: ")),
+        "{out}"
+    );
+    assert!(lines[0].contains("host name"), "{out}");
+    assert!(
+        lines[1].starts_with(&format!("{file}:11: route[0].trunks[1]: ")),
+        "{out}"
+    );
+    assert!(lines[1].contains("\"missing\""), "{out}");
+    assert!(err.contains("2 problems"), "{err}");
+}
+
+#[test]
+fn running_with_a_broken_config_exits_2_without_starting() {
+    let broken = TempFile::new("run.toml", "[server]\ncores = 0\nlisten = \"127.0.0.1\"\n");
+    let file = broken.0.display().to_string();
+    let (code, _, err) = junction(&["--config", &file]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("{file}:2: server.cores: ")), "{err}");
+}
+
+#[test]
+fn command_line_usage() {
+    let (code, out, _) = junction(&["--version"]);
+    assert_eq!((code, out.trim()), (0, "junction 0.1.0"));
+    let (code, out, _) = junction(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("junction check FILE"), "{out}");
+    let (code, _, err) = junction(&["check"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("Usage"), "{err}");
+    let (code, _, err) = junction(&["--frobnicate"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unexpected"), "{err}");
+    let (code, out, _) = junction(&["check", "no/such/file.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.starts_with("no/such/file.toml: (file): cannot read"),
+        "{out}"
+    );
+}
