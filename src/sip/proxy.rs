@@ -387,91 +387,25 @@ impl Core {
         let in_dialog = msg.to.tag.is_some();
         let call = self.calls.find(msg.call_id.get(buf));
 
-        let (dest, egress, attempts, new_uri) = if in_dialog {
-            let next = if pop_route {
-                msg.route_second
-            } else {
-                msg.route_first.map(|r| r.value)
-            };
-            let dest = match next {
-                Some(v) => name_addr_addr(buf, v),
-                None => uri_addr(buf, ruri),
-            }
-            .or_else(|| self.dialog_peer(call, from));
-            let Some(dest) = dest else {
-                self.reply_stateless(buf, msg, from, 404, b"");
-                return;
-            };
-            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
-                c.last_activity = now;
-            }
-            (dest, None, Attempts::EMPTY, false)
-        } else {
-            // OPTIONS addressed to junction itself: answer it.
-            let to_us = parsed.user.is_none()
-                && uri::host_ip(buf, parsed.host).is_some_and(|ip| {
-                    same_addr(
-                        SocketAddr::new(ip, parsed.port.unwrap_or(5060)),
-                        self.config.advertise,
-                    )
-                });
-            if to_us && method == Method::Options {
-                self.reply_stateless(
-                    buf,
-                    msg,
-                    from,
-                    200,
-                    b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nAccept: application/sdp\r\n",
-                );
-                return;
-            }
-            let called = parsed.user.map_or(&[][..], |u| u.get(buf));
-            let called = match called.iter().position(|&c| c == b';') {
-                Some(i) => called.get(..i).unwrap_or(called),
-                None => called,
-            };
-            let attempts = match self.routing.route(ingress, called) {
-                Decision::Route { attempts, .. } => attempts,
-                Decision::NoRoute => {
-                    self.stats.rejected_no_route += 1;
-                    self.reply_stateless(buf, msg, from, 404, b"");
-                    return;
-                }
-                Decision::NoTrunk => {
-                    self.stats.rejected_no_route += 1;
-                    self.reply_stateless(buf, msg, from, 503, b"");
+        if !in_dialog && method == Method::Options && self.addressed_to_us(buf, &parsed) {
+            // OPTIONS addressed to junction itself (a trunk's keepalive): answer it.
+            self.reply_stateless(
+                buf,
+                msg,
+                from,
+                200,
+                b"Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nAccept: application/sdp\r\n",
+            );
+            return;
+        }
+        let (dest, egress, attempts, new_uri) =
+            match self.target(now, buf, msg, from, ingress, &parsed, pop_route, call) {
+                Ok(t) => t,
+                Err(code) => {
+                    self.reply_stateless(buf, msg, from, code, b"");
                     return;
                 }
             };
-            let Some((egress, dest)) = attempts.first().and_then(|t| {
-                self.routing
-                    .trunk(t)
-                    .and_then(|tr| tr.send_to)
-                    .map(|a| (t, a))
-            }) else {
-                self.stats.rejected_no_route += 1;
-                self.reply_stateless(buf, msg, from, 503, b"");
-                return;
-            };
-            self.uri_buf.clear();
-            self.uri_buf
-                .extend_from_slice(if parsed.scheme == Scheme::Sips {
-                    b"sips:"
-                } else {
-                    b"sip:"
-                });
-            if let Some(u) = parsed.user {
-                self.uri_buf.extend_from_slice(u.get(buf));
-                self.uri_buf.push(b'@');
-            }
-            rewrite::write_hostport(&mut self.uri_buf, dest);
-            if parsed.scheme == Scheme::Tel {
-                self.uri_buf.extend_from_slice(b";user=phone");
-            } else {
-                self.uri_buf.extend_from_slice(parsed.params.get(buf));
-            }
-            (dest, Some(egress), attempts, true)
-        };
 
         // The server transaction (and for INVITE our 100 Trying, RFC 3261 16.2).
         let invite = method == Method::Invite;
@@ -552,6 +486,102 @@ impl Core {
             dialog_creating,
             new_uri,
         );
+    }
+
+    fn addressed_to_us(&self, buf: &[u8], parsed: &uri::Uri) -> bool {
+        parsed.user.is_none()
+            && uri::host_ip(buf, parsed.host).is_some_and(|ip| {
+                same_addr(
+                    SocketAddr::new(ip, parsed.port.unwrap_or(5060)),
+                    self.config.advertise,
+                )
+            })
+    }
+
+    /// Where a request goes (RFC 3261 16.5, 16.6): an in-dialog request of a call we know
+    /// follows its Route set, else its remote target. Anything else is routed by number to
+    /// a trunk, with the Request-URI rewritten (in `self.uri_buf`). An in-dialog request for
+    /// a call we do not know (say, after a restart) goes straight to its next hop only when
+    /// that is one of our trunks: junction is never an open relay.
+    /// Returns (destination, egress trunk, attempt list, rewrite the Request-URI) or the
+    /// status to answer with.
+    #[allow(clippy::too_many_arguments)]
+    fn target(
+        &mut self,
+        now: Instant,
+        buf: &[u8],
+        msg: &Message,
+        from: SocketAddr,
+        ingress: TrunkId,
+        parsed: &uri::Uri,
+        pop_route: bool,
+        call: Option<Id>,
+    ) -> Result<(SocketAddr, Option<TrunkId>, Attempts, bool), u16> {
+        let StartLine::Request { uri: ruri, .. } = msg.start else {
+            return Err(400);
+        };
+        if msg.to.tag.is_some() {
+            let next = if pop_route {
+                msg.route_second
+            } else {
+                msg.route_first.map(|r| r.value)
+            };
+            let hop = match next {
+                Some(v) => name_addr_addr(buf, v),
+                None => uri_addr(buf, ruri),
+            };
+            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
+                c.last_activity = now;
+                if let Some(dest) = hop.or_else(|| self.dialog_peer(call, from)) {
+                    return Ok((dest, None, Attempts::EMPTY, false));
+                }
+            } else if let Some(dest) = hop.filter(|h| self.routing.ingress(*h).is_some()) {
+                return Ok((dest, None, Attempts::EMPTY, false));
+            }
+        }
+        let called = parsed.user.map_or(&[][..], |u| u.get(buf));
+        let called = match called.iter().position(|&c| c == b';') {
+            Some(i) => called.get(..i).unwrap_or(called),
+            None => called,
+        };
+        let attempts = match self.routing.route(ingress, called) {
+            Decision::Route { attempts, .. } => attempts,
+            Decision::NoRoute => {
+                self.stats.rejected_no_route += 1;
+                return Err(404);
+            }
+            Decision::NoTrunk => {
+                self.stats.rejected_no_route += 1;
+                return Err(503);
+            }
+        };
+        let Some((egress, dest)) = attempts.first().and_then(|t| {
+            self.routing
+                .trunk(t)
+                .and_then(|tr| tr.send_to)
+                .map(|a| (t, a))
+        }) else {
+            self.stats.rejected_no_route += 1;
+            return Err(503);
+        };
+        self.uri_buf.clear();
+        self.uri_buf
+            .extend_from_slice(if parsed.scheme == Scheme::Sips {
+                b"sips:"
+            } else {
+                b"sip:"
+            });
+        if let Some(u) = parsed.user {
+            self.uri_buf.extend_from_slice(u.get(buf));
+            self.uri_buf.push(b'@');
+        }
+        rewrite::write_hostport(&mut self.uri_buf, dest);
+        if parsed.scheme == Scheme::Tel {
+            self.uri_buf.extend_from_slice(b";user=phone");
+        } else {
+            self.uri_buf.extend_from_slice(parsed.params.get(buf));
+        }
+        Ok((dest, Some(egress), attempts, true))
     }
 
     /// The dialog's other side, for in-dialog requests whose next hop is not an IP literal.
@@ -848,56 +878,19 @@ impl Core {
             .route_first
             .is_some_and(|r| self.points_at_us(buf, r.value));
         let call = self.calls.find(msg.call_id.get(buf));
-        let mut new_uri = false;
-        let dest = if msg.to.tag.is_some() || method == Method::Ack {
-            let next = if pop_route {
-                msg.route_second
-            } else {
-                msg.route_first.map(|r| r.value)
-            };
-            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
-                c.last_activity = now;
-            }
-            match next {
-                Some(v) => name_addr_addr(buf, v),
-                None => uri_addr(buf, ruri),
-            }
-            .or_else(|| self.dialog_peer(call, from))
-        } else {
-            // A CANCEL for an INVITE we never saw: send it where that INVITE would have gone.
-            let Ok(parsed) = uri::parse(buf, ruri) else {
-                return;
-            };
-            let called = parsed.user.map_or(&[][..], |u| u.get(buf));
-            match self.routing.route(ingress, called) {
-                Decision::Route { attempts, .. } => {
-                    let dest = attempts
-                        .first()
-                        .and_then(|t| self.routing.trunk(t))
-                        .and_then(|t| t.send_to);
-                    if let Some(d) = dest {
-                        self.uri_buf.clear();
-                        self.uri_buf.extend_from_slice(b"sip:");
-                        if let Some(u) = parsed.user {
-                            self.uri_buf.extend_from_slice(u.get(buf));
-                            self.uri_buf.push(b'@');
-                        }
-                        rewrite::write_hostport(&mut self.uri_buf, d);
-                        self.uri_buf.extend_from_slice(parsed.params.get(buf));
-                        new_uri = true;
-                    }
-                    dest
+        let target = uri::parse(buf, ruri)
+            .map_err(|_| 400)
+            .and_then(|parsed| self.target(now, buf, msg, from, ingress, &parsed, pop_route, call));
+        let (dest, new_uri) = match target {
+            Ok((dest, _, _, new_uri)) => (dest, new_uri),
+            Err(code) => {
+                if method == Method::Cancel {
+                    self.reply_stateless(buf, msg, from, code, b"");
+                } else {
+                    self.stats.dropped_stray += 1;
                 }
-                _ => None,
+                return;
             }
-        };
-        let Some(dest) = dest else {
-            if method == Method::Cancel {
-                self.reply_stateless(buf, msg, from, 481, b"");
-            } else {
-                self.stats.dropped_stray += 1;
-            }
-            return;
         };
         // A stateless branch: the same for every retransmission of this request.
         let incoming = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
