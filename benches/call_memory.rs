@@ -1,0 +1,127 @@
+//! Memory held per established call: drive calls through a core to the confirmed state
+//! (INVITE, 200) at 1000 calls/s of virtual time, so transactions come and go as in a real
+//! run while calls accumulate, and count heap bytes with a counting allocator. The figure is
+//! the marginal cost: (bytes at N calls - bytes at N/2 calls) / (N/2), which includes the
+//! amortised growth of the tables and excludes the fixed cost of in-flight transactions.
+//!
+//! Run: `cargo bench --bench call_memory` (or with an argument: number of calls).
+
+use junction::config;
+use junction::routing::RoutingTable;
+use junction::sip::proxy::{Core, CoreConfig};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct Counting;
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const CONFIG: &str = r#"
+[server]
+cores = 1
+listen = "udp:127.0.0.1:5060"
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:5060"
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["gw"]
+"#;
+
+fn main() {
+    let calls: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(200_000);
+    let cfg = config::parse(CONFIG, "bench.toml").expect("config");
+    let routing = Arc::new(RoutingTable::compile(&cfg).expect("routing"));
+    let mut core = Core::new(
+        CoreConfig {
+            shard: 0,
+            shards: 1,
+            advertise: "127.0.0.1:5060".parse().expect("addr"),
+        },
+        routing,
+    );
+    let pbx = "127.0.0.2:5060".parse().expect("addr");
+    let gw = "127.0.0.3:5060".parse().expect("addr");
+    let t0 = Instant::now();
+    core.handle_timeout(t0);
+    let mut out: Vec<u8> = Vec::with_capacity(4096);
+    let mut now = t0;
+    let mut half = (0usize, 0u64);
+    for i in 0..calls {
+        if i == calls / 2 {
+            half = (ALLOCATED.load(Ordering::Relaxed), core.stats_snapshot().calls_active);
+        }
+        now += Duration::from_millis(1);
+        core.handle_timeout(now);
+        core.clear_transmits();
+        let call_id = format!("{i:016x}-bench@10.1.2.3");
+        let invite = format!(
+            "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:alice@127.0.0.2:5060>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        core.handle_datagram(now, pbx, invite.as_bytes());
+        // Answer the forwarded INVITE with a 200 (its Vias copied).
+        out.clear();
+        for (to, bytes) in core.transmits() {
+            if to == gw {
+                out.extend_from_slice(bytes);
+            }
+        }
+        core.clear_transmits();
+        let fwd = String::from_utf8_lossy(&out).into_owned();
+        let vias: Vec<&str> = fwd.lines().filter(|l| l.starts_with("Via:")).collect();
+        let ok = format!(
+            "SIP/2.0 200 OK\r\n{}\r\nFrom: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n",
+            vias.join("\r\n")
+        );
+        core.handle_datagram(now, gw, ok.as_bytes());
+        core.clear_transmits();
+    }
+    let stats = core.stats_snapshot();
+    let after = ALLOCATED.load(Ordering::Relaxed);
+    assert_eq!(stats.calls_active as usize, calls);
+    let added = stats.calls_active - half.1;
+    let per_call = after.saturating_sub(half.0) as f64 / added as f64;
+    println!(
+        "call_memory: {calls} established calls ({} transactions in flight), \
+         {per_call:.0} heap bytes per established call (marginal over the last {added})",
+        stats.transactions_active
+    );
+}
