@@ -179,7 +179,13 @@ impl RoutingTable {
                 }
             }
         };
-        let prefixes = PrefixTrie::build(prefix_pairs, rank);
+        let prefixes = match PrefixTrie::build(prefix_pairs, rank) {
+            Ok(trie) => trie,
+            Err(message) => {
+                errors.add(0, "route".into(), message);
+                PrefixTrie::empty()
+            }
+        };
 
         if !errors.list.is_empty() {
             return Err(errors.list);

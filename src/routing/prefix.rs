@@ -1,32 +1,52 @@
-//! The compiled prefix table: a byte trie in flat arrays (no per-node allocation), built once
+//! The compiled prefix table: a byte trie in one flat array of fixed-size nodes, built once
 //! from every route's prefixes. Walking a called number down the trie visits, in order of
 //! increasing length, every node whose prefix the number starts with; each node holds the
 //! routes that listed exactly that prefix.
 //!
-//! Cost: a lookup is one child search per byte of the number (at most `PREFIX_BYTES_MAX`
-//! steps); memory is about 12 bytes per node plus 5 bytes per edge plus 2 bytes per entry.
+//! Each node finds its child for the next byte without searching: the bytes used by any prefix
+//! form a small alphabet (digits, `+`, `*`, `#`...), a node has a bitmap of the symbols it has
+//! children for, its children are stored together in symbol order, and the child's position is
+//! the number of bits set below the symbol's. One node (32 bytes, one cache line) per byte of
+//! the number, at most `PREFIX_BYTES_MAX + 1` of them; memory is 32 bytes per node plus
+//! 2 bytes per (prefix, route) entry.
 
 /// Longest prefix accepted, in bytes. E.164 numbers have at most 15 digits; with a `+` and a
 /// carrier's routing or technical prefix (`#31#`, `D123`...) 32 leaves room. It also bounds the
 /// number of trie nodes one lookup visits.
 pub const PREFIX_BYTES_MAX: usize = 32;
 
+/// Distinct bytes all prefixes together may use (the child bitmap has one bit per symbol).
+/// Every printable ASCII character fits.
+pub const SYMBOLS_MAX: usize = 128;
+
+/// `symbol[byte]` for bytes no prefix uses.
+const NO_SYMBOL: u8 = u8::MAX;
+
 #[derive(Clone, Copy, Debug)]
 struct Node {
-    /// First child edge in `edge_bytes`/`edge_nodes`; children are sorted by byte.
-    edges: u32,
-    edges_len: u16,
-    /// First route in `entries`.
+    /// Bit `s` set: there is a child for symbol `s`.
+    children: u128,
+    /// Index of the child with the lowest symbol; the others follow in symbol order.
+    first_child: u32,
+    /// First route in `entries`, and how many.
     entries: u32,
     entries_len: u32,
 }
 
+const EMPTY_NODE: Node = Node {
+    children: 0,
+    first_child: 0,
+    entries: 0,
+    entries_len: 0,
+};
+
 /// Prefix -> routes, longest-match friendly.
 #[derive(Debug)]
 pub struct PrefixTrie {
+    /// Byte -> symbol (`NO_SYMBOL` when no prefix uses the byte).
+    symbol: [u8; 256],
+    /// Node 0 is the root (the empty prefix).
     nodes: Vec<Node>,
-    edge_bytes: Vec<u8>,
-    edge_nodes: Vec<u32>,
     /// Route indices, grouped per node, each group in the order given at build time.
     entries: Vec<u16>,
 }
@@ -34,26 +54,41 @@ pub struct PrefixTrie {
 impl PrefixTrie {
     /// Build from `(prefix, route)` pairs. Within one prefix, routes keep the order of `rank`
     /// (lower first); duplicate pairs collapse. Prefixes longer than `PREFIX_BYTES_MAX` must
-    /// have been rejected by the caller (they are ignored here).
-    pub fn build(mut pairs: Vec<(Vec<u8>, u16)>, rank: impl Fn(u16) -> u64) -> PrefixTrie {
+    /// have been rejected by the caller (they are ignored here). Fails when the prefixes use
+    /// more than `SYMBOLS_MAX` distinct bytes.
+    pub fn build(
+        mut pairs: Vec<(Vec<u8>, u16)>,
+        rank: impl Fn(u16) -> u64,
+    ) -> Result<PrefixTrie, String> {
         pairs.retain(|(p, _)| p.len() <= PREFIX_BYTES_MAX);
         pairs.sort_by(|(pa, ra), (pb, rb)| pa.cmp(pb).then(rank(*ra).cmp(&rank(*rb))));
         pairs.dedup();
 
+        let mut used = [false; 256];
+        for (p, _) in &pairs {
+            for &b in p {
+                used[b as usize] = true;
+            }
+        }
+        let mut symbol = [NO_SYMBOL; 256];
+        let bytes_used = (0..=u8::MAX).filter(|b| used[*b as usize]);
+        for (n, b) in bytes_used.enumerate() {
+            if n == SYMBOLS_MAX {
+                return Err(format!(
+                    "the prefixes use more than {SYMBOLS_MAX} different characters"
+                ));
+            }
+            symbol[b as usize] = n as u8;
+        }
+
         let mut trie = PrefixTrie {
-            nodes: vec![Node {
-                edges: 0,
-                edges_len: 0,
-                entries: 0,
-                entries_len: 0,
-            }],
-            edge_bytes: Vec::new(),
-            edge_nodes: Vec::new(),
+            symbol,
+            nodes: vec![EMPTY_NODE],
             entries: Vec::with_capacity(pairs.len()),
         };
         // Work items: (node index, depth, range of `pairs` whose prefixes pass through it).
-        // Sorted order means a node's own entries (prefix length == depth) come first and
-        // its children's ranges are contiguous and in byte order.
+        // In sorted order a node's own entries (prefix length == depth) come first, and its
+        // children's ranges are contiguous and in byte (hence symbol) order.
         let mut work: Vec<(usize, usize, usize, usize)> = vec![(0, 0, 0, pairs.len())];
         while let Some((node, depth, start, end)) = work.pop() {
             let group = &pairs[start..end];
@@ -61,7 +96,8 @@ impl PrefixTrie {
             let entries_at = trie.entries.len();
             trie.entries.extend(group[..own].iter().map(|(_, r)| *r));
 
-            let edges_at = trie.edge_bytes.len();
+            let first_child = trie.nodes.len();
+            let mut children = 0u128;
             let mut i = start + own;
             while i < end {
                 let byte = pairs[i].0[depth];
@@ -69,28 +105,30 @@ impl PrefixTrie {
                     .iter()
                     .take_while(|(p, _)| p[depth] == byte)
                     .count();
-                let child = trie.nodes.len();
-                trie.nodes.push(Node {
-                    edges: 0,
-                    edges_len: 0,
-                    entries: 0,
-                    entries_len: 0,
-                });
-                trie.edge_bytes.push(byte);
-                trie.edge_nodes.push(child as u32);
-                work.push((child, depth + 1, i, j));
+                children |= 1u128 << trie.symbol[byte as usize];
+                work.push((trie.nodes.len(), depth + 1, i, j));
+                trie.nodes.push(EMPTY_NODE);
                 i = j;
             }
             if let Some(n) = trie.nodes.get_mut(node) {
                 *n = Node {
-                    edges: edges_at as u32,
-                    edges_len: (trie.edge_bytes.len() - edges_at) as u16,
+                    children,
+                    first_child: first_child as u32,
                     entries: entries_at as u32,
                     entries_len: own as u32,
                 };
             }
         }
-        trie
+        Ok(trie)
+    }
+
+    /// A trie with no prefixes.
+    pub fn empty() -> PrefixTrie {
+        PrefixTrie {
+            symbol: [NO_SYMBOL; 256],
+            nodes: vec![EMPTY_NODE],
+            entries: Vec::new(),
+        }
     }
 
     fn entries_of(&self, node: &Node) -> &[u16] {
@@ -101,11 +139,12 @@ impl PrefixTrie {
     }
 
     fn child(&self, node: &Node, byte: u8) -> Option<&Node> {
-        let at = node.edges as usize;
-        let bytes = self.edge_bytes.get(at..at + node.edges_len as usize)?;
-        let i = bytes.binary_search(&byte).ok()?;
-        let child = *self.edge_nodes.get(at + i)?;
-        self.nodes.get(child as usize)
+        let s = self.symbol[byte as usize];
+        if s == NO_SYMBOL || (node.children >> s) & 1 == 0 {
+            return None;
+        }
+        let below = (node.children & ((1u128 << s) - 1)).count_ones();
+        self.nodes.get(node.first_child as usize + below as usize)
     }
 
     /// Visit every prefix of `key` that some route listed, shortest first, with its length
@@ -116,9 +155,8 @@ impl PrefixTrie {
         };
         let mut depth = 0;
         loop {
-            let entries = self.entries_of(node);
-            if !entries.is_empty() {
-                visit(depth, entries);
+            if node.entries_len > 0 {
+                visit(depth, self.entries_of(node));
             }
             let Some(&byte) = key.get(depth) else {
                 return;
@@ -142,10 +180,7 @@ impl PrefixTrie {
 
     /// Approximate heap bytes held (for the benchmark note and `junction check`).
     pub fn heap_bytes(&self) -> usize {
-        self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.edge_bytes.capacity()
-            + self.edge_nodes.capacity() * 4
-            + self.entries.capacity() * 2
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.entries.capacity() * 2
     }
 }
 
@@ -170,7 +205,8 @@ mod tests {
             (b"+1212".to_vec(), 1),
         ];
         // Rank: route 3 before route 1.
-        let t = PrefixTrie::build(pairs, |r| if r == 3 { 0 } else { 10 + u64::from(r) });
+        let t = PrefixTrie::build(pairs, |r| if r == 3 { 0 } else { 10 + u64::from(r) })
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             collect(&t, b"+12125551234"),
             vec![(0, vec![2]), (2, vec![0]), (5, vec![3, 1])]
@@ -184,8 +220,25 @@ mod tests {
 
     #[test]
     fn empty_trie_visits_nothing() {
-        let t = PrefixTrie::build(Vec::new(), |_| 0);
+        let t = PrefixTrie::build(Vec::new(), |_| 0).unwrap_or_else(|e| panic!("{e}"));
         assert!(collect(&t, b"+1212").is_empty());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn any_bytes_up_to_the_alphabet_limit() {
+        // 128 distinct bytes ('x' and 0x80..=0xfe), non-ASCII included, build and match.
+        let pairs: Vec<(Vec<u8>, u16)> = (0u8..127)
+            .map(|b| (vec![b'x', 0x80 | b], b.into()))
+            .collect();
+        let t = PrefixTrie::build(pairs, |_| 0).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(collect(&t, &[b'x', 0xfe, b'1']), vec![(2, vec![126])]);
+        assert_eq!(collect(&t, &[b'x', 0x80]), vec![(2, vec![0])]);
+        assert_eq!(collect(&t, &[b'x', 0xc1]), vec![(2, vec![0x41])]);
+        assert!(collect(&t, &[b'x', 0xff]).is_empty());
+        assert!(collect(&t, b"x1").is_empty());
+        // One more distinct byte is refused, not mis-stored.
+        let pairs: Vec<(Vec<u8>, u16)> = (0u8..129).map(|b| (vec![b], 0)).collect();
+        assert!(PrefixTrie::build(pairs, |_| 0).is_err());
     }
 }
