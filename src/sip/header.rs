@@ -5,20 +5,20 @@ use super::Span;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HeaderName {
-    Via,               // v
-    CallId,            // i
+    Via,    // v
+    CallId, // i
     CSeq,
-    From,              // f
-    To,                // t
+    From, // f
+    To,   // t
     Route,
     RecordRoute,
     MaxForwards,
-    Contact,           // m
-    ContentLength,     // l
-    ContentType,       // c
+    Contact,       // m
+    ContentLength, // l
+    ContentType,   // c
     ProxyRequire,
     Require,
-    Supported,         // k
+    Supported, // k
     Reason,
     PAssertedIdentity,
     RetryAfter,
@@ -47,7 +47,95 @@ impl Header {
 }
 
 /// Classify a header name (the bytes before the colon, trailing white space removed).
+///
+/// One match on the length, then one case-insensitive compare against the few names of
+/// that length (the first byte picks among them): no allocation, no loop over a table.
 pub fn classify(name: &[u8]) -> HeaderName {
-    let _ = name;
-    unimplemented!("scanner helper implements this")
+    let first = match name.first() {
+        Some(b) => b.to_ascii_lowercase(),
+        None => return HeaderName::Other,
+    };
+    let is = |long: &[u8]| name.eq_ignore_ascii_case(long);
+    match (name.len(), first) {
+        (1, b'v') => HeaderName::Via,
+        (1, b'i') => HeaderName::CallId,
+        (1, b'f') => HeaderName::From,
+        (1, b't') => HeaderName::To,
+        (1, b'm') => HeaderName::Contact,
+        (1, b'l') => HeaderName::ContentLength,
+        (1, b'c') => HeaderName::ContentType,
+        (1, b'k') => HeaderName::Supported,
+        (2, b't') if is(b"to") => HeaderName::To,
+        (3, b'v') if is(b"via") => HeaderName::Via,
+        (4, b'c') if is(b"cseq") => HeaderName::CSeq,
+        (4, b'f') if is(b"from") => HeaderName::From,
+        (5, b'r') if is(b"route") => HeaderName::Route,
+        (6, b'r') if is(b"reason") => HeaderName::Reason,
+        (7, b'c') if is(b"call-id") => HeaderName::CallId,
+        (7, b'c') if is(b"contact") => HeaderName::Contact,
+        (7, b'r') if is(b"require") => HeaderName::Require,
+        (9, b's') if is(b"supported") => HeaderName::Supported,
+        (11, b'r') if is(b"retry-after") => HeaderName::RetryAfter,
+        (12, b'r') if is(b"record-route") => HeaderName::RecordRoute,
+        (12, b'm') if is(b"max-forwards") => HeaderName::MaxForwards,
+        (12, b'c') if is(b"content-type") => HeaderName::ContentType,
+        (13, b'p') if is(b"proxy-require") => HeaderName::ProxyRequire,
+        (14, b'c') if is(b"content-length") => HeaderName::ContentLength,
+        (19, b'p') if is(b"p-asserted-identity") => HeaderName::PAssertedIdentity,
+        _ => HeaderName::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_compact_and_case() {
+        let cases: &[(&[u8], HeaderName)] = &[
+            (b"Via", HeaderName::Via),
+            (b"vIA", HeaderName::Via),
+            (b"v", HeaderName::Via),
+            (b"V", HeaderName::Via),
+            (b"Call-ID", HeaderName::CallId),
+            (b"call-id", HeaderName::CallId),
+            (b"i", HeaderName::CallId),
+            (b"I", HeaderName::CallId),
+            (b"CSeq", HeaderName::CSeq),
+            (b"cseq", HeaderName::CSeq),
+            (b"From", HeaderName::From),
+            (b"f", HeaderName::From),
+            (b"To", HeaderName::To),
+            (b"t", HeaderName::To),
+            (b"Route", HeaderName::Route),
+            (b"Record-Route", HeaderName::RecordRoute),
+            (b"MaX-fOrWaRdS", HeaderName::MaxForwards),
+            (b"Contact", HeaderName::Contact),
+            (b"m", HeaderName::Contact),
+            (b"Content-Length", HeaderName::ContentLength),
+            (b"l", HeaderName::ContentLength),
+            (b"L", HeaderName::ContentLength),
+            (b"Content-Type", HeaderName::ContentType),
+            (b"c", HeaderName::ContentType),
+            (b"Proxy-Require", HeaderName::ProxyRequire),
+            (b"Require", HeaderName::Require),
+            (b"Supported", HeaderName::Supported),
+            (b"k", HeaderName::Supported),
+            (b"Reason", HeaderName::Reason),
+            (b"P-Asserted-Identity", HeaderName::PAssertedIdentity),
+            (b"Retry-After", HeaderName::RetryAfter),
+            (b"s", HeaderName::Other),
+            (b"e", HeaderName::Other),
+            (b"Subject", HeaderName::Other),
+            (b"C%6Fntact", HeaderName::Other),
+            (b"", HeaderName::Other),
+            (b"Vias", HeaderName::Other),
+            (b"Contacts", HeaderName::Other),
+            (b"Content-Lengt", HeaderName::Other),
+            (b"x", HeaderName::Other),
+        ];
+        for (name, want) in cases {
+            assert_eq!(classify(name), *want, "{}", String::from_utf8_lossy(name));
+        }
+    }
 }
