@@ -175,7 +175,7 @@ fn run_calls(name: &str, transport: &str, calls: u32, rate: u32) -> String {
         String::from_utf8_lossy(&uac.stderr)
     );
     assert!(uas_status.success(), "SIPp UAS failed: {uas_status:?}");
-    let created: f64 = per_shard(&metrics, "junction_calls_created_total")
+    let created: f64 = per_shard(&metrics, "junction_core_calls_created_total")
         .iter()
         .map(|(_, v)| v)
         .sum();
@@ -191,12 +191,12 @@ fn sipp_basic_calls_many_source_ports() {
 #[test]
 fn sipp_basic_calls_one_four_tuple_spread_over_both_shards() {
     let metrics = run_calls("u1", "u1", 2000, 400);
-    let owned = per_shard(&metrics, "junction_calls_created_total");
+    let owned = per_shard(&metrics, "junction_core_calls_created_total");
     assert_eq!(owned.len(), 2, "two shards report: {owned:?}");
     for (shard, n) in &owned {
         assert!(*n > 0.0, "shard {shard} owned no call: one 4-tuple is spread by Call-ID");
     }
-    let handed: f64 = per_shard(&metrics, "junction_datagrams_handed_off_total")
+    let handed: f64 = per_shard(&metrics, "junction_handoff_out_total")
         .iter()
         .map(|(_, v)| v)
         .sum();

@@ -129,7 +129,7 @@ enum Kind {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 15] = [
+const CORE_METRICS: [(&str, Kind, &str); 16] = [
     (
         "requests_in",
         Kind::Counter,
@@ -190,6 +190,11 @@ const CORE_METRICS: [(&str, Kind, &str); 15] = [
         Kind::Counter,
         "Requests refused because a table was full (503).",
     ),
+    (
+        "calls_created",
+        Kind::Counter,
+        "Calls this shard has owned (initial INVITEs that created call state).",
+    ),
     ("calls_active", Kind::Gauge, "Calls held by the shard."),
     (
         "transactions_active",
@@ -205,7 +210,7 @@ const CORE_METRICS: [(&str, Kind, &str); 15] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 15] {
+fn core_values(stats: &CoreStats) -> [u64; 16] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -219,6 +224,7 @@ fn core_values(stats: &CoreStats) -> [u64; 15] {
         rejected_unknown_source,
         rejected_no_route,
         rejected_overload,
+        calls_created,
         calls_active,
         transactions_active,
         timers_active,
@@ -236,6 +242,7 @@ fn core_values(stats: &CoreStats) -> [u64; 15] {
         *rejected_unknown_source,
         *rejected_no_route,
         *rejected_overload,
+        *calls_created,
         *calls_active,
         *transactions_active,
         *timers_active,
@@ -416,7 +423,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 15]> = shards
+    let core: Vec<[u64; 16]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -646,11 +653,12 @@ mod tests {
             rejected_unknown_source: 10,
             rejected_no_route: 11,
             rejected_overload: 12,
-            calls_active: 13,
-            transactions_active: 14,
-            timers_active: 15,
+            calls_created: 13,
+            calls_active: 14,
+            transactions_active: 15,
+            timers_active: 16,
         };
-        let expected: Vec<u64> = (1..=15).collect();
+        let expected: Vec<u64> = (1..=16).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

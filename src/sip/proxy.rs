@@ -179,12 +179,15 @@ impl Core {
         &self.stats
     }
 
-    /// Refresh the gauges and return the counters.
-    pub fn stats_snapshot(&mut self) -> CoreStats {
+    /// The counters, as a copy (the gauges are current after every handle_* call).
+    pub fn stats_snapshot(&self) -> CoreStats {
+        self.stats.clone()
+    }
+
+    fn refresh_gauges(&mut self) {
         self.stats.calls_active = self.calls.len() as u64;
         self.stats.transactions_active = self.txns.len() as u64;
         self.stats.timers_active = self.txns.wheel.len() as u64;
-        self.stats.clone()
     }
 
     /// Datagrams to send, in order.
@@ -244,6 +247,7 @@ impl Core {
             Ok(()) => self.on_response(now, data, &msg),
         }
         self.msg = Some(msg);
+        self.refresh_gauges();
     }
 
     // ------------------------------------------------------------- requests
@@ -1317,6 +1321,7 @@ impl Core {
             }
         }
         self.fired = fired;
+        self.refresh_gauges();
     }
 
     fn client_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
