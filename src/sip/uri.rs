@@ -57,7 +57,7 @@ pub fn parse(buf: &[u8], span: Span) -> Result<Uri, UriError> {
         return Err(UriError::Syntax);
     }
     let rest = lex::sub(s, colon + 1, s.len());
-    if rest.is_empty() || !rest.iter().all(|&b| lex::has(b, lex::URIC)) {
+    if rest.is_empty() || !lex::all_uric(rest) {
         return Err(UriError::Syntax);
     }
     let rest_at = base + colon + 1;
@@ -207,7 +207,10 @@ pub fn name_addr(buf: &[u8], value: Span) -> Result<(Span, Span), UriError> {
         Some(lt) => {
             let gt = lex::find(s, lt + 1, b'>').ok_or(UriError::Syntax)?;
             let inside = lex::sub(s, lt + 1, gt);
-            if inside.is_empty() || inside.iter().any(|&b| lex::is_lws(b) || b == b'<') {
+            let bad = inside
+                .iter()
+                .fold(false, |a, &b| a | lex::is_lws(b) | (b == b'<'));
+            if inside.is_empty() || bad {
                 return Err(UriError::Syntax);
             }
             (lt + 1, gt, gt + 1)
@@ -327,8 +330,6 @@ pub(crate) mod lex {
     const PARAM_EXTRA: u16 = 16;
     /// `hnv-unreserved`: [ ] / ? : + $
     const HNV_EXTRA: u16 = 32;
-    /// Bytes that may appear anywhere in a URI: visible ASCII except `<`, `>`, `"`.
-    pub const URIC: u16 = 64;
     /// Host name and IPv4 characters.
     pub const HOST: u16 = 128;
     /// IPv6 reference characters (inside brackets).
@@ -373,9 +374,6 @@ pub(crate) mod lex {
             if matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
                 f |= HNV_EXTRA;
             }
-            if c > b' ' && c < 0x7f && !matches!(c, b'<' | b'>' | b'"') {
-                f |= URIC;
-            }
             if matches!(c, b'-' | b'.') {
                 f |= HOST;
             }
@@ -415,6 +413,21 @@ pub(crate) mod lex {
     #[inline]
     pub fn is_ctl(b: u8) -> bool {
         b < 0x20 || b == 0x7f
+    }
+
+    /// Any byte that is a control character or SP (branch-free so it vectorises).
+    #[inline]
+    pub fn any_ctl_or_space(s: &[u8]) -> bool {
+        s.iter().fold(false, |a, &b| a | (b <= b' ') | (b == 0x7f))
+    }
+
+    /// All bytes may appear anywhere in a URI: visible ASCII except `<`, `>`, `"`
+    /// (branch-free so it vectorises).
+    #[inline]
+    pub fn all_uric(s: &[u8]) -> bool {
+        !s.iter().fold(false, |a, &b| {
+            a | (b <= b' ') | (b >= 0x7f) | (b == b'<') | (b == b'>') | (b == b'"')
+        })
     }
 
     #[inline]
