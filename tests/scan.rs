@@ -1499,7 +1499,8 @@ fn request_lines() {
         ("OPTIONS <sip:b@example.com> SIP/2.0", 400),
         ("OPTIONS sip:b@example.com?Route=x SIP/2.0", 400),
         ("OPTIONS sip:2001:db8::10 SIP/2.0", 400),
-        ("OPTIONS sip:b@exa_mple.com SIP/2.0", 400),
+        ("OPTIONS sip:b@exa!mple.com SIP/2.0", 400),
+        ("OPTIONS sip:b@example.com:5060:5060 SIP/2.0", 400),
         ("OPTIONS b@example.com SIP/2.0", 400),
         ("OPTIONS sip:b@example.com:70000 SIP/2.0", 400),
     ] {

@@ -893,3 +893,58 @@ impl Iterator for CommaSplit<'_> {
         Some(Element { value, next })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elements(v: &[u8]) -> Vec<(String, Option<usize>)> {
+        CommaSplit::new(v, Span::new(0, v.len()))
+            .map(|e| (String::from_utf8_lossy(e.value.get(v)).into_owned(), e.next))
+            .collect()
+    }
+
+    #[test]
+    fn comma_split_respects_quotes_and_angles() {
+        let v = b"\"a, b\" <sip:x;p=1,2>;q=1 ,\r\n <sip:y>,,z";
+        let got = elements(v);
+        let values: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(values, ["\"a, b\" <sip:x;p=1,2>;q=1", "<sip:y>", "", "z"]);
+        assert_eq!(got[0].1, Some(29));
+        assert_eq!(got[3].1, None);
+        assert_eq!(elements(b"one"), [("one".to_string(), None)]);
+        assert_eq!(elements(b"a,").len(), 2);
+        // An unterminated quote or angle swallows the rest instead of running off.
+        assert_eq!(elements(b"\"a, b").len(), 1);
+        assert_eq!(elements(b"<a, b").len(), 1);
+    }
+
+    #[test]
+    fn contact_params() {
+        assert!(params_well_formed(b""));
+        assert!(params_well_formed(b";q=0.5;expires=60"));
+        assert!(params_well_formed(b" ; x = \"a;;b\" ; y"));
+        assert!(!params_well_formed(b";;"));
+        assert!(!params_well_formed(b";q=1;"));
+        assert!(!params_well_formed(b";x=\"open"));
+    }
+
+    #[test]
+    fn request_line_words() {
+        assert_eq!(words3(b"INVITE sip:a@b SIP/2.0"), Some((6, 14)));
+        for odd in [
+            &b"INVITE  sip:a@b SIP/2.0"[..],
+            b"INVITE sip:a@b SIP/2.0 ",
+            b" INVITE sip:a@b SIP/2.0",
+            b"INVITE\tsip:a@b SIP/2.0",
+            b"INVITE sip:a@b SIP/2.0\tx",
+            b"INVITE sip:a@b",
+        ] {
+            assert_eq!(words3(odd), None, "{}", String::from_utf8_lossy(odd));
+        }
+        let (spans, words, clean, last) = words_slow(b"A  b c d ", 10);
+        assert_eq!((words, clean), (4, false));
+        assert_eq!(spans[1], Span::new(13, 14));
+        assert_eq!(last, Span::new(17, 18));
+    }
+}

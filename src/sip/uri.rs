@@ -38,7 +38,7 @@ pub enum UriError {
 /// Parse the URI in `span` of `buf` (a bare addr-spec, no <> and no display name).
 ///
 /// sip/sips: `user[:password]@host[:port][;params][?headers]` with RFC 3261 25.1 character
-/// classes (escapes must be `%HH`). The host is a name or IPv4 address of `[A-Za-z0-9.-]`, or
+/// classes (escapes must be `%HH`). The host is a name or IPv4 address of `[A-Za-z0-9._-]`, or
 /// a bracketed IPv6 reference of hex digits, colons and dots (RFC 5118 4.10: any such
 /// reference is accepted syntactically, `host_ip` decides whether it is an address). An
 /// unbracketed IPv6 address (`sip:2001:db8::10`) fails: its second colon starts a port that
@@ -374,7 +374,9 @@ pub(crate) mod lex {
             if matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
                 f |= HNV_EXTRA;
             }
-            if matches!(c, b'-' | b'.') {
+            // '_' is not in RFC 1034 host names but is common in internal DNS names that
+            // trunks put in Via and Contact; refusing it would refuse working peers.
+            if matches!(c, b'-' | b'.' | b'_') {
                 f |= HOST;
             }
             if c.is_ascii_hexdigit() || c == b':' || c == b'.' {
