@@ -1585,6 +1585,16 @@ fn max_forwards_rules() {
     }
     let two = request_with(&["Max-Forwards: 70", "Max-Forwards: 69"], "CSeq: 1 INVITE");
     assert!(reject(400)(&scan_err(&two)));
+    let two = request_with(&["Max-Forwards: x", "Max-Forwards: 69"], "CSeq: 1 INVITE");
+    let (r, m) = scan_checked(&two);
+    assert_eq!(
+        r,
+        Err(ScanError::Reject {
+            status: 400,
+            reason: "malformed Max-Forwards"
+        })
+    );
+    assert_eq!(m.max_forwards, None, "the second one is not taken instead");
 }
 
 #[test]

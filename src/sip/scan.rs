@@ -155,8 +155,8 @@ impl Message {
 /// Scan `buf` into `out`. On error `out` holds what was found before the error (enough to
 /// build a response when the error is `Reject`).
 ///
-/// One pass: the start line, then each header line (memchr for the line ends, a colon and
-/// a name table), dispatching the headers the core needs; then the mandatory-header checks
+/// One pass: the start line, then each header line (memchr for the line ends, one pass over
+/// the name to its colon, a name table), dispatching the headers the core needs; then the mandatory-header checks
 /// and Content-Length framing. A semantic problem in a request is noted and scanning goes
 /// on, so the `Message` is as complete as possible; the first problem is returned at the
 /// end. Headers past `out.header_count` in `out.headers` are stale and meaningless.
@@ -288,10 +288,11 @@ pub fn scan(buf: &[u8], out: &mut Message) -> Result<(), ScanError> {
             }
             HeaderName::Contact => on_contact(buf, out, value, &mut problem),
             HeaderName::MaxForwards => {
-                if out.max_forwards.is_some() {
+                if seen.max_forwards {
                     problem.note(400, "duplicate Max-Forwards");
                     continue;
                 }
+                seen.max_forwards = true;
                 match digits(value.get(buf)) {
                     // Over 255 is not an error: a value that large is clamped (RFC 3261
                     // 20.22 only defines 0-255).
@@ -412,6 +413,7 @@ struct Seen {
     cseq: bool,
     from: bool,
     to: bool,
+    max_forwards: bool,
     content_length: bool,
 }
 
