@@ -1499,7 +1499,8 @@ fn request_lines() {
         ("OPTIONS <sip:b@example.com> SIP/2.0", 400),
         ("OPTIONS sip:b@example.com?Route=x SIP/2.0", 400),
         ("OPTIONS sip:2001:db8::10 SIP/2.0", 400),
-        ("OPTIONS sip:b@exa_mple.com SIP/2.0", 400),
+        ("OPTIONS sip:b@exa!mple.com SIP/2.0", 400),
+        ("OPTIONS sip:b@example.com:5060:5060 SIP/2.0", 400),
         ("OPTIONS b@example.com SIP/2.0", 400),
         ("OPTIONS sip:b@example.com:70000 SIP/2.0", 400),
     ] {
@@ -1584,6 +1585,16 @@ fn max_forwards_rules() {
     }
     let two = request_with(&["Max-Forwards: 70", "Max-Forwards: 69"], "CSeq: 1 INVITE");
     assert!(reject(400)(&scan_err(&two)));
+    let two = request_with(&["Max-Forwards: x", "Max-Forwards: 69"], "CSeq: 1 INVITE");
+    let (r, m) = scan_checked(&two);
+    assert_eq!(
+        r,
+        Err(ScanError::Reject {
+            status: 400,
+            reason: "malformed Max-Forwards"
+        })
+    );
+    assert_eq!(m.max_forwards, None, "the second one is not taken instead");
 }
 
 #[test]
