@@ -14,8 +14,8 @@ use super::rewrite::{self, RequestEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
 use super::timer::{self, TimerWheel};
 use super::transaction::{
-    server_key, ClientState, ClientTxn, Deadlines, Id, ServerState, ServerTxn, TimerKey,
-    TimerKind, TimerTarget, Transactions,
+    server_key, ClientState, ClientTxn, Deadlines, Id, ServerState, ServerTxn, TimerKey, TimerKind,
+    TimerTarget, Transactions,
 };
 use super::uri::{self, Scheme};
 use super::via::{Rport, MAGIC_COOKIE};
@@ -254,7 +254,7 @@ impl Core {
 
     fn on_request(&mut self, now: Instant, from: SocketAddr, buf: &[u8], msg: &Message) {
         self.stats.requests_in += 1;
-        let StartLine::Request { method, uri, .. } = msg.start else {
+        let StartLine::Request { method, .. } = msg.start else {
             return;
         };
         let Some(ingress) = self.routing.ingress(from) else {
@@ -274,7 +274,7 @@ impl Core {
         match method {
             Method::Ack => self.on_ack(now, from, buf, msg, ingress),
             Method::Cancel => self.on_cancel(now, from, buf, msg, ingress),
-            _ => self.on_new_request(now, from, buf, msg, ingress, method, uri),
+            _ => self.on_new_request(now, from, buf, msg, ingress, method),
         }
     }
 
@@ -284,7 +284,12 @@ impl Core {
         let branch = via.branch.map_or(&[][..], |b| b.get(buf));
         let port = via.port.unwrap_or(0).to_be_bytes();
         if branch.starts_with(MAGIC_COOKIE) {
-            server_key(&mut self.key, class, true, &[branch, via.host.get(buf), &port]);
+            server_key(
+                &mut self.key,
+                class,
+                true,
+                &[branch, via.host.get(buf), &port],
+            );
         } else {
             let cseq = msg.cseq.to_be_bytes();
             let from_tag = msg.from.tag.map_or(&[][..], |t| t.get(buf));
@@ -347,8 +352,10 @@ impl Core {
         msg: &Message,
         ingress: TrunkId,
         method: Method,
-        ruri: Span,
     ) {
+        let StartLine::Request { uri: ruri, .. } = msg.start else {
+            return;
+        };
         let class = if method == Method::Invite {
             CLASS_INVITE
         } else {
@@ -591,8 +598,7 @@ impl Core {
     /// The dialog's other side, for in-dialog requests whose next hop is not an IP literal.
     fn dialog_peer(&self, call: Option<Id>, from: SocketAddr) -> Option<SocketAddr> {
         let c = self.calls.get(call?)?;
-        if same_addr(from, c.callee) || from.ip() == c.callee.ip() && from.ip() != c.caller.ip()
-        {
+        if same_addr(from, c.callee) || from.ip() == c.callee.ip() && from.ip() != c.caller.ip() {
             Some(c.caller)
         } else {
             Some(c.callee)
@@ -674,7 +680,8 @@ impl Core {
         self.txns
             .arm(target, TimerKind::Timeout, now + timer::T1_X64);
         if invite {
-            self.txns.arm(target, TimerKind::ProxyC, now + timer::TIMER_C);
+            self.txns
+                .arm(target, TimerKind::ProxyC, now + timer::TIMER_C);
         }
     }
 
@@ -871,7 +878,10 @@ impl Core {
         msg: &Message,
         ingress: TrunkId,
     ) {
-        let StartLine::Request { uri: ruri, method, .. } = msg.start else {
+        let StartLine::Request {
+            uri: ruri, method, ..
+        } = msg.start
+        else {
             return;
         };
         if let Some((0, _)) = msg.max_forwards {

@@ -122,7 +122,8 @@ pub fn forward_request(
     out: &mut Vec<u8>,
 ) -> Range<usize> {
     splice.clear();
-    if let (Some(uri), super::scan::StartLine::Request { uri: span, .. }) = (edits.new_uri, msg.start)
+    if let (Some(uri), super::scan::StartLine::Request { uri: span, .. }) =
+        (edits.new_uri, msg.start)
     {
         splice.replace(span, uri);
     }
@@ -172,9 +173,8 @@ fn received_rport(buf: &[u8], msg: &Message, source: SocketAddr, splice: &mut Sp
         super::via::Rport::Empty(span) => Some(span),
         _ => None,
     };
-    let sent_by_is_source = super::uri::host_ip(buf, via.host).is_some_and(|ip| {
-        ip == source.ip() || ip.to_canonical() == source.ip().to_canonical()
-    });
+    let sent_by_is_source = super::uri::host_ip(buf, via.host)
+        .is_some_and(|ip| ip == source.ip() || ip.to_canonical() == source.ip().to_canonical());
     if let Some(span) = rport_empty {
         splice.replace_with(span, |s| {
             let _ = write!(s, "rport={}", source.port());
