@@ -357,10 +357,16 @@ impl Drop for Server {
 
 /// Start everything, print the startup line, serve until SIGINT or SIGTERM, stop cleanly.
 pub fn run(config: Config) -> Result<(), String> {
+    run_with(config, Options::default())
+}
+
+/// `run` with options (tests). The calling thread must be the one that receives the signal:
+/// the stop signals are blocked in it and in every thread it starts.
+pub fn run_with(config: Config, options: Options) -> Result<(), String> {
     // Block the stop signals before any thread exists: every thread inherits the mask, so
     // the signals stay pending for `sigtimedwait` below instead of killing the process.
     let signals = StopSignals::block()?;
-    let server = start(config)?;
+    let server = start_with(config, options)?;
     for warning in server.warnings() {
         eprintln!("junction: warning: {warning}");
     }
