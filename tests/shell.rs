@@ -452,3 +452,29 @@ fn run_serves_until_sigterm_then_stops_cleanly() {
     assert_eq!(runner.join().unwrap(), Ok(()));
     UdpSocket::bind(udp).expect("the UDP port is still held after run returned");
 }
+
+#[test]
+fn a_shard_that_cannot_start_fails_start_cleanly() {
+    let _guard = one_server_at_a_time();
+    // Shard 1 gets a CPU that does not exist. Shard 0 is already running by then and waits
+    // for its hand-off channels to shards 1 and 2: start must release it, stop it and
+    // report the error, not hang. Run it on a thread so a hang fails the test.
+    let mut config = config("127.0.0.1:0", 3);
+    config.server.cpus = Some(vec![0, 100_000, 0]);
+    let starter = std::thread::spawn(move || match shard::start_with(config, options()) {
+        Ok(server) => Err(server.shutdown()),
+        Err(e) => Ok(e),
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !starter.is_finished() {
+        assert!(Instant::now() < deadline, "start hung after a shard failed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    match starter.join().unwrap() {
+        Ok(error) => assert!(
+            error.starts_with("shard 1: cannot start an executor on CPU 100000"),
+            "{error}"
+        ),
+        Err(stopped) => panic!("started with an impossible CPU (shutdown: {stopped:?})"),
+    }
+}
