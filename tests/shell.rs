@@ -232,22 +232,19 @@ fn one_peer_many_call_ids_are_spread_over_shards_by_owner() {
     let receiver = (0..shards)
         .find(|s| m.shard("junction_datagrams_received_total", *s) == total)
         .unwrap_or_else(|| panic!("one 4-tuple was spread over sockets:\n{}", m.text));
-    for shard in 0..shards {
+    for (shard, owned) in expected.iter().copied().enumerate() {
         assert_eq!(
             m.shard("junction_datagrams_processed_total", shard),
-            expected[shard],
+            owned,
             "shard {shard} processed a different set than it owns:\n{}",
             m.text
         );
         let handed_in = m.shard("junction_handoff_in_total", shard);
         if shard == receiver {
             assert_eq!(handed_in, 0);
-            assert_eq!(
-                m.shard("junction_handoff_out_total", shard),
-                total - expected[shard]
-            );
+            assert_eq!(m.shard("junction_handoff_out_total", shard), total - owned);
         } else {
-            assert_eq!(handed_in, expected[shard], "{}", m.text);
+            assert_eq!(handed_in, owned, "{}", m.text);
             assert_eq!(m.shard("junction_handoff_out_total", shard), 0);
         }
         assert_eq!(
@@ -398,4 +395,86 @@ fn shutdown_releases_the_port_and_the_metrics_endpoint() {
         TcpStream::connect(http_addr).is_err(),
         "metrics endpoint still accepting"
     );
+}
+
+#[test]
+fn run_serves_until_sigterm_then_stops_cleanly() {
+    let _guard = one_server_at_a_time();
+    // `run` hands out no Server, so give it fixed ports: free ones from the kernel.
+    let udp = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let http_addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = config(&udp.to_string(), 2);
+    config.server.metrics = Some(http_addr);
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let runner = std::thread::spawn(move || {
+        // SAFETY: gettid has no preconditions.
+        tid_tx.send(unsafe { libc::gettid() }).unwrap();
+        shard::run_with(config, options())
+    });
+    let tid = tid_rx.recv().unwrap();
+
+    // Serving: /ready answers 200, and a datagram is processed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if runner.is_finished() {
+            panic!("run ended before serving: {:?}", runner.join());
+        }
+        if TcpStream::connect(http_addr).is_ok() && get(http_addr, "/ready").0 == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "run never became ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client
+        .send_to(&options_request("run-1@client.test"), udp)
+        .unwrap();
+    wait_for(http_addr, "the datagram", |m| {
+        m.sum("junction_datagrams_processed_total", 2) == 1
+    });
+
+    // SIGTERM to the thread running `run` only (the test harness's threads do not block it,
+    // so a process-wide signal would kill the test binary).
+    // SAFETY: plain syscall; the thread is alive (it is blocked in sigtimedwait).
+    let rc = unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !runner.is_finished() {
+        assert!(Instant::now() < deadline, "run did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(runner.join().unwrap(), Ok(()));
+    UdpSocket::bind(udp).expect("the UDP port is still held after run returned");
+}
+
+#[test]
+fn a_shard_that_cannot_start_fails_start_cleanly() {
+    let _guard = one_server_at_a_time();
+    // Shard 1 gets a CPU that does not exist. Shard 0 is already running by then and waits
+    // for its hand-off channels to shards 1 and 2: start must release it, stop it and
+    // report the error, not hang. Run it on a thread so a hang fails the test.
+    let mut config = config("127.0.0.1:0", 3);
+    config.server.cpus = Some(vec![0, 100_000, 0]);
+    let starter = std::thread::spawn(move || match shard::start_with(config, options()) {
+        Ok(server) => Err(server.shutdown()),
+        Err(e) => Ok(e),
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !starter.is_finished() {
+        assert!(Instant::now() < deadline, "start hung after a shard failed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    match starter.join().unwrap() {
+        Ok(error) => assert!(
+            error.starts_with("shard 1: cannot start an executor on CPU 100000"),
+            "{error}"
+        ),
+        Err(stopped) => panic!("started with an impossible CPU (shutdown: {stopped:?})"),
+    }
 }

@@ -144,6 +144,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
+    let mut setups = Vec::with_capacity(shards);
     for (index, ((socket, wake), (senders, receivers))) in
         shard_sockets.zip(channel_ends).enumerate()
     {
@@ -154,7 +155,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         let Some(slot) = hub.slot(index) else {
             return Err(format!("shard {index}: no metrics slot"));
         };
-        let setup = run::ShardSetup {
+        setups.push(run::ShardSetup {
             index,
             shards,
             socket,
@@ -172,7 +173,10 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             call_id: options.call_id,
             stop: Arc::clone(&stop),
             started: started_tx.clone(),
-        };
+        });
+    }
+    let mut setups = setups.into_iter();
+    for (index, setup) in setups.by_ref().enumerate() {
         let cpu = cpus[index];
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("junction-shard-{index}"))
@@ -182,9 +186,13 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         match spawned {
             Ok(handle) => server.shards.push(Some(handle)),
             Err(e) => {
-                let error = format!("shard {index}: cannot start an executor on CPU {cpu}: {e}");
+                // The shards already started wait in `connect` for the channel ends of the
+                // shards not started: drop those first (that disconnects them), then stop.
+                drop(setups);
                 let _ = server.stop_everything();
-                return Err(error);
+                return Err(format!(
+                    "shard {index}: cannot start an executor on CPU {cpu}: {e}"
+                ));
             }
         }
     }
@@ -357,10 +365,16 @@ impl Drop for Server {
 
 /// Start everything, print the startup line, serve until SIGINT or SIGTERM, stop cleanly.
 pub fn run(config: Config) -> Result<(), String> {
+    run_with(config, Options::default())
+}
+
+/// `run` with options (tests). The calling thread must be the one that receives the signal:
+/// the stop signals are blocked in it and in every thread it starts.
+pub fn run_with(config: Config, options: Options) -> Result<(), String> {
     // Block the stop signals before any thread exists: every thread inherits the mask, so
     // the signals stay pending for `sigtimedwait` below instead of killing the process.
     let signals = StopSignals::block()?;
-    let server = start(config)?;
+    let server = start_with(config, options)?;
     for warning in server.warnings() {
         eprintln!("junction: warning: {warning}");
     }

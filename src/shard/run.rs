@@ -230,8 +230,14 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     shard.snapshot.core.clone_from(shard.core.stats());
     shard.fold_readiness_errors();
     slot.publish(&shard.snapshot);
-    // Cancel the helpers before the sockets and channels they use go away.
+    // Cancel the helpers before the sockets and channels they use go away. The reader's
+    // readiness wait is an io_uring operation that holds a reference to the socket: glommio
+    // only submits its cancellation at the next ring poll, and if the executor exits first
+    // the kernel releases the socket (and the port) asynchronously, some milliseconds after
+    // the shard's thread has ended. Let the rings turn once so that the port is free when
+    // `Server::shutdown` returns.
     drop(helpers);
+    Timer::new(Duration::from_millis(1)).await;
     drop(shard);
     drop(socket);
     Ok(())
