@@ -42,9 +42,11 @@ fn config(listen: &str, cores: usize) -> Config {
 
 fn options() -> Options {
     Options {
-        // The routing table is irrelevant to the shell; an empty one avoids depending on
-        // the routing compiler here.
-        routing: Some(Arc::new(RoutingTable { trunks: Vec::new() })),
+        // The routing table is irrelevant to the shell: an empty one, compiled from the
+        // empty configuration.
+        routing: Some(Arc::new(
+            RoutingTable::compile(&config("127.0.0.1:0", 1)).expect("empty table compiles"),
+        )),
         ..Options::default()
     }
 }
