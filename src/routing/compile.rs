@@ -5,6 +5,7 @@
 //! reports problems at the trunk's or route's line.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::pattern;
 use super::peer::{PeerAddr, PeerIndex};
@@ -89,6 +90,13 @@ impl RoutingTable {
             trunks.push(Trunk {
                 name: t.name.clone(),
                 send_to: t.send_to,
+                remove_plus: false,
+                forward_pai: true,
+                progress_timeout: Duration::from_secs(10),
+                max_calls: None,
+                max_cps: None,
+                max_early: None,
+                probe: None,
             });
         }
 

@@ -19,6 +19,7 @@ pub mod prefix;
 
 use std::cmp::Reverse;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use prefix::PREFIX_BYTES_MAX;
 
@@ -30,6 +31,44 @@ pub struct TrunkId(pub u16);
 pub struct Trunk {
     pub name: String,
     pub send_to: Option<SocketAddr>,
+    /// Strip a leading `+` from numbers sent to this trunk (after outbound translation).
+    pub remove_plus: bool,
+    /// Send P-Asserted-Identity to this trunk (else it is removed from requests to it).
+    pub forward_pai: bool,
+    /// "Fast failover": an INVITE sent to this trunk with no 18x/2xx within this long moves
+    /// to the next attempt.
+    pub progress_timeout: Duration,
+    /// Admission limits: concurrent calls, new calls per second, early dialogs.
+    pub max_calls: Option<u32>,
+    pub max_cps: Option<u32>,
+    pub max_early: Option<u32>,
+    /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
+    pub probe: Option<Probe>,
+}
+
+/// OPTIONS probing of a trunk: one probe every `interval`; down after `down_after`
+/// consecutive failures (timeout or 5xx... see control), up after `up_after` successes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub interval: Duration,
+    pub down_after: u32,
+    pub up_after: u32,
+}
+
+/// What happens to requests from addresses that match no trunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnknownSource {
+    /// Answer 403 Forbidden.
+    Reject,
+    /// No answer at all (scanners learn nothing).
+    Drop,
+}
+
+/// Which number a translation applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Number {
+    Called,
+    Calling,
 }
 
 /// Most egress trunks one call may try (failover depth).
@@ -268,5 +307,103 @@ impl RoutingTable {
     /// Number of peer entries.
     pub fn peers_len(&self) -> usize {
         self.peers.len()
+    }
+}
+
+/// The issue-3 interface the proxy core calls. Bodies here are the identity / no-rule
+/// behaviour until the configuration grows the rules; `route_with` already honours
+/// availability and rotation.
+impl RoutingTable {
+    /// Inbound normalization of `number` (called or calling) with the ingress trunk's rules:
+    /// the first matching rule's replacement, else the number unchanged, written to `out`
+    /// (cleared first). Returns the index of the rule applied.
+    pub fn normalize(
+        &self,
+        trunk: TrunkId,
+        which: Number,
+        number: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        let _ = (trunk, which);
+        out.clear();
+        out.extend_from_slice(number);
+        None
+    }
+
+    /// Outbound translation of `number` for egress `trunk` (its outbound_called or
+    /// outbound_calling rules, then `remove_plus`), written to `out` (cleared first).
+    /// Returns the index of the rule applied.
+    pub fn translate(
+        &self,
+        trunk: TrunkId,
+        which: Number,
+        number: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        out.clear();
+        let _ = which;
+        let strip = self.trunk(trunk).is_some_and(|t| t.remove_plus);
+        out.extend_from_slice(if strip {
+            number.strip_prefix(b"+").unwrap_or(number)
+        } else {
+            number
+        });
+        None
+    }
+
+    /// A final response code from egress `trunk` after its response_codes rules (a rule
+    /// matches the code and, if it names one, the Q.850 cause from the Reason header).
+    pub fn translate_response(&self, trunk: TrunkId, code: u16, cause: Option<u16>) -> u16 {
+        let _ = (trunk, cause);
+        code
+    }
+
+    /// `route`, skipping trunks for which `usable` is false (down, or over a limit), and
+    /// rotating each route's trunks by `rotation` (round robin across calls).
+    /// `NoTrunk` then means every matching trunk was down, full, the ingress, or unusable.
+    pub fn route_with(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+    ) -> Decision {
+        let _ = rotation;
+        match self.route(ingress, called) {
+            Decision::Route { route, attempts } => {
+                let mut kept = Attempts::EMPTY;
+                for &t in attempts.as_slice() {
+                    if usable(t) {
+                        kept.push(t);
+                    }
+                }
+                if kept.is_empty() {
+                    Decision::NoTrunk
+                } else {
+                    Decision::Route {
+                        route,
+                        attempts: kept,
+                    }
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A calling-number override set on `route`, if any.
+    pub fn route_caller_id(&self, route: u16) -> Option<&[u8]> {
+        let _ = route;
+        None
+    }
+
+    /// What to do with requests from unknown sources.
+    pub fn unknown_source(&self) -> UnknownSource {
+        UnknownSource::Reject
+    }
+
+    /// Whether an INVITE may still fail over to the next trunk after an 18x from the
+    /// current one was relayed upstream (default false).
+    pub fn failover_after_provisional(&self) -> bool {
+        false
     }
 }
