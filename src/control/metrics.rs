@@ -129,7 +129,7 @@ enum Kind {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 16] = [
+const CORE_METRICS: [(&str, Kind, &str); 18] = [
     (
         "requests_in",
         Kind::Counter,
@@ -191,6 +191,16 @@ const CORE_METRICS: [(&str, Kind, &str); 16] = [
         "Requests refused because a table was full (503).",
     ),
     (
+        "rejected_admission",
+        Kind::Counter,
+        "Calls a trunk refused for its limits (max_calls, max_cps, max_early).",
+    ),
+    (
+        "failovers",
+        Kind::Counter,
+        "Calls moved to their next trunk after a failure (5xx, 408, timeout).",
+    ),
+    (
         "calls_created",
         Kind::Counter,
         "Calls this shard has owned (initial INVITEs that created call state).",
@@ -210,7 +220,7 @@ const CORE_METRICS: [(&str, Kind, &str); 16] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 16] {
+fn core_values(stats: &CoreStats) -> [u64; 18] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -224,6 +234,8 @@ fn core_values(stats: &CoreStats) -> [u64; 16] {
         rejected_unknown_source,
         rejected_no_route,
         rejected_overload,
+        rejected_admission,
+        failovers,
         calls_created,
         calls_active,
         transactions_active,
@@ -242,6 +254,8 @@ fn core_values(stats: &CoreStats) -> [u64; 16] {
         *rejected_unknown_source,
         *rejected_no_route,
         *rejected_overload,
+        *rejected_admission,
+        *failovers,
         *calls_created,
         *calls_active,
         *transactions_active,
@@ -423,7 +437,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 16]> = shards
+    let core: Vec<[u64; 18]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -653,12 +667,14 @@ mod tests {
             rejected_unknown_source: 10,
             rejected_no_route: 11,
             rejected_overload: 12,
-            calls_created: 13,
-            calls_active: 14,
-            transactions_active: 15,
-            timers_active: 16,
+            rejected_admission: 13,
+            failovers: 14,
+            calls_created: 15,
+            calls_active: 16,
+            transactions_active: 17,
+            timers_active: 18,
         };
-        let expected: Vec<u64> = (1..=16).collect();
+        let expected: Vec<u64> = (1..=18).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -96,6 +96,10 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         })?),
     };
 
+    // Trunk health and admission counters, shared by every shard.
+    let registry = crate::trunks::Registry::new(std::time::Instant::now());
+    let states = registry.states_for(&routing);
+
     // Everything that can be refused is checked before any shard starts.
     socket::probe_free(server.listen)?;
     let listener = server.metrics.map(http::bind).transpose()?;
@@ -169,6 +173,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
                 advertise,
             },
             routing: Arc::clone(&routing),
+            states: Arc::clone(&states),
             slot,
             call_id: options.call_id,
             stop: Arc::clone(&stop),
