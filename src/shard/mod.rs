@@ -120,6 +120,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         limits::HANDOFF_QUEUE_BATCHES_MAX * limits::BATCH_DATAGRAMS_MAX,
     ));
     let stop = Arc::new(AtomicBool::new(false));
+    let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
 
     // One bounded channel per ordered pair of shards.
@@ -167,6 +168,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             wake,
             senders,
             receivers,
+            handoff_counters: Arc::clone(&handoff_counters),
             core_config: CoreConfig {
                 shard: index as u16,
                 shards: shards as u16,
@@ -186,7 +188,6 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
             .name(&format!("junction-shard-{index}"))
             .io_memory(limits::IO_MEMORY_BYTES)
-            .preempt_timer(limits::SHARD_PREEMPT_INTERVAL)
             .spawn(move || run::shard_main(setup));
         match spawned {
             Ok(handle) => server.shards.push(Some(handle)),

@@ -1,31 +1,43 @@
 //! The per-shard loop (the run-loop contract at the top of `sip/proxy.rs`).
 //!
 //! One glommio executor per shard runs one main task that owns the `Core` and does all the
-//! work, and a few helper tasks that only wait and signal:
+//! work. While there is work it never waits for glommio: every round it drains a batch from
+//! the socket with `recvmmsg`, takes one hand-off batch per other shard straight from the
+//! channels (it knows a batch is there from `HandoffCounters`), gives owned datagrams to the
+//! core and gathers the others per owner, hands full (or overdue) batches off, runs
+//! `handle_timeout` when due, sends every transmit with `sendmmsg` and publishes metrics
+//! when due. It yields to glommio only when glommio asks (`need_preempt`).
 //!
-//! - the *reader* awaits readability of the shard's socket (glommio `peek_from` into a
-//!   1-byte buffer) when the main task found it empty, then marks it readable;
-//! - one *pump* per other shard moves hand-off batches from that shard's channel into a
-//!   one-batch inbox slot;
-//! - the *stop listener* awaits a byte on the shard's wake socket and checks the stop flag.
+//! When a round finds nothing to do, the main task parks until the socket is readable, a
+//! hand-off arrives, the next core deadline, the next metrics publication or a stop request.
+//! The waiting is done by helper tasks that only signal:
 //!
-//! Why helper tasks rather than one `select` in the main task: glommio 0.9 stacks a new
-//! waker on every poll of a pending shared-channel receive (`add_shared_channel_waker`
-//! pushes, and wakers are only drained as items arrive) and of a pending socket operation
-//! (`add_waiter_many`). A main task that re-polls those futures on every wake-up leaks
-//! wakers for as long as the channel or socket stays quiet. Each helper task polls exactly
-//! one such future and is woken only by it, so at most one waker is outstanding; the helpers
-//! signal the main task through single-slot wakers of our own.
+//! - the *reader* awaits readability (glommio `peek_from` into a 1-byte buffer);
+//! - one *pump* per other shard awaits that shard's channel and puts the batch it receives
+//!   into a one-batch slot (the main task processes slots before taking more from the
+//!   channel, so batches from one shard stay in order);
+//! - the *stop listener* awaits a byte on the shard's wake socket.
 //!
-//! The main task: drain the socket with `recvmmsg` (one batch per round), give owned
-//! datagrams to the core and batch the others per owner, hand those batches off, give the
-//! inbox batches to the core, run `handle_timeout` when due, send every transmit with
-//! `sendmmsg`, publish metrics when due; then yield (to let the pumps run) if it did work,
-//! or sleep until the socket is readable, a batch is in the inbox, the next core deadline,
-//! the next metrics publication, or the stop request.
+//! Three glommio 0.9 behaviours shape this (all read in its source, the first one hit in a
+//! load test):
+//!
+//! 1. The executor can go to sleep with runnable tasks: `run_task_queues` reports "nothing
+//!    ran" when `need_preempt()` is already true on entry (the preempt timer fired while the
+//!    thread was descheduled), and the executor then parks; the preempt timer's completion
+//!    wakes no task, so it sleeps until some unrelated event. Hence the main task does not
+//!    rely on other tasks running while it is busy, and every yield and every park arms a
+//!    glommio timer (`YIELD_WATCHDOG`, `limits::SHARD_PARK_MAX`) that bounds such a sleep.
+//! 2. Every poll of a pending shared-channel receive pushes another waker
+//!    (`add_shared_channel_waker`), and wakers are only drained as items arrive; the same for
+//!    pending socket operations (`add_waiter_many`). A task that re-polls them on unrelated
+//!    wake-ups accumulates wakers without bound (and a task's waker count is an i16: it
+//!    panics past 32,767). Each helper therefore polls exactly one such future and is woken
+//!    only by it; the main task never polls a receive that could be pending.
+//! 3. There is no wait for writability and the io_uring `send_to` path sends only the first
+//!    byte of a datagram: see `limits::SEND_RETRY_INTERVAL`.
 
 use super::batch::{RecvBatch, SendBatch};
-use super::handoff::HandoffBatch;
+use super::handoff::{HandoffBatch, HandoffCounters};
 use super::owner::owner;
 use super::CallIdFinder;
 use crate::control::metrics::{ShardSnapshot, ShardState};
@@ -42,13 +54,18 @@ use glommio::{GlommioError, Task};
 use std::cell::{Cell, RefCell};
 use std::future::{poll_fn, Future};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
+
+/// How long a yield may last at most if glommio parks the executor by mistake (see the
+/// module comment, point 1). Yields happen once per glommio preempt period (100 ms) of
+/// continuous work, so the timer costs nothing measurable.
+const YIELD_WATCHDOG: Duration = Duration::from_millis(1);
 
 /// Everything a shard needs, built on the starting thread and moved into the executor.
 pub(crate) struct ShardSetup {
@@ -61,6 +78,7 @@ pub(crate) struct ShardSetup {
     pub senders: Vec<(usize, SharedSender<HandoffBatch>)>,
     /// (sending shard, receiver) for every other shard.
     pub receivers: Vec<(usize, SharedReceiver<HandoffBatch>)>,
+    pub handoff_counters: Arc<HandoffCounters>,
     pub core_config: CoreConfig,
     pub routing: Arc<RoutingTable>,
     pub states: Arc<[Arc<crate::trunks::TrunkState>]>,
@@ -82,18 +100,19 @@ impl Drop for StoppedOnDrop {
 
 /// State shared between the main task and its helper tasks (one executor, one thread).
 struct Signals {
-    /// The socket may have datagrams: the main task should call recvmmsg.
+    /// The reader saw a datagram queued (or an error): the main task should stop parking.
     readable: Cell<bool>,
-    /// The main task found the socket empty: the reader should wait for readability.
+    /// The main task found the socket empty and parks: the reader should wait.
     want_read: Cell<bool>,
     /// The reader should pause `RECV_ERROR_BACKOFF` before its next wait.
     backoff: Cell<bool>,
     /// Readiness errors seen by the reader (folded into the metrics by the main task).
     readiness_errors: Cell<u64>,
     stop: Cell<bool>,
-    /// One hand-off batch per sending shard, waiting for the main task.
-    inbox: RefCell<Vec<Option<HandoffBatch>>>,
-    inbox_pending: Cell<bool>,
+    /// Per sending shard: the batch its pump received, waiting for the main task.
+    slots: RefCell<Vec<Option<HandoffBatch>>>,
+    /// Per sending shard: batches taken from its channel (by the pump or the main task).
+    taken: RefCell<Vec<u64>>,
     main_waker: RefCell<Option<Waker>>,
     reader_waker: RefCell<Option<Waker>>,
     pump_wakers: RefCell<Vec<Option<Waker>>>,
@@ -102,13 +121,13 @@ struct Signals {
 impl Signals {
     fn new(shards: usize) -> Signals {
         Signals {
-            readable: Cell::new(true),
+            readable: Cell::new(false),
             want_read: Cell::new(false),
             backoff: Cell::new(false),
             readiness_errors: Cell::new(0),
             stop: Cell::new(false),
-            inbox: RefCell::new((0..shards).map(|_| None).collect()),
-            inbox_pending: Cell::new(false),
+            slots: RefCell::new((0..shards).map(|_| None).collect()),
+            taken: RefCell::new(vec![0; shards]),
             main_waker: RefCell::new(None),
             reader_waker: RefCell::new(None),
             pump_wakers: RefCell::new(vec![None; shards]),
@@ -126,15 +145,10 @@ impl Signals {
         Signals::wake(&self.main_waker);
     }
 
-    fn has_work(&self) -> bool {
-        self.readable.get() || self.inbox_pending.get() || self.stop.get()
-    }
-
-    /// The main task found the socket empty: hand the wait to the reader.
-    fn arm_reader(&self) {
-        self.readable.set(false);
-        self.want_read.set(true);
-        Signals::wake(&self.reader_waker);
+    fn count_taken(&self, peer: usize) {
+        if let Some(n) = self.taken.borrow_mut().get_mut(peer) {
+            *n += 1;
+        }
     }
 }
 
@@ -148,6 +162,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         wake,
         senders,
         receivers,
+        handoff_counters,
         core_config,
         routing,
         states,
@@ -181,9 +196,13 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
             *slot = Some(sender);
         }
     }
-    let mut connected_receivers = Vec::with_capacity(receiver_tasks.len());
+    let mut connected_receivers: Vec<Option<Rc<ConnectedReceiver<HandoffBatch>>>> =
+        (0..shards).map(|_| None).collect();
     for (peer, task) in receiver_tasks {
-        connected_receivers.push((peer, task.await));
+        let receiver = Rc::new(task.await);
+        if let Some(slot) = connected_receivers.get_mut(peer) {
+            *slot = Some(receiver);
+        }
     }
 
     let signals = Rc::new(Signals::new(shards));
@@ -197,12 +216,14 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         Arc::clone(&stop),
         Rc::clone(&signals),
     )));
-    for (peer, receiver) in connected_receivers {
-        helpers.push(glommio::spawn_local(pump(
-            peer,
-            receiver,
-            Rc::clone(&signals),
-        )));
+    for (peer, receiver) in connected_receivers.iter().enumerate() {
+        if let Some(receiver) = receiver {
+            helpers.push(glommio::spawn_local(pump(
+                peer,
+                Rc::clone(receiver),
+                Rc::clone(&signals),
+            )));
+        }
     }
 
     let cpu = slot.read().snapshot.cpu;
@@ -214,7 +235,10 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
+        outgoing_since: None,
         senders: connected_senders,
+        receivers: connected_receivers,
+        handoff_counters,
         signals: Rc::clone(&signals),
         stop,
         snapshot: ShardSnapshot::new(index, shards, cpu),
@@ -222,6 +246,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         call_id,
         last_publish: Instant::now(),
         unpublished: true,
+        noop_waker: Waker::from(Arc::new(NoopWake)),
     };
     slot.set_state(ShardState::Running);
     let _ = started.send(index);
@@ -252,9 +277,14 @@ struct Shard {
     core: Core,
     recv: RecvBatch,
     send: SendBatch,
-    /// Foreign datagrams of the current receive batch, per owner.
+    /// Foreign datagrams waiting to be handed off, per owner.
     outgoing: Vec<HandoffBatch>,
+    /// When the oldest of them was received (`None`: all batches are empty).
+    outgoing_since: Option<Instant>,
     senders: Vec<Option<ConnectedSender<HandoffBatch>>>,
+    /// Per sending shard, shared with its pump.
+    receivers: Vec<Option<Rc<ConnectedReceiver<HandoffBatch>>>>,
+    handoff_counters: Arc<HandoffCounters>,
     signals: Rc<Signals>,
     stop: Arc<AtomicBool>,
     /// The shard's counters, kept in the published form.
@@ -263,6 +293,15 @@ struct Shard {
     call_id: CallIdFinder,
     last_publish: Instant,
     unpublished: bool,
+    /// For polls that are known to be ready (`Waker::noop` needs Rust 1.85; MSRV is 1.80).
+    noop_waker: Waker,
+}
+
+/// A waker that does nothing.
+struct NoopWake;
+
+impl std::task::Wake for NoopWake {
+    fn wake(self: Arc<Self>) {}
 }
 
 impl Shard {
@@ -272,18 +311,17 @@ impl Shard {
                 return;
             }
             let mut busy = false;
-            if self.signals.readable.get() {
-                match self.recv.recv(self.fd) {
-                    Ok(0) => self.signals.arm_reader(),
-                    Ok(_) => {
-                        busy = true;
-                        self.dispatch_received(Instant::now());
-                    }
-                    Err(_) => {
-                        self.snapshot.shell.receive_errors += 1;
-                        self.signals.backoff.set(true);
-                        self.signals.arm_reader();
-                    }
+            let mut socket_empty = false;
+            match self.recv.recv(self.fd) {
+                Ok(0) => socket_empty = true,
+                Ok(_) => {
+                    busy = true;
+                    self.dispatch_received(Instant::now());
+                }
+                Err(_) => {
+                    self.snapshot.shell.receive_errors += 1;
+                    self.signals.backoff.set(true);
+                    socket_empty = true;
                 }
             }
             busy |= self.take_hand_ins();
@@ -301,35 +339,41 @@ impl Shard {
             if busy || timed_out {
                 self.unpublished = true;
             }
+            // Foreign datagrams wait to fill their batch while the shard is busy, at most
+            // HANDOFF_BATCH_DELAY_MAX; before parking the shard hands off everything.
+            if let Some(since) = self.outgoing_since {
+                if !busy || now.saturating_duration_since(since) >= limits::HANDOFF_BATCH_DELAY_MAX
+                {
+                    self.hand_off_all();
+                }
+            }
             self.transmit().await;
             self.publish_if_due(Instant::now());
             if busy {
-                // Let the pumps and the reader run; the executor polls its rings (and so
-                // notices hand-offs to idle pumps and the stop request) every
-                // SHARD_PREEMPT_INTERVAL even if we never go idle.
-                yield_now().await;
+                if glommio::executor().need_preempt() {
+                    yield_with_watchdog().await;
+                }
             } else {
-                self.park(timed_out).await;
+                self.park(timed_out, socket_empty).await;
             }
         }
     }
 
-    /// Give owned datagrams of the receive batch to the core, hand the others off.
+    /// Give owned datagrams of the receive batch to the core; gather the others per owner.
     fn dispatch_received(&mut self, now: Instant) {
         let count = self.recv.len();
-        let shell = &mut self.snapshot.shell;
-        shell.datagrams_received += count as u64;
-        shell.receive_batches += 1;
+        self.snapshot.shell.datagrams_received += count as u64;
+        self.snapshot.shell.receive_batches += 1;
         for i in 0..count {
             let Some(datagram) = self.recv.get(i) else {
                 continue;
             };
             if datagram.truncated {
-                shell.dropped_oversize += 1;
+                self.snapshot.shell.dropped_oversize += 1;
                 continue;
             }
             let Some(from) = datagram.from else {
-                shell.dropped_bad_source += 1;
+                self.snapshot.shell.dropped_bad_source += 1;
                 continue;
             };
             let owner = if self.shards == 1 {
@@ -341,60 +385,75 @@ impl Shard {
                 match call_id {
                     Some(id) => owner(id, self.shards),
                     None => {
-                        shell.datagrams_without_call_id += 1;
+                        self.snapshot.shell.datagrams_without_call_id += 1;
                         self.index
                     }
                 }
             };
             if owner == self.index {
                 self.core.handle_datagram(now, from, datagram.data);
-                shell.datagrams_processed += 1;
+                self.snapshot.shell.datagrams_processed += 1;
             } else if let Some(batch) = self.outgoing.get_mut(owner) {
-                batch.push(now, from, datagram.data);
-            }
-        }
-        self.hand_off();
-    }
-
-    /// Send the batches gathered by `dispatch_received` to their owners.
-    fn hand_off(&mut self) {
-        let shell = &mut self.snapshot.shell;
-        for (owner, batch) in self.outgoing.iter_mut().enumerate() {
-            if batch.is_empty() {
-                continue;
-            }
-            let batch = std::mem::take(batch);
-            let count = batch.len() as u64;
-            let sent = match self.senders.get(owner).and_then(Option::as_ref) {
-                Some(sender) => sender.try_send(batch),
-                None => Err(GlommioError::Closed(glommio::ResourceType::Channel(batch))),
-            };
-            match sent {
-                Ok(()) => {
-                    shell.handed_off += count;
-                    if let Some(n) = self.snapshot.handoff_out_to.get_mut(owner) {
-                        *n += count;
-                    }
+                if batch.is_full() {
+                    hand_off(
+                        self.index,
+                        owner,
+                        batch,
+                        &self.senders,
+                        &self.handoff_counters,
+                        &mut self.snapshot,
+                    );
                 }
-                Err(GlommioError::WouldBlock(_)) => shell.dropped_handoff_full += count,
-                Err(_) => shell.dropped_handoff_closed += count,
+                batch.push(now, from, datagram.data);
+                self.outgoing_since.get_or_insert(now);
             }
         }
     }
 
-    /// Give the batches waiting in the inbox to the core. True if there were any.
-    fn take_hand_ins(&mut self) -> bool {
-        if !self.signals.inbox_pending.replace(false) {
-            return false;
+    /// Hand every gathered batch to its owner.
+    fn hand_off_all(&mut self) {
+        for (owner, batch) in self.outgoing.iter_mut().enumerate() {
+            if !batch.is_empty() {
+                hand_off(
+                    self.index,
+                    owner,
+                    batch,
+                    &self.senders,
+                    &self.handoff_counters,
+                    &mut self.snapshot,
+                );
+            }
         }
+        self.outgoing_since = None;
+    }
+
+    /// Take at most one hand-off batch from every other shard (the one its pump holds, else
+    /// one straight from the channel when the counters say one is there) and give it to the
+    /// core. True if there was any.
+    fn take_hand_ins(&mut self) -> bool {
         let mut any = false;
         for peer in 0..self.shards {
-            let batch = self
+            let held = self
                 .signals
-                .inbox
+                .slots
                 .borrow_mut()
                 .get_mut(peer)
                 .and_then(Option::take);
+            let batch = match held {
+                Some(batch) => {
+                    let waker = self
+                        .signals
+                        .pump_wakers
+                        .borrow_mut()
+                        .get_mut(peer)
+                        .and_then(Option::take);
+                    if let Some(waker) = waker {
+                        waker.wake();
+                    }
+                    Some(batch)
+                }
+                None => self.take_from_channel(peer),
+            };
             let Some(batch) = batch else {
                 continue;
             };
@@ -409,18 +468,44 @@ impl Shard {
             if let Some(n) = self.snapshot.handoff_in_from.get_mut(peer) {
                 *n += count;
             }
-            drop(batch);
-            if let Some(waker) = self
-                .signals
-                .pump_wakers
-                .borrow_mut()
-                .get_mut(peer)
-                .and_then(Option::take)
-            {
-                waker.wake();
-            }
         }
         any
+    }
+
+    /// A batch from `peer`'s channel, if the counters say one is there (never waits, never
+    /// leaves a waker behind).
+    fn take_from_channel(&self, peer: usize) -> Option<HandoffBatch> {
+        if !self.handoff_waiting(peer) {
+            return None;
+        }
+        let receiver = self.receivers.get(peer)?.as_ref()?;
+        let mut receive = pin!(receiver.recv());
+        // The batch is in the channel (the sender counted it after its push), so this poll
+        // is ready: the no-op waker is never stored.
+        match receive
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.noop_waker))
+        {
+            Poll::Ready(Some(batch)) => {
+                self.signals.count_taken(peer);
+                Some(batch)
+            }
+            Poll::Ready(None) | Poll::Pending => None,
+        }
+    }
+
+    /// `peer` has pushed batches that nobody here has taken yet.
+    fn handoff_waiting(&self, peer: usize) -> bool {
+        let taken = self.signals.taken.borrow().get(peer).copied().unwrap_or(0);
+        peer != self.index && self.handoff_counters.sent(peer, self.index) > taken
+    }
+
+    fn has_work(&self) -> bool {
+        let signals = &self.signals;
+        signals.readable.get()
+            || signals.stop.get()
+            || signals.slots.borrow().iter().any(Option::is_some)
+            || (0..self.shards).any(|peer| self.handoff_waiting(peer))
     }
 
     /// Send everything the core wants sent, in order, then clear it.
@@ -442,7 +527,6 @@ impl Shard {
         let mut gave_up = false;
         loop {
             send.clear();
-            let mut exhausted = true;
             while !send.is_full() {
                 match transmits.next() {
                     Some((to, data)) => {
@@ -453,9 +537,7 @@ impl Shard {
                     None => break,
                 }
             }
-            if send.is_full() {
-                exhausted = transmits.peek().is_none();
-            }
+            let exhausted = transmits.peek().is_none();
             if !send.is_empty() {
                 let mut from = 0;
                 let mut blocked_since: Option<Instant> = None;
@@ -503,43 +585,74 @@ impl Shard {
         }
     }
 
-    /// Sleep until there is work: the socket is readable, a hand-off is in the inbox, the
-    /// core's next deadline, the next due publication of unpublished counters, or stop.
-    async fn park(&mut self, timed_out_this_round: bool) {
+    /// Sleep until there is work: the socket is readable, a hand-off arrived, the core's
+    /// next deadline, the next due publication of unpublished counters, or stop; and at
+    /// most `limits::SHARD_PARK_MAX`.
+    async fn park(&mut self, timed_out_this_round: bool, socket_empty: bool) {
         let now = Instant::now();
-        let mut wake_at = self.core.next_deadline();
-        if let Some(deadline) = wake_at {
+        let mut wake_at = now + limits::SHARD_PARK_MAX;
+        if let Some(deadline) = self.core.next_deadline() {
             if deadline <= now {
                 if !timed_out_this_round {
                     return; // became due while we were sending: handle it now
                 }
                 // handle_timeout just ran and the deadline did not move: never spin on a
                 // core that keeps reporting a past deadline.
-                wake_at = Some(now + Duration::from_millis(1));
+                wake_at = now + Duration::from_millis(1);
+            } else {
+                wake_at = wake_at.min(deadline);
             }
         }
         if self.unpublished {
             let due = self.last_publish + limits::METRICS_PUBLISH_INTERVAL;
-            let due = due.max(now + Duration::from_millis(1));
-            wake_at = Some(wake_at.map_or(due, |at| at.min(due)));
+            wake_at = wake_at.min(due.max(now + Duration::from_millis(1)));
+        }
+        if socket_empty {
+            // Hand the wait for the next datagram to the reader.
+            self.signals.readable.set(false);
+            self.signals.want_read.set(true);
+            Signals::wake(&self.signals.reader_waker);
         }
         self.snapshot.shell.parks += 1;
-        let mut timer = wake_at.map(|at| Timer::new(at.saturating_duration_since(now)));
-        let signals = Rc::clone(&self.signals);
+        let mut timer = Timer::new(wake_at.saturating_duration_since(now));
         poll_fn(|cx| {
-            if signals.has_work() {
+            if self.has_work() {
                 return Poll::Ready(());
             }
-            *signals.main_waker.borrow_mut() = Some(cx.waker().clone());
-            if let Some(timer) = timer.as_mut() {
-                if Pin::new(timer).poll(cx).is_ready() {
-                    return Poll::Ready(());
-                }
-            }
-            Poll::Pending
+            *self.signals.main_waker.borrow_mut() = Some(cx.waker().clone());
+            Pin::new(&mut timer).poll(cx).map(|_| ())
         })
         .await;
-        signals.main_waker.borrow_mut().take();
+        self.signals.main_waker.borrow_mut().take();
+    }
+}
+
+/// Send one owner its batch (leaving an empty one in its place); count what happened.
+fn hand_off(
+    from: usize,
+    owner: usize,
+    batch: &mut HandoffBatch,
+    senders: &[Option<ConnectedSender<HandoffBatch>>],
+    counters: &HandoffCounters,
+    snapshot: &mut ShardSnapshot,
+) {
+    let batch = std::mem::take(batch);
+    let count = batch.len() as u64;
+    let sent = match senders.get(owner).and_then(Option::as_ref) {
+        Some(sender) => sender.try_send(batch),
+        None => Err(GlommioError::Closed(glommio::ResourceType::Channel(batch))),
+    };
+    let shell = &mut snapshot.shell;
+    match sent {
+        Ok(()) => {
+            counters.record_sent(from, owner);
+            shell.handed_off += count;
+            if let Some(n) = snapshot.handoff_out_to.get_mut(owner) {
+                *n += count;
+            }
+        }
+        Err(GlommioError::WouldBlock(_)) => shell.dropped_handoff_full += count,
+        Err(_) => shell.dropped_handoff_closed += count,
     }
 }
 
@@ -573,16 +686,18 @@ async fn reader(socket: Rc<UdpSocket>, signals: Rc<Signals>) {
     }
 }
 
-/// Move hand-off batches from one peer's channel into its inbox slot.
-async fn pump(peer: usize, receiver: ConnectedReceiver<HandoffBatch>, signals: Rc<Signals>) {
-    while let Some(batch) = receiver.recv().await {
+/// Wait for a batch from one peer while the main task is parked; put it in its slot.
+async fn pump(peer: usize, receiver: Rc<ConnectedReceiver<HandoffBatch>>, signals: Rc<Signals>) {
+    loop {
+        // Receive only into an empty slot, and put the batch there in the same poll that
+        // received it: the main task then always sees the oldest batch of this peer first.
         poll_fn(|cx| {
-            let free = signals
-                .inbox
+            let empty = signals
+                .slots
                 .borrow()
                 .get(peer)
                 .is_some_and(Option::is_none);
-            if free {
+            if empty {
                 Poll::Ready(())
             } else {
                 if let Some(waker) = signals.pump_wakers.borrow_mut().get_mut(peer) {
@@ -592,13 +707,15 @@ async fn pump(peer: usize, receiver: ConnectedReceiver<HandoffBatch>, signals: R
             }
         })
         .await;
-        if let Some(slot) = signals.inbox.borrow_mut().get_mut(peer) {
+        let Some(batch) = receiver.recv().await else {
+            return; // the peer stopped: nothing more will come from it
+        };
+        signals.count_taken(peer);
+        if let Some(slot) = signals.slots.borrow_mut().get_mut(peer) {
             *slot = Some(batch);
         }
-        signals.inbox_pending.set(true);
         signals.wake_main();
     }
-    // The peer stopped: nothing more will come from it.
 }
 
 /// Wait for a byte on the wake socket; stop the shard if the stop flag is set.
@@ -617,17 +734,21 @@ async fn stop_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<S
     }
 }
 
-/// Let every other ready task of this executor run once, then continue.
-async fn yield_now() {
-    let mut yielded = false;
+/// Let the executor poll its rings and run the other tasks, then continue. The timer bounds
+/// the pause if glommio parks the executor although this task is runnable.
+async fn yield_with_watchdog() {
+    let mut watchdog: Option<Timer> = None;
     poll_fn(|cx| {
-        if yielded {
-            Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            Poll::Pending
+        if watchdog.is_some() {
+            return Poll::Ready(());
         }
+        let mut timer = Timer::new(YIELD_WATCHDOG);
+        if Pin::new(&mut timer).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        watchdog = Some(timer);
+        cx.waker().wake_by_ref();
+        Poll::Pending
     })
     .await
 }
