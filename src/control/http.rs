@@ -395,11 +395,7 @@ mod tests {
         let addr = server.local_addr();
         // A head that never ends within the byte limit.
         let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
-        big.extend(
-            std::iter::repeat(b"X-Pad: aaaaaaaaaaaaaaaa\r\n")
-                .take(40)
-                .flatten(),
-        );
+        big.extend(std::iter::repeat_n(b"X-Pad: aaaaaaaaaaaaaaaa\r\n", 40).flatten());
         let refused = get(addr, &big);
         assert!(refused.starts_with("HTTP/1.1 431 "), "{refused}");
         // A client that sends half a request and stalls: 408, and the server then serves

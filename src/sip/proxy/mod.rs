@@ -1285,6 +1285,7 @@ impl Core {
     /// Answer server transaction `st_id` with a final response we generate (408 on
     /// timeout, 487 after CANCEL, 513), built from `req` (scanned from `req_buf`) with header
     /// `skip` (our own Via, when `req` is the request we forwarded) left out.
+    #[allow(clippy::too_many_arguments)]
     fn answer_upstream(
         &mut self,
         now: Instant,
