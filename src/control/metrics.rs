@@ -129,7 +129,7 @@ enum Kind {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 18] = [
+const CORE_METRICS: [(&str, Kind, &str); 20] = [
     (
         "requests_in",
         Kind::Counter,
@@ -201,6 +201,16 @@ const CORE_METRICS: [(&str, Kind, &str); 18] = [
         "Calls moved to their next trunk after a failure (5xx, 408, timeout).",
     ),
     (
+        "probes_sent",
+        Kind::Counter,
+        "OPTIONS health probes sent to trunks.",
+    ),
+    (
+        "probe_failures",
+        Kind::Counter,
+        "Health probes that failed (no answer in time, 408 or 5xx).",
+    ),
+    (
         "calls_created",
         Kind::Counter,
         "Calls this shard has owned (initial INVITEs that created call state).",
@@ -220,7 +230,7 @@ const CORE_METRICS: [(&str, Kind, &str); 18] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 18] {
+fn core_values(stats: &CoreStats) -> [u64; 20] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -236,6 +246,8 @@ fn core_values(stats: &CoreStats) -> [u64; 18] {
         rejected_overload,
         rejected_admission,
         failovers,
+        probes_sent,
+        probe_failures,
         calls_created,
         calls_active,
         transactions_active,
@@ -256,6 +268,8 @@ fn core_values(stats: &CoreStats) -> [u64; 18] {
         *rejected_overload,
         *rejected_admission,
         *failovers,
+        *probes_sent,
+        *probe_failures,
         *calls_created,
         *calls_active,
         *transactions_active,
@@ -437,7 +451,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 18]> = shards
+    let core: Vec<[u64; 20]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -669,12 +683,14 @@ mod tests {
             rejected_overload: 12,
             rejected_admission: 13,
             failovers: 14,
-            calls_created: 15,
-            calls_active: 16,
-            transactions_active: 17,
-            timers_active: 18,
+            probes_sent: 15,
+            probe_failures: 16,
+            calls_created: 17,
+            calls_active: 18,
+            transactions_active: 19,
+            timers_active: 20,
         };
-        let expected: Vec<u64> = (1..=18).collect();
+        let expected: Vec<u64> = (1..=20).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

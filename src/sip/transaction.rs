@@ -146,6 +146,8 @@ pub enum TimerTarget {
     Server(Id),
     Client(Id),
     Call(Id),
+    /// The next OPTIONS probe of a trunk (index in the current routing table).
+    Probe(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +275,7 @@ impl ClientTxn {
             ack: Vec::new(),
             egress,
             abandoned: false,
+            probe: false,
             deadlines: Deadlines::default(),
         }
     }
@@ -309,6 +312,8 @@ pub struct ClientTxn {
     pub egress: Option<TrunkId>,
     /// Given up on (progress timer): its responses are absorbed (a 2xx is still relayed).
     pub abandoned: bool,
+    /// An OPTIONS health probe of trunk `egress`, sent by junction itself.
+    pub probe: bool,
     pub deadlines: Deadlines,
 }
 
@@ -342,7 +347,7 @@ impl Transactions {
         let deadlines = match target {
             TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
             TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) => None,
+            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
         };
         if let Some(d) = deadlines {
             d.set(kind, Some(deadline));
@@ -361,7 +366,7 @@ impl Transactions {
         let deadlines = match target {
             TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
             TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) => None,
+            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
         };
         if let Some(d) = deadlines {
             d.set(kind, None);

@@ -114,8 +114,18 @@ impl Core {
                 Err((404, "no-route"))
             }
             Decision::NoTrunk => {
-                self.stats.rejected_no_route += 1;
-                Err((503, "no-usable-trunk"))
+                // Down, or full? Full trunks mean admission refused (503 + Retry-After).
+                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
+                if matches!(
+                    table.route_with(ingress, &called, self.rotation, &up),
+                    Decision::Route { .. }
+                ) {
+                    self.stats.rejected_admission += 1;
+                    Err((503, "admission-refused"))
+                } else {
+                    self.stats.rejected_no_route += 1;
+                    Err((503, "no-usable-trunk"))
+                }
             }
         }
     }

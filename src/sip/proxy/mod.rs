@@ -9,6 +9,7 @@
 //! 4. sleep until a datagram arrives or `next_deadline()`.
 
 mod attempt;
+mod probe;
 
 use super::dialog::{Call, CallState, Calls};
 use super::response::{self, Derived};
@@ -64,6 +65,9 @@ pub struct CoreStats {
     pub rejected_admission: u64,
     /// Calls moved to their next trunk after a failure.
     pub failovers: u64,
+    /// OPTIONS probes sent to trunks, and probes that failed.
+    pub probes_sent: u64,
+    pub probe_failures: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -99,6 +103,10 @@ pub struct Core {
     states: Arc<[Arc<TrunkState>]>,
     /// Round-robin counter for routes with several trunks.
     rotation: u64,
+    /// OPTIONS probing of the trunks this shard owns (index = TrunkId); rebuilt when the
+    /// routing table changes (`probes_due`).
+    probes: Vec<probe::ProbeState>,
+    probes_due: bool,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
     resp: Option<Box<Message>>,
@@ -194,6 +202,8 @@ impl Core {
             routing,
             states,
             rotation: 0,
+            probes: Vec::new(),
+            probes_due: true,
             num_a: Vec::new(),
             num_b: Vec::new(),
             resp: Some(Box::default()),
@@ -222,6 +232,7 @@ impl Core {
     pub fn set_routing(&mut self, routing: Arc<RoutingTable>, states: Arc<[Arc<TrunkState>]>) {
         self.routing = routing;
         self.states = states;
+        self.probes_due = true;
     }
 
     pub fn stats(&self) -> &CoreStats {
@@ -261,6 +272,10 @@ impl Core {
             if self.txns.wheel.is_empty() {
                 self.txns.wheel = TimerWheel::new(now);
             }
+        }
+        if self.probes_due {
+            self.probes_due = false;
+            self.schedule_probes(now);
         }
     }
 
@@ -309,7 +324,8 @@ impl Core {
         let Some(ingress) = self.routing.ingress(from) else {
             // Never route for an unknown source (toll fraud); never answer an ACK.
             self.stats.rejected_unknown_source += 1;
-            if method != Method::Ack {
+            let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
+            if method != Method::Ack && answer {
                 self.reply_stateless(buf, msg, from, 403, b"");
             }
             return;
@@ -475,7 +491,10 @@ impl Core {
         let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
-                let extra = warning(code.1);
+                let mut extra = warning(code.1);
+                if code.1 == "admission-refused" {
+                    extra.push_str("Retry-After: 5\r\n");
+                }
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
                 return;
             }
@@ -1009,6 +1028,12 @@ impl Core {
             self.stats.dropped_stray += 1;
             return;
         }
+        if ct.probe {
+            if code >= 200 {
+                self.probe_result(id, Some(code));
+            }
+            return;
+        }
         if ct.invite {
             self.on_invite_response(now, id, buf, msg, code);
         } else {
@@ -1426,6 +1451,7 @@ impl Core {
                 TimerTarget::Client(id) => self.client_timer(now, id, key),
                 TimerTarget::Server(id) => self.server_timer(now, id, key),
                 TimerTarget::Call(id) => self.call_timer(now, id, key),
+                TimerTarget::Probe(t) => self.probe_timer(now, t, key),
             }
         }
         self.fired = fired;
@@ -1469,6 +1495,9 @@ impl Core {
                 self.txns.arm(t, TimerKind::Retransmit, now + next);
             }
             TimerKind::Timeout => match ct.state {
+                ClientState::Calling | ClientState::Proceeding if ct.probe => {
+                    self.probe_result(id, None);
+                }
                 ClientState::Calling | ClientState::Proceeding if ct.abandoned || ct.cancel => {
                     self.txns.clients.remove(id);
                 }
