@@ -16,6 +16,7 @@ mod compile;
 pub mod pattern;
 pub mod peer;
 pub mod prefix;
+pub mod rule;
 
 use std::cmp::Reverse;
 use std::net::SocketAddr;
