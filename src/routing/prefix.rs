@@ -103,7 +103,11 @@ impl PrefixTrie {
             symbol[b as usize] = n as u8;
         }
         if u32::try_from(pairs.len()).is_err() {
-            return Err(format!("{} prefix entries; at most {}", pairs.len(), u32::MAX));
+            return Err(format!(
+                "{} prefix entries; at most {}",
+                pairs.len(),
+                u32::MAX
+            ));
         }
 
         let key = |i: usize| -> &[u8] { pairs.get(i).map_or(&[], |(p, _)| p.as_ref()) };
@@ -144,9 +148,10 @@ impl PrefixTrie {
                 let Some(&byte) = key(i).get(depth) else {
                     break;
                 };
-                let j = i + (i..end)
-                    .take_while(|&k| key(k).get(depth) == Some(&byte))
-                    .count();
+                let j = i
+                    + (i..end)
+                        .take_while(|&k| key(k).get(depth) == Some(&byte))
+                        .count();
                 // The chain below `byte` that every prefix of the group shares, without a
                 // prefix ending inside it (the shortest would sort first, so checking the
                 // first and the last of the group is enough).
@@ -179,7 +184,11 @@ impl PrefixTrie {
             }
         }
         if u32::try_from(trie.nodes.len()).is_err() {
-            return Err(format!("{} trie nodes; at most {}", trie.nodes.len(), u32::MAX));
+            return Err(format!(
+                "{} trie nodes; at most {}",
+                trie.nodes.len(),
+                u32::MAX
+            ));
         }
         trie.nodes.shrink_to_fit();
         Ok(trie)
@@ -313,7 +322,10 @@ mod tests {
         );
         assert_eq!(collect(&t, b"+4420712345"), vec![(6, vec![1])]);
         assert_eq!(collect(&t, b"+442071234567X"), vec![(6, vec![1])]);
-        assert_eq!(collect(&t, b"+44207123456780123"), vec![(6, vec![1]), (14, vec![0])]);
+        assert_eq!(
+            collect(&t, b"+44207123456780123"),
+            vec![(6, vec![1]), (14, vec![0])]
+        );
         assert_eq!(collect(&t, b"+4420799"), vec![(6, vec![1]), (8, vec![3])]);
         assert_eq!(collect(&t, b"+4420"), vec![]);
         assert_eq!(collect(&t, b"+4520712345678"), vec![]);
@@ -353,13 +365,19 @@ mod tests {
                     want.push((l, routes));
                 }
             }
-            assert_eq!(collect(&t, &key), want, "{:?}", String::from_utf8_lossy(&key));
+            assert_eq!(
+                collect(&t, &key),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(&key)
+            );
         }
     }
 
     #[test]
     fn empty_trie_visits_nothing() {
-        let t = PrefixTrie::build(Vec::<(Vec<u8>, u16)>::new(), |_| 0).unwrap_or_else(|e| panic!("{e}"));
+        let t = PrefixTrie::build(Vec::<(Vec<u8>, u16)>::new(), |_| 0)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(collect(&t, b"+1212").is_empty());
         assert!(t.is_empty());
     }

@@ -61,9 +61,11 @@ impl Rule {
                 GROUPS_MAX - 1
             )));
         }
-        let (pieces, literal) = parse_replacement(replace, |name| {
-            re.group_info().to_index(PatternID::ZERO, name)
-        }, groups)
+        let (pieces, literal) = parse_replacement(
+            replace,
+            |name| re.group_info().to_index(PatternID::ZERO, name),
+            groups,
+        )
         .map_err(RuleError::Replace)?;
         Ok(Rule {
             re,
@@ -290,8 +292,12 @@ mod tests {
             Some("2125551234")
         );
         assert_eq!(
-            apply(r"(?P<area>\d{3})(?<line>\d{7})", "+1${area}-${line}", "2125551234")
-                .as_deref(),
+            apply(
+                r"(?P<area>\d{3})(?<line>\d{7})",
+                "+1${area}-${line}",
+                "2125551234"
+            )
+            .as_deref(),
             Some("+1212-5551234")
         );
         assert_eq!(apply(r"(\d+)", "$$${1}$$", "12").as_deref(), Some("$12$"));
