@@ -34,7 +34,9 @@ fn config(listen: &str, cores: usize) -> Config {
             listen,
             advertise: listen,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
+            unknown_source: Default::default(),
         },
+        routing: Default::default(),
         trunks: Vec::new(),
         routes: Vec::new(),
     }
