@@ -193,17 +193,23 @@ mod tests {
     use std::time::Duration;
 
     fn trunk(max_calls: Option<u32>, max_cps: Option<u32>, max_early: Option<u32>) -> Trunk {
-        Trunk {
-            name: "t".into(),
-            send_to: None,
-            remove_plus: false,
-            forward_pai: true,
-            progress_timeout: Duration::from_secs(10),
-            max_calls,
-            max_cps,
-            max_early,
-            probe: None,
+        let mut limits = String::new();
+        for (key, value) in [
+            ("max_calls", max_calls),
+            ("max_cps", max_cps),
+            ("max_early", max_early),
+        ] {
+            if let Some(v) = value {
+                limits.push_str(&format!("{key} = {v}\n"));
+            }
         }
+        let text = format!(
+            "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n\
+             [[trunk]]\nname = \"t\"\npeers = [\"127.0.0.2\"]\nsend_to = \"127.0.0.2:5060\"\n{limits}"
+        );
+        let cfg = crate::config::parse(&text, "test.toml").expect("test config");
+        let table = RoutingTable::compile(&cfg).expect("compiles");
+        table.trunks[0].clone()
     }
 
     #[test]

@@ -29,6 +29,8 @@ send_to = "127.0.0.2:5060"
 name = "gw"
 peers = ["127.0.0.3"]
 send_to = "127.0.0.3:5060"
+# The RFC 3261 timers are tested here: no fast failover.
+progress_timeout_s = 0
 
 [[trunk]]
 name = "gw2"

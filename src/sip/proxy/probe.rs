@@ -71,13 +71,9 @@ impl Core {
             return;
         };
         self.arm_probe(trunk, now + probe.interval);
-        if self
-            .probes
-            .get(trunk as usize)
-            .is_some_and(|p| p.pending.is_some())
-        {
-            // The previous probe is still out: it counts as failed when its timer ends.
-            return;
+        if let Some(previous) = self.probes.get(trunk as usize).and_then(|p| p.pending) {
+            // The previous probe got no answer within an interval: a failure.
+            self.probe_result(previous, None);
         }
         self.send_probe(now, t, probe, dest);
     }
