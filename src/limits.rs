@@ -101,3 +101,8 @@ pub const HANDOFF_BATCH_DELAY_MAX: Duration = Duration::from_micros(500);
 /// fires before the task queues run, see shard/run.rs); this bounds such a stall. An idle
 /// shard costs one wake-up per interval.
 pub const SHARD_PARK_MAX: Duration = Duration::from_millis(100);
+
+/// Call records a shard holds until the shell hands them to the CDR writer (drained after
+/// every batch). If nobody drains them (CDRs off) or the writer falls behind, older records
+/// are dropped and counted rather than grow the shard's memory.
+pub const RECORDS_PENDING_MAX: usize = 65_536;

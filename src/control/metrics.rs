@@ -129,7 +129,7 @@ enum Kind {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 20] = [
+const CORE_METRICS: [(&str, Kind, &str); 21] = [
     (
         "requests_in",
         Kind::Counter,
@@ -211,6 +211,11 @@ const CORE_METRICS: [(&str, Kind, &str); 20] = [
         "Health probes that failed (no answer in time, 408 or 5xx).",
     ),
     (
+        "records_dropped",
+        Kind::Counter,
+        "Call records dropped before reaching the CDR writer.",
+    ),
+    (
         "calls_created",
         Kind::Counter,
         "Calls this shard has owned (initial INVITEs that created call state).",
@@ -230,7 +235,7 @@ const CORE_METRICS: [(&str, Kind, &str); 20] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 20] {
+fn core_values(stats: &CoreStats) -> [u64; 21] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -248,6 +253,7 @@ fn core_values(stats: &CoreStats) -> [u64; 20] {
         failovers,
         probes_sent,
         probe_failures,
+        records_dropped,
         calls_created,
         calls_active,
         transactions_active,
@@ -270,6 +276,7 @@ fn core_values(stats: &CoreStats) -> [u64; 20] {
         *failovers,
         *probes_sent,
         *probe_failures,
+        *records_dropped,
         *calls_created,
         *calls_active,
         *transactions_active,
@@ -451,7 +458,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 20]> = shards
+    let core: Vec<[u64; 21]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -685,12 +692,13 @@ mod tests {
             failovers: 14,
             probes_sent: 15,
             probe_failures: 16,
-            calls_created: 17,
-            calls_active: 18,
-            transactions_active: 19,
-            timers_active: 20,
+            records_dropped: 17,
+            calls_created: 18,
+            calls_active: 19,
+            transactions_active: 20,
+            timers_active: 21,
         };
-        let expected: Vec<u64> = (1..=20).collect();
+        let expected: Vec<u64> = (1..=21).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -71,6 +71,8 @@ pub struct CoreStats {
     /// OPTIONS probes sent to trunks, and probes that failed.
     pub probes_sent: u64,
     pub probe_failures: u64,
+    /// Call records dropped because nobody took them in time.
+    pub records_dropped: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -111,7 +113,7 @@ pub struct Core {
     probes: Vec<probe::ProbeState>,
     probes_due: bool,
     /// Records of ended calls, drained by the shell toward the CDR writer.
-    records: Vec<Box<CallRecord>>,
+    records: std::collections::VecDeque<Box<CallRecord>>,
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -210,7 +212,7 @@ impl Core {
             rotation: 0,
             probes: Vec::new(),
             probes_due: true,
-            records: Vec::new(),
+            records: std::collections::VecDeque::new(),
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
@@ -250,7 +252,7 @@ impl Core {
     /// Move the records of calls that ended into `out` (the shell sends them to the CDR
     /// writer).
     pub fn drain_records(&mut self, out: &mut Vec<Box<CallRecord>>) {
-        out.append(&mut self.records);
+        out.extend(self.records.drain(..));
     }
 
     /// Per-trunk counters and latency histograms of this shard.

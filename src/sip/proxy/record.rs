@@ -70,7 +70,7 @@ impl Core {
             "no-route" => stats.counters.rejected_no_route += 1,
             _ => stats.counters.rejected_no_trunk += 1,
         }
-        self.records.push(Box::new(r));
+        self.push_record(Box::new(r));
     }
 
     fn record_mut(&mut self, call: Option<Id>) -> Option<&mut CallRecord> {
@@ -195,7 +195,15 @@ impl Core {
                 now.saturating_duration_since(answered),
             );
         }
-        self.records.push(r);
+        self.push_record(r);
+    }
+
+    fn push_record(&mut self, r: Box<CallRecord>) {
+        if self.records.len() >= crate::limits::RECORDS_PENDING_MAX {
+            self.records.pop_front();
+            self.stats.records_dropped += 1;
+        }
+        self.records.push_back(r);
     }
 
     /// An OPTIONS probe of trunk `t` sent at `sent` was answered now.
