@@ -362,7 +362,7 @@ impl RoutingTable {
             .and_then(|t| {
                 t.response_codes
                     .iter()
-                    .find(|r| r.code == code && r.cause.map_or(true, |c| Some(c) == cause))
+                    .find(|r| r.code == code && r.cause.is_none_or(|c| Some(c) == cause))
             })
             .map_or(code, |r| r.to)
     }

@@ -174,6 +174,8 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         listen,
         advertise,
         metrics,
+        // Compiled into the routing table: a reload applies it.
+        unknown_source: _,
     } = new;
     let mut keys = Vec::new();
     if *cores != running.cores {
@@ -354,6 +356,7 @@ mod tests {
             listen,
             advertise: listen,
             metrics: None,
+            unknown_source: crate::routing::UnknownSource::Reject,
         }
     }
 
