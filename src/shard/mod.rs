@@ -43,7 +43,8 @@ pub struct Options {
     /// How a shard finds the Call-ID that picks the owning shard. Production uses the
     /// scanner's `sip::scan::peek_call_id`; tests may substitute their own.
     pub call_id: CallIdFinder,
-    /// Use this routing table instead of compiling the configuration's.
+    /// Use this routing table instead of compiling the configuration's (at start only: a
+    /// reload compiles the file's).
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
