@@ -43,7 +43,8 @@ pub struct Options {
     /// How a shard finds the Call-ID that picks the owning shard. Production uses the
     /// scanner's `sip::scan::peek_call_id`; tests may substitute their own.
     pub call_id: CallIdFinder,
-    /// Use this routing table instead of compiling the configuration's.
+    /// Use this routing table instead of compiling the configuration's (at start only: a
+    /// reload compiles the file's).
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
@@ -284,6 +285,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
 
     if let Some(listener) = listener {
         let hook: ReloadHook = Arc::new(move || {
+            eprintln!("junction: POST /reload, reloading {}", reloader.source());
             let (accepted, lines) = log_reload(reloader.reload(), reloader.source());
             let body = lines.join("\n") + "\n";
             if accepted {
@@ -435,11 +437,13 @@ impl Server {
     /// Idempotent. Returns the error of every shard that did not end cleanly.
     fn stop_everything(&mut self) -> Vec<(usize, String)> {
         self.stop.store(true, Ordering::Release);
+        // Wake shards that sleep; busy ones see the flag at their next round. (Before
+        // waiting for the HTTP thread: a `POST /reload` in progress waits for the shards to
+        // switch or stop.)
+        self.wake.wake_all();
         if let Some(http) = self.http.take() {
             http.shutdown();
         }
-        // Wake shards that sleep; busy ones see the flag at their next round.
-        self.wake.wake_all();
         let mut errors = Vec::new();
         for (index, handle) in self.shards.iter_mut().enumerate() {
             let Some(handle) = handle.take() else {

@@ -404,6 +404,92 @@ mod tests {
         assert_eq!(slot.applied_generation(), 2);
     }
 
+    const TRUNKS: &str = r#"
+[server]
+listen = "127.0.0.1:5060"
+
+[[trunk]]
+name = "gw-a"
+send_to = "127.0.0.3:5060"
+
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["gw-a"]
+"#;
+
+    /// A reloader of `path` for a server without shards.
+    fn reloader(path: &Path) -> Reloader {
+        let config = config::load(path).unwrap();
+        let routing = Arc::new(RoutingTable::compile(&config).unwrap());
+        let registry = Registry::new(Instant::now());
+        let states = registry.states_for(&routing);
+        let control = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        Reloader::new(
+            &config,
+            registry,
+            routing,
+            states,
+            Vec::new(),
+            Arc::new(MetricsHub::new(&[], 0)),
+            WakeShards {
+                control,
+                addrs: Vec::new(),
+            },
+        )
+    }
+
+    fn current(reloader: &Reloader) -> (Arc<RoutingTable>, TrunkStates) {
+        let state = lock(&reloader.state);
+        (Arc::clone(&state.current.0), Arc::clone(&state.current.1))
+    }
+
+    #[test]
+    fn trunk_state_survives_reloads_and_old_tables_are_freed_here() {
+        let dir = std::env::temp_dir().join(format!("junction-reload-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.toml");
+        std::fs::write(&path, TRUNKS).unwrap();
+        let reloader = reloader(&path);
+        let (first, first_states) = current(&reloader);
+        first_states[0].set_up(false); // health learnt before the reload
+
+        // A new trunk before gw-a: gw-a moves to index 1 and keeps its state.
+        let more = TRUNKS.replace(
+            "[[trunk]]\nname = \"gw-a\"",
+            "[[trunk]]\nname = \"gw-0\"\nsend_to = \"127.0.0.4:5060\"\n\n[[trunk]]\nname = \"gw-a\"",
+        );
+        std::fs::write(&path, more).unwrap();
+        let summary = reloader.reload().unwrap();
+        assert_eq!((summary.generation, summary.trunks), (1, 2));
+        let (second, states) = current(&reloader);
+        assert_eq!(second.trunks[1].name, "gw-a");
+        assert!(
+            Arc::ptr_eq(&states[1], &first_states[0]),
+            "same state object"
+        );
+        assert!(!states[1].is_up());
+        assert!(states[0].is_up(), "a new trunk starts up");
+
+        // `first` is still held here (like a call in progress): retired, not freed.
+        drop(first_states);
+        assert_eq!(lock(&reloader.state).retired.len(), 1);
+        let weak = Arc::downgrade(&first);
+        drop(first);
+        assert!(weak.upgrade().is_some(), "the control plane still holds it");
+        reloader.reap();
+        assert!(weak.upgrade().is_none(), "freed by reap, on this thread");
+        assert!(lock(&reloader.state).retired.is_empty());
+
+        // A broken file changes nothing and is counted.
+        std::fs::write(&path, "[server\n").unwrap();
+        let errors = reloader.reload().unwrap_err();
+        assert_eq!(errors[0].line, Some(1), "{errors:?}");
+        assert!(Arc::ptr_eq(&current(&reloader).0, &second));
+        assert_eq!(reloader.hub.control_counters().reload_failures, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn log_lines() {
         let mut summary = ReloadSummary {
