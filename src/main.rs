@@ -73,9 +73,23 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     }
 }
 
+/// The offline commands print to stdout like any Unix tool: when the reader goes away
+/// (`junction check f | head`), end quietly instead of panicking in `println!`. Not for the
+/// server, which must never die of a signal a peer can provoke.
+fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse_args(&args) {
+    let command = parse_args(&args);
+    if matches!(command, Ok(Command::Check(_) | Command::RouteTest(_))) {
+        default_sigpipe();
+    }
+    match command {
         Ok(Command::Help) => {
             print!("{}", usage());
             ExitCode::SUCCESS
