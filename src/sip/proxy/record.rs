@@ -30,8 +30,18 @@ impl Core {
             StartLine::Response { .. } => None,
         };
         let calling = super::user_span(buf, msg.from.uri).map(|u| u.get(buf));
+        // The Call-ID is the call's key (held by the call table) and the normalized numbers
+        // are usually the received ones: both are filled in when the record is finished,
+        // so a call in progress holds no copies of them.
+        let normalized = |n: &[u8], raw: Option<&[u8]>| {
+            if Some(n) == raw {
+                String::new()
+            } else {
+                text(n)
+            }
+        };
         CallRecord {
-            call_id: text(msg.call_id.get(buf)),
+            call_id: String::new(),
             ingress: self
                 .routing
                 .trunk(ingress)
@@ -39,8 +49,8 @@ impl Core {
                 .unwrap_or_default(),
             called: text(called.unwrap_or(&[])),
             calling: text(calling.unwrap_or(&[])),
-            called_normalized: text(called_normalized),
-            calling_normalized: text(calling_normalized),
+            called_normalized: normalized(called_normalized, called),
+            calling_normalized: normalized(calling_normalized, calling),
             attempts: Vec::new(),
             started: now,
             answered: None,
@@ -63,6 +73,9 @@ impl Core {
         reason: &'static str,
     ) {
         let mut r = self.new_record(now, buf, msg, ingress, &[], &[]);
+        r.call_id = text(msg.call_id.get(buf));
+        r.called_normalized = r.called.clone();
+        r.calling_normalized = r.calling.clone();
         r.status = status;
         r.reason = reason;
         let stats = self.trunk_stats.trunk(&r.ingress);
@@ -88,6 +101,8 @@ impl Core {
     ) {
         self.trunk_stats.trunk(name).counters.attempts_out += 1;
         if let Some(r) = self.record_mut(call) {
+            // Most calls make one attempt: grow by one, not by Vec's minimum of four.
+            r.attempts.reserve_exact(1);
             r.attempts.push(AttemptRecord {
                 trunk: name.to_string(),
                 called: text(called),
@@ -182,6 +197,13 @@ impl Core {
         let Some(mut r) = c.record.take() else {
             return;
         };
+        r.call_id = text(&c.call_id);
+        if r.called_normalized.is_empty() {
+            r.called_normalized = r.called.clone();
+        }
+        if r.calling_normalized.is_empty() {
+            r.calling_normalized = r.calling.clone();
+        }
         r.ended = now;
         r.ended_by = match (by, r.answered) {
             (Some(b), _) => b,
