@@ -1132,7 +1132,7 @@ fn prefix_files_report_their_own_lines() {
         .clone()
         .unwrap_or_else(|| panic!("no file"));
     let prefixes: Vec<&[u8]> = file.iter().collect();
-    assert_eq!(prefixes, [&b"+1212"[..], b"+1646", b"#31#"]);
+    assert_eq!(prefixes, [&b"#31#"[..], b"+1212", b"+1646"]);
     assert_eq!(file.line_of(b"#31#"), Some(4));
 
     // A missing file is reported at the key's line.
