@@ -78,10 +78,12 @@ impl PrefixTrie {
         rank: impl Fn(u16) -> u64,
     ) -> Result<PrefixTrie, String> {
         pairs.retain(|(p, _)| p.as_ref().len() <= PREFIX_BYTES_MAX);
-        pairs.sort_unstable_by(|(pa, ra), (pb, rb)| {
+        // A stable sort: it merges runs that are already sorted (a prefix file's prefixes
+        // come in byte order) in linear time.
+        pairs.sort_by(|(pa, ra), (pb, rb)| {
             pa.as_ref()
                 .cmp(pb.as_ref())
-                .then(rank(*ra).cmp(&rank(*rb)))
+                .then_with(|| rank(*ra).cmp(&rank(*rb)))
                 .then(ra.cmp(rb))
         });
         pairs.dedup_by(|(pa, ra), (pb, rb)| ra == rb && pa.as_ref() == pb.as_ref());
@@ -113,18 +115,23 @@ impl PrefixTrie {
         let key = |i: usize| -> &[u8] { pairs.get(i).map_or(&[], |(p, _)| p.as_ref()) };
         let mut trie = PrefixTrie {
             symbol,
-            nodes: vec![EMPTY_NODE],
+            // Usually fewer nodes than prefixes plus a quarter (chains are compressed).
+            nodes: Vec::with_capacity(1 + pairs.len() + pairs.len() / 4),
             entries: Vec::with_capacity(pairs.len()),
         };
+        trie.nodes.push(EMPTY_NODE);
         // Work items: (node index, depth, range of `pairs` whose prefixes pass through it).
         // `depth` is the length of the node's prefix. In sorted order a node's own entries
         // (prefix length == depth) come first, and its children's ranges are contiguous and
         // in byte (hence symbol) order.
         // Breadth first, so each level's nodes are stored together: the upper levels, which
         // every lookup crosses, stay compact and cache-resident.
-        let mut work: VecDeque<(usize, usize, usize, usize)> = VecDeque::new();
-        work.push_back((0, 0, 0, pairs.len()));
+        // (u32 each: `pairs.len()` was checked, and nodes are fewer than 33 per pair.)
+        let mut work: VecDeque<(u32, u32, u32, u32)> = VecDeque::new();
+        work.push_back((0, 0, 0, pairs.len() as u32));
         while let Some((node, depth, start, end)) = work.pop_front() {
+            let (node, depth) = (node as usize, depth as usize);
+            let (start, end) = (start as usize, end as usize);
             let own = (start..end).take_while(|&i| key(i).len() == depth).count();
             let Ok(entries_len) = u16::try_from(own) else {
                 return Err(format!(
@@ -172,7 +179,7 @@ impl PrefixTrie {
                     dst.copy_from_slice(label);
                 }
                 children |= 1u128 << trie.symbol[byte as usize];
-                work.push_back((trie.nodes.len(), e, i, j));
+                work.push_back((trie.nodes.len() as u32, e as u32, i as u32, j as u32));
                 trie.nodes.push(child);
                 i = j;
             }
