@@ -237,7 +237,7 @@ fn main() {
     );
     println!("  trie build alone: {:.2} s", trie_build.as_secs_f64());
     println!(
-        "  memory: trie {:.1} MiB ({} nodes of 32 bytes, {} entries of 2 bytes; {:.1} bytes per prefix); \
+        "  memory: trie {:.1} MiB ({} nodes of 32 bytes for {} prefixes; {:.1} bytes per prefix); \
          prefix file kept in the config {:.1} MiB",
         mib(table.prefix_heap_bytes()),
         trie.nodes_len(),
