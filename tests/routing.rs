@@ -437,6 +437,8 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
         routing: RoutingSettings::default(),
         trunks,
         routes,
+        cdr: None,
+        log: Default::default(),
     }
 }
 

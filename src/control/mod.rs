@@ -5,6 +5,10 @@
 //! `limits::METRICS_PUBLISH_INTERVAL`, so a reader can never stall a shard); the control
 //! plane reads all slots when asked.
 
+pub mod cdr;
+pub mod clock;
+pub mod log;
+pub mod rotating_file;
 pub mod http;
 pub mod metrics;
 
