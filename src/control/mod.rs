@@ -7,8 +7,13 @@
 
 pub mod cdr;
 pub mod clock;
+pub mod exposition;
+pub mod latency;
 pub mod log;
+pub mod residence;
 pub mod rotating_file;
+pub mod stats;
+pub mod trunk_metrics;
 pub mod http;
 pub mod metrics;
 
