@@ -102,6 +102,11 @@ pub const HANDOFF_BATCH_DELAY_MAX: Duration = Duration::from_micros(500);
 /// shard costs one wake-up per interval.
 pub const SHARD_PARK_MAX: Duration = Duration::from_millis(100);
 
+/// Call records a shard holds until the shell hands them to the CDR writer (drained after
+/// every batch). If nobody drains them (CDRs off) or the writer falls behind, older records
+/// are dropped and counted rather than grow the shard's memory.
+pub const RECORDS_PENDING_MAX: usize = 65_536;
+
 // --- Bounds of observability (src/control/cdr.rs, log.rs, metrics) ---
 
 /// Call records queued from the shards to the CDR writer. A shard never waits for the

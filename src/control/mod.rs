@@ -1,5 +1,6 @@
 //! The control plane, off the shard cores: the latest metrics of every shard and the
-//! metrics HTTP endpoint. (Configuration loading lives in `config`.)
+//! metrics HTTP endpoint. (Configuration loading lives in `config`; reload, which needs the
+//! shards, in `shard::reload`.)
 //!
 //! Shards publish into a `ShardSlot` each (a mutex the shard only `try_lock`s, at most every
 //! `limits::METRICS_PUBLISH_INTERVAL`, so a reader can never stall a shard); the control
@@ -17,8 +18,8 @@ pub mod trunk_metrics;
 pub mod http;
 pub mod metrics;
 
-use metrics::{ShardSnapshot, ShardState, ShardView};
-use std::sync::atomic::{AtomicU8, Ordering};
+use metrics::{ControlCounters, ShardSnapshot, ShardState, ShardView};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// One shard's published state: its life-cycle state and its latest snapshot.
@@ -87,6 +88,8 @@ pub struct MetricsHub {
     slots: Vec<Arc<ShardSlot>>,
     /// Datagrams one hand-off queue holds at most (rendered as a gauge).
     handoff_capacity: usize,
+    /// Reloads refused (the control plane counts them; no shard is involved).
+    reload_failures: AtomicU64,
 }
 
 impl MetricsHub {
@@ -101,6 +104,7 @@ impl MetricsHub {
         MetricsHub {
             slots,
             handoff_capacity,
+            reload_failures: AtomicU64::new(0),
         }
     }
 
@@ -121,9 +125,23 @@ impl MetricsHub {
         self.slots.iter().all(|s| s.state() == ShardState::Running)
     }
 
+    /// Count a refused reload.
+    pub fn count_reload_failure(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn control_counters(&self) -> ControlCounters {
+        ControlCounters {
+            reload_failures: self.reload_failures.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Prometheus exposition of the latest snapshots.
     pub fn render(&self) -> String {
-        metrics::render(&self.views(), self.handoff_capacity)
+        let views = self.views();
+        let mut text = metrics::render(&views, self.handoff_capacity);
+        metrics::render_config(&views, self.control_counters(), &mut text);
+        text
     }
 }
 

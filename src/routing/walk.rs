@@ -158,14 +158,14 @@ impl RoutingTable {
                 }
                 if let Some(&route) = list.get(*at) {
                     let key = (self.priority(route), Reverse(*len), route);
-                    if best.map_or(true, |(k, _)| key < k) {
+                    if best.is_none_or(|(k, _)| key < k) {
                         best = Some((key, Source::Prefix(i)));
                     }
                 }
             }
             if let Some(route) = pattern_head {
                 let key = (self.priority(route), Reverse(0), route);
-                if best.map_or(true, |(k, _)| key < k) {
+                if best.is_none_or(|(k, _)| key < k) {
                     best = Some((key, Source::Pattern));
                 }
             }
@@ -234,7 +234,7 @@ impl RoutingTable {
             Some(u) => u,
             None => &[],
         };
-        let all_routes = self.trunk(ingress).map_or(true, |t| t.usages.is_none());
+        let all_routes = self.trunk(ingress).is_none_or(|t| t.usages.is_none());
         let steps = if all_routes { 1 } else { usages.len() };
         for step in 0..steps {
             let usage = if all_routes {

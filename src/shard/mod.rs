@@ -3,20 +3,23 @@
 //! owns their Call-ID; the control plane (metrics HTTP) runs on a std thread off the shard
 //! CPUs.
 //!
-//! `run` is the process entry point (blocks until SIGINT/SIGTERM). `start` does everything
-//! `run` does except waiting for a signal and returns a `Server` handle, so tests can run a
-//! real server in-process and stop it with `Server::shutdown`.
+//! `run` is the process entry point (blocks until SIGINT/SIGTERM, reloads the configuration
+//! on SIGHUP). `start` does everything `run` does except waiting for a signal and returns a
+//! `Server` handle, so tests can run a real server in-process, reload it with
+//! `Server::reload` and stop it with `Server::shutdown`.
 
 pub mod batch;
 pub mod handoff;
 pub mod owner;
+pub mod reload;
 mod run;
 pub mod socket;
 
 pub use owner::{call_id_hash, owner};
+pub use reload::ReloadSummary;
 
-use crate::config::Config;
-use crate::control::http::{self, HttpLimits, HttpServer};
+use crate::config::{Config, ConfigError};
+use crate::control::http::{self, Handlers, HttpLimits, HttpServer, ReloadHook};
 use crate::control::metrics::ShardState;
 use crate::control::MetricsHub;
 use crate::limits;
@@ -25,6 +28,7 @@ use crate::sip::proxy::CoreConfig;
 use crate::sip::Span;
 use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use reload::{ReloadSlot, Reloader};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -39,7 +43,8 @@ pub struct Options {
     /// How a shard finds the Call-ID that picks the owning shard. Production uses the
     /// scanner's `sip::scan::peek_call_id`; tests may substitute their own.
     pub call_id: CallIdFinder,
-    /// Use this routing table instead of compiling the configuration's.
+    /// Use this routing table instead of compiling the configuration's (at start only: a
+    /// reload compiles the file's).
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
@@ -55,18 +60,45 @@ impl Default for Options {
     }
 }
 
+/// Wakes parked shards: one byte to each shard's wake socket, from the one socket the wake
+/// sockets accept datagrams from.
+pub(crate) struct WakeShards {
+    control: std::net::UdpSocket,
+    addrs: Vec<SocketAddr>,
+}
+
+impl WakeShards {
+    /// Best effort: a shard that misses a byte still sees the reason (stop flag, reload
+    /// slot) within `limits::SHARD_PARK_MAX`.
+    pub fn wake_all(&self) {
+        for addr in &self.addrs {
+            let _ = self.control.send_to(&[1], addr);
+        }
+    }
+
+    fn try_clone(&self) -> Result<WakeShards, String> {
+        Ok(WakeShards {
+            control: self
+                .control
+                .try_clone()
+                .map_err(|e| format!("cannot share the shard wake-up socket: {e}"))?,
+            addrs: self.addrs.clone(),
+        })
+    }
+}
+
 /// A running junction: every shard serving and the metrics endpoint (if configured) up.
 pub struct Server {
     local: SocketAddr,
     cpus: Vec<usize>,
     stop: Arc<AtomicBool>,
-    /// Sends the byte that wakes a sleeping shard to each shard's wake socket.
-    wake_control: std::net::UdpSocket,
-    wake_addrs: Vec<SocketAddr>,
+    wake: WakeShards,
     shards: Vec<Option<ExecutorJoinHandle<Result<(), String>>>>,
     hub: Arc<MetricsHub>,
     http: Option<HttpServer>,
     warnings: Vec<String>,
+    /// `None` only while starting.
+    reloader: Option<Arc<Reloader>>,
 }
 
 /// Start with the production options.
@@ -96,9 +128,13 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         })?),
     };
 
-    // Trunk health and admission counters, shared by every shard.
+    // Trunk health and admission counters, shared by every shard and kept across reloads:
+    // the one registry of the process (the reloader owns it).
     let registry = crate::trunks::Registry::new(std::time::Instant::now());
     let states = registry.states_for(&routing);
+    let reload_slots: Vec<Arc<ReloadSlot>> = (0..shards)
+        .map(|_| Arc::new(ReloadSlot::default()))
+        .collect();
 
     // Everything that can be refused is checked before any shard starts.
     socket::probe_free(server.listen)?;
@@ -140,12 +176,15 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         local,
         cpus: cpus.clone(),
         stop: Arc::clone(&stop),
-        wake_control,
-        wake_addrs: Vec::with_capacity(shards),
+        wake: WakeShards {
+            control: wake_control,
+            addrs: Vec::with_capacity(shards),
+        },
         shards: Vec::with_capacity(shards),
         hub: Arc::clone(&hub),
         http: None,
         warnings: bound.warnings,
+        reloader: None,
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
@@ -156,7 +195,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         let wake_addr = wake
             .local_addr()
             .map_err(|e| format!("shard {index}: cannot read its wake-up address: {e}"))?;
-        server.wake_addrs.push(wake_addr);
+        server.wake.addrs.push(wake_addr);
         let Some(slot) = hub.slot(index) else {
             return Err(format!("shard {index}: no metrics slot"));
         };
@@ -176,6 +215,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             },
             routing: Arc::clone(&routing),
             states: Arc::clone(&states),
+            reload: Arc::clone(&reload_slots[index]),
             slot,
             call_id: options.call_id,
             stop: Arc::clone(&stop),
@@ -225,8 +265,40 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         ));
     }
 
+    let wake = match server.wake.try_clone() {
+        Ok(wake) => wake,
+        Err(e) => {
+            let _ = server.stop_everything();
+            return Err(e);
+        }
+    };
+    let reloader = Arc::new(Reloader::new(
+        &config,
+        registry,
+        routing,
+        states,
+        reload_slots,
+        Arc::clone(&hub),
+        wake,
+    ));
+    server.reloader = Some(Arc::clone(&reloader));
+
     if let Some(listener) = listener {
-        match http::spawn(listener, Arc::clone(&hub), &cpus, options.http) {
+        let hook: ReloadHook = Arc::new(move || {
+            eprintln!("junction: POST /reload, reloading {}", reloader.source());
+            let (accepted, lines) = log_reload(reloader.reload(), reloader.source());
+            let body = lines.join("\n") + "\n";
+            if accepted {
+                Ok(body)
+            } else {
+                Err(body)
+            }
+        });
+        let handlers = Handlers {
+            hub: Arc::clone(&hub),
+            reload: Some(hook),
+        };
+        match http::spawn(listener, handlers, &cpus, options.http) {
             Ok(http) => server.http = Some(http),
             Err(e) => {
                 let _ = server.stop_everything();
@@ -296,6 +368,30 @@ impl Server {
         self.hub.render()
     }
 
+    /// Reload the configuration file the server was started with (what SIGHUP and
+    /// `POST /reload` do, without printing): on success every shard routes with the new
+    /// table when this returns (see `ReloadSummary::lagging_shards`); on failure nothing
+    /// changed and every problem is returned.
+    pub fn reload(&self) -> Result<ReloadSummary, Vec<ConfigError>> {
+        match &self.reloader {
+            Some(reloader) => reloader.reload(),
+            None => Err(vec![ConfigError {
+                file: String::new(),
+                line: None,
+                key: "(server)".into(),
+                message: "the server is not running".into(),
+            }]),
+        }
+    }
+
+    /// Free routing tables replaced by reloads once no call uses them any more (off the
+    /// shards; `run` does this every turn of its signal loop, `reload` every time).
+    pub fn release_retired_tables(&self) {
+        if let Some(reloader) = &self.reloader {
+            reloader.reap();
+        }
+    }
+
     /// A shard whose loop has ended although nobody asked it to stop.
     pub fn stopped_shard(&self) -> Option<usize> {
         if self.stop.load(Ordering::Acquire) {
@@ -341,12 +437,12 @@ impl Server {
     /// Idempotent. Returns the error of every shard that did not end cleanly.
     fn stop_everything(&mut self) -> Vec<(usize, String)> {
         self.stop.store(true, Ordering::Release);
+        // Wake shards that sleep; busy ones see the flag at their next round. (Before
+        // waiting for the HTTP thread: a `POST /reload` in progress waits for the shards to
+        // switch or stop.)
+        self.wake.wake_all();
         if let Some(http) = self.http.take() {
             http.shutdown();
-        }
-        // Wake shards that sleep; busy ones see the flag at their next round.
-        for addr in &self.wake_addrs {
-            let _ = self.wake_control.send_to(&[1], addr);
         }
         let mut errors = Vec::new();
         for (index, handle) in self.shards.iter_mut().enumerate() {
@@ -369,27 +465,52 @@ impl Drop for Server {
     }
 }
 
-/// Start everything, print the startup line, serve until SIGINT or SIGTERM, stop cleanly.
+/// Print a reload's outcome on stderr, one `junction: ...` line each; (accepted, lines).
+fn log_reload(
+    result: Result<ReloadSummary, Vec<ConfigError>>,
+    source: &str,
+) -> (bool, Vec<String>) {
+    let (accepted, lines) = match result {
+        Ok(summary) => (true, summary.lines()),
+        Err(errors) => (false, reload::refused_lines(source, &errors)),
+    };
+    for line in &lines {
+        eprintln!("junction: {line}");
+    }
+    (accepted, lines)
+}
+
+/// Start everything, print the startup line, serve until SIGINT or SIGTERM, reload the
+/// configuration file on SIGHUP, stop cleanly.
 pub fn run(config: Config) -> Result<(), String> {
     run_with(config, Options::default())
 }
 
 /// `run` with options (tests). The calling thread must be the one that receives the signal:
-/// the stop signals are blocked in it and in every thread it starts.
+/// the signals are blocked in it and in every thread it starts.
 pub fn run_with(config: Config, options: Options) -> Result<(), String> {
-    // Block the stop signals before any thread exists: every thread inherits the mask, so
-    // the signals stay pending for `sigtimedwait` below instead of killing the process.
-    let signals = StopSignals::block()?;
+    // Block the signals before any thread exists: every thread inherits the mask, so the
+    // signals stay pending for `sigtimedwait` below instead of killing the process.
+    let signals = ProcessSignals::block()?;
+    let source = config.source.clone();
     let server = start_with(config, options)?;
     for warning in server.warnings() {
         eprintln!("junction: warning: {warning}");
     }
     println!("{}", server.startup_line());
     loop {
-        if let Some(signal) = signals.wait(Duration::from_millis(250)) {
-            eprintln!("junction: {signal}, stopping");
-            break;
+        match signals.wait(Duration::from_millis(250)) {
+            Some(Signal::Stop(name)) => {
+                eprintln!("junction: {name}, stopping");
+                break;
+            }
+            Some(Signal::Reload) => {
+                eprintln!("junction: SIGHUP, reloading {source}");
+                log_reload(server.reload(), &source);
+            }
+            None => {}
         }
+        server.release_retired_tables();
         if let Some(shard) = server.stopped_shard() {
             let detail = match server.shutdown() {
                 Ok(()) => String::new(),
@@ -403,15 +524,24 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
     result
 }
 
-/// SIGINT and SIGTERM blocked in this thread (and every thread it starts) and collected
-/// with `sigtimedwait`; the previous mask is restored on drop.
-struct StopSignals {
+/// What a signal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT or SIGTERM (the name).
+    Stop(&'static str),
+    /// SIGHUP: reload the configuration file.
+    Reload,
+}
+
+/// SIGINT, SIGTERM and SIGHUP blocked in this thread (and every thread it starts) and
+/// collected with `sigtimedwait`; the previous mask is restored on drop.
+struct ProcessSignals {
     set: libc::sigset_t,
     previous: libc::sigset_t,
 }
 
-impl StopSignals {
-    fn block() -> Result<StopSignals, String> {
+impl ProcessSignals {
+    fn block() -> Result<ProcessSignals, String> {
         // SAFETY: sigset_t is plain data; the libc calls only read/write the sets we pass.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
@@ -419,19 +549,20 @@ impl StopSignals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
             if rc != 0 {
                 return Err(format!(
-                    "cannot block SIGINT/SIGTERM: {}",
+                    "cannot block SIGINT/SIGTERM/SIGHUP: {}",
                     std::io::Error::from_raw_os_error(rc)
                 ));
             }
-            Ok(StopSignals { set, previous })
+            Ok(ProcessSignals { set, previous })
         }
     }
 
-    /// The name of the stop signal received within `timeout`, if any.
-    fn wait(&self, timeout: Duration) -> Option<&'static str> {
+    /// The signal received within `timeout`, if any.
+    fn wait(&self, timeout: Duration) -> Option<Signal> {
         let timeout = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -439,14 +570,15 @@ impl StopSignals {
         // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
         let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
         match signal {
-            libc::SIGINT => Some("SIGINT"),
-            libc::SIGTERM => Some("SIGTERM"),
+            libc::SIGINT => Some(Signal::Stop("SIGINT")),
+            libc::SIGTERM => Some(Signal::Stop("SIGTERM")),
+            libc::SIGHUP => Some(Signal::Reload),
             _ => None, // timeout (EAGAIN) or EINTR
         }
     }
 }
 
-impl Drop for StopSignals {
+impl Drop for ProcessSignals {
     fn drop(&mut self) {
         // SAFETY: restores the mask saved by `block`.
         unsafe {

@@ -8,15 +8,20 @@
 //! `handle_timeout` when due, sends every transmit with `sendmmsg` and publishes metrics
 //! when due. It yields to glommio only when glommio asks (`need_preempt`).
 //!
+//! Every round starts with one atomic load of the shard's `ReloadSlot`: when the control
+//! plane has published a newer routing table (a reload), the shard swaps it into its core
+//! there, between batches (never per datagram), and acknowledges it.
+//!
 //! When a round finds nothing to do, the main task parks until the socket is readable, a
-//! hand-off arrives, the next core deadline, the next metrics publication or a stop request.
-//! The waiting is done by helper tasks that only signal:
+//! hand-off arrives, the next core deadline, the next metrics publication, a new routing
+//! table or a stop request. The waiting is done by helper tasks that only signal:
 //!
 //! - the *reader* awaits readability (glommio `peek_from` into a 1-byte buffer);
 //! - one *pump* per other shard awaits that shard's channel and puts the batch it receives
 //!   into a one-batch slot (the main task processes slots before taking more from the
 //!   channel, so batches from one shard stay in order);
-//! - the *stop listener* awaits a byte on the shard's wake socket.
+//! - the *wake listener* awaits a byte on the shard's wake socket (sent by the control plane
+//!   to stop the shard or after publishing a routing table).
 //!
 //! Three glommio 0.9 behaviours shape this (all read in its source, the first one hit in a
 //! load test):
@@ -39,6 +44,7 @@
 use super::batch::{RecvBatch, SendBatch};
 use super::handoff::{HandoffBatch, HandoffCounters};
 use super::owner::owner;
+use super::reload::ReloadSlot;
 use super::CallIdFinder;
 use crate::control::metrics::{ShardSnapshot, ShardState};
 use crate::control::ShardSlot;
@@ -82,6 +88,8 @@ pub(crate) struct ShardSetup {
     pub core_config: CoreConfig,
     pub routing: Arc<RoutingTable>,
     pub states: Arc<[Arc<crate::trunks::TrunkState>]>,
+    /// Where reloads leave this shard its next routing table.
+    pub reload: Arc<ReloadSlot>,
     pub slot: Arc<ShardSlot>,
     pub call_id: CallIdFinder,
     pub stop: Arc<AtomicBool>,
@@ -166,6 +174,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         core_config,
         routing,
         states,
+        reload,
         slot,
         call_id,
         stop,
@@ -211,7 +220,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         Rc::clone(&socket),
         Rc::clone(&signals),
     )));
-    helpers.push(glommio::spawn_local(stop_listener(
+    helpers.push(glommio::spawn_local(wake_listener(
         wake,
         Arc::clone(&stop),
         Rc::clone(&signals),
@@ -227,11 +236,15 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     }
 
     let cpu = slot.read().snapshot.cpu;
+    let mut core = Core::with_states(core_config, routing, states);
+    // Start the core's clock now: it schedules the OPTIONS probes of its trunks, which
+    // would otherwise wait for the first datagram.
+    core.handle_timeout(Instant::now());
     let mut shard = Shard {
         index,
         shards,
         fd,
-        core: Core::with_states(core_config, routing, states),
+        core,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
@@ -241,6 +254,8 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         handoff_counters,
         signals: Rc::clone(&signals),
         stop,
+        reload,
+        generation: 0,
         snapshot: ShardSnapshot::new(index, shards, cpu),
         slot: Arc::clone(&slot),
         call_id,
@@ -287,6 +302,9 @@ struct Shard {
     handoff_counters: Arc<HandoffCounters>,
     signals: Rc<Signals>,
     stop: Arc<AtomicBool>,
+    reload: Arc<ReloadSlot>,
+    /// The configuration generation the core routes with.
+    generation: u64,
     /// The shard's counters, kept in the published form.
     snapshot: ShardSnapshot,
     slot: Arc<ShardSlot>,
@@ -309,6 +327,9 @@ impl Shard {
         loop {
             if self.signals.stop.get() || self.stop.load(Ordering::Relaxed) {
                 return;
+            }
+            if self.reload.pending(self.generation) {
+                self.switch_routing();
             }
             let mut busy = false;
             let mut socket_empty = false;
@@ -357,6 +378,26 @@ impl Shard {
                 self.park(timed_out, socket_empty).await;
             }
         }
+    }
+
+    /// Swap in the routing table the control plane published (between batches: calls in
+    /// progress keep the table they started with). The replaced table is not freed here:
+    /// the control plane still holds it.
+    fn switch_routing(&mut self) {
+        let Some(next) = self.reload.try_take() else {
+            return; // being replaced right now: next turn
+        };
+        if next.generation <= self.generation {
+            return;
+        }
+        self.core.set_routing(next.routing, next.states);
+        // Let the core schedule the probes of the new table's trunks now.
+        self.core.handle_timeout(Instant::now());
+        self.generation = next.generation;
+        self.snapshot.config_reloads += 1;
+        self.snapshot.config_generation = next.generation;
+        self.unpublished = true;
+        self.reload.applied(next.generation);
     }
 
     /// Give owned datagrams of the receive batch to the core; gather the others per owner.
@@ -504,6 +545,7 @@ impl Shard {
         let signals = &self.signals;
         signals.readable.get()
             || signals.stop.get()
+            || self.reload.pending(self.generation)
             || signals.slots.borrow().iter().any(Option::is_some)
             || (0..self.shards).any(|peer| self.handoff_waiting(peer))
     }
@@ -718,8 +760,9 @@ async fn pump(peer: usize, receiver: Rc<ConnectedReceiver<HandoffBatch>>, signal
     }
 }
 
-/// Wait for a byte on the wake socket; stop the shard if the stop flag is set.
-async fn stop_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<Signals>) {
+/// Wait for a byte on the wake socket; stop the shard if the stop flag is set, else wake
+/// the main task (it looks for a new routing table when it wakes).
+async fn wake_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<Signals>) {
     let mut buf = [0u8; 8];
     loop {
         let received = wake.recv(&mut buf).await;
@@ -730,6 +773,8 @@ async fn stop_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<S
         }
         if received.is_err() {
             Timer::new(limits::RECV_ERROR_BACKOFF).await;
+        } else {
+            signals.wake_main();
         }
     }
 }

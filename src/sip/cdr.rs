@@ -69,7 +69,8 @@ pub struct CallRecord {
 impl CallRecord {
     /// Seconds from answer to end (0 for unanswered calls).
     pub fn duration_secs(&self) -> f64 {
-        self.answered
-            .map_or(0.0, |a| self.ended.saturating_duration_since(a).as_secs_f64())
+        self.answered.map_or(0.0, |a| {
+            self.ended.saturating_duration_since(a).as_secs_f64()
+        })
     }
 }

@@ -10,7 +10,9 @@
 
 mod attempt;
 mod probe;
+mod record;
 
+use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
 use super::response::{self, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
@@ -20,6 +22,7 @@ use super::transaction::{
     server_key, ClientState, ClientTxn, Id, ServerState, ServerTxn, TimerKey, TimerKind,
     TimerTarget, Transactions,
 };
+use super::trunk_stats::TrunkStatsMap;
 use super::uri::{self, Scheme};
 use super::via::{Rport, MAGIC_COOKIE};
 use super::{Method, Span};
@@ -68,6 +71,8 @@ pub struct CoreStats {
     /// OPTIONS probes sent to trunks, and probes that failed.
     pub probes_sent: u64,
     pub probe_failures: u64,
+    /// Call records dropped because nobody took them in time.
+    pub records_dropped: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -107,6 +112,9 @@ pub struct Core {
     /// routing table changes (`probes_due`).
     probes: Vec<probe::ProbeState>,
     probes_due: bool,
+    /// Records of ended calls, drained by the shell toward the CDR writer.
+    records: std::collections::VecDeque<Box<CallRecord>>,
+    trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
     resp: Option<Box<Message>>,
@@ -204,6 +212,8 @@ impl Core {
             rotation: 0,
             probes: Vec::new(),
             probes_due: true,
+            records: std::collections::VecDeque::new(),
+            trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
             resp: Some(Box::default()),
@@ -237,6 +247,17 @@ impl Core {
 
     pub fn stats(&self) -> &CoreStats {
         &self.stats
+    }
+
+    /// Move the records of calls that ended into `out` (the shell sends them to the CDR
+    /// writer).
+    pub fn drain_records(&mut self, out: &mut Vec<Box<CallRecord>>) {
+        out.extend(self.records.drain(..));
+    }
+
+    /// Per-trunk counters and latency histograms of this shard.
+    pub fn trunk_stats(&self) -> &TrunkStatsMap {
+        &self.trunk_stats
     }
 
     /// The counters, as a copy (the gauges are current after every handle_* call).
@@ -488,6 +509,11 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
+        if invite {
+            if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
+                self.trunk_stats.trunk(&name).counters.calls_in += 1;
+            }
+        }
         let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
@@ -496,10 +522,18 @@ impl Core {
                     extra.push_str("Retry-After: 5\r\n");
                 }
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
+                if invite {
+                    self.rejected_call(now, buf, msg, ingress, code.0, code.1);
+                }
                 return;
             }
         };
         st.attempts = attempts;
+        let (plan_called, plan_calling) = if invite {
+            (plan.called.clone(), plan.calling.clone())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         st.plan = Some(Box::new(plan));
         if invite {
             st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
@@ -534,6 +568,15 @@ impl Core {
                 from_user_orig: Box::default(),
                 from_user_new: Box::default(),
                 admitted: None,
+                record: Some(Box::new(self.new_record(
+                    now,
+                    buf,
+                    msg,
+                    ingress,
+                    &plan_called,
+                    &plan_calling,
+                ))),
+                ended_by: None,
             });
             self.arm_call(id, expiry);
             self.stats.calls_created += 1;
@@ -582,6 +625,14 @@ impl Core {
         }
         if method == Method::Bye {
             st.call = call;
+            let side = if st.from_caller {
+                EndedBy::Caller
+            } else {
+                EndedBy::Callee
+            };
+            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
+                c.ended_by.get_or_insert(side);
+            }
         }
         let st_id = self.txns.servers.insert(st);
         self.txns
@@ -1030,7 +1081,7 @@ impl Core {
         }
         if ct.probe {
             if code >= 200 {
-                self.probe_result(id, Some(code));
+                self.probe_answered(now, id, code);
             }
             return;
         }
@@ -1125,6 +1176,7 @@ impl Core {
             let expiry = now + limits::CALL_LINGER;
             c.expiry = expiry;
             self.arm_call(id, expiry);
+            self.finish_record(now, id, None);
         }
     }
 
@@ -1177,6 +1229,7 @@ impl Core {
                                 if let Some(st) = self.txns.servers.get_mut(st_id) {
                                     st.provisional_relayed = true;
                                 }
+                                self.attempt_progress(now, call);
                             }
                         }
                     }
@@ -1201,6 +1254,10 @@ impl Core {
                             let s = TimerTarget::Server(st_id);
                             self.txns.disarm(s, TimerKind::ResponseRetransmit);
                             self.txns.arm(s, TimerKind::Timeout, now + timer::T1_X64);
+                        }
+                        if admitted.is_some() || call.is_some() {
+                            self.attempt_progress(now, call);
+                            self.attempt_final(now, call, code);
                         }
                         self.set_call_state(now, call, CallState::Confirmed);
                         // The answered call keeps its trunk slot until it ends.
@@ -1332,6 +1389,9 @@ impl Core {
             s.ended();
         }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        if invite {
+            self.note_final(call, code, "");
+        }
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(req_buf, req, &mut tag);
@@ -1601,6 +1661,7 @@ impl Core {
                 self.arm_call(id, idle_until);
                 return;
             }
+            self.finish_record(now, id, Some(EndedBy::Expired));
         }
         self.calls.remove(id);
     }
