@@ -247,7 +247,11 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         }
     };
     let root = toml_doc::Section::root(parsed.as_table());
-    root.check_keys(&mut doc, &["server", "routing", "trunk", "route", "cdr", "log"], &[]);
+    root.check_keys(
+        &mut doc,
+        &["server", "routing", "trunk", "route", "cdr", "log"],
+        &[],
+    );
     let server = server::read(&mut doc, &root);
     let routing = routing_section::read(&mut doc, &root);
     let (trunks, trunk_infos) = trunk::read(&mut doc, &root);

@@ -201,7 +201,8 @@ fn counters(e: &mut Exposition, trunks: &[(&str, &TrunkStats)]) {
 fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
-    let gauges: [(&str, &str, fn(&TrunkState) -> u64); 3] = [
+    type Gauge = fn(&TrunkState) -> u64;
+    let gauges: [(&str, &str, Gauge); 3] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
