@@ -21,7 +21,8 @@
 //!  "end_ms":...,"duration_s":62.411,"ended_by":"callee","status":200,"reason":""}
 //! ```
 //!
-//! `pdd_ms` is INVITE sent to the first 18x (null without one), `status` 0 in an attempt
+//! `pdd_ms` is INVITE sent to the first 18x, or to the 2xx when none came first (null when
+//! neither came), `status` 0 in an attempt
 //! means no final response (timeout, abandoned), `reason` is junction's reason when it
 //! decided the outcome ("no-route", "all-attempts-failed", ...).
 
@@ -366,7 +367,7 @@ struct AttemptLine<'a> {
     status: u16,
     sent: String,
     sent_ms: i64,
-    /// Milliseconds (µs precision) from the INVITE to the first 18x.
+    /// Milliseconds (µs precision) from the INVITE to the first 18x (or 2xx).
     pdd_ms: Option<f64>,
     #[serde(rename = "final")]
     final_at: Option<String>,

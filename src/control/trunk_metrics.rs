@@ -255,7 +255,7 @@ fn histograms(e: &mut Exposition, trunks: &[(&str, &TrunkStats)]) {
     let families: [(&str, &str, Scale, Pick); 4] = [
         (
             "junction_trunk_pdd_seconds",
-            "Post-dial delay of attempts sent to the trunk: INVITE sent to the first 18x.",
+            "Post-dial delay of attempts sent to the trunk: INVITE sent to the first 18x (or to the 2xx when none came first).",
             delay(DELAY_BOUNDS_SECS),
             |s| &s.latency.pdd_us,
         ),
