@@ -9,13 +9,15 @@
 //! - `server.rs`, `routing_section.rs`, `trunk.rs`, `route.rs`: one section each;
 //!   `rules.rs`: number and response-code rules of a trunk; `prefix_file.rs`: a route's
 //!   prefixes read from a CSV file; `usages.rs`: usages named by trunks and routes, checked
-//!   against each other; `names.rs`, `addr.rs`: values they share.
+//!   against each other; `names.rs`, `addr.rs`: values they share;
+//!   `observability.rs`: the `[cdr]` and `[log]` sections.
 //! - `lint.rs`: warnings about a valid configuration (routes no trunk can use, hairpin risk),
 //!   printed by `junction check`.
 
 mod addr;
 mod lint;
 mod names;
+mod observability;
 mod prefix_file;
 mod route;
 mod routing_section;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use lint::warnings;
+pub use observability::{CdrSettings, LogSettings};
 pub use prefix_file::{PrefixFile, PREFIX_FILE_ERRORS_MAX};
 pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
@@ -51,6 +54,10 @@ pub struct Config {
     pub routing: RoutingSettings,
     pub trunks: Vec<TrunkConfig>,
     pub routes: Vec<RouteConfig>,
+    /// The `[cdr]` section (`None`: no call detail records).
+    pub cdr: Option<CdrSettings>,
+    /// The `[log]` section.
+    pub log: LogSettings,
 }
 
 /// Settings of the routing model as a whole (`[routing]`).
@@ -249,12 +256,18 @@ pub fn parse_compiled(
         }
     };
     let root = toml_doc::Section::root(parsed.as_table());
-    root.check_keys(&mut doc, &["server", "routing", "trunk", "route"], &[]);
+    root.check_keys(
+        &mut doc,
+        &["server", "routing", "trunk", "route", "cdr", "log"],
+        &[],
+    );
     let server = server::read(&mut doc, &root);
     let routing = routing_section::read(&mut doc, &root);
     let (trunks, trunk_infos) = trunk::read(&mut doc, &root);
     let (routes, route_usages) = route::read(&mut doc, &root, &trunk_infos, Path::new(file));
     usages::check(&mut doc, &trunk_infos, &route_usages);
+    let cdr = observability::read_cdr(&mut doc, &root, Path::new(file));
+    let log = observability::read_log(&mut doc, &root);
     let (Some(server), true) = (server, doc.errors.is_empty()) else {
         // In file order (problems without a line last); the sort is stable.
         doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -266,6 +279,8 @@ pub fn parse_compiled(
         routing,
         trunks,
         routes,
+        cdr,
+        log,
     };
     // Whatever parses must compile; this also catches limits only the compiled form has.
     let table = crate::routing::RoutingTable::compile(&config)?;

@@ -106,3 +106,19 @@ pub const SHARD_PARK_MAX: Duration = Duration::from_millis(100);
 /// every batch). If nobody drains them (CDRs off) or the writer falls behind, older records
 /// are dropped and counted rather than grow the shard's memory.
 pub const RECORDS_PENDING_MAX: usize = 65_536;
+
+// --- Bounds of observability (src/control/cdr.rs, log.rs, metrics) ---
+
+/// Call records queued from the shards to the CDR writer. A shard never waits for the
+/// disk: when the queue is full the record is dropped and counted (`cdr_dropped`). 16,384
+/// records (~8 MB) are ~16 s of a 1,000 calls/s server, long enough to ride out a slow
+/// disk or a rotation; a writer further behind than that is not catching up.
+pub const CDR_QUEUE_MAX: usize = 16_384;
+
+/// The CDR writer writes out its buffer at least this often (and whenever its queue runs
+/// empty), so a crash loses at most about a second of records and `tail -f` sees them.
+pub const CDR_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A problem that repeats (CDR write errors, CDR drops) is logged at most once per this
+/// interval, with the count since the previous line: a full disk must not flood the log.
+pub const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);

@@ -672,9 +672,8 @@ fn collect_lines(stream: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> 
 
 /// The last line junction prints for a reload, accepted or refused.
 fn reload_reported(line: &str) -> bool {
-    line.starts_with("junction: reloaded ")
-        || (line.starts_with("junction: reload refused: ")
-            && line.ends_with("; still running the previous configuration"))
+    line.contains(" msg=\"config reloaded\" ")
+        || line.contains(" msg=\"reload refused: still running the previous configuration\" ")
 }
 
 fn snapshot(lines: &Mutex<Vec<String>>) -> Vec<String> {
@@ -767,7 +766,7 @@ fn reload_under_sipp_load_loses_no_call() {
         } else {
             let (broken, at, key) = broken_config(&good, refused);
             expected_refusals.push(format!(
-                "junction: reload refused: {file}:{}: {key}: ",
+                " msg=\"reload refused\" problem=\"{file}:{}: {key}: ",
                 line_of(&broken, at)
             ));
             write_file(&path, &broken);
@@ -854,24 +853,26 @@ fn reload_under_sipp_load_loses_no_call() {
     );
     let reloaded: Vec<&String> = log
         .iter()
-        .filter(|l| l.starts_with("junction: reloaded "))
+        .filter(|l| l.contains(" msg=\"config reloaded\" "))
         .collect();
     assert_eq!(reloaded.len(), accepted, "{log:#?}");
     assert!(
         reloaded
             .iter()
-            .all(|l| l.starts_with(&format!("junction: reloaded {file}: 3 trunks, "))),
+            .all(|l| l.contains(&format!(" source={file} ")) && l.contains(" trunks=3 ")),
         "{log:#?}"
     );
     for expected in &expected_refusals {
         assert!(
-            log.iter().any(|l| l.starts_with(expected)),
+            log.iter().any(|l| l.contains(expected.as_str())),
             "no line starting {expected:?} in {log:#?}"
         );
     }
     assert_eq!(
         log.iter()
-            .filter(|l| l.starts_with(&format!("junction: reload refused: {file}: ")))
+            .filter(|l| l.contains(&format!(
+                " msg=\"reload refused: still running the previous configuration\" source={file} "
+            )))
             .count(),
         refused,
         "one summary line per refused reload: {log:#?}"

@@ -440,6 +440,8 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
         routing: RoutingSettings::default(),
         trunks,
         routes,
+        cdr: None,
+        log: Default::default(),
     }
 }
 

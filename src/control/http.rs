@@ -4,7 +4,8 @@
 //! One connection at a time, one request per connection (`Connection: close`). A request
 //! head larger than `limits::HTTP_REQUEST_BYTES_MAX` gets 431, one not complete within
 //! `limits::HTTP_IO_TIMEOUT` gets 408; either way the connection is closed. Routes:
-//! `GET /metrics` (Prometheus text 0.0.4), `GET /healthz` (200 `ok`), `GET /ready` (200 when
+//! `GET /metrics` (Prometheus text 0.0.4), `GET /metrics/latency.json` (exact percentiles of
+//! the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200 when
 //! every shard serves, else 503); HEAD works as GET without a body; other methods on these
 //! paths get 405, other paths 404. When the server gives a reload hook, `POST /reload`
 //! (empty body) reloads the configuration file like SIGHUP: 200 with the report when the
@@ -236,7 +237,10 @@ pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
             return (response, false);
         }
     }
-    let known = matches!(path, b"/metrics" | b"/healthz" | b"/ready");
+    let known = matches!(
+        path,
+        b"/metrics" | b"/metrics/latency.json" | b"/healthz" | b"/ready"
+    );
     if !known {
         return (Response::text(404, "not found\n"), head_only);
     }
@@ -251,6 +255,12 @@ pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
             status: 200,
             content_type: "text/plain; version=0.0.4; charset=utf-8",
             body: hub.render(),
+            headers: "",
+        },
+        b"/metrics/latency.json" => Response {
+            status: 200,
+            content_type: "application/json",
+            body: hub.latency_json(),
             headers: "",
         },
         b"/healthz" => Response::text(200, "ok\n"),
@@ -413,6 +423,13 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("\njunction_shards 1\n"), "{metrics}");
+        let latency = get(addr, b"GET /metrics/latency.json HTTP/1.1\r\n\r\n");
+        assert!(latency.starts_with("HTTP/1.1 200 OK\r\n"), "{latency}");
+        assert!(latency.contains("Content-Type: application/json\r\n"));
+        assert!(
+            latency.ends_with("\r\n\r\n{\"residence_us\":{},\"trunks\":{}}\n"),
+            "{latency}"
+        );
         let post = get(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert!(post.starts_with("HTTP/1.1 405 "));
         assert!(post.contains("Allow: GET, HEAD\r\n"));

@@ -6,8 +6,8 @@
 //! latest copy of every shard. Counters are `junction_..._total` with a `shard` label;
 //! gauges are the core's active calls/transactions/timers and the hand-off queue fill.
 
+use super::exposition::{Exposition, Kind};
 use crate::sip::proxy::CoreStats;
-use std::fmt::Write;
 
 /// Where a shard is in its life (for `/ready` and `junction_shard_up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,12 +126,6 @@ impl ShardSnapshot {
 pub struct ShardView {
     pub state: ShardState,
     pub snapshot: ShardSnapshot,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
 }
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
@@ -361,48 +355,6 @@ const DROP_REASONS: [(&str, ShellField); 5] = [
     ("bad_source", |c| c.dropped_bad_source),
     ("send_blocked", |c| c.dropped_send_blocked),
 ];
-
-struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (key, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{key}=\"{}\"", escape_label(val));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-/// `# HELP` text: backslash and newline are escaped.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Label values: backslash, double quote and newline are escaped.
-fn escape_label(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
 
 /// Render the latest view of every shard. `handoff_capacity` is the number of datagrams
 /// one hand-off queue holds at most.
@@ -748,12 +700,6 @@ mod tests {
     #[test]
     fn rendering_with_no_shards_is_still_well_formed() {
         check_exposition(&render(&[], 0));
-    }
-
-    #[test]
-    fn label_and_help_escaping() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(escape_help("x\\y\nz\""), "x\\\\y\\nz\"");
     }
 
     #[test]

@@ -4,20 +4,42 @@
 //!
 //! Shards publish into a `ShardSlot` each (a mutex the shard only `try_lock`s, at most every
 //! `limits::METRICS_PUBLISH_INTERVAL`, so a reader can never stall a shard); the control
-//! plane reads all slots when asked.
+//! plane reads all slots when asked. Besides its counters a shard publishes its per-trunk
+//! statistics and residence histograms (`stats::ShardStats`, a second mutex), which the
+//! control plane merges on read, together with the shared trunk state and the CDR writer's
+//! counters.
+//!
+//! Observability: `log` (structured lines on stderr), `cdr` (the CDR writer thread, with
+//! `rotating_file` and `clock`), `exposition` (Prometheus text), `trunk_metrics` and
+//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`.
 
+pub mod cdr;
+pub mod clock;
+pub mod exposition;
 pub mod http;
+pub mod latency;
+pub mod log;
 pub mod metrics;
+pub mod residence;
+pub mod rotating_file;
+pub mod stats;
+pub mod trunk_metrics;
 
+use crate::sip::trunk_stats::TrunkStatsMap;
+use crate::trunks::TrunkState;
+use cdr::CdrCounters;
 use metrics::{ControlCounters, ShardSnapshot, ShardState, ShardView};
+use residence::Residence;
+use stats::{Copied, ShardStats};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// One shard's published state: its life-cycle state and its latest snapshot.
 #[derive(Debug)]
 pub struct ShardSlot {
     state: AtomicU8,
     snapshot: Mutex<ShardSnapshot>,
+    stats: Mutex<ShardStats>,
 }
 
 impl ShardSlot {
@@ -25,6 +47,7 @@ impl ShardSlot {
         ShardSlot {
             state: AtomicU8::new(ShardState::Starting.as_u8()),
             snapshot: Mutex::new(snapshot),
+            stats: Mutex::new(ShardStats::default()),
         }
     }
 
@@ -64,6 +87,31 @@ impl ShardSlot {
         }
     }
 
+    /// Publish the shard's per-trunk statistics and residence histograms (only what changed
+    /// is copied) without ever blocking: `None` when a reader holds them right now.
+    pub fn try_publish_stats(
+        &self,
+        trunks: &TrunkStatsMap,
+        residence: &Residence,
+    ) -> Option<Copied> {
+        let mut stats = match self.stats.try_lock() {
+            Ok(stats) => stats,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(stats.copy_changed_from(trunks, residence))
+    }
+
+    /// Publish the statistics, waiting for a reader if needed (when the shard stops).
+    pub fn publish_stats(&self, trunks: &TrunkStatsMap, residence: &Residence) {
+        lock(&self.stats).copy_changed_from(trunks, residence);
+    }
+
+    /// Add this shard's latest statistics to `merged`.
+    pub fn add_stats_to(&self, merged: &mut ShardStats) {
+        merged.add(&lock(&self.stats));
+    }
+
     fn lock(&self) -> MutexGuard<'_, ShardSnapshot> {
         // A shard that panicked while publishing left a complete older or newer copy:
         // either is fine to show.
@@ -71,6 +119,14 @@ impl ShardSlot {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A mutex whose holder panicked still holds a complete value (every writer replaces or
+/// adds whole values): use it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The latest state of every shard.
@@ -81,6 +137,10 @@ pub struct MetricsHub {
     handoff_capacity: usize,
     /// Reloads refused (the control plane counts them; no shard is involved).
     reload_failures: AtomicU64,
+    /// The shared state of the current configuration's trunks (replaced by reloads).
+    trunk_states: Mutex<Arc<[Arc<TrunkState>]>>,
+    /// The CDR writer's counters, when CDRs are on.
+    cdr: Mutex<Option<Arc<CdrCounters>>>,
 }
 
 impl MetricsHub {
@@ -96,7 +156,32 @@ impl MetricsHub {
             slots,
             handoff_capacity,
             reload_failures: AtomicU64::new(0),
+            trunk_states: Mutex::new(Arc::from(Vec::new())),
+            cdr: Mutex::new(None),
         }
+    }
+
+    /// The trunk states to show (at start and after every reload).
+    pub fn set_trunk_states(&self, states: Arc<[Arc<TrunkState>]>) {
+        *lock(&self.trunk_states) = states;
+    }
+
+    pub fn set_cdr(&self, counters: Arc<CdrCounters>) {
+        *lock(&self.cdr) = Some(counters);
+    }
+
+    /// Every shard's statistics added up.
+    pub fn merged_stats(&self) -> ShardStats {
+        let mut merged = ShardStats::default();
+        for slot in &self.slots {
+            slot.add_stats_to(&mut merged);
+        }
+        merged
+    }
+
+    /// The `/metrics/latency.json` document.
+    pub fn latency_json(&self) -> String {
+        latency::render(&self.merged_stats())
     }
 
     pub fn shards(&self) -> usize {
@@ -132,6 +217,12 @@ impl MetricsHub {
         let views = self.views();
         let mut text = metrics::render(&views, self.handoff_capacity);
         metrics::render_config(&views, self.control_counters(), &mut text);
+        let states = Arc::clone(&lock(&self.trunk_states));
+        let extras = trunk_metrics::Extras {
+            states: &states,
+            cdr: lock(&self.cdr).as_ref().map(|c| c.totals()),
+        };
+        trunk_metrics::render(&self.merged_stats(), &extras, &mut text);
         text
     }
 }

@@ -10,8 +10,10 @@
 
 pub mod batch;
 pub mod handoff;
+mod logging;
 pub mod owner;
 pub mod reload;
+mod residence;
 mod run;
 pub mod socket;
 
@@ -19,6 +21,8 @@ pub use owner::{call_id_hash, owner};
 pub use reload::ReloadSummary;
 
 use crate::config::{Config, ConfigError};
+use crate::control::cdr::{self, CdrWriter};
+use crate::control::clock::WallClock;
 use crate::control::http::{self, Handlers, HttpLimits, HttpServer, ReloadHook};
 use crate::control::metrics::ShardState;
 use crate::control::MetricsHub;
@@ -99,6 +103,8 @@ pub struct Server {
     warnings: Vec<String>,
     /// `None` only while starting.
     reloader: Option<Arc<Reloader>>,
+    /// The CDR writer (`None`: CDRs are off).
+    cdr: Option<CdrWriter>,
 }
 
 /// Start with the production options.
@@ -132,6 +138,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     // the one registry of the process (the reloader owns it).
     let registry = crate::trunks::Registry::new(std::time::Instant::now());
     let states = registry.states_for(&routing);
+    crate::control::log::set_level(config.log.level);
     let reload_slots: Vec<Arc<ReloadSlot>> = (0..shards)
         .map(|_| Arc::new(ReloadSlot::default()))
         .collect();
@@ -155,6 +162,17 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         &cpus,
         limits::HANDOFF_QUEUE_BATCHES_MAX * limits::BATCH_DATAGRAMS_MAX,
     ));
+    hub.set_trunk_states(Arc::clone(&states));
+    // The CDR file is opened before any shard starts (a path that cannot be written fails
+    // the start). Times in records are converted with one reference pair taken now.
+    let (cdr_sink, cdr_writer) = match &config.cdr {
+        Some(settings) => {
+            let (sink, writer) = cdr::spawn(settings, WallClock::now(), &cpus)?;
+            hub.set_cdr(writer.counters());
+            (Some(sink), Some(writer))
+        }
+        None => (None, None),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
@@ -185,6 +203,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         http: None,
         warnings: bound.warnings,
         reloader: None,
+        cdr: cdr_writer,
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
@@ -217,6 +236,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             states: Arc::clone(&states),
             reload: Arc::clone(&reload_slots[index]),
             slot,
+            cdr: cdr_sink.clone(),
             call_id: options.call_id,
             stop: Arc::clone(&stop),
             started: started_tx.clone(),
@@ -243,6 +263,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         }
     }
     drop(started_tx);
+    // Only the shards hold the CDR queue's sending ends: when they stop, the writer ends.
+    drop(cdr_sink);
 
     // Wait until every shard serves. A shard that fails drops its `started` sender without
     // sending (and its channel ends, which releases the others), so this cannot hang.
@@ -285,8 +307,12 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
 
     if let Some(listener) = listener {
         let hook: ReloadHook = Arc::new(move || {
-            eprintln!("junction: POST /reload, reloading {}", reloader.source());
-            let (accepted, lines) = log_reload(reloader.reload(), reloader.source());
+            crate::log_info!(
+                "reloading",
+                source = reloader.source(),
+                trigger = "POST /reload"
+            );
+            let (accepted, lines) = logging::reload(reloader.reload(), reloader.source());
             let body = lines.join("\n") + "\n";
             if accepted {
                 Ok(body)
@@ -455,6 +481,10 @@ impl Server {
                 Err(e) => errors.push((index, e.to_string())),
             }
         }
+        // After the shards: the writer writes what they queued, then ends.
+        if let Some(cdr) = self.cdr.take() {
+            cdr.shutdown();
+        }
         errors
     }
 }
@@ -463,21 +493,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.stop_everything();
     }
-}
-
-/// Print a reload's outcome on stderr, one `junction: ...` line each; (accepted, lines).
-fn log_reload(
-    result: Result<ReloadSummary, Vec<ConfigError>>,
-    source: &str,
-) -> (bool, Vec<String>) {
-    let (accepted, lines) = match result {
-        Ok(summary) => (true, summary.lines()),
-        Err(errors) => (false, reload::refused_lines(source, &errors)),
-    };
-    for line in &lines {
-        eprintln!("junction: {line}");
-    }
-    (accepted, lines)
 }
 
 /// Start everything, print the startup line, serve until SIGINT or SIGTERM, reload the
@@ -493,25 +508,27 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
     // signals stay pending for `sigtimedwait` below instead of killing the process.
     let signals = ProcessSignals::block()?;
     let source = config.source.clone();
+    let summary = logging::Startup::of(&config);
     let server = start_with(config, options)?;
     for warning in server.warnings() {
-        eprintln!("junction: warning: {warning}");
+        crate::log_warn!("startup", warning = warning);
     }
-    println!("{}", server.startup_line());
+    summary.log(&server);
     loop {
         match signals.wait(Duration::from_millis(250)) {
             Some(Signal::Stop(name)) => {
-                eprintln!("junction: {name}, stopping");
+                crate::log_info!("stopping", signal = name);
                 break;
             }
             Some(Signal::Reload) => {
-                eprintln!("junction: SIGHUP, reloading {source}");
-                log_reload(server.reload(), &source);
+                crate::log_info!("reloading", source = source, trigger = "SIGHUP");
+                logging::reload(server.reload(), &source);
             }
             None => {}
         }
         server.release_retired_tables();
         if let Some(shard) = server.stopped_shard() {
+            crate::log_error!("shard stopped unexpectedly, stopping", shard = shard);
             let detail = match server.shutdown() {
                 Ok(()) => String::new(),
                 Err(e) => format!(": {e}"),
@@ -520,6 +537,9 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
         }
     }
     let result = server.shutdown();
+    if result.is_ok() {
+        crate::log_info!("stopped");
+    }
     drop(signals);
     result
 }

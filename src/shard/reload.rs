@@ -219,6 +219,8 @@ pub(crate) struct Reloader {
     source: String,
     /// The `[server]` settings the process runs with (never changed by a reload).
     running: config::Server,
+    /// The `[cdr]` settings the CDR writer runs with (a reload cannot change them).
+    running_cdr: Option<config::CdrSettings>,
     registry: Registry,
     slots: Vec<Arc<ReloadSlot>>,
     hub: Arc<MetricsHub>,
@@ -239,6 +241,7 @@ impl Reloader {
         Reloader {
             source: config.source.clone(),
             running: config.server.clone(),
+            running_cdr: config.cdr.clone(),
             registry,
             slots,
             hub,
@@ -280,9 +283,15 @@ impl Reloader {
                 return Err(errors);
             }
         };
-        let restart_needed = server_changes(&self.running, &config.server);
+        let mut restart_needed = server_changes(&self.running, &config.server);
+        if config.cdr != self.running_cdr {
+            restart_needed.push("cdr");
+        }
+        // The log level applies at once.
+        crate::control::log::set_level(config.log.level);
         let routing = Arc::new(table);
         let states = self.registry.states_for(&routing);
+        self.hub.set_trunk_states(Arc::clone(&states));
         state.generation += 1;
         let generation = state.generation;
         for slot in &self.slots {

@@ -8,6 +8,11 @@
 //! `handle_timeout` when due, sends every transmit with `sendmmsg` and publishes metrics
 //! when due. It yields to glommio only when glommio asks (`need_preempt`).
 //!
+//! After sending, a round hands the records of the calls that ended to the CDR writer
+//! (`try_send`, never waiting) and times what it sent for the residence histograms
+//! (`residence.rs`); the per-trunk statistics and those histograms are published with the
+//! counters.
+//!
 //! Every round starts with one atomic load of the shard's `ReloadSlot`: when the control
 //! plane has published a newer routing table (a reload), the shard swaps it into its core
 //! there, between batches (never per datagram), and acknowledges it.
@@ -45,11 +50,14 @@ use super::batch::{RecvBatch, SendBatch};
 use super::handoff::{HandoffBatch, HandoffCounters};
 use super::owner::owner;
 use super::reload::ReloadSlot;
+use super::residence::Recorder;
 use super::CallIdFinder;
+use crate::control::cdr::CdrSink;
 use crate::control::metrics::{ShardSnapshot, ShardState};
 use crate::control::ShardSlot;
 use crate::limits;
 use crate::routing::RoutingTable;
+use crate::sip::cdr::CallRecord;
 use crate::sip::proxy::{Core, CoreConfig};
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -91,6 +99,8 @@ pub(crate) struct ShardSetup {
     /// Where reloads leave this shard its next routing table.
     pub reload: Arc<ReloadSlot>,
     pub slot: Arc<ShardSlot>,
+    /// Where records of ended calls go (`None`: CDRs are off; records are discarded).
+    pub cdr: Option<CdrSink>,
     pub call_id: CallIdFinder,
     pub stop: Arc<AtomicBool>,
     /// Told once the shard serves (then dropped).
@@ -176,6 +186,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         states,
         reload,
         slot,
+        cdr,
         call_id,
         stop,
         started,
@@ -258,6 +269,9 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         generation: 0,
         snapshot: ShardSnapshot::new(index, shards, cpu),
         slot: Arc::clone(&slot),
+        cdr,
+        records: Vec::new(),
+        residence: Recorder::new(),
         call_id,
         last_publish: Instant::now(),
         unpublished: true,
@@ -269,9 +283,12 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
 
     shard.run().await;
 
+    shard.forward_records();
     shard.snapshot.core.clone_from(shard.core.stats());
     shard.fold_readiness_errors();
     slot.publish(&shard.snapshot);
+    slot.publish_stats(shard.core.trunk_stats(), &shard.residence.histograms);
+    crate::log_info!("shard stopped", shard = index, cpu = cpu);
     // Cancel the helpers before the sockets and channels they use go away. The reader's
     // readiness wait is an io_uring operation that holds a reference to the socket: glommio
     // only submits its cancellation at the next ring poll, and if the executor exits first
@@ -308,11 +325,26 @@ struct Shard {
     /// The shard's counters, kept in the published form.
     snapshot: ShardSnapshot,
     slot: Arc<ShardSlot>,
+    cdr: Option<CdrSink>,
+    /// Records of ended calls on their way to `cdr` (reused). Boxed as the core hands them
+    /// out: each moves to the writer thread as one pointer.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<CallRecord>>,
+    residence: Recorder,
     call_id: CallIdFinder,
     last_publish: Instant,
     unpublished: bool,
     /// For polls that are known to be ready (`Waker::noop` needs Rust 1.85; MSRV is 1.80).
     noop_waker: Waker,
+}
+
+/// Transmits the core has queued (its iterator knows its exact length).
+fn queued(core: &Core) -> usize {
+    let transmits = core.transmits();
+    match transmits.size_hint() {
+        (low, Some(high)) if low == high => low,
+        _ => transmits.count(),
+    }
 }
 
 /// A waker that does nothing.
@@ -333,6 +365,7 @@ impl Shard {
             }
             let mut busy = false;
             let mut socket_empty = false;
+            self.residence.begin_round(queued(&self.core));
             match self.recv.recv(self.fd) {
                 Ok(0) => socket_empty = true,
                 Ok(_) => {
@@ -369,6 +402,9 @@ impl Shard {
                 }
             }
             self.transmit().await;
+            if busy || timed_out {
+                self.forward_records();
+            }
             self.publish_if_due(Instant::now());
             if busy {
                 if glommio::executor().need_preempt() {
@@ -433,6 +469,7 @@ impl Shard {
             };
             if owner == self.index {
                 self.core.handle_datagram(now, from, datagram.data);
+                self.residence.handled(now, queued(&self.core));
                 self.snapshot.shell.datagrams_processed += 1;
             } else if let Some(batch) = self.outgoing.get_mut(owner) {
                 if batch.is_full() {
@@ -501,6 +538,7 @@ impl Shard {
             any = true;
             for (received, from, data) in batch.iter() {
                 self.core.handle_datagram(received, from, data);
+                self.residence.handled(received, queued(&self.core));
             }
             let count = batch.len() as u64;
             let shell = &mut self.snapshot.shell;
@@ -557,6 +595,7 @@ impl Shard {
             core,
             send,
             snapshot,
+            residence,
             ..
         } = self;
         let shell = &mut snapshot.shell;
@@ -567,14 +606,18 @@ impl Shard {
         // Once one batch has waited SEND_BLOCKED_MAX, the rest of this flush gets a single
         // attempt each: the shard must get back to its calls.
         let mut gave_up = false;
+        let mut index = 0;
         loop {
             send.clear();
             while !send.is_full() {
                 match transmits.next() {
                     Some((to, data)) => {
-                        if !send.push(to, data) {
+                        if send.push(to, data) {
+                            residence.queued(index, data);
+                        } else {
                             shell.send_errors += 1;
                         }
+                        index += 1;
                     }
                     None => break,
                 }
@@ -601,6 +644,7 @@ impl Shard {
                     }
                     Timer::new(limits::SEND_RETRY_INTERVAL).await;
                 }
+                residence.sent(Instant::now());
             }
             if exhausted {
                 break;
@@ -621,9 +665,26 @@ impl Shard {
         }
         self.fold_readiness_errors();
         self.snapshot.core.clone_from(self.core.stats());
-        if self.slot.try_publish(&self.snapshot) {
+        // Both or neither: a failed half is retried with the other at the next round.
+        if self.slot.try_publish(&self.snapshot)
+            && self
+                .slot
+                .try_publish_stats(self.core.trunk_stats(), &self.residence.histograms)
+                .is_some()
+        {
             self.last_publish = now;
             self.unpublished = false;
+        }
+    }
+
+    /// Hand the records of ended calls to the CDR writer (never waiting: a full queue drops
+    /// and counts them), or discard them when CDRs are off.
+    fn forward_records(&mut self) {
+        self.core.drain_records(&mut self.records);
+        for record in self.records.drain(..) {
+            if let Some(cdr) = &self.cdr {
+                cdr.offer(record);
+            }
         }
     }
 
