@@ -235,7 +235,10 @@ fn main() {
             .join(", "),
         min.as_secs_f64()
     );
-    println!("  trie build alone: {:.2} s", trie_build.as_secs_f64());
+    println!(
+        "  trie build alone, from the prefixes in random order: {:.2} s",
+        trie_build.as_secs_f64()
+    );
     println!(
         "  memory: trie {:.1} MiB ({} nodes of 32 bytes for {} prefixes; {:.1} bytes per prefix); \
          prefix file kept in the config {:.1} MiB",
