@@ -87,24 +87,26 @@ impl ShardSlot {
         }
     }
 
-    /// Publish the shard's per-trunk statistics and residence histograms (only what changed
-    /// is copied) without ever blocking: `None` when a reader holds them right now.
+    /// Publish the shard's per-trunk statistics and residence histograms (only what changed,
+    /// at most `budget` histograms) without ever blocking: `None` when a reader holds them
+    /// right now.
     pub fn try_publish_stats(
         &self,
         trunks: &TrunkStatsMap,
         residence: &Residence,
+        budget: usize,
     ) -> Option<Copied> {
         let mut stats = match self.stats.try_lock() {
             Ok(stats) => stats,
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        Some(stats.copy_changed_from(trunks, residence))
+        Some(stats.copy_changed_from(trunks, residence, budget))
     }
 
-    /// Publish the statistics, waiting for a reader if needed (when the shard stops).
+    /// Publish all the statistics, waiting for a reader if needed (when the shard stops).
     pub fn publish_stats(&self, trunks: &TrunkStatsMap, residence: &Residence) {
-        lock(&self.stats).copy_changed_from(trunks, residence);
+        lock(&self.stats).copy_changed_from(trunks, residence, usize::MAX);
     }
 
     /// Add this shard's latest statistics to `merged`.

@@ -121,8 +121,9 @@ impl Residence {
     }
 
     /// Make this a copy of `source`, copying only the histograms that changed (a recorded
-    /// value always changes a histogram's count). Returns how many were copied.
-    pub fn copy_changed_from(&mut self, source: &Residence) -> usize {
+    /// value always changes a histogram's count), at most `budget` of them. Returns how
+    /// many were copied; fewer changed than were left to copy when it is below `budget`.
+    pub fn copy_changed_from(&mut self, source: &Residence, budget: usize) -> usize {
         if self.by_kind.len() < source.by_kind.len() {
             self.by_kind.resize_with(source.by_kind.len(), || None);
         }
@@ -131,6 +132,9 @@ impl Residence {
             let Some(src) = src else {
                 continue;
             };
+            if copied == budget {
+                break;
+            }
             copied += usize::from(copy_if_changed(dst, src));
         }
         copied
@@ -207,10 +211,15 @@ mod tests {
         shard.record(0, Duration::from_micros(60));
         shard.record(16, Duration::from_secs(30)); // clamped to the top
         let mut published = Residence::default();
-        assert_eq!(published.copy_changed_from(&shard), 2);
-        assert_eq!(published.copy_changed_from(&shard), 0);
+        assert_eq!(
+            published.copy_changed_from(&shard, 1),
+            1,
+            "the budget holds"
+        );
+        assert_eq!(published.copy_changed_from(&shard, 8), 1);
+        assert_eq!(published.copy_changed_from(&shard, 8), 0);
         shard.record(16, Duration::ZERO); // recorded as 1 µs
-        assert_eq!(published.copy_changed_from(&shard), 1);
+        assert_eq!(published.copy_changed_from(&shard, 8), 1);
         let invite = published.get(0).unwrap();
         assert_eq!((invite.len(), invite.max()), (2, 60));
         let ok = published.get(16).unwrap();

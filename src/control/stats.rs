@@ -3,9 +3,11 @@
 //!
 //! A shard copies its core's `TrunkStatsMap` and its shell's `Residence` into its slot's
 //! `ShardStats` at most every `limits::METRICS_PUBLISH_INTERVAL`, copying only the trunks
-//! whose counters changed and the histograms whose count changed (an hdrhistogram of 3
-//! significant digits up to 10 minutes is ~170 KB: copying every one every time would cost
-//! a busy shard more than the rest of its metrics together). The control plane adds the
+//! whose counters changed and the histograms whose count changed, and at most
+//! `limits::STATS_COPY_HISTOGRAMS_MAX` histograms per loop round (the rest in the following
+//! rounds). An hdrhistogram of 3 significant digits up to 10 minutes is ~170 KB: copying
+//! one takes ~14 µs, copying all of 10 trunks ~2.6 ms (`cargo bench --bench
+//! metrics_publish`), which a shard must not spend at once. The control plane adds the
 //! shards' copies when it renders.
 
 use super::residence::Residence;
@@ -18,20 +20,32 @@ pub struct ShardStats {
     pub residence: Residence,
 }
 
-/// What one publication copied (to measure it).
+/// What one publication step copied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Copied {
+    /// Trunks with a change copied.
     pub trunks: usize,
     pub histograms: usize,
+    /// Everything that changed is copied (false: the budget ran out; call again).
+    pub complete: bool,
 }
 
 impl ShardStats {
-    /// Make this a copy of (`trunks`, `residence`), copying only what changed.
-    pub fn copy_changed_from(&mut self, trunks: &TrunkStatsMap, residence: &Residence) -> Copied {
+    /// Make this a copy of (`trunks`, `residence`), copying only what changed and at most
+    /// `budget` histograms (counters do not count: they are small).
+    pub fn copy_changed_from(
+        &mut self,
+        trunks: &TrunkStatsMap,
+        residence: &Residence,
+        budget: usize,
+    ) -> Copied {
         let mut copied = Copied {
-            histograms: self.residence.copy_changed_from(residence),
+            histograms: self.residence.copy_changed_from(residence, budget),
             ..Copied::default()
         };
+        if copied.histograms == budget {
+            return copied;
+        }
         for (name, src) in &trunks.by_trunk {
             if !self.trunks.by_trunk.contains_key(name) {
                 // A trunk seen for the first time: one allocation per trunk, ever.
@@ -48,13 +62,20 @@ impl ShardStats {
                 changed = true;
             }
             for (d, s) in latency_pairs(&mut dst.latency, &src.latency) {
-                if copy_plain_if_changed(d, s) {
-                    copied.histograms += 1;
-                    changed = true;
+                if d.len() == s.len() {
+                    continue;
                 }
+                if copied.histograms == budget {
+                    copied.trunks += usize::from(changed);
+                    return copied;
+                }
+                copy_plain(d, s);
+                copied.histograms += 1;
+                changed = true;
             }
             copied.trunks += usize::from(changed);
         }
+        copied.complete = true;
         copied
     }
 
@@ -84,15 +105,11 @@ fn latency_pairs<'a>(
     ]
 }
 
-fn copy_plain_if_changed(dst: &mut Histogram<u64>, src: &Histogram<u64>) -> bool {
-    if dst.len() == src.len() {
-        return false;
-    }
+fn copy_plain(dst: &mut Histogram<u64>, src: &Histogram<u64>) {
     if dst.set_to(src).is_err() {
         // Different bounds (never with one constructor): replace it whole.
         *dst = src.clone();
     }
-    true
 }
 
 fn add_counters(dst: &mut TrunkStats, src: &TrunkStats) {
@@ -135,28 +152,25 @@ mod tests {
     fn publishing_copies_only_changes() {
         let (mut map, residence) = shard_with(3, 100);
         let mut slot = ShardStats::default();
-        let first = slot.copy_changed_from(&map, &residence);
-        // gw: counters + pdd; pbx: counters only; residence: INVITE.
-        assert_eq!(
-            first,
-            Copied {
-                trunks: 2,
-                histograms: 2
-            }
-        );
-        assert_eq!(slot.copy_changed_from(&map, &residence), Copied::default());
+        // gw: counters + pdd; pbx: counters only; residence: INVITE. A budget of one
+        // histogram copies the residence histogram first, then the rest.
+        let copied = |trunks, histograms, complete| Copied {
+            trunks,
+            histograms,
+            complete,
+        };
+        let first = slot.copy_changed_from(&map, &residence, 1);
+        assert_eq!(first, copied(0, 1, false));
+        let rest = slot.copy_changed_from(&map, &residence, 1);
+        assert_eq!(rest, copied(2, 1, true));
+        let nothing = slot.copy_changed_from(&map, &residence, 1);
+        assert_eq!(nothing, copied(0, 0, true));
         record_us(
             &mut map.trunk("gw").latency.answer_us,
             Duration::from_secs(2),
         );
-        let again = slot.copy_changed_from(&map, &residence);
-        assert_eq!(
-            again,
-            Copied {
-                trunks: 1,
-                histograms: 1
-            }
-        );
+        let again = slot.copy_changed_from(&map, &residence, 8);
+        assert_eq!(again, copied(1, 1, true));
         let gw = &slot.trunks.by_trunk["gw"];
         assert_eq!(gw.latency.pdd_us.len(), 3);
         assert_eq!(gw.latency.answer_us.len(), 1);
@@ -168,9 +182,9 @@ mod tests {
         let (a_map, a_res) = shard_with(3, 100);
         let (b_map, b_res) = shard_with(2, 300);
         let mut a = ShardStats::default();
-        a.copy_changed_from(&a_map, &a_res);
+        a.copy_changed_from(&a_map, &a_res, usize::MAX);
         let mut b = ShardStats::default();
-        b.copy_changed_from(&b_map, &b_res);
+        b.copy_changed_from(&b_map, &b_res, usize::MAX);
         let mut merged = ShardStats::default();
         merged.add(&a);
         merged.add(&b);

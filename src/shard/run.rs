@@ -275,6 +275,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         call_id,
         last_publish: Instant::now(),
         unpublished: true,
+        stats_pending: false,
         noop_waker: Waker::from(Arc::new(NoopWake)),
     };
     slot.set_state(ShardState::Running);
@@ -334,6 +335,8 @@ struct Shard {
     call_id: CallIdFinder,
     last_publish: Instant,
     unpublished: bool,
+    /// The counters were published; the statistics are still being copied.
+    stats_pending: bool,
     /// For polls that are known to be ready (`Waker::noop` needs Rust 1.85; MSRV is 1.80).
     noop_waker: Waker,
 }
@@ -406,7 +409,8 @@ impl Shard {
                 self.forward_records();
             }
             self.publish_if_due(Instant::now());
-            if busy {
+            self.publish_stats_step();
+            if busy || self.stats_pending {
                 if glommio::executor().need_preempt() {
                     yield_with_watchdog().await;
                 }
@@ -665,15 +669,27 @@ impl Shard {
         }
         self.fold_readiness_errors();
         self.snapshot.core.clone_from(self.core.stats());
-        // Both or neither: a failed half is retried with the other at the next round.
-        if self.slot.try_publish(&self.snapshot)
-            && self
-                .slot
-                .try_publish_stats(self.core.trunk_stats(), &self.residence.histograms)
-                .is_some()
-        {
+        if self.slot.try_publish(&self.snapshot) {
             self.last_publish = now;
             self.unpublished = false;
+            self.stats_pending = true;
+        }
+    }
+
+    /// Copy the next few changed histograms (and the trunk counters) to the slot: at most
+    /// `limits::STATS_COPY_HISTOGRAMS_MAX` per round, so a publication never stalls the
+    /// shard for long; the round after the last one clears `stats_pending`.
+    fn publish_stats_step(&mut self) {
+        if !self.stats_pending {
+            return;
+        }
+        let copied = self.slot.try_publish_stats(
+            self.core.trunk_stats(),
+            &self.residence.histograms,
+            limits::STATS_COPY_HISTOGRAMS_MAX,
+        );
+        if copied.is_some_and(|c| c.complete) {
+            self.stats_pending = false;
         }
     }
 
