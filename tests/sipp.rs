@@ -99,8 +99,12 @@ trunks = ["sipp-uas"]
         _dir: dir,
     };
     // Ready when the metrics endpoint says so.
+    let mut j = j;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        if let Ok(Some(status)) = j.child.try_wait() {
+            panic!("junction exited before it was ready: {status} (its stderr is above)");
+        }
         if let Some(body) = http_get(metrics, "/ready") {
             if body.starts_with("HTTP/1.1 200") {
                 return j;
