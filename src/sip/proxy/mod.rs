@@ -300,12 +300,18 @@ impl Core {
         }
     }
 
+    /// Send `out[range]` (the bytes just written) to `to`: never to an address that cannot
+    /// be a peer, never larger than limits::MESSAGE_BYTES_MAX (an answer copying a huge
+    /// header of its request would be).
     fn queue(&mut self, to: SocketAddr, range: Range<usize>) {
-        if sendable(to) {
-            self.transmits.push((to, range));
-        } else {
+        if !sendable(to) {
             self.out.truncate(range.start);
             self.stats.dropped_stray += 1;
+        } else if range.len() > limits::MESSAGE_BYTES_MAX {
+            self.out.truncate(range.start);
+            self.stats.dropped_malformed += 1;
+        } else {
+            self.transmits.push((to, range));
         }
     }
 
@@ -347,7 +353,27 @@ impl Core {
             self.stats.rejected_unknown_source += 1;
             let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
             if method != Method::Ack && answer {
+                // Never more bytes toward an address that has not proved it can receive
+                // than it sent (no amplification): a 403 larger than the request is dropped.
+                let sent = self.transmits.len();
                 self.reply_stateless(buf, msg, from, 403, b"");
+                if self.transmits.len() > sent
+                    && self
+                        .transmits
+                        .last()
+                        .is_some_and(|(_, r)| r.len() > buf.len())
+                {
+                    if let Some((_, r)) = self.transmits.pop() {
+                        self.out.truncate(r.start);
+                    }
+                }
+            }
+            return;
+        };
+        if msg.via_count >= limits::VIAS_MAX {
+            // One more Via would put it over the limit every hop enforces.
+            if method != Method::Ack {
+                self.reply_stateless(buf, msg, from, 483, b"");
             }
             return;
         };
@@ -1031,6 +1057,12 @@ impl Core {
         let StartLine::Response { code, .. } = msg.start else {
             return;
         };
+        // Too large to relay, or no Via left once ours is removed (RFC 3261 16.7 step 3:
+        // then it was meant for us): nothing to pass on.
+        if buf.len() > limits::MESSAGE_BYTES_MAX || msg.via_count < 2 {
+            self.stats.dropped_stray += 1;
+            return;
+        }
         let branch = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
         let Some(tail) = branch.strip_prefix(&self.branch_prefix[..]) else {
             self.stats.dropped_stray += 1;
