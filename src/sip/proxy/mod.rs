@@ -608,7 +608,7 @@ impl Core {
             self.stats.calls_created += 1;
             st.call = Some(id);
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -660,7 +660,7 @@ impl Core {
                 c.ended_by.get_or_insert(side);
             }
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -680,6 +680,22 @@ impl Core {
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
         self.num_b = swap;
+    }
+
+    /// Insert a new server transaction with a safety timeout: one whose branch never gets
+    /// a final response (a peer that answers nothing usable) is forgotten after the longest
+    /// a real one can live (Timer C plus 64*T1 for INVITE, 64*T1 + T4 otherwise). Sending a
+    /// final response re-arms the timer with the RFC 3261 value.
+    fn insert_server(&mut self, now: Instant, st: ServerTxn) -> Id {
+        let life = if st.invite {
+            timer::TIMER_C + timer::T1_X64
+        } else {
+            timer::T1_X64 + timer::T4
+        };
+        let id = self.txns.servers.insert(st);
+        self.txns
+            .arm(TimerTarget::Server(id), TimerKind::Timeout, now + life);
+        id
     }
 
     fn tag_hash(&self, tag: &[u8]) -> u64 {
@@ -1057,9 +1073,8 @@ impl Core {
         let StartLine::Response { code, .. } = msg.start else {
             return;
         };
-        // Too large to relay, or no Via left once ours is removed (RFC 3261 16.7 step 3:
-        // then it was meant for us): nothing to pass on.
-        if buf.len() > limits::MESSAGE_BYTES_MAX || msg.via_count < 2 {
+        // Too large to relay: nothing to pass on.
+        if buf.len() > limits::MESSAGE_BYTES_MAX {
             self.stats.dropped_stray += 1;
             return;
         }
@@ -1169,6 +1184,11 @@ impl Core {
         let Some(st) = self.txns.servers.get(st_id) else {
             return false;
         };
+        if msg.via_count < 2 {
+            // No Via left once ours is removed: it was meant for us (RFC 3261 16.7 step 3).
+            self.stats.dropped_stray += 1;
+            return false;
+        }
         let to = st.reply_to;
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
@@ -1672,9 +1692,21 @@ impl Core {
                     now + next,
                 );
             }
-            // Timer H, I, J or L: the transaction is over.
+            // Timer H, I, J or L: the transaction is over. Still without a final response:
+            // its safety timeout (see insert_server): release what it holds.
             _ => {
-                self.txns.remove_server(id);
+                if let Some(st) = self.txns.remove_server(id) {
+                    if matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
+                        self.stats.dropped_stray += 1;
+                        if let Some(s) = st.admitted {
+                            s.answered();
+                            s.ended();
+                        }
+                        if st.invite {
+                            self.set_call_state(now, st.call, CallState::Terminated);
+                        }
+                    }
+                }
             }
         }
     }
