@@ -128,3 +128,7 @@ pub const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// to copy; a shard whose 100 trunks all carried calls would otherwise stall ~6 ms at once.
 /// 8 bounds a round's extra latency to ~0.1 ms.
 pub const STATS_COPY_HISTOGRAMS_MAX: usize = 8;
+
+/// Source addresses one shard's flood guard tracks. A spoofed-source flood cannot grow the
+/// table past this (~64 K entries, ~3 MiB); untracked sources are still never routed.
+pub const FLOOD_SOURCES_MAX: usize = 65_536;

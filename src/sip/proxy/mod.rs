@@ -14,6 +14,7 @@ mod record;
 
 use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
+use super::flood::Verdict;
 use super::response::{self, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
@@ -73,6 +74,9 @@ pub struct CoreStats {
     pub probe_failures: u64,
     /// Call records dropped because nobody took them in time.
     pub records_dropped: u64,
+    /// Datagrams dropped by flood protection, and source addresses blocked so far.
+    pub dropped_flood: u64,
+    pub flood_blocks: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -114,6 +118,7 @@ pub struct Core {
     probes_due: bool,
     /// Records of ended calls, drained by the shell toward the CDR writer.
     records: std::collections::VecDeque<Box<CallRecord>>,
+    flood: super::flood::FloodGuard,
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -197,6 +202,7 @@ impl Core {
         routing: Arc<RoutingTable>,
         states: Arc<[Arc<TrunkState>]>,
     ) -> Core {
+        let shards = config.shards;
         let hash_seed = RandomState::new();
         let boot = hash_seed.hash_one(config.shard) as u32;
         let mut branch_prefix = MAGIC_COOKIE.to_vec();
@@ -213,6 +219,7 @@ impl Core {
             probes: Vec::new(),
             probes_due: true,
             records: std::collections::VecDeque::new(),
+            flood: super::flood::FloodGuard::new(shards),
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
@@ -266,6 +273,7 @@ impl Core {
     }
 
     fn refresh_gauges(&mut self) {
+        self.stats.flood_blocks = self.flood.blocked_sources;
         self.stats.calls_active = self.calls.len() as u64;
         self.stats.transactions_active = self.txns.len() as u64;
         self.stats.timers_active = self.txns.wheel.len() as u64;
@@ -321,6 +329,18 @@ impl Core {
         self.start_clock(now);
         if data.len() > limits::DATAGRAM_BYTES_MAX {
             self.stats.dropped_malformed += 1;
+            return;
+        }
+        // Flood protection, before any parsing: a source over its rate is not even scanned.
+        let flood = self.routing.flood();
+        let threshold = if self.routing.ingress(from).is_some() {
+            flood.per_trunk_source
+        } else {
+            flood.per_source
+        };
+        if self.flood.check(now, from.ip(), threshold, flood.block) == Verdict::Block {
+            self.stats.dropped_flood += 1;
+            self.stats.flood_blocks = self.flood.blocked_sources;
             return;
         }
         let mut msg = self.msg.take().unwrap_or_default();
