@@ -5,8 +5,12 @@
 //! `rate` (the open-loop call schedule), `stats` and `report` (counters, HDR histograms, the
 //! live line, the summary), and `io` (worker threads, sockets, the clock) around them.
 
+pub mod cli;
+pub mod io;
 pub mod limits;
 pub mod rate;
+pub mod report;
+pub mod scenario;
 pub mod sip;
 pub mod stats;
 pub mod time;
