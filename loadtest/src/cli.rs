@@ -43,7 +43,7 @@ uas options:
                           or never                                         [200]
   --ring-ms MS            delay before the final response (100 and 180 first) [0]
   --no-ringing            no 180 Ringing
-  --uas-sf FILE           a SIPp XML scenario file for the UAS side
+  --uas-sf FILE           a SIPp XML scenario file for the UAS side (uas role: --sf works too)
 
 common options:
   --workers N             worker threads, one per core                    [online CPUs]
@@ -291,6 +291,9 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown option {other:?}")),
         }
+    }
+    if p.role == Role::Uas && p.uas_file.is_none() {
+        p.uas_file = p.uac_file.take();
     }
     p.rate.max = rate_max.unwrap_or(if p.rate.step > 0.0 {
         RATE_MAX
