@@ -145,7 +145,7 @@ fn env(local: &str, remote: Option<&str>) -> Env {
         local: vec![a(local)],
         remote: remote.map(a),
         service: "2125551234".into(),
-        pause: 1 * SEC,
+        pause: SEC,
         timers: Timers::default(),
         run_id: 0x77,
         worker: 0,

@@ -71,6 +71,8 @@ impl Wire {
     }
 }
 
+type Lose = Box<dyn FnMut(usize, &Wire) -> bool>;
+
 /// UAC and UAS joined by a network with a fixed one-way delay; `lose` decides per datagram.
 struct Net {
     now: Micros,
@@ -79,7 +81,7 @@ struct Net {
     delay: Micros,
     in_flight: Vec<(Micros, bool, SocketAddr, Vec<u8>)>,
     log: Vec<Wire>,
-    lose: Box<dyn FnMut(usize, &Wire) -> bool>,
+    lose: Lose,
     sent: usize,
 }
 
@@ -89,7 +91,7 @@ impl Net {
             now: 0,
             uac: Uac::new(uac),
             uas: Uas::new(uas),
-            delay: 1 * MS,
+            delay: MS,
             in_flight: Vec::new(),
             log: Vec::new(),
             lose: Box::new(|_, _| false),

@@ -166,10 +166,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
                 continue;
             };
             for _ in 0..4 {
-                let n = match batch.recv(fd) {
-                    Ok(n) => n,
-                    Err(_) => 0,
-                };
+                let n = batch.recv(fd).unwrap_or_default();
                 for i in 0..n {
                     let Some((from, bytes, truncated)) = batch.get(i) else {
                         continue;

@@ -99,12 +99,12 @@ fn compile_line(line: &str) -> Result<Vec<Seg>, String> {
                 .all(|b| b.is_ascii_alphanumeric() || b"_-:$+".contains(&b))
             && name.parse::<std::net::Ipv6Addr>().is_err();
         if !is_kw {
-            segs.push(Seg::Lit(rest[..close + 1].as_bytes().to_vec()));
+            segs.push(Seg::Lit(rest.as_bytes()[..close + 1].to_vec()));
             rest = &rest[close + 1..];
             continue;
         }
         if open > 0 {
-            segs.push(Seg::Lit(rest[..open].as_bytes().to_vec()));
+            segs.push(Seg::Lit(rest.as_bytes()[..open].to_vec()));
         }
         segs.push(Seg::Kw(keyword(name)?));
         rest = &rest[close + 1..];
@@ -241,7 +241,7 @@ mod tests {
         });
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "INVITE sip:123@1.2.3.4 SIP/2.0\r\nTo: <sip:x>\r\nContent-Length: 19\r\n\r\nv=0\r\no=1.2.3.4\r\n"
+            "INVITE sip:123@1.2.3.4 SIP/2.0\r\nTo: <sip:x>\r\nContent-Length: 16\r\n\r\nv=0\r\no=1.2.3.4\r\n"
         );
     }
 

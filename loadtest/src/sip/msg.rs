@@ -372,7 +372,9 @@ impl<'a> Msg<'a> {
             while e < head_end && buf.get(e + 2).is_some_and(|&b| is_ws(b)) {
                 e = find(buf, e + 2, b"\r\n").unwrap_or(head_end);
             }
-            let colon = buf[i..e]
+            let colon = buf
+                .get(i..e)
+                .unwrap_or(&[])
                 .iter()
                 .position(|&b| b == b':')
                 .ok_or(ParseError::BadHeaderLine)?;
@@ -392,7 +394,7 @@ impl<'a> Msg<'a> {
             m.lines[m.line_count] = line;
             m.line_count += 1;
             let value = line.value;
-            match classify(&buf[ns..ne]) {
+            match classify(buf.get(ns..ne).unwrap_or(&[])) {
                 Hdr::Via if m.top_via.is_empty() => {
                     // The first via-parm of the first Via line.
                     let mut first = Span::default();
@@ -419,9 +421,10 @@ impl<'a> Msg<'a> {
                         .iter()
                         .position(|&b| is_ws(b))
                         .ok_or(ParseError::BadCSeq)?;
-                    m.cseq_num = parse_u32(&v[..sp]).ok_or(ParseError::BadCSeq)?;
+                    m.cseq_num =
+                        parse_u32(v.get(..sp).unwrap_or(&[])).ok_or(ParseError::BadCSeq)?;
                     let (ms, me) = trim(buf, vs + sp, ve);
-                    m.cseq_method = Method::parse(&buf[ms..me]);
+                    m.cseq_method = Method::parse(buf.get(ms..me).unwrap_or(&[]));
                     cseq_seen = true;
                 }
                 Hdr::Contact if m.contact_uri.is_empty() => {
@@ -529,11 +532,11 @@ fn parse_start_line(buf: &[u8], s: usize, e: usize) -> Result<StartLine, ParseEr
         .iter()
         .rposition(|&b| b == b' ')
         .ok_or(ParseError::BadStartLine)?;
-    if sp2 <= sp1 + 1 || &line[sp2 + 1..] != b"SIP/2.0" || sp1 == 0 {
+    if sp2 <= sp1 + 1 || line.get(sp2 + 1..) != Some(&b"SIP/2.0"[..]) || sp1 == 0 {
         return Err(ParseError::BadStartLine);
     }
     Ok(StartLine::Request {
-        method: Method::parse(&line[..sp1]),
+        method: Method::parse(line.get(..sp1).unwrap_or(&[])),
         method_span: Span::new(s, s + sp1),
         uri: Span::new(s + sp1 + 1, s + sp2),
     })
@@ -595,6 +598,29 @@ Content-Length: 4\r\n\r\nabcdXX";
         ];
         for c in cases {
             assert!(Msg::parse(c).is_err(), "{:?}", String::from_utf8_lossy(c));
+        }
+        // Deterministic mutations: flip, delete and duplicate bytes all over a valid message.
+        let mut x: u64 = 0x9e3779b97f4a7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mut v = INVITE.to_vec();
+            let at = (x as usize) % v.len();
+            match (x >> 32) % 4 {
+                0 => v[at] = (x >> 40) as u8,
+                1 => {
+                    v.remove(at);
+                }
+                2 => v.insert(at, b"\r\n:;<>\" ,"[((x >> 40) % 7) as usize]),
+                _ => v.truncate(at),
+            }
+            if let Ok(m) = Msg::parse(&v) {
+                assert!(m.body.end as usize <= v.len());
+                for l in m.headers() {
+                    assert!(l.line.end as usize <= v.len());
+                }
+            }
         }
         // Every prefix of a valid message either parses or errors, never panics.
         for n in 0..INVITE.len() {
