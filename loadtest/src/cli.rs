@@ -1,7 +1,7 @@
 //! The command line: `junction-load uac|uas|both [options]`, parsed by hand into a `Plan`,
 //! every mistake reported with the option it concerns.
 
-use crate::limits::{DELAY_MS_MAX, PORTS_PER_WORKER_MAX, RATE_MAX, WORKERS_MAX};
+use crate::limits::{DELAY_MS_MAX, PORTS_PER_WORKER_MAX, RATE_MAX, RATE_PER_WORKER, WORKERS_MAX};
 use crate::rate::RateConfig;
 use crate::time::{Micros, Timers, MS, SEC};
 use crate::ua::config::{Answer, UacScenario};
@@ -46,8 +46,11 @@ uas options:
   --uas-sf FILE           a SIPp XML scenario file for the UAS side (uas role: --sf works too)
 
 common options:
-  --workers N             worker threads, one per core                    [online CPUs]
+  --workers N             worker threads, each pinned to a core. Default: one per 20000
+                          calls/s of the peak rate, at most one per core; a UAS alone: 1
   --no-pin                do not pin workers to cores
+  --tick-us US            batch datagrams for up to US µs between turns (latencies use
+                          kernel receive times, so they stay exact); 0: no batching [1000]
   --t1-ms MS              RFC 3261 T1                                     [500]
   --json FILE             write the final report as JSON
   --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
@@ -78,13 +81,16 @@ pub enum Transport {
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub role: Role,
-    pub workers: usize,
+    /// Worker threads; `None`: sized from the load (see `Plan::worker_count`).
+    pub workers: Option<usize>,
     pub pin: bool,
     pub json: Option<PathBuf>,
     pub max_failures: Option<Threshold>,
     pub quiet: bool,
     pub timers: Timers,
     pub duration: Option<Micros>,
+    /// Least time between network-driven turns of a worker (µs).
+    pub tick: Micros,
     // UAC
     pub target: Option<SocketAddr>,
     pub number: String,
@@ -108,10 +114,25 @@ pub struct Plan {
     pub uas_file: Option<PathBuf>,
 }
 
-fn default_workers() -> usize {
+fn online_cpus() -> usize {
     std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(WORKERS_MAX)
+}
+
+impl Plan {
+    /// `--workers`, or else one worker per RATE_PER_WORKER calls per second of the peak rate,
+    /// at most one per core (a UAS alone: one; give --workers to spread it over cores).
+    pub fn worker_count(&self) -> usize {
+        if let Some(n) = self.workers {
+            return n;
+        }
+        if self.role == Role::Uas {
+            return 1;
+        }
+        let peak = self.rate.max.max(self.rate.start);
+        ((peak / RATE_PER_WORKER).ceil() as usize).clamp(1, online_cpus())
+    }
 }
 
 fn num<T: std::str::FromStr>(opt: &str, v: &str) -> Result<T, String> {
@@ -181,13 +202,14 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
     };
     let mut p = Plan {
         role,
-        workers: default_workers(),
+        workers: None,
         pin: true,
         json: None,
         max_failures: None,
         quiet: false,
         timers: Timers::default(),
         duration: None,
+        tick: 1000,
         target: None,
         number: "2125551234".into(),
         scenario: UacScenario::Call,
@@ -272,12 +294,19 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             "--ring-ms" => p.ring = delay_ms(opt, val()?)?,
             "--no-ringing" => p.ringing = false,
             "--workers" => {
-                p.workers = num(opt, val()?)?;
-                if p.workers == 0 || p.workers > WORKERS_MAX {
+                let n: usize = num(opt, val()?)?;
+                p.workers = Some(n);
+                if n == 0 || n > WORKERS_MAX {
                     return Err(format!("--workers: 1 to {WORKERS_MAX}"));
                 }
             }
             "--no-pin" => p.pin = false,
+            "--tick-us" => {
+                p.tick = num(opt, val()?)?;
+                if p.tick > 100_000 {
+                    return Err("--tick-us: at most 100000".into());
+                }
+            }
             "--t1-ms" => p.timers.t1 = delay_ms(opt, val()?)?.max(MS),
             "--json" => p.json = Some(PathBuf::from(val()?)),
             "--max-failures" => {

@@ -44,3 +44,20 @@ impl Timers {
         }
     }
 }
+
+/// `t` rounded down to a multiple of `q` (q = 0: unchanged).
+pub fn grid_down(t: Micros, q: Micros) -> Micros {
+    match t.checked_div(q) {
+        Some(n) => n * q,
+        None => t,
+    }
+}
+
+/// `t` rounded up to a multiple of `q` (q = 0: unchanged).
+pub fn grid_up(t: Micros, q: Micros) -> Micros {
+    if q == 0 {
+        t
+    } else {
+        t.div_ceil(q).saturating_mul(q)
+    }
+}

@@ -149,6 +149,7 @@ fn env(local: &str, remote: Option<&str>) -> Env {
         timers: Timers::default(),
         run_id: 0x77,
         worker: 0,
+        quantum: 0,
     }
 }
 
@@ -212,11 +213,11 @@ impl Pair {
             for (_, to_uas, b) in due {
                 if to_uas {
                     self.uas
-                        .on_datagram(now, 0, a("127.0.0.1:6000"), &b, &mut out);
+                        .on_datagram(now, now, 0, a("127.0.0.1:6000"), &b, &mut out);
                     self.take(&mut out, false);
                 } else {
                     self.uac
-                        .on_datagram(now, 0, a("127.0.0.1:7000"), &b, &mut out);
+                        .on_datagram(now, now, 0, a("127.0.0.1:7000"), &b, &mut out);
                     self.take(&mut out, true);
                 }
             }
@@ -370,7 +371,7 @@ fn scenario_invite_timeout_and_unexpected_message() {
     let busy = format!(
         "SIP/2.0 486 Busy Here\r\nCall-ID: {cid}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
     );
-    uac.on_datagram(MS, 0, a("127.0.0.1:7000"), busy.as_bytes(), &mut out);
+    uac.on_datagram(MS, MS, 0, a("127.0.0.1:7000"), busy.as_bytes(), &mut out);
     assert_eq!(uac.stats().fail[Fail::Unexpected as usize], 1);
     assert_eq!(uac.active(), 0);
 }

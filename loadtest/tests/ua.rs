@@ -27,6 +27,7 @@ fn uac_cfg(scenario: UacScenario) -> UacConfig {
         timers: Timers::default(),
         run_id: 0xabc,
         worker: 0,
+        quantum: 0,
     }
 }
 
@@ -151,11 +152,11 @@ impl Net {
             for (_, to_uas, _, bytes) in due {
                 if to_uas {
                     self.uas
-                        .on_datagram(now, 0, a("127.0.0.1:6000"), &bytes, &mut out);
+                        .on_datagram(now, now, 0, a("127.0.0.1:6000"), &bytes, &mut out);
                     self.collect(&mut out, false);
                 } else {
                     self.uac
-                        .on_datagram(now, 0, a("127.0.0.1:7000"), &bytes, &mut out);
+                        .on_datagram(now, now, 0, a("127.0.0.1:7000"), &bytes, &mut out);
                     self.collect(&mut out, true);
                 }
             }
@@ -399,7 +400,7 @@ fn reply(
         g(inv.call_id)
     );
     let mut out = Out::default();
-    uac.on_datagram(now, 0, a("127.0.0.2:5060"), text.as_bytes(), &mut out);
+    uac.on_datagram(now, now, 0, a("127.0.0.2:5060"), text.as_bytes(), &mut out);
     out.list
         .iter()
         .map(|t| Wire {
@@ -574,7 +575,7 @@ fn unknown_dialog_bye_gets_481() {
     let mut uas = Uas::new(uas_cfg());
     let mut out = Out::default();
     let bye = "BYE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: nope\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n";
-    uas.on_datagram(0, 0, a("127.0.0.1:6000"), bye.as_bytes(), &mut out);
+    uas.on_datagram(0, 0, 0, a("127.0.0.1:6000"), bye.as_bytes(), &mut out);
     let r = String::from_utf8_lossy(out.bytes(&out.list[0])).into_owned();
     assert!(r.starts_with("SIP/2.0 481 "));
     assert!(r.contains("Call-ID: nope\r\n"));
@@ -592,8 +593,8 @@ fn garbage_is_counted_not_fatal() {
         b"SIP/2.0 200 OK\r\n\r\n",
         b"INVITE x SIP/2.0\r\nCall-ID: 1\r\n\r\n",
     ] {
-        uas.on_datagram(0, 0, a("127.0.0.1:1"), g, &mut out);
-        uac.on_datagram(0, 0, a("127.0.0.1:1"), g, &mut out);
+        uas.on_datagram(0, 0, 0, a("127.0.0.1:1"), g, &mut out);
+        uac.on_datagram(0, 0, 0, a("127.0.0.1:1"), g, &mut out);
     }
     assert!(out.is_empty());
     assert_eq!(uas.stats().parse_errors, 4);

@@ -62,7 +62,7 @@ pub fn load_files(plan: &Plan) -> Result<Files, String> {
     })
 }
 
-fn uac_sockets(plan: &Plan, w: usize) -> Result<Vec<UdpSocket>, String> {
+fn uac_sockets(plan: &Plan, w: usize, workers_n: usize) -> Result<Vec<UdpSocket>, String> {
     match plan.transport {
         Transport::U1 => {
             if w > 0 {
@@ -74,7 +74,7 @@ fn uac_sockets(plan: &Plan, w: usize) -> Result<Vec<UdpSocket>, String> {
             ])
         }
         Transport::Un => {
-            let n = (plan.ports / plan.workers + usize::from(w < plan.ports % plan.workers))
+            let n = (plan.ports / workers_n + usize::from(w < plan.ports % workers_n))
                 .clamp(1, PORTS_PER_WORKER_MAX);
             (0..n)
                 .map(|_| {
@@ -99,7 +99,7 @@ fn uac_endpoint(
     uac_workers: usize,
     run: u64,
 ) -> Result<Option<Endpoint>, String> {
-    let socks = uac_sockets(plan, w)?;
+    let socks = uac_sockets(plan, w, uac_workers)?;
     if socks.is_empty() {
         return Ok(None);
     }
@@ -119,6 +119,7 @@ fn uac_endpoint(
                 timers: plan.timers,
                 run_id: run,
                 worker: w as u32,
+                quantum: plan.tick,
             },
         )),
         None => Box::new(Uac::new(UacConfig {
@@ -132,6 +133,7 @@ fn uac_endpoint(
             timers: plan.timers,
             run_id: run,
             worker: w as u32,
+            quantum: plan.tick,
         })),
     };
     let share = plan.rate.share(w, uac_workers);
@@ -161,6 +163,7 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
                 timers: plan.timers,
                 run_id: run,
                 worker: w as u32,
+                quantum: plan.tick,
             },
         )),
         None => Box::new(Uas::new(UasConfig {
@@ -195,14 +198,15 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         net::probe_free(listen)
             .map_err(|e| format!("--listen {listen}: {e} (is another process using it?)"))?;
     }
+    let workers_n = plan.worker_count();
     let uac_workers = if plan.transport == Transport::U1 {
         1
     } else {
-        plan.workers
+        workers_n
     };
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let mut plans = Vec::new();
-    for w in 0..plan.workers {
+    for w in 0..workers_n {
         let mut endpoints = Vec::new();
         if has_uas {
             endpoints.push(uas_endpoint(plan, &files, w, run)?);
@@ -226,10 +230,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
             endpoints,
         });
     }
-    let shared = Arc::new(Shared {
-        epoch: Instant::now() + Duration::from_millis(20),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Arc::new(Shared::new(Duration::from_millis(20), plan.tick));
     let (tx, rx) = crossbeam_channel::bounded::<Snapshot>(1024);
     let workers = plans.len();
     let started = Instant::now();
@@ -243,7 +244,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         handles.push(h);
     }
     drop(tx);
-    let mut latest: Vec<Option<Snapshot>> = (0..plan.workers).map(|_| None).collect();
+    let mut latest: Vec<Option<Snapshot>> = (0..workers_n).map(|_| None).collect();
     let mut finished = 0;
     let mut uac_done = 0;
     let mut last_print = Instant::now();

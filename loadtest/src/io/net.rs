@@ -38,6 +38,19 @@ pub fn udp_socket(addr: SocketAddr, shared: bool) -> io::Result<UdpSocket> {
             };
         }
     }
+    // Kernel receive timestamps: latencies end when the datagram arrived, not when a batching
+    // worker got to it.
+    let one: libc::c_int = 1;
+    // SAFETY: as above.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     Ok(s.into())
@@ -55,7 +68,11 @@ pub struct RecvBatch {
     iov: Vec<libc::iovec>,
     names: Vec<libc::sockaddr_storage>,
     hdrs: Vec<libc::mmsghdr>,
+    /// Control-message space per datagram (the receive timestamp), 8-byte aligned.
+    ctrl: Vec<[u64; CTRL_WORDS]>,
 }
+
+const CTRL_WORDS: usize = 8;
 
 // The raw pointers inside point into the batch's own vectors, which never reallocate.
 unsafe impl Send for RecvBatch {}
@@ -80,6 +97,7 @@ impl RecvBatch {
             hdrs: (0..BATCH_MAX)
                 .map(|_| unsafe { std::mem::zeroed() })
                 .collect(),
+            ctrl: vec![[0u64; CTRL_WORDS]; BATCH_MAX],
         };
         let base = b.bufs.as_mut_ptr();
         for i in 0..BATCH_MAX {
@@ -98,8 +116,8 @@ impl RecvBatch {
             h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_iov = &mut self.iov[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
+            h.msg_control = self.ctrl[i].as_mut_ptr().cast();
+            h.msg_controllen = CTRL_WORDS * 8;
             h.msg_flags = 0;
             self.hdrs[i].msg_len = 0;
         }
@@ -122,6 +140,24 @@ impl RecvBatch {
             };
         }
         Ok(n as usize)
+    }
+
+    /// The kernel receive time of datagram `i` (CLOCK_REALTIME, ns), if the kernel gave one.
+    pub fn rx_time_ns(&self, i: usize) -> Option<i128> {
+        let h = &self.hdrs.get(i)?.msg_hdr;
+        // SAFETY: walking the control messages the kernel wrote into our buffer, within
+        // msg_controllen, with the libc CMSG macros.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(h);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    return Some(i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec));
+                }
+                c = libc::CMSG_NXTHDR(h, c);
+            }
+        }
+        None
     }
 
     /// Datagram `i` of the last batch: (source, bytes, truncated).

@@ -5,10 +5,10 @@
 //! second.
 
 use crate::io::net::{send_all, Epoll, RecvBatch, SendScratch};
-use crate::limits::{BATCH_MAX, STARTS_PER_TURN_MAX};
+use crate::limits::{BATCH_MAX, DIRECT_READ_SOCKETS_MAX, STARTS_PER_TURN_MAX};
 use crate::rate::Schedule;
 use crate::stats::Stats;
-use crate::time::{Micros, SEC};
+use crate::time::{grid_down, grid_up, Micros, SEC};
 use crate::ua::out::Out;
 use crate::ua::Engine;
 use crossbeam_channel::Sender;
@@ -38,7 +38,39 @@ pub struct WorkerPlan {
 /// What all workers see: the common clock epoch and the stop flag.
 pub struct Shared {
     pub epoch: Instant,
+    /// The same instant on CLOCK_REALTIME (ns), to place kernel receive timestamps.
+    pub epoch_realtime_ns: i128,
     pub stop: AtomicBool,
+    /// Least time between two turns woken by the network (µs): datagrams that arrive
+    /// meanwhile wait in the socket and are read in one batch, and a worker that sleeps
+    /// outside epoll costs the sender no wake-up. 0: handle every datagram at once.
+    pub tick: Micros,
+}
+
+impl Shared {
+    pub fn new(lead: std::time::Duration, tick: Micros) -> Shared {
+        let mono = Instant::now();
+        let rt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        Shared {
+            epoch: mono + lead,
+            epoch_realtime_ns: rt + lead.as_nanos() as i128,
+            stop: AtomicBool::new(false),
+            tick,
+        }
+    }
+
+    /// A kernel receive timestamp on our clock, never after `now`.
+    pub fn rx_time(&self, realtime_ns: Option<i128>, now: Micros) -> Micros {
+        match realtime_ns {
+            Some(ns) => {
+                let us = (ns - self.epoch_realtime_ns) / 1000;
+                (us.max(0) as u64).min(now)
+            }
+            None => now,
+        }
+    }
 }
 
 impl Shared {
@@ -86,7 +118,11 @@ impl Live {
         self.ep.engine.active() == 0 || now >= at.saturating_add(self.ep.drain)
     }
 
-    fn start_due(&mut self, now: Micros) {
+    /// Start the calls due at `now`. With a tick, the schedule is served on the tick grid: a
+    /// turn starts every call due before the next grid point, and their intended time is the
+    /// grid point they belong to (so a worker late past its grid point shows as latency, the
+    /// quantisation itself does not).
+    fn start_due(&mut self, now: Micros, tick: Micros) {
         let Some(s) = self.ep.schedule.as_mut() else {
             return;
         };
@@ -99,10 +135,14 @@ impl Live {
                 self.blocked = false;
                 self.unblocked_at = now;
             }
-            let Some(t) = s.poll(now) else { return };
-            self.ep
-                .engine
-                .start_call(now, t.max(self.unblocked_at), &mut self.out);
+            let horizon = if tick > 0 {
+                grid_down(now, tick) + tick - 1
+            } else {
+                now
+            };
+            let Some(t) = s.poll(horizon) else { return };
+            let intended = grid_down(t, tick).max(self.unblocked_at).min(now);
+            self.ep.engine.start_call(now, intended, &mut self.out);
         }
     }
 }
@@ -149,6 +189,11 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
             blocked: false,
         });
     }
+    let all_tokens: Vec<u64> = live
+        .iter()
+        .enumerate()
+        .flat_map(|(e, l)| (0..l.fds.len()).map(move |s| ((e as u64) << 32) | s as u64))
+        .collect();
     let mut batch = RecvBatch::new();
     let mut scratch = SendScratch::default();
     let mut tokens = Vec::with_capacity(BATCH_MAX);
@@ -157,6 +202,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
     let mut uac_done_sent = false;
     loop {
         let now = shared.now();
+        let mut received = 0usize;
         // Input: every readable socket, whole batches; a short batch means drained (epoll is
         // level-triggered and tells us again if more came meanwhile).
         for &tok in &tokens {
@@ -167,7 +213,9 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
             };
             for _ in 0..4 {
                 let n = batch.recv(fd).unwrap_or_default();
+                received += n;
                 for i in 0..n {
+                    let rx = shared.rx_time(batch.rx_time_ns(i), now);
                     let Some((from, bytes, truncated)) = batch.get(i) else {
                         continue;
                     };
@@ -175,7 +223,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
                         l.ep.engine.stats_mut().truncated += 1;
                         continue;
                     }
-                    l.ep.engine.on_datagram(now, s, from, bytes, &mut l.out);
+                    l.ep.engine.on_datagram(now, rx, s, from, bytes, &mut l.out);
                 }
                 if n < BATCH_MAX {
                     break;
@@ -187,7 +235,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
         for l in live.iter_mut() {
             l.ep.engine.on_timeout(now, &mut l.out);
             if !stop {
-                l.start_due(now);
+                l.start_due(now, shared.tick);
             }
             if !l.out.is_empty() {
                 let (_, failed) = send_all(&l.out, &l.fds, &mut scratch);
@@ -214,12 +262,27 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
         let mut wake = next_snapshot.min(now + 100_000);
         for l in live.iter_mut() {
             if let Some(d) = l.ep.engine.next_deadline() {
-                wake = wake.min(d);
+                wake = wake.min(grid_up(d, shared.tick));
             }
             if l.ep.engine.active() < l.ep.limit {
                 if let Some(t) = l.ep.schedule.as_mut().and_then(|s| s.next_time()) {
-                    wake = wake.min(t);
+                    wake = wake.min(grid_down(t, shared.tick));
                 }
+            }
+        }
+        // Batching: after a turn that read datagrams, let the next ones gather in the socket
+        // for `tick` (the worker sleeps outside epoll, so senders need not wake it), unless a
+        // deadline comes first. With few sockets, then read them all without asking epoll.
+        // After an idle turn, block in epoll: the first datagram is handled at once.
+        if shared.tick > 0 && received > 0 {
+            let t = shared.now();
+            let until = (grid_down(now, shared.tick) + shared.tick).min(wake);
+            if until > t {
+                std::thread::sleep(std::time::Duration::from_micros(until - t));
+            }
+            if all_tokens.len() <= DIRECT_READ_SOCKETS_MAX {
+                tokens.clone_from(&all_tokens);
+                continue;
             }
         }
         let timeout = wake.saturating_sub(shared.now());

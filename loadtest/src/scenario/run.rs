@@ -45,6 +45,8 @@ pub struct Env {
     pub timers: Timers,
     pub run_id: u64,
     pub worker: u32,
+    /// The worker's tick: the end of a pause is intended for the grid point after it.
+    pub quantum: Micros,
 }
 
 #[derive(Clone, Copy)]
@@ -105,6 +107,8 @@ pub struct ScenarioEngine {
     next_sock: usize,
     counter: u64,
     pid: u32,
+    /// Kernel receive time of the datagram being handled (latencies end there).
+    rx: Micros,
 }
 
 fn expect_matches(e: &Expect, m: &Msg) -> bool {
@@ -139,6 +143,7 @@ impl ScenarioEngine {
             next_sock: 0,
             counter: 0,
             pid: std::process::id(),
+            rx: 0,
         }
     }
 
@@ -422,8 +427,9 @@ impl ScenarioEngine {
                 Step::Pause { ms, .. } => {
                     let d = ms.unwrap_or(self.env.pause);
                     let at = now + d;
+                    let q = self.env.quantum;
                     if let Some(c) = self.calls.get_mut(slot as usize) {
-                        c.intended_next = at;
+                        c.intended_next = crate::time::grid_up(at, q);
                     }
                     self.arm(slot, PAUSE, at);
                     return;
@@ -556,12 +562,12 @@ impl ScenarioEngine {
                         None
                     };
                     if let Some(l) = lat {
-                        self.stats.record(l, at, now);
+                        self.stats.record(l, at, self.rx);
                     }
                 }
-                Method::Bye if code >= 200 => self.stats.record(Lat::Bye, c.bye_at, now),
+                Method::Bye if code >= 200 => self.stats.record(Lat::Bye, c.bye_at, self.rx),
                 Method::Options if code >= 200 => {
-                    self.stats.record(Lat::Options, c.options_at, now)
+                    self.stats.record(Lat::Options, c.options_at, self.rx)
                 }
                 _ => {}
             }
@@ -605,6 +611,7 @@ impl ScenarioEngine {
                 self.fail(slot, why);
             }
             PAUSE => {
+                c.intended_next = c.intended_next.min(now);
                 let pc = c.pc;
                 let next = match self.sc.steps.get(pc) {
                     Some(Step::Pause { next, .. }) => next.unwrap_or(pc + 1),
@@ -644,11 +651,13 @@ impl Engine for ScenarioEngine {
     fn on_datagram(
         &mut self,
         now: Micros,
+        rx: Micros,
         sock: u16,
         from: SocketAddr,
         bytes: &[u8],
         out: &mut Out,
     ) {
+        self.rx = rx;
         self.stats.received += 1;
         let m = match Msg::parse(bytes) {
             Ok(m) => m,

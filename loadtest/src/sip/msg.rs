@@ -213,10 +213,20 @@ fn trim(buf: &[u8], mut s: usize, mut e: usize) -> (usize, usize) {
 }
 
 fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
+    let tail = hay.get(from..)?;
+    if needle.len() == 2 {
+        // "\r\n": find the LF, check the CR before it.
+        let mut at = 0;
+        while let Some(p) = memchr::memchr(needle[1], tail.get(at + 1..)?) {
+            let i = at + 1 + p;
+            if tail.get(i - 1) == Some(&needle[0]) {
+                return Some(from + i - 1);
+            }
+            at = i;
+        }
         return None;
     }
-    (from..=hay.len() - needle.len()).find(|&i| hay.get(i..i + needle.len()) == Some(needle))
+    memchr::memmem::find(tail, needle).map(|p| from + p)
 }
 
 fn parse_u32(b: &[u8]) -> Option<u32> {

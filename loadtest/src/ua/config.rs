@@ -35,6 +35,9 @@ pub struct UacConfig {
     pub run_id: u64,
     /// This worker's index, written into Call-IDs.
     pub worker: u32,
+    /// The worker serves timers on this grid (its tick): a BYE due at the end of the hold is
+    /// intended for the grid point after it.
+    pub quantum: Micros,
 }
 
 /// One entry of the UAS answer mix: answer `code` to `weight` calls out of every sum of weights.

@@ -14,10 +14,13 @@ use out::Out;
 use std::net::SocketAddr;
 
 pub trait Engine {
-    /// A datagram arrived on socket `sock` from `from`.
+    /// A datagram arrived on socket `sock` from `from`. `now` is when it is processed (timers
+    /// count from it); `rx` when the kernel received it (latencies end there, so that the
+    /// worker's batching delay is not counted against the system under test).
     fn on_datagram(
         &mut self,
         now: Micros,
+        rx: Micros,
         sock: u16,
         from: SocketAddr,
         bytes: &[u8],

@@ -178,6 +178,8 @@ pub struct Uac {
     active: u64,
     next_sock: usize,
     sdp: Vec<u8>,
+    /// Kernel receive time of the datagram being handled (latencies end there).
+    rx: Micros,
 }
 
 /// The identifiers of a call of ours, decoded from its Call-ID.
@@ -225,6 +227,7 @@ impl Uac {
             stats: Stats::new(),
             active: 0,
             next_sock: 0,
+            rx: 0,
         }
     }
 
@@ -552,7 +555,7 @@ impl Uac {
                     None => return,
                 };
                 if code < 300 {
-                    self.stats.record(Lat::Bye, intended, now);
+                    self.stats.record(Lat::Bye, intended, self.rx);
                     if lost_race {
                         self.fail(slot, Fail::AnsweredBeforeCancel);
                     } else {
@@ -564,7 +567,7 @@ impl Uac {
             }
             Method::Options if code >= 200 && state == State::Options => {
                 let intended = self.calls.get(slot as usize).map_or(now, |c| c.intended);
-                self.stats.record(Lat::Options, intended, now);
+                self.stats.record(Lat::Options, intended, self.rx);
                 if code < 300 {
                     self.succeed(slot);
                 } else {
@@ -611,10 +614,10 @@ impl Uac {
                 (c.intended, first, f100, f18x)
             };
             if first_100 {
-                self.stats.record(Lat::Trying, intended, now);
+                self.stats.record(Lat::Trying, intended, self.rx);
             }
             if first_18x {
-                self.stats.record(Lat::Ringing, intended, now);
+                self.stats.record(Lat::Ringing, intended, self.rx);
             }
             if first_provisional {
                 // Proceeding: Timer A stops, Timer B no longer applies (RFC 3261 17.1.1.2).
@@ -677,7 +680,7 @@ impl Uac {
         self.disarm(slot, &[RETRANS, TIMEOUT, ANSWER, CANCEL]);
         let lost_race = state == State::Cancelling;
         if !lost_race {
-            self.stats.record(Lat::Answer, intended, now);
+            self.stats.record(Lat::Answer, intended, self.rx);
         }
         if let Some(c) = self.calls.get_mut(slot as usize) {
             c.state = State::Established;
@@ -734,7 +737,7 @@ impl Uac {
             }
             (HOLD, State::Established) => {
                 c.state = State::Terminating;
-                c.bye_intended = at;
+                c.bye_intended = crate::time::grid_up(at, self.cfg.quantum).min(now);
                 self.send_bye(out, slot);
                 self.start_request_timers(now, slot);
             }
@@ -749,11 +752,13 @@ impl Engine for Uac {
     fn on_datagram(
         &mut self,
         now: Micros,
+        rx: Micros,
         sock: u16,
         _from: SocketAddr,
         bytes: &[u8],
         out: &mut Out,
     ) {
+        self.rx = rx;
         self.stats.received += 1;
         let m = match Msg::parse(bytes) {
             Ok(m) => m,

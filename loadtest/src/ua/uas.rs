@@ -493,6 +493,7 @@ impl Engine for Uas {
     fn on_datagram(
         &mut self,
         now: Micros,
+        _rx: Micros,
         sock: u16,
         from: SocketAddr,
         bytes: &[u8],
