@@ -1,7 +1,10 @@
 //! The command line: `junction-load uac|uas|both [options]`, parsed by hand into a `Plan`,
 //! every mistake reported with the option it concerns.
 
-use crate::limits::{DELAY_MS_MAX, PORTS_PER_WORKER_MAX, RATE_MAX, RATE_PER_WORKER, WORKERS_MAX};
+use crate::limits::{
+    DELAY_MS_MAX, PORTS_PER_WORKER_MAX, RATE_MAX, RATE_PER_WORKER, UAC_TICK_US, UAS_TICK_US,
+    WORKERS_MAX,
+};
 use crate::rate::RateConfig;
 use crate::time::{Micros, Timers, MS, SEC};
 use crate::ua::config::{Answer, UacScenario};
@@ -49,8 +52,9 @@ common options:
   --workers N             worker threads, each pinned to a core. Default: one per 20000
                           calls/s of the peak rate, at most one per core; a UAS alone: 1
   --no-pin                do not pin workers to cores
-  --tick-us US            batch datagrams for up to US µs between turns (latencies use
-                          kernel receive times, so they stay exact); 0: no batching [1000]
+  --tick-us US            batch datagrams for up to US µs between turns, calls and timers
+                          served on that grid (latencies use kernel receive times and the
+                          grid's intended times); 0: no batching  [uac: 5000, uas/both: 1000]
   --t1-ms MS              RFC 3261 T1                                     [500]
   --json FILE             write the final report as JSON
   --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
@@ -89,8 +93,9 @@ pub struct Plan {
     pub quiet: bool,
     pub timers: Timers,
     pub duration: Option<Micros>,
-    /// Least time between network-driven turns of a worker (µs).
-    pub tick: Micros,
+    /// Least time between network-driven turns of a worker (µs); `None`: by role (see
+    /// `Plan::tick`).
+    pub tick: Option<Micros>,
     // UAC
     pub target: Option<SocketAddr>,
     pub number: String,
@@ -121,6 +126,17 @@ fn online_cpus() -> usize {
 }
 
 impl Plan {
+    /// `--tick-us`, or else: a UAC alone batches for 5 ms (its latencies use kernel receive
+    /// times and grid-aligned intended times, so batching costs it no accuracy), a process with
+    /// a UAS for 1 ms (the UAS's delay in answering is part of what the UAC measures).
+    pub fn tick(&self) -> Micros {
+        self.tick.unwrap_or(if self.role == Role::Uac {
+            UAC_TICK_US
+        } else {
+            UAS_TICK_US
+        })
+    }
+
     /// `--workers`, or else one worker per RATE_PER_WORKER calls per second of the peak rate,
     /// at most one per core (a UAS alone: one; give --workers to spread it over cores).
     pub fn worker_count(&self) -> usize {
@@ -209,7 +225,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         quiet: false,
         timers: Timers::default(),
         duration: None,
-        tick: 1000,
+        tick: None,
         target: None,
         number: "2125551234".into(),
         scenario: UacScenario::Call,
@@ -302,8 +318,9 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             }
             "--no-pin" => p.pin = false,
             "--tick-us" => {
-                p.tick = num(opt, val()?)?;
-                if p.tick > 100_000 {
+                let t: Micros = num(opt, val()?)?;
+                p.tick = Some(t);
+                if t > 100_000 {
                     return Err("--tick-us: at most 100000".into());
                 }
             }

@@ -119,7 +119,7 @@ fn uac_endpoint(
                 timers: plan.timers,
                 run_id: run,
                 worker: w as u32,
-                quantum: plan.tick,
+                quantum: plan.tick(),
             },
         )),
         None => Box::new(Uac::new(UacConfig {
@@ -133,7 +133,7 @@ fn uac_endpoint(
             timers: plan.timers,
             run_id: run,
             worker: w as u32,
-            quantum: plan.tick,
+            quantum: plan.tick(),
         })),
     };
     let share = plan.rate.share(w, uac_workers);
@@ -163,7 +163,7 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
                 timers: plan.timers,
                 run_id: run,
                 worker: w as u32,
-                quantum: plan.tick,
+                quantum: plan.tick(),
             },
         )),
         None => Box::new(Uas::new(UasConfig {
@@ -230,7 +230,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
             endpoints,
         });
     }
-    let shared = Arc::new(Shared::new(Duration::from_millis(20), plan.tick));
+    let shared = Arc::new(Shared::new(Duration::from_millis(20), plan.tick()));
     let (tx, rx) = crossbeam_channel::bounded::<Snapshot>(1024);
     let workers = plans.len();
     let started = Instant::now();
