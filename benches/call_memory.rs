@@ -77,7 +77,10 @@ fn main() {
     let mut half = (0usize, 0u64);
     for i in 0..calls {
         if i == calls / 2 {
-            half = (ALLOCATED.load(Ordering::Relaxed), core.stats_snapshot().calls_active);
+            half = (
+                ALLOCATED.load(Ordering::Relaxed),
+                core.stats_snapshot().calls_active,
+            );
         }
         now += Duration::from_millis(1);
         core.handle_timeout(now);

@@ -6,21 +6,37 @@
 //! The keys are documented one by one in `tuning/junction.toml`.
 //!
 //! - `toml_doc.rs`: walking the TOML document with lines and dotted keys.
-//! - `server.rs`, `trunk.rs`, `route.rs`: one section each; `names.rs`, `addr.rs`: values
-//!   they share.
+//! - `server.rs`, `routing_section.rs`, `trunk.rs`, `route.rs`: one section each;
+//!   `rules.rs`: number and response-code rules of a trunk; `prefix_file.rs`: a route's
+//!   prefixes read from a CSV file; `usages.rs`: usages named by trunks and routes, checked
+//!   against each other; `names.rs`, `addr.rs`: values they share.
+//! - `lint.rs`: warnings about a valid configuration (routes no trunk can use, hairpin risk),
+//!   printed by `junction check`.
 
 mod addr;
+mod lint;
 mod names;
+mod prefix_file;
 mod route;
+mod routing_section;
+mod rules;
 mod server;
 mod toml_doc;
 mod trunk;
+mod usages;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-pub use route::PRIORITY_DEFAULT;
+pub use lint::warnings;
+pub use prefix_file::{PrefixFile, PREFIX_FILE_ERRORS_MAX};
+pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
+pub use trunk::{PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX};
+
+use crate::routing::{Probe, UnknownSource};
 
 /// The configuration junction runs with when started without `--config`: listens on
 /// loopback and routes every number to a loopback trunk.
@@ -31,8 +47,18 @@ pub struct Config {
     /// Where it came from: a path, or "<embedded default>".
     pub source: String,
     pub server: Server,
+    /// The `[routing]` section.
+    pub routing: RoutingSettings,
     pub trunks: Vec<TrunkConfig>,
     pub routes: Vec<RouteConfig>,
+}
+
+/// Settings of the routing model as a whole (`[routing]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoutingSettings {
+    /// Once an 18x with a To-tag has been relayed upstream, may a failure of that branch
+    /// still move the call to the next attempt? Default false.
+    pub failover_after_provisional: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -48,6 +74,8 @@ pub struct Server {
     pub advertise: SocketAddr,
     /// Metrics HTTP address; `None` disables the endpoint.
     pub metrics: Option<SocketAddr>,
+    /// What requests from addresses that match no trunk get (default: 403).
+    pub unknown_source: UnknownSource,
 }
 
 #[derive(Clone, Debug)]
@@ -57,7 +85,81 @@ pub struct TrunkConfig {
     pub peers: Vec<String>,
     /// Where calls routed to this trunk are sent.
     pub send_to: Option<SocketAddr>,
+    /// The usages walked, in order, for calls from this trunk. `None`: the trunk may use
+    /// every route (ordered as if all carried one usage).
+    pub usages: Option<Vec<String>>,
+    /// Normalization of the called and calling numbers of calls from this trunk.
+    pub inbound: Vec<RuleConfig>,
+    /// Translation of the called / calling number of calls sent to this trunk.
+    pub outbound_called: Vec<RuleConfig>,
+    pub outbound_calling: Vec<RuleConfig>,
+    /// Translation of final responses received from this trunk.
+    pub response_codes: Vec<ResponseCodeConfig>,
+    /// Strip a leading `+` from numbers sent to this trunk (after outbound translation).
+    pub remove_plus: bool,
+    /// Send P-Asserted-Identity to this trunk.
+    pub forward_pai: bool,
+    /// No 18x/2xx within this long: next attempt. Zero: no progress timer.
+    pub progress_timeout: Duration,
+    pub max_calls: Option<u32>,
+    pub max_cps: Option<u32>,
+    pub max_early: Option<u32>,
+    pub probe: Option<Probe>,
     /// Line in the file (for messages).
+    pub line: usize,
+}
+
+impl Default for TrunkConfig {
+    /// A trunk with no name, no addresses and every option at its default.
+    fn default() -> TrunkConfig {
+        TrunkConfig {
+            name: String::new(),
+            peers: Vec::new(),
+            send_to: None,
+            usages: None,
+            inbound: Vec::new(),
+            outbound_called: Vec::new(),
+            outbound_calling: Vec::new(),
+            response_codes: Vec::new(),
+            remove_plus: false,
+            forward_pai: true,
+            progress_timeout: PROGRESS_TIMEOUT_DEFAULT,
+            max_calls: None,
+            max_cps: None,
+            max_early: None,
+            probe: None,
+            line: 0,
+        }
+    }
+}
+
+/// Which numbers an inbound rule applies to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RuleNumbers {
+    Called,
+    Calling,
+    #[default]
+    Both,
+}
+
+/// A number rule as written: the first rule of a list whose `pattern` matches the whole
+/// number replaces it with `replace` (`${1}`-style groups).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleConfig {
+    pub pattern: String,
+    pub replace: String,
+    /// Inbound rules only; outbound rules apply to the number of their list.
+    pub numbers: RuleNumbers,
+    pub line: usize,
+}
+
+/// A response-code rule: a final response `code` (and, if given, Q.850 `cause` from the
+/// Reason header) from the trunk is handled as `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseCodeConfig {
+    pub code: u16,
+    pub cause: Option<u16>,
+    pub to: u16,
     pub line: usize,
 }
 
@@ -66,13 +168,39 @@ pub struct RouteConfig {
     pub name: String,
     /// Anchored regex on the called number, or...
     pub pattern: Option<String>,
-    /// ...prefixes (longest wins).
+    /// ...prefixes (longest wins), or...
     pub prefixes: Vec<String>,
+    /// ...prefixes read from a CSV file.
+    pub prefix_file: Option<Arc<PrefixFile>>,
+    /// The usages this route carries (empty: only trunks without usages can use it).
+    pub usages: Vec<String>,
     /// Egress trunk names, in order.
     pub trunks: Vec<String>,
+    /// Round-robin weights, one per trunk (empty: all 1).
+    pub weights: Vec<u32>,
+    /// Calling number set on calls taking this route (before outbound translation).
+    pub caller_id: Option<String>,
     /// Lower goes first among matching routes (default `PRIORITY_DEFAULT`).
     pub priority: u32,
     pub line: usize,
+}
+
+impl Default for RouteConfig {
+    /// A route with no name, no numbers, no trunks and every option at its default.
+    fn default() -> RouteConfig {
+        RouteConfig {
+            name: String::new(),
+            pattern: None,
+            prefixes: Vec::new(),
+            prefix_file: None,
+            usages: Vec::new(),
+            trunks: Vec::new(),
+            weights: Vec::new(),
+            caller_id: None,
+            priority: PRIORITY_DEFAULT,
+            line: 0,
+        }
+    }
 }
 
 /// A problem in a configuration file, precise enough to fix without guessing.
@@ -112,10 +240,12 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         }
     };
     let root = toml_doc::Section::root(parsed.as_table());
-    root.check_keys(&mut doc, &["server", "trunk", "route"], &[]);
+    root.check_keys(&mut doc, &["server", "routing", "trunk", "route"], &[]);
     let server = server::read(&mut doc, &root);
+    let routing = routing_section::read(&mut doc, &root);
     let (trunks, trunk_infos) = trunk::read(&mut doc, &root);
-    let routes = route::read(&mut doc, &root, &trunk_infos);
+    let (routes, route_usages) = route::read(&mut doc, &root, &trunk_infos, Path::new(file));
+    usages::check(&mut doc, &trunk_infos, &route_usages);
     let (Some(server), true) = (server, doc.errors.is_empty()) else {
         // In file order (problems without a line last); the sort is stable.
         doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -124,6 +254,7 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
     let config = Config {
         source: file.to_string(),
         server,
+        routing,
         trunks,
         routes,
     };

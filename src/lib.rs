@@ -11,3 +11,4 @@ pub mod limits;
 pub mod routing;
 pub mod shard;
 pub mod sip;
+pub mod trunks;

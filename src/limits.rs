@@ -65,3 +65,39 @@ pub const HTTP_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How often a shard publishes its counters to the control plane.
 pub const METRICS_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
+
+// --- Bounds of the shard shell (src/shard, src/control) ---
+
+/// Hand-off batches queued per ordered shard pair. A shard hands a whole receive batch's
+/// worth of foreign datagrams to each owner in one message (one channel operation and at
+/// most one wake-up of the owner per batch), so the channel counts batches; dividing by the
+/// batch size keeps the datagrams queued per pair within HANDOFF_QUEUE_MAX.
+pub const HANDOFF_QUEUE_BATCHES_MAX: usize = HANDOFF_QUEUE_MAX / BATCH_DATAGRAMS_MAX;
+
+/// When the socket send buffer is full (EAGAIN/ENOBUFS) the shard retries sendmmsg after
+/// this long. glommio 0.9 offers no wait for writability, and its io_uring `send_to`
+/// fallback sends only the first byte of the datagram (`iov_len: 1` in reactor.rs
+/// `rushed_sendmsg`), so a timer is the only non-spinning wait.
+pub const SEND_RETRY_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Datagrams still blocked on a full send buffer after this long are dropped and counted. A
+/// 4 MiB send buffer drains in well under 100 ms at any link rate, so a longer stall means
+/// the host is wedged; holding the shard longer would stall every call it owns.
+pub const SEND_BLOCKED_MAX: Duration = Duration::from_millis(100);
+
+/// After a receive error other than EAGAIN the shard waits this long before polling its
+/// socket again, so a persistent error cannot make it spin.
+pub const RECV_ERROR_BACKOFF: Duration = Duration::from_millis(1);
+
+/// A busy shard holds datagrams for another shard up to this long to fill a hand-off batch
+/// (up to BATCH_DATAGRAMS_MAX): full batches mean fewer channel operations and owner
+/// wake-ups, and HANDOFF_QUEUE_BATCHES_MAX then really holds ~HANDOFF_QUEUE_MAX datagrams
+/// (one batch per receive batch averaged ~7 datagrams under load, so the queue overflowed
+/// at ~900). An idle shard hands off before it sleeps, so this only delays a busy shard.
+pub const HANDOFF_BATCH_DELAY_MAX: Duration = Duration::from_micros(500);
+
+/// Longest a shard sleeps without looking around, even with nothing scheduled. glommio 0.9
+/// can put an executor to sleep while one of its tasks is runnable (when its preempt timer
+/// fires before the task queues run, see shard/run.rs); this bounds such a stall. An idle
+/// shard costs one wake-up per interval.
+pub const SHARD_PARK_MAX: Duration = Duration::from_millis(100);

@@ -308,7 +308,7 @@ fn a_route_needs_exactly_one_of_pattern_and_prefixes() {
         ),
         10,
         "route[0].prefixes",
-        "not both (its pattern is on line 9)",
+        "one of pattern, prefixes and prefix_file (this one already has pattern on line 9)",
     );
     only_error(
         &format!("{SERVER}{trunk}[[route]]\nname = \"r\"\ntrunks = [\"gw\"]\n"),
@@ -457,12 +457,12 @@ fn unknown_keys_are_rejected_with_their_line() {
 [[trunk]]
 name = \"gw\"
 sendto = \"10.0.0.1\"
-usages = [\"national\"]
+transport = \"tls\"
 [[route]]
 name = \"r\"
 prefixes = [\"\"]
 trunks = [\"gw\"]
-prefix_file = \"us.csv\"
+prefix_fille = \"us.csv\"
 [extra]
 x = 1
 "
@@ -470,12 +470,17 @@ x = 1
     let errs = errors(&text);
     has_error(&errs, 4, "server.metrix", "did you mean `metrics`");
     has_error(&errs, 7, "trunk[0].sendto", "did you mean `send_to`");
-    has_error(&errs, 8, "trunk[0].usages", "not supported by this version");
+    has_error(
+        &errs,
+        8,
+        "trunk[0].transport",
+        "not supported by this version",
+    );
     has_error(
         &errs,
         13,
-        "route[0].prefix_file",
-        "not supported by this version",
+        "route[0].prefix_fille",
+        "did you mean `prefix_file`",
     );
     has_error(&errs, 14, "extra", "unknown key `extra`");
     // And without its (misspelt) send_to the trunk is useless, which is said too.

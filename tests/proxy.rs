@@ -26,7 +26,10 @@ fn basic_call_flow_with_record_route() {
     let (_, fwd) = start_call(&mut net, "call-1@pbx");
     // Request-URI rewritten to the trunk, our Via on top with a fresh RFC 3261 branch,
     // the PBX's Via below it with received/rport filled, Record-Route, Max-Forwards - 1.
-    assert_eq!(fwd.first_line(), "INVITE sip:2125551234@127.0.0.3:5060 SIP/2.0");
+    assert_eq!(
+        fwd.first_line(),
+        "INVITE sip:2125551234@127.0.0.3:5060 SIP/2.0"
+    );
     let vias = fwd.headers("Via");
     assert_eq!(vias.len(), 2, "{}", fwd.text);
     assert!(vias[0].starts_with("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK"));
@@ -66,7 +69,11 @@ fn basic_call_flow_with_record_route() {
     let out = net.send(PBX, &ack);
     let a = one(&out, "forwarded ACK", |s| s.method() == "ACK");
     assert_eq!(a.to, addr(GW));
-    assert!(a.headers("Route").is_empty(), "our Route is popped: {}", a.text);
+    assert!(
+        a.headers("Route").is_empty(),
+        "our Route is popped: {}",
+        a.text
+    );
     assert_eq!(a.headers("Via").len(), 2);
     // A retransmitted ACK is forwarded again with the same branch (stateless, 16.11).
     let again = net.send(PBX, &ack);
@@ -136,7 +143,10 @@ fn timer_a_doubles_and_timer_b_answers_408() {
         assert!(*got >= want && *got < want + 100, "{resent_at:?}");
     }
     let t = final_408.expect("Timer B produces 408");
-    assert!(t >= Duration::from_secs(32) && t < Duration::from_millis(32_100), "{t:?}");
+    assert!(
+        t >= Duration::from_secs(32) && t < Duration::from_millis(32_100),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -149,9 +159,16 @@ fn busy_here_is_relayed_acked_downstream_and_retransmitted_until_acked() {
     assert_eq!(up.to, addr(PBX));
     let ack = one(&out, "hop-by-hop ACK", |s| s.method() == "ACK");
     assert_eq!(ack.to, addr(GW));
-    assert_eq!(ack.first_line(), "ACK sip:2125551234@127.0.0.3:5060 SIP/2.0");
+    assert_eq!(
+        ack.first_line(),
+        "ACK sip:2125551234@127.0.0.3:5060 SIP/2.0"
+    );
     assert!(ack.header("To").ends_with(";tag=g486"));
-    assert_eq!(ack.header("Via"), fwd.headers("Via")[0], "ACK reuses the INVITE's branch");
+    assert_eq!(
+        ack.header("Via"),
+        fwd.headers("Via")[0],
+        "ACK reuses the INVITE's branch"
+    );
     assert_eq!(ack.header("CSeq"), "1 ACK");
 
     // The gateway retransmits its 486: we ACK again and do not relay it again.
@@ -177,9 +194,15 @@ fn busy_here_is_relayed_acked_downstream_and_retransmitted_until_acked() {
         "",
     );
     let out = net.send(PBX, &pbx_ack);
-    assert!(out.is_empty(), "ACK for non-2xx is absorbed hop by hop: {out:#?}");
+    assert!(
+        out.is_empty(),
+        "ACK for non-2xx is absorbed hop by hop: {out:#?}"
+    );
     let out = net.advance(Duration::from_secs(10));
-    assert!(out.iter().all(|s| !s.is_status(486)), "no more retransmissions after ACK");
+    assert!(
+        out.iter().all(|s| !s.is_status(486)),
+        "no more retransmissions after ACK"
+    );
 }
 
 #[test]
@@ -218,8 +241,15 @@ fn cancel_after_ringing_cancels_the_branch_and_relays_487() {
     assert!(ok.header("CSeq").ends_with("CANCEL"));
     let down = one(&out, "CANCEL downstream", |s| s.method() == "CANCEL").clone();
     assert_eq!(down.to, addr(GW));
-    assert_eq!(down.first_line(), "CANCEL sip:2125551234@127.0.0.3:5060 SIP/2.0");
-    assert_eq!(down.header("Via"), fwd.headers("Via")[0], "same branch as the INVITE");
+    assert_eq!(
+        down.first_line(),
+        "CANCEL sip:2125551234@127.0.0.3:5060 SIP/2.0"
+    );
+    assert_eq!(
+        down.header("Via"),
+        fwd.headers("Via")[0],
+        "same branch as the INVITE"
+    );
     assert_eq!(down.header("CSeq"), "1 CANCEL");
     // A retransmitted CANCEL gets the same 200 and is not sent downstream again.
     let out = net.send(PBX, &cancel);
@@ -228,9 +258,16 @@ fn cancel_after_ringing_cancels_the_branch_and_relays_487() {
     // The gateway answers the CANCEL (absorbed) and the INVITE with 487 (relayed, ACKed).
     let out = net.send(GW, &response_to(&down, 200, "OK", Some("gc"), ""));
     assert!(out.is_empty(), "{out:#?}");
-    let out = net.send(GW, &response_to(&fwd, 487, "Request Terminated", Some("gc"), ""));
-    one(&out, "487 upstream", |s| s.is_status(487) && s.to == addr(PBX));
-    one(&out, "ACK downstream", |s| s.method() == "ACK" && s.to == addr(GW));
+    let out = net.send(
+        GW,
+        &response_to(&fwd, 487, "Request Terminated", Some("gc"), ""),
+    );
+    one(&out, "487 upstream", |s| {
+        s.is_status(487) && s.to == addr(PBX)
+    });
+    one(&out, "ACK downstream", |s| {
+        s.method() == "ACK" && s.to == addr(GW)
+    });
 }
 
 #[test]
@@ -276,8 +313,13 @@ fn cancel_for_an_unknown_invite_is_forwarded_statelessly() {
     let c = one(&out, "stateless CANCEL", |s| s.method() == "CANCEL");
     assert_eq!(c.to, addr(GW));
     // Its response comes back through our stateless Via and goes to the PBX.
-    let out = net.send(GW, &response_to(c, 481, "Call/Transaction Does Not Exist", Some("x"), ""));
-    one(&out, "relayed 481", |s| s.is_status(481) && s.to == addr(PBX));
+    let out = net.send(
+        GW,
+        &response_to(c, 481, "Call/Transaction Does Not Exist", Some("x"), ""),
+    );
+    one(&out, "relayed 481", |s| {
+        s.is_status(481) && s.to == addr(PBX)
+    });
 }
 
 #[test]
@@ -287,7 +329,9 @@ fn a_lost_200_is_retransmitted_by_the_uas_and_relayed_each_time() {
     let ok = response_to(&fwd, 200, "OK", Some("g2"), "<sip:gw@127.0.0.3:5060>");
     for _ in 0..3 {
         let out = net.send(GW, &ok);
-        one(&out, "relayed 200", |s| s.is_status(200) && s.to == addr(PBX));
+        one(&out, "relayed 200", |s| {
+            s.is_status(200) && s.to == addr(PBX)
+        });
         net.advance(ms(500));
     }
     // After Timer M/L (64*T1) the transaction is gone: a late 2xx is a stray.
@@ -304,8 +348,12 @@ fn timer_c_cancels_a_branch_that_rings_forever() {
     let out = net.advance(Duration::from_secs(180));
     assert!(out.is_empty(), "{out:#?}");
     let out = net.advance(Duration::from_millis(1100));
-    one(&out, "CANCEL on Timer C", |s| s.method() == "CANCEL" && s.to == addr(GW));
-    one(&out, "408 upstream", |s| s.is_status(408) && s.to == addr(PBX));
+    one(&out, "CANCEL on Timer C", |s| {
+        s.method() == "CANCEL" && s.to == addr(GW)
+    });
+    one(&out, "408 upstream", |s| {
+        s.is_status(408) && s.to == addr(PBX)
+    });
 }
 
 #[test]
@@ -341,7 +389,9 @@ fn non_invite_timer_e_caps_at_t2_and_timer_f_answers_408() {
         }
     }
     // E: 0.5, 1.5, 3.5, 7.5 then every 4 s: 11.5, 15.5, ... 31.5.
-    let expected = [500u64, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500];
+    let expected = [
+        500u64, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+    ];
     assert_eq!(at.len(), expected.len(), "{at:?}");
     for (g, w) in at.iter().zip(expected) {
         assert!(*g >= w && *g < w + 100, "{at:?}");
@@ -369,7 +419,10 @@ fn non_invite_final_is_relayed_once_and_retransmissions_absorbed() {
     let fwd = out[0].clone();
     let ok = response_to(&fwd, 200, "OK", Some("x"), "");
     assert_eq!(net.send(GW, &ok).len(), 1);
-    assert!(net.send(GW, &ok).is_empty(), "Timer K absorbs the retransmission");
+    assert!(
+        net.send(GW, &ok).is_empty(),
+        "Timer K absorbs the retransmission"
+    );
     // The PBX retransmits its request: the 200 is resent from the server transaction (J).
     let out = net.send(PBX, &options);
     assert_eq!(out.len(), 1);
@@ -397,7 +450,10 @@ fn validation_rejects_before_routing() {
     let out = net.send(PBX, &ext);
     let r = one(&out, "420", |s| s.is_status(420));
     assert_eq!(r.header("Unsupported"), "foo");
-    assert!(r.header("To").contains(";tag="), "final responses carry a To tag");
+    assert!(
+        r.header("To").contains(";tag="),
+        "final responses carry a To tag"
+    );
 }
 
 #[test]
@@ -469,7 +525,10 @@ fn stray_responses_are_dropped() {
 fn calls_expire_after_they_end() {
     let mut net = Net::new();
     let (_, fwd) = start_call(&mut net, "call-expire@pbx");
-    net.send(GW, &response_to(&fwd, 480, "Temporarily Unavailable", Some("t"), ""));
+    net.send(
+        GW,
+        &response_to(&fwd, 480, "Temporarily Unavailable", Some("t"), ""),
+    );
     assert_eq!(net.core.stats_snapshot().calls_active, 1);
     net.advance(Duration::from_secs(40));
     assert_eq!(net.core.stats_snapshot().calls_active, 0);

@@ -3,8 +3,8 @@
 
 use std::net::SocketAddr;
 
-use junction::config::{self, Config, RouteConfig, Server, TrunkConfig};
-use junction::routing::{Decision, RoutingTable, TrunkId, ATTEMPTS_MAX};
+use junction::config::{self, Config, RouteConfig, RoutingSettings, Server, TrunkConfig};
+use junction::routing::{Decision, RoutingTable, TrunkId, UnknownSource, ATTEMPTS_MAX};
 
 const SERVER: &str = "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n";
 
@@ -432,7 +432,9 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
             listen: addr("127.0.0.1:5060"),
             advertise: addr("127.0.0.1:5060"),
             metrics: None,
+            unknown_source: UnknownSource::Reject,
         },
+        routing: RoutingSettings::default(),
         trunks,
         routes,
     }
@@ -443,18 +445,16 @@ fn trunk(name: &str, peers: &[&str], send_to: Option<&str>) -> TrunkConfig {
         name: name.into(),
         peers: peers.iter().map(|p| p.to_string()).collect(),
         send_to: send_to.map(addr),
-        line: 0,
+        ..TrunkConfig::default()
     }
 }
 
 fn route(name: &str, prefixes: &[&str], trunks: &[&str]) -> RouteConfig {
     RouteConfig {
         name: name.into(),
-        pattern: None,
         prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
         trunks: trunks.iter().map(|t| t.to_string()).collect(),
-        priority: config::PRIORITY_DEFAULT,
-        line: 0,
+        ..RouteConfig::default()
     }
 }
 
@@ -528,7 +528,8 @@ impl Rng {
 }
 
 /// The semantics written the obvious way: every route that matches, sorted by (priority,
-/// longest matching prefix, file order), trunks joined, ingress and repeats skipped.
+/// longest matching prefix, file order), trunks joined, ingress and repeats skipped (trunks
+/// without usages, rotation 0: each route's trunks in their configured order).
 fn reference(c: &Config, ingress: usize, called: &str) -> (Option<usize>, Vec<usize>) {
     let mut candidates: Vec<(u32, std::cmp::Reverse<usize>, usize)> = Vec::new();
     for (i, r) in c.routes.iter().enumerate() {
@@ -549,6 +550,7 @@ fn reference(c: &Config, ingress: usize, called: &str) -> (Option<usize>, Vec<us
     }
     candidates.sort();
     let mut attempts = Vec::new();
+    let mut first_route = None;
     for (_, _, i) in &candidates {
         for name in &c.routes[*i].trunks {
             let t = c
@@ -558,10 +560,13 @@ fn reference(c: &Config, ingress: usize, called: &str) -> (Option<usize>, Vec<us
                 .unwrap_or(usize::MAX);
             if t != ingress && !attempts.contains(&t) && attempts.len() < ATTEMPTS_MAX {
                 attempts.push(t);
+                first_route.get_or_insert(*i);
             }
         }
     }
-    (candidates.first().map(|c| c.2), attempts)
+    // The decision names the route that offered the first attempt; with no attempt, the
+    // first route that matched (NoTrunk).
+    (first_route.or(candidates.first().map(|c| c.2)), attempts)
 }
 
 #[test]

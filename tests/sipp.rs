@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 fn scenarios() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [here.join("../shared/testdata/sipp"), here.join("../../shared/testdata/sipp")] {
+    for base in [
+        here.join("../shared/testdata/sipp"),
+        here.join("../../shared/testdata/sipp"),
+    ] {
         if base.is_dir() {
             return base;
         }
@@ -35,7 +38,10 @@ fn sipp() -> &'static str {
         .stderr(Stdio::null())
         .status()
         .is_ok();
-    assert!(found, "sipp is not installed: apt-get install -y sip-tester (.ci/run does)");
+    assert!(
+        found,
+        "sipp is not installed: apt-get install -y sip-tester (.ci/run does)"
+    );
     "sipp"
 }
 
@@ -108,7 +114,11 @@ trunks = ["sipp-uas"]
 fn http_get(port: u16, path: &str) -> Option<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut body = String::new();
     s.read_to_string(&mut body).ok()?;
     Some(body)
@@ -156,14 +166,25 @@ fn run_calls(name: &str, transport: &str, calls: u32, rate: u32) -> String {
         .arg(format!("127.0.0.1:{port}"))
         .args(["-sf"])
         .arg(dir.join("uac-rr.xml"))
-        .args(["-s", "2125551234", "-i", "127.0.0.1", "-p", &uac_port.to_string()])
-        .args(["-t", transport, "-d", "0"])
+        .args([
+            "-s",
+            "2125551234",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &uac_port.to_string(),
+        ])
+        .args(["-t", transport, "-d", "0", "-max_socket", "2000"])
         .args(["-r", &rate.to_string(), "-m", &calls.to_string()])
         .args(["-nostdin", "-timeout", "180s", "-timeout_error"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .output()
         .expect("run sipp uac");
+    if !uac.status.success() {
+        // Don't wait for the UAS's own timeout when the UAC already failed.
+        let _ = uas.kill();
+    }
     let uas_status = uas.wait().expect("uas exit");
     // Let the shards publish their last counters.
     std::thread::sleep(Duration::from_millis(500));
@@ -175,11 +196,14 @@ fn run_calls(name: &str, transport: &str, calls: u32, rate: u32) -> String {
         String::from_utf8_lossy(&uac.stderr)
     );
     assert!(uas_status.success(), "SIPp UAS failed: {uas_status:?}");
-    let created: f64 = per_shard(&metrics, "junction_calls_created_total")
+    let created: f64 = per_shard(&metrics, "junction_core_calls_created_total")
         .iter()
         .map(|(_, v)| v)
         .sum();
-    assert_eq!(created as u32, calls, "every call was owned by one shard:\n{metrics}");
+    assert_eq!(
+        created as u32, calls,
+        "every call was owned by one shard:\n{metrics}"
+    );
     metrics
 }
 
@@ -191,14 +215,20 @@ fn sipp_basic_calls_many_source_ports() {
 #[test]
 fn sipp_basic_calls_one_four_tuple_spread_over_both_shards() {
     let metrics = run_calls("u1", "u1", 2000, 400);
-    let owned = per_shard(&metrics, "junction_calls_created_total");
+    let owned = per_shard(&metrics, "junction_core_calls_created_total");
     assert_eq!(owned.len(), 2, "two shards report: {owned:?}");
     for (shard, n) in &owned {
-        assert!(*n > 0.0, "shard {shard} owned no call: one 4-tuple is spread by Call-ID");
+        assert!(
+            *n > 0.0,
+            "shard {shard} owned no call: one 4-tuple is spread by Call-ID"
+        );
     }
-    let handed: f64 = per_shard(&metrics, "junction_datagrams_handed_off_total")
+    let handed: f64 = per_shard(&metrics, "junction_handoff_out_total")
         .iter()
         .map(|(_, v)| v)
         .sum();
-    assert!(handed > 0.0, "datagrams were handed to their owning shard:\n{metrics}");
+    assert!(
+        handed > 0.0,
+        "datagrams were handed to their owning shard:\n{metrics}"
+    );
 }

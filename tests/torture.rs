@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 fn testdata() -> PathBuf {
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [here.join("../shared/testdata"), here.join("../../shared/testdata")] {
+    for base in [
+        here.join("../shared/testdata"),
+        here.join("../../shared/testdata"),
+    ] {
         if base.is_dir() {
             return base;
         }
@@ -64,9 +67,7 @@ fn run_index(dir: &str) -> usize {
             .filter_map(|s| s.first_line().get(8..11)?.parse().ok())
             .collect();
         let ok = match action {
-            Action::Forward => {
-                forwarded.len() == 1 && responses.iter().all(|&c| c == 100)
-            }
+            Action::Forward => forwarded.len() == 1 && responses.iter().all(|&c| c == 100),
             Action::Respond(code) => forwarded.is_empty() && responses == vec![code],
             Action::Drop => out.is_empty(),
         };
@@ -87,7 +88,11 @@ fn run_index(dir: &str) -> usize {
                 failures.push(format!("{file}: Call-ID changed"));
             }
             if m.via_count != orig.via_count + 1 {
-                failures.push(format!("{file}: {} Vias, expected {}", m.via_count, orig.via_count + 1));
+                failures.push(format!(
+                    "{file}: {} Vias, expected {}",
+                    m.via_count,
+                    orig.via_count + 1
+                ));
             }
         }
         checked += 1;

@@ -1,23 +1,52 @@
-//! The `[[route]]` sections: which called numbers (a pattern or prefixes), which egress trunks
-//! in which order, and the priority among routes.
+//! The `[[route]]` sections: which called numbers (a pattern, prefixes, or a prefix file),
+//! the usages the route carries, which egress trunks with which weights, the priority among
+//! routes, and the calling number it sets.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
+use super::prefix_file::PrefixFile;
 use super::toml_doc::{Doc, Element, Section};
 use super::trunk::TrunkInfo;
+use super::usages::{self, UsageRef};
 use super::{names, RouteConfig};
 use crate::routing::pattern;
 use crate::routing::prefix::PREFIX_BYTES_MAX;
 
-const KEYS: &[&str] = &["name", "pattern", "prefixes", "trunks", "priority"];
-/// Route settings of the full inter-trunk model (ROUTING.md), not read by this version.
-const LATER: &[&str] = &["usages", "prefix_file", "caller_id", "weights"];
+const KEYS: &[&str] = &[
+    "name",
+    "pattern",
+    "prefixes",
+    "prefix_file",
+    "usages",
+    "trunks",
+    "weights",
+    "priority",
+    "caller_id",
+];
 
 /// Priority of a route that does not say (lower goes first).
 pub const PRIORITY_DEFAULT: u32 = 100;
 
-/// Read every `[[route]]`, checking names, numbers and the trunks they refer to.
-pub fn read(doc: &mut Doc<'_>, root: &Section<'_>, trunks: &[TrunkInfo]) -> Vec<RouteConfig> {
+/// Largest round-robin weight of one trunk.
+pub const WEIGHT_MAX: u32 = 10_000;
+
+/// Longest `caller_id`.
+const CALLER_ID_BYTES_MAX: usize = 64;
+
+/// The keys that say which numbers a route carries; a route has exactly one.
+const NUMBER_KEYS: [&str; 3] = ["pattern", "prefixes", "prefix_file"];
+
+/// Read every `[[route]]`, checking names, numbers and the trunks they refer to. `config`
+/// is the configuration file's path: prefix files are found relative to its directory.
+/// Also returns the usages each route lists (for `usages::check`).
+pub fn read(
+    doc: &mut Doc<'_>,
+    root: &Section<'_>,
+    trunks: &[TrunkInfo],
+    config: &Path,
+) -> (Vec<RouteConfig>, Vec<Vec<UsageRef>>) {
     let mut by_name: HashMap<&str, &TrunkInfo> = HashMap::new();
     for t in trunks {
         by_name.entry(t.name.as_str()).or_insert(t);
@@ -26,8 +55,9 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>, trunks: &[TrunkInfo]) -> Vec<
     let mut names_seen: HashMap<String, (usize, Option<usize>)> = HashMap::new();
 
     let mut routes = Vec::new();
+    let mut route_usages = Vec::new();
     for (i, section) in root.tables(doc, "route").into_iter().enumerate() {
-        section.check_keys(doc, KEYS, LATER);
+        section.check_keys(doc, KEYS, &[]);
 
         let name = names::read(doc, &section, "route");
         if let Some(name) = &name {
@@ -45,31 +75,42 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>, trunks: &[TrunkInfo]) -> Vec<
 
         let pattern = read_pattern(doc, &section);
         let prefixes = read_prefixes(doc, &section);
-        let pattern_field = section.field(doc, "pattern");
-        let prefixes_field = section.field(doc, "prefixes");
-        match (&pattern_field, &prefixes_field) {
-            (Some(p), Some(f)) => {
-                let at = p.line.map_or(String::new(), |l| format!(" on line {l}"));
-                doc.error(
-                    f.line,
-                    &f.key,
-                    format!(
-                        "a route has a pattern or prefixes, not both (its pattern is{at}); \
-                         split it into two routes"
-                    ),
-                );
-            }
-            (None, None) => doc.error(
+        let prefix_file = read_prefix_file(doc, &section, config);
+        let written: Vec<_> = NUMBER_KEYS
+            .iter()
+            .filter_map(|k| section.field(doc, k))
+            .collect();
+        match written.as_slice() {
+            [] => doc.error(
                 section.line,
                 &section.path,
                 "needs the numbers it carries: pattern = '^\\+1\\d{10}$' (a regular \
-                 expression on the whole called number) or prefixes = [\"+1212\", \"+1646\"] \
-                 (\"\" matches every number)",
+                 expression on the whole called number), prefixes = [\"+1212\", \"+1646\"] \
+                 (\"\" matches every number) or prefix_file = \"us.csv\"",
             ),
-            _ => {}
+            [_] => {}
+            [first, rest @ ..] => {
+                for f in rest {
+                    let at = first
+                        .line
+                        .map_or(String::new(), |l| format!(" on line {l}"));
+                    doc.error(
+                        f.line,
+                        &f.key,
+                        format!(
+                            "a route has one of pattern, prefixes and prefix_file (this one \
+                             already has {}{at}); split it into several routes",
+                            first.key.rsplit('.').next().unwrap_or(&first.key)
+                        ),
+                    );
+                }
+            }
         }
 
+        let usage_refs = usages::read(doc, &section, "route");
         let egress = read_trunks(doc, &section, &by_name, &trunk_names);
+        let weights = read_weights(doc, &section, egress.len());
+        let caller_id = read_caller_id(doc, &section);
 
         let priority = match section.field(doc, "priority") {
             None => PRIORITY_DEFAULT,
@@ -94,12 +135,121 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>, trunks: &[TrunkInfo]) -> Vec<
             name: name.unwrap_or_default(),
             pattern,
             prefixes,
+            prefix_file,
+            usages: usage_refs.iter().map(|u| u.name.clone()).collect(),
             trunks: egress,
+            weights,
+            caller_id,
             priority,
             line: section.line.unwrap_or(0),
         });
+        route_usages.push(usage_refs);
     }
-    routes
+    (routes, route_usages)
+}
+
+fn read_prefix_file(
+    doc: &mut Doc<'_>,
+    section: &Section<'_>,
+    config: &Path,
+) -> Option<Arc<PrefixFile>> {
+    let f = section.field(doc, "prefix_file")?;
+    let written = f.string(
+        doc,
+        "a file name in quotes, like \"us.csv\" (relative to this file's directory)",
+    )?;
+    if written.trim().is_empty() {
+        doc.error(f.line, &f.key, "empty; write a file name like \"us.csv\"");
+        return None;
+    }
+    let path = match config.parent() {
+        Some(dir) if Path::new(written).is_relative() => dir.join(written),
+        _ => Path::new(written).to_path_buf(),
+    };
+    let shown = path.display().to_string();
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            doc.error(
+                f.line,
+                &f.key,
+                format!("cannot read the prefix file {shown}: {e}"),
+            );
+            return None;
+        }
+    };
+    match PrefixFile::parse(&shown, &f.key, &text) {
+        Ok(file) => Some(Arc::new(file)),
+        Err(errors) => {
+            doc.errors.extend(errors);
+            None
+        }
+    }
+}
+
+fn read_weights(doc: &mut Doc<'_>, section: &Section<'_>, trunks: usize) -> Vec<u32> {
+    let Some(f) = section.field(doc, "weights") else {
+        return Vec::new();
+    };
+    let expected = format!("a whole number from 1 to {WEIGHT_MAX}");
+    let Some(list) = f.array(doc, "a list of whole numbers, one per trunk, like [2, 1]") else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(list.len());
+    for e in &list {
+        match e.value.as_integer() {
+            Some(n) if (1..=i64::from(WEIGHT_MAX)).contains(&n) => out.push(n as u32),
+            _ => doc.error(
+                e.line,
+                &e.key,
+                format!(
+                    "must be {expected} (a trunk's share of the calls that start on this \
+                     route); found {}",
+                    super::toml_doc::describe_value(e.value)
+                ),
+            ),
+        }
+    }
+    let trunks_written = section
+        .field(doc, "trunks")
+        .and_then(|t| t.item.as_array().map(|a| a.len()));
+    if let Some(n) = trunks_written {
+        if list.len() != n {
+            doc.error(
+                f.line,
+                &f.key,
+                format!(
+                    "{} weights for {n} trunks; give one weight per trunk, in the order of \
+                     `trunks`",
+                    list.len()
+                ),
+            );
+        }
+    }
+    if out.len() != trunks {
+        // Errors were reported; the route is not used.
+        return Vec::new();
+    }
+    out
+}
+
+fn read_caller_id(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<String> {
+    let f = section.field(doc, "caller_id")?;
+    let text = f.string(doc, "a calling number in quotes, like \"+12125550100\"")?;
+    let ok =
+        |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'*' | b'#' | b'.' | b'_' | b'-');
+    if text.is_empty() || text.len() > CALLER_ID_BYTES_MAX || !text.bytes().all(ok) {
+        doc.error(
+            f.line,
+            &f.key,
+            format!(
+                "{text:?} is not a calling number: use 1 to {CALLER_ID_BYTES_MAX} digits, \
+                 letters or + * # . _ -"
+            ),
+        );
+        return None;
+    }
+    Some(text.to_string())
 }
 
 fn read_pattern(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<String> {

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use super::addr;
 use super::toml_doc::{Doc, Section};
 use super::Server;
+use crate::routing::UnknownSource;
 
 /// Most shards a configuration may ask for (a sanity bound: a typo like `cores = 200000`
 /// should be an error, not 200,000 threads).
@@ -13,8 +14,15 @@ pub const CORES_MAX: usize = 1024;
 pub const SIP_PORT: u16 = 5060;
 pub const METRICS_PORT: u16 = 9090;
 
-const KEYS: &[&str] = &["cores", "cpus", "listen", "advertise", "metrics"];
-const LATER: &[&str] = &["reload", "unknown_source", "cdr"];
+const KEYS: &[&str] = &[
+    "cores",
+    "cpus",
+    "listen",
+    "advertise",
+    "metrics",
+    "unknown_source",
+];
+const LATER: &[&str] = &["reload", "cdr"];
 
 /// Online CPUs (respecting affinity masks and cgroup limits); 1 if unknown.
 pub fn online_cpus() -> usize {
@@ -51,6 +59,8 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         }
     });
 
+    let unknown_source = read_unknown_source(doc, &server);
+
     if doc.errors.len() != ok_before {
         return None;
     }
@@ -60,7 +70,24 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         listen: listen?,
         advertise: advertise?,
         metrics,
+        unknown_source,
     })
+}
+
+fn read_unknown_source(doc: &mut Doc<'_>, server: &Section<'_>) -> UnknownSource {
+    let Some(f) = server.field(doc, "unknown_source") else {
+        return UnknownSource::Reject;
+    };
+    const EXPECTED: &str = "\"reject\" (answer 403 Forbidden) or \"drop\" (no answer)";
+    match f.string(doc, EXPECTED) {
+        Some("reject") => UnknownSource::Reject,
+        Some("drop") => UnknownSource::Drop,
+        Some(other) => {
+            doc.error(f.line, &f.key, format!("{other:?}: must be {EXPECTED}"));
+            UnknownSource::Reject
+        }
+        None => UnknownSource::Reject,
+    }
 }
 
 fn read_cores(doc: &mut Doc<'_>, server: &Section<'_>) -> Option<usize> {

@@ -223,6 +223,31 @@ impl<'t> Field<'t> {
         }
     }
 
+    /// An integer from `min` to `max`; otherwise an error saying what was `expected`.
+    pub fn integer_in(&self, doc: &mut Doc<'_>, min: i64, max: i64, expected: &str) -> Option<i64> {
+        let n = self.integer(doc, expected)?;
+        if n < min || n > max {
+            doc.error(
+                self.line,
+                &self.key,
+                format!("{n} is out of range: must be {expected}"),
+            );
+            return None;
+        }
+        Some(n)
+    }
+
+    /// `true` or `false`; otherwise an error.
+    pub fn boolean(&self, doc: &mut Doc<'_>) -> Option<bool> {
+        match self.item.as_bool() {
+            Some(b) => Some(b),
+            None => {
+                self.wrong(doc, "true or false (without quotes)");
+                None
+            }
+        }
+    }
+
     /// A list; each element is a field `key[i]` on its own line.
     pub fn array(&self, doc: &mut Doc<'_>, expected: &str) -> Option<Vec<Element<'t>>> {
         match self.item.as_array() {

@@ -1,14 +1,20 @@
-//! The `[[trunk]]` sections: names, peer addresses, where calls to the trunk go.
+//! The `[[trunk]]` sections: names, peer addresses, where calls to the trunk go, the usages
+//! its calls may take, its number and response rules, and its options (flags, progress
+//! timer, admission limits, health probing).
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use super::toml_doc::{Doc, Section};
-use super::{addr, names, TrunkConfig};
+use super::usages::UsageRef;
+use super::{addr, names, rules, usages, TrunkConfig};
 use crate::routing::peer::PeerAddr;
+use crate::routing::Probe;
 
-const KEYS: &[&str] = &["name", "peers", "send_to"];
-/// Trunk settings of the full inter-trunk model (ROUTING.md), not read by this version.
-const LATER: &[&str] = &[
+const KEYS: &[&str] = &[
+    "name",
+    "peers",
+    "send_to",
     "usages",
     "inbound",
     "outbound_called",
@@ -21,15 +27,32 @@ const LATER: &[&str] = &[
     "max_cps",
     "max_early",
     "probe",
-    "transport",
 ];
+/// Trunk settings of the full inter-trunk model (ROUTING.md), not read by this version.
+const LATER: &[&str] = &["transport", "allow_hairpin"];
 
-/// What `route.rs` needs to know about the trunks it refers to.
+/// The progress timer of a trunk that does not set `progress_timeout_s`.
+pub const PROGRESS_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// The longest progress timer: past Timer C (3 minutes) the transaction gives up anyway.
+pub const PROGRESS_TIMEOUT_MAX: Duration = Duration::from_secs(180);
+/// `probe = {}`: every key at its default.
+pub const PROBE_DEFAULT: Probe = Probe {
+    interval: Duration::from_secs(10),
+    down_after: 3,
+    up_after: 2,
+};
+const PROBE_KEYS: &[&str] = &["interval_s", "down_after", "up_after"];
+const PROBE_INTERVAL_MAX_S: i64 = 3600;
+const PROBE_COUNT_MAX: i64 = 100;
+
+/// What `route.rs` and `usages.rs` need to know about the trunks.
 pub struct TrunkInfo {
     pub name: String,
     pub index: usize,
     pub line: Option<usize>,
     pub has_send_to: bool,
+    /// The usages it lists, where.
+    pub usages: Vec<UsageRef>,
 }
 
 /// Read every `[[trunk]]`, checking each on its own and then across trunks (unique names,
@@ -119,18 +142,110 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             );
         }
 
+        let usage_refs = usages::read(doc, &section, "trunk");
+        let usages = section
+            .field(doc, "usages")
+            .map(|_| usage_refs.iter().map(|u| u.name.clone()).collect());
+        let inbound = rules::read_rules(doc, &section, "inbound", true);
+        let outbound_called = rules::read_rules(doc, &section, "outbound_called", false);
+        let outbound_calling = rules::read_rules(doc, &section, "outbound_calling", false);
+        let response_codes = rules::read_response_codes(doc, &section);
+        let flag = |doc: &mut Doc<'_>, key: &str, default: bool| {
+            section
+                .field(doc, key)
+                .and_then(|f| f.boolean(doc))
+                .unwrap_or(default)
+        };
+        let remove_plus = flag(doc, "remove_plus", false);
+        let forward_pai = flag(doc, "forward_pai", true);
+        let progress_timeout = section
+            .field(doc, "progress_timeout_s")
+            .and_then(|f| {
+                let max = PROGRESS_TIMEOUT_MAX.as_secs() as i64;
+                f.integer_in(
+                    doc,
+                    0,
+                    max,
+                    &format!("a whole number of seconds from 0 (no timer) to {max}"),
+                )
+            })
+            .map_or(PROGRESS_TIMEOUT_DEFAULT, |s| Duration::from_secs(s as u64));
+        let max_calls = read_limit(doc, &section, "max_calls", "concurrent calls");
+        let max_cps = read_limit(doc, &section, "max_cps", "new calls per second");
+        let max_early = read_limit(doc, &section, "max_early", "early dialogs");
+        let probe = read_probe(doc, &section, has_send_to);
+
         infos.push(TrunkInfo {
             name: name.clone().unwrap_or_default(),
             index: i,
             line: section.line,
             has_send_to,
+            usages: usage_refs,
         });
         trunks.push(TrunkConfig {
             name: name.unwrap_or_default(),
             peers,
             send_to,
+            usages,
+            inbound,
+            outbound_called,
+            outbound_calling,
+            response_codes,
+            remove_plus,
+            forward_pai,
+            progress_timeout,
+            max_calls,
+            max_cps,
+            max_early,
+            probe,
             line: section.line.unwrap_or(0),
         });
     }
     (trunks, infos)
+}
+
+/// An optional admission limit: a positive whole number.
+fn read_limit(doc: &mut Doc<'_>, section: &Section<'_>, key: &str, what: &str) -> Option<u32> {
+    let f = section.field(doc, key)?;
+    let max = i64::from(u32::MAX);
+    let n = f.integer_in(
+        doc,
+        1,
+        max,
+        &format!("a whole number of {what} from 1 to {max} (omit it for no limit)"),
+    )?;
+    u32::try_from(n).ok()
+}
+
+fn read_probe(doc: &mut Doc<'_>, section: &Section<'_>, has_send_to: bool) -> Option<Probe> {
+    let f = section.field(doc, "probe")?;
+    let probe = section.table(doc, "probe")?;
+    probe.check_keys(doc, PROBE_KEYS, &[]);
+    if !has_send_to {
+        doc.error(
+            f.line,
+            &f.key,
+            "probes are OPTIONS requests sent to send_to, and this trunk has none",
+        );
+        return None;
+    }
+    let mut out = PROBE_DEFAULT;
+    if let Some(f) = probe.field(doc, "interval_s") {
+        let expected = format!("a whole number of seconds from 1 to {PROBE_INTERVAL_MAX_S}");
+        if let Some(s) = f.integer_in(doc, 1, PROBE_INTERVAL_MAX_S, &expected) {
+            out.interval = Duration::from_secs(s as u64);
+        }
+    }
+    for (key, slot) in [
+        ("down_after", &mut out.down_after),
+        ("up_after", &mut out.up_after),
+    ] {
+        if let Some(f) = probe.field(doc, key) {
+            let expected = format!("a number of probes in a row from 1 to {PROBE_COUNT_MAX}");
+            if let Some(n) = f.integer_in(doc, 1, PROBE_COUNT_MAX, &expected) {
+                *slot = n as u32;
+            }
+        }
+    }
+    Some(out)
 }

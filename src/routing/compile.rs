@@ -9,13 +9,16 @@ use std::collections::HashMap;
 use super::pattern;
 use super::peer::{PeerAddr, PeerIndex};
 use super::prefix::{PrefixTrie, PREFIX_BYTES_MAX};
-use super::{Patterns, Route, RoutingTable, Trunk, TrunkId};
-use crate::config::{Config, ConfigError};
+use super::rule::{Rule, RuleError};
+use super::{Patterns, ResponseRule, Route, RoutingTable, Trunk, TrunkId};
+use crate::config::{Config, ConfigError, RuleConfig, RuleNumbers};
 
 /// Trunk ids are `u16`.
 pub const TRUNKS_MAX: usize = u16::MAX as usize;
-/// Route indices are `u16` (`Decision::Route::route`).
+/// Route indices are `u16` (`Decision::Route::route`; `u16::MAX` is `NO_ROUTE`).
 pub const ROUTES_MAX: usize = u16::MAX as usize;
+/// Usage ids are `u16`.
+pub const USAGES_MAX: usize = u16::MAX as usize;
 
 struct Errors<'a> {
     file: &'a str,
@@ -58,6 +61,22 @@ impl RoutingTable {
             return Err(errors.list);
         }
 
+        // Usage ids, in order of first mention (trunks, then routes).
+        let mut usage_names: Vec<String> = Vec::new();
+        let mut usage_ids: HashMap<String, u16> = HashMap::new();
+        let mut usage_id = |name: &str, errors: &mut Errors<'_>, line: usize, key: String| {
+            if let Some(&id) = usage_ids.get(name) {
+                return Some(id);
+            }
+            if usage_names.len() >= USAGES_MAX {
+                errors.add(line, key, format!("more than {USAGES_MAX} usages"));
+                return None;
+            }
+            let id = usage_names.len() as u16;
+            usage_names.push(name.to_string());
+            usage_ids.insert(name.to_string(), id);
+            Some(id)
+        };
         let mut trunks = Vec::with_capacity(config.trunks.len());
         let mut by_name: HashMap<&str, TrunkId> = HashMap::new();
         let mut peers = PeerIndex::default();
@@ -86,18 +105,93 @@ impl RoutingTable {
                     Err(message) => errors.add(t.line, format!("trunk[{i}].peers[{j}]"), message),
                 }
             }
+            let usages = t.usages.as_ref().map(|list| {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(j, u)| {
+                        usage_id(u, &mut errors, t.line, format!("trunk[{i}].usages[{j}]"))
+                    })
+                    .collect::<Vec<u16>>()
+            });
+            let mut rules = |list: &[RuleConfig], key: &str| -> Vec<(Rule, RuleNumbers)> {
+                list.iter()
+                    .enumerate()
+                    .filter_map(|(j, r)| match Rule::compile(&r.pattern, &r.replace) {
+                        Ok(rule) => Some((rule, r.numbers)),
+                        Err(RuleError::Pattern(m)) => {
+                            errors.add(r.line, format!("trunk[{i}].{key}[{j}].match"), m);
+                            None
+                        }
+                        Err(RuleError::Replace(m)) => {
+                            errors.add(r.line, format!("trunk[{i}].{key}[{j}].replace"), m);
+                            None
+                        }
+                    })
+                    .collect()
+            };
+            let inbound = rules(&t.inbound, "inbound")
+                .into_iter()
+                .map(|(rule, n)| {
+                    let called = n != RuleNumbers::Calling;
+                    let calling = n != RuleNumbers::Called;
+                    (rule, called, calling)
+                })
+                .collect();
+            let outbound_called = rules(&t.outbound_called, "outbound_called")
+                .into_iter()
+                .map(|(rule, _)| rule)
+                .collect();
+            let outbound_calling = rules(&t.outbound_calling, "outbound_calling")
+                .into_iter()
+                .map(|(rule, _)| rule)
+                .collect();
             trunks.push(Trunk {
                 name: t.name.clone(),
                 send_to: t.send_to,
+                remove_plus: t.remove_plus,
+                forward_pai: t.forward_pai,
+                progress_timeout: t.progress_timeout,
+                max_calls: t.max_calls,
+                max_cps: t.max_cps,
+                max_early: t.max_early,
+                probe: t.probe,
+                usages,
+                inbound,
+                outbound_called,
+                outbound_calling,
+                response_codes: t
+                    .response_codes
+                    .iter()
+                    .map(|r| ResponseRule {
+                        code: r.code,
+                        cause: r.cause,
+                        to: r.to,
+                    })
+                    .collect(),
             });
         }
 
         let mut routes = Vec::with_capacity(config.routes.len());
-        let mut prefix_pairs = Vec::new();
+        let mut prefix_pairs: Vec<(&[u8], u16)> = Vec::new();
         let mut pattern_routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
             let index = i as u16;
             let mut egress = Vec::new();
+            let mut weights = Vec::new();
+            if !r.weights.is_empty() && r.weights.len() != r.trunks.len() {
+                errors.add(
+                    r.line,
+                    format!("route[{i}].weights"),
+                    format!("{} weights for {} trunks", r.weights.len(), r.trunks.len()),
+                );
+            }
+            if r.weights.contains(&0) {
+                errors.add(
+                    r.line,
+                    format!("route[{i}].weights"),
+                    "a weight of 0 never starts a call; weights are at least 1".into(),
+                );
+            }
             for (j, name) in r.trunks.iter().enumerate() {
                 match by_name.get(name.as_str()) {
                     None => errors.add(
@@ -111,6 +205,7 @@ impl RoutingTable {
                             .is_some_and(|t| t.send_to.is_some());
                         if usable && !egress.contains(&id) {
                             egress.push(id);
+                            weights.push(r.weights.get(j).copied().unwrap_or(1));
                         }
                     }
                 }
@@ -122,39 +217,56 @@ impl RoutingTable {
                     "no trunk of this route has a send_to, so it can never carry a call".into(),
                 );
             }
-            match (&r.pattern, r.prefixes.is_empty()) {
-                (Some(_), false) => errors.add(
+            let sources = usize::from(r.pattern.is_some())
+                + usize::from(!r.prefixes.is_empty())
+                + usize::from(r.prefix_file.is_some());
+            if sources != 1 {
+                errors.add(
                     r.line,
                     format!("route[{i}]"),
-                    "has both pattern and prefixes; use one".into(),
-                ),
-                (None, true) => errors.add(
-                    r.line,
-                    format!("route[{i}]"),
-                    "has neither pattern nor prefixes".into(),
-                ),
-                (Some(p), true) => match pattern::compile(p) {
+                    "needs exactly one of pattern, prefixes and prefix_file".into(),
+                );
+            }
+            if let Some(p) = &r.pattern {
+                match pattern::compile(p) {
                     Ok(re) => pattern_routes.push((index, p.as_str(), re)),
                     Err(message) => errors.add(r.line, format!("route[{i}].pattern"), message),
-                },
-                (None, false) => {
-                    for (j, p) in r.prefixes.iter().enumerate() {
-                        if p.len() > PREFIX_BYTES_MAX {
-                            errors.add(
-                                r.line,
-                                format!("route[{i}].prefixes[{j}]"),
-                                format!("longer than {PREFIX_BYTES_MAX} bytes"),
-                            );
-                        } else {
-                            prefix_pairs.push((p.as_bytes().to_vec(), index));
-                        }
-                    }
                 }
             }
+            let listed = r.prefixes.iter().map(|p| p.as_bytes());
+            let from_file = r.prefix_file.iter().flat_map(|f| f.iter());
+            for (j, p) in listed.chain(from_file).enumerate() {
+                if p.len() > PREFIX_BYTES_MAX {
+                    errors.add(
+                        r.line,
+                        format!("route[{i}].prefixes[{j}]"),
+                        format!("longer than {PREFIX_BYTES_MAX} bytes"),
+                    );
+                } else {
+                    prefix_pairs.push((p, index));
+                }
+            }
+            let route_usages = r
+                .usages
+                .iter()
+                .enumerate()
+                .filter_map(|(j, u)| {
+                    usage_id(u, &mut errors, r.line, format!("route[{i}].usages[{j}]"))
+                })
+                .collect();
+            let weighted = weights.iter().any(|&w| w != 1);
             routes.push(Route {
                 name: r.name.clone(),
                 priority: r.priority,
                 trunks: egress,
+                weight_total: if weighted {
+                    weights.iter().map(|&w| u64::from(w)).sum()
+                } else {
+                    0
+                },
+                weights: if weighted { weights } else { Vec::new() },
+                usages: route_usages,
+                caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
             });
         }
 
@@ -179,7 +291,13 @@ impl RoutingTable {
                 }
             }
         };
-        let prefixes = PrefixTrie::build(prefix_pairs, rank);
+        let prefixes = match PrefixTrie::build(prefix_pairs, rank) {
+            Ok(trie) => trie,
+            Err(message) => {
+                errors.add(0, "route".into(), message);
+                PrefixTrie::empty()
+            }
+        };
 
         if !errors.list.is_empty() {
             return Err(errors.list);
@@ -196,6 +314,9 @@ impl RoutingTable {
                     .collect(),
             },
             routes,
+            usage_names,
+            unknown_source: config.server.unknown_source,
+            failover_after_provisional: config.routing.failover_after_provisional,
         })
     }
 }

@@ -1,26 +1,36 @@
 //! The routing decision: a pure function of the compiled table and the call's facts.
 //!
 //! `RoutingTable::compile` (in `compile.rs`) turns a validated `Config` into lookup
-//! structures; `ingress` and `route` then answer without I/O, clock or allocation:
+//! structures; the methods below then answer without I/O, clock or allocation:
 //!
 //! - `ingress(src)`: the trunk whose most specific peer entry covers the source address
 //!   (`peer.rs`): exact ip:port, then exact ip, then the longest network.
-//! - `route(ingress, called)`: every route whose pattern matches the whole called number
-//!   (`pattern.rs`) or that lists a prefix of it (`prefix.rs`), ordered by priority (lower
-//!   first), then by the length of the matching prefix (longest first; a pattern route counts
-//!   as length 0, like the catch-all prefix ""), then by file order. Their trunks are
-//!   concatenated in that order, skipping the ingress trunk (no hairpin), trunks without
-//!   `send_to`, and repeats, up to `ATTEMPTS_MAX`.
+//! - `normalize`: the ingress trunk's inbound rules on the called and calling numbers
+//!   (`rule.rs`: anchored regex, `${1}` replacement; the first matching rule applies).
+//! - `route_with(ingress, called, rotation, usable)`: the usage walk (`walk.rs`). For each
+//!   usage of the ingress trunk, in order, the routes carrying that usage whose pattern
+//!   matches the whole called number (`pattern.rs`) or that list a prefix of it
+//!   (`prefix.rs`), ordered by priority (lower first), then by the length of the matching
+//!   prefix (longest first; a pattern route counts as length 0, like the catch-all prefix
+//!   ""), then by file order. A trunk without usages walks every route once, in that order;
+//!   a route without usages is walked only by such trunks. Each route offers its trunks
+//!   rotated by `rotation` (round robin, weighted by `weights`); the attempt list skips the
+//!   ingress trunk (no hairpin), trunks `usable` refuses (down, full), and repeats, up to
+//!   `ATTEMPTS_MAX`.
+//! - `translate`: the egress trunk's outbound rules, then `remove_plus`;
+//!   `translate_response`: its response-code rules.
 
 mod compile;
 pub mod pattern;
 pub mod peer;
 pub mod prefix;
+pub mod rule;
+pub mod walk;
 
-use std::cmp::Reverse;
 use std::net::SocketAddr;
+use std::time::Duration;
 
-use prefix::PREFIX_BYTES_MAX;
+use rule::Rule;
 
 /// Index of a trunk in `RoutingTable::trunks`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,35 +40,118 @@ pub struct TrunkId(pub u16);
 pub struct Trunk {
     pub name: String,
     pub send_to: Option<SocketAddr>,
+    /// Strip a leading `+` from numbers sent to this trunk (after outbound translation).
+    pub remove_plus: bool,
+    /// Send P-Asserted-Identity to this trunk (else it is removed from requests to it).
+    pub forward_pai: bool,
+    /// "Fast failover": an INVITE sent to this trunk with no 18x/2xx within this long moves
+    /// to the next attempt. `Duration::ZERO`: no progress timer (only Timer C and final
+    /// responses end the attempt).
+    pub progress_timeout: Duration,
+    /// Admission limits: concurrent calls, new calls per second, early dialogs.
+    pub max_calls: Option<u32>,
+    pub max_cps: Option<u32>,
+    pub max_early: Option<u32>,
+    /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
+    pub probe: Option<Probe>,
+    /// Usage ids walked for calls from this trunk, in order; `None`: every route.
+    usages: Option<Vec<u16>>,
+    /// Inbound rules, each with whether it applies to the called / calling number.
+    inbound: Vec<(Rule, bool, bool)>,
+    outbound_called: Vec<Rule>,
+    outbound_calling: Vec<Rule>,
+    response_codes: Vec<ResponseRule>,
+}
+
+impl Trunk {
+    /// The usage ids walked for calls from this trunk (`None`: every route); names via
+    /// `RoutingTable::usage_name`.
+    pub fn usages(&self) -> Option<&[u16]> {
+        self.usages.as_deref()
+    }
+}
+
+/// A response-code rule as compiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ResponseRule {
+    code: u16,
+    cause: Option<u16>,
+    to: u16,
+}
+
+/// OPTIONS probing of a trunk: one probe every `interval`; down after `down_after`
+/// consecutive failures (timeout or 5xx... see control), up after `up_after` successes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    pub interval: Duration,
+    pub down_after: u32,
+    pub up_after: u32,
+}
+
+/// What happens to requests from addresses that match no trunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnknownSource {
+    /// Answer 403 Forbidden.
+    #[default]
+    Reject,
+    /// No answer at all (scanners learn nothing).
+    Drop,
+}
+
+/// Which number a translation applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Number {
+    Called,
+    Calling,
 }
 
 /// Most egress trunks one call may try (failover depth).
 pub const ATTEMPTS_MAX: usize = 8;
 
-/// The ordered egress trunks for one call.
+/// The ordered egress trunks for one call, each with the route that offered it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attempts {
     ids: [TrunkId; ATTEMPTS_MAX],
+    routes: [u16; ATTEMPTS_MAX],
     len: u8,
 }
+
+/// The route of an attempt pushed without one.
+pub const NO_ROUTE: u16 = u16::MAX;
 
 impl Attempts {
     pub const EMPTY: Attempts = Attempts {
         ids: [TrunkId(0); ATTEMPTS_MAX],
+        routes: [NO_ROUTE; ATTEMPTS_MAX],
         len: 0,
     };
     /// Append; returns false (and drops the id) when full or already present.
     pub fn push(&mut self, id: TrunkId) -> bool {
+        self.push_from(id, NO_ROUTE)
+    }
+    /// Append a trunk offered by `route`; false (nothing changes) when full or already
+    /// present.
+    pub fn push_from(&mut self, id: TrunkId, route: u16) -> bool {
         if self.as_slice().contains(&id) {
             return false;
         }
-        match self.ids.get_mut(self.len as usize) {
-            Some(slot) => {
+        let at = self.len as usize;
+        match (self.ids.get_mut(at), self.routes.get_mut(at)) {
+            (Some(slot), Some(r)) => {
                 *slot = id;
+                *r = route;
                 self.len += 1;
                 true
             }
-            None => false,
+            _ => false,
+        }
+    }
+    /// The route that offered attempt `i` (for its `caller_id`).
+    pub fn route(&self, i: usize) -> Option<u16> {
+        if i < self.len() {
+            self.routes.get(i).copied()
+        } else {
+            None
         }
     }
     pub fn as_slice(&self) -> &[TrunkId] {
@@ -80,12 +173,13 @@ impl Attempts {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
-    /// Try these trunks in order.
+    /// Try these trunks in order. `route` offered the first attempt (`attempts.route(i)`
+    /// says which route offered each).
     Route { route: u16, attempts: Attempts },
     /// No route matches the called number: 404.
     NoRoute,
-    /// Routes matched but no usable trunk remained (all were the ingress trunk, or had no
-    /// `send_to`): 503.
+    /// Routes matched but no usable trunk remained (all were the ingress trunk, had no
+    /// `send_to`, or were refused by `usable`): 503.
     NoTrunk,
 }
 
@@ -96,6 +190,13 @@ struct Route {
     priority: u32,
     /// Egress trunks that have a `send_to`, in the configured order, without repeats.
     trunks: Vec<TrunkId>,
+    /// Their round-robin weights (same length), or empty: all equal.
+    weights: Vec<u32>,
+    /// Sum of `weights` (0 when there are none).
+    weight_total: u64,
+    /// Usage ids it carries.
+    usages: Vec<u16>,
+    caller_id: Option<Vec<u8>>,
 }
 
 /// The pattern routes.
@@ -108,20 +209,6 @@ struct Patterns {
     ordered: Vec<(u16, regex::bytes::Regex)>,
 }
 
-impl Patterns {
-    /// The next pattern route at or after `*at` (in `ordered`) whose pattern matches; moves
-    /// `*at` past it.
-    fn next_match(&self, called: &[u8], at: &mut usize) -> Option<u16> {
-        while let Some((route, re)) = self.ordered.get(*at) {
-            *at += 1;
-            if re.is_match(called) {
-                return Some(*route);
-            }
-        }
-        None
-    }
-}
-
 /// The compiled routing table (built off the shard cores, shared read-only by all shards).
 #[derive(Debug)]
 pub struct RoutingTable {
@@ -131,21 +218,11 @@ pub struct RoutingTable {
     routes: Vec<Route>,
     prefixes: prefix::PrefixTrie,
     patterns: Patterns,
+    /// Usage names, by id.
+    usage_names: Vec<String>,
+    unknown_source: UnknownSource,
+    failover_after_provisional: bool,
 }
-
-/// Where a candidate route came from while merging: a prefix length's route list, or the
-/// pattern routes.
-#[derive(Clone, Copy)]
-enum Source {
-    Prefix(usize),
-    Pattern,
-}
-
-/// A candidate's place in the attempt order: (priority, longest prefix first, file order).
-type CandidateKey = (u32, Reverse<u8>, u16);
-
-/// Prefix lengths one lookup can match (0..=PREFIX_BYTES_MAX).
-const PREFIX_SOURCES_MAX: usize = PREFIX_BYTES_MAX + 1;
 
 impl RoutingTable {
     /// Which trunk a source address belongs to (most specific peer entry wins).
@@ -153,89 +230,11 @@ impl RoutingTable {
         self.peers.lookup(src)
     }
 
-    /// Route a called number (already extracted from the Request-URI user part / tel number)
-    /// arriving on `ingress`. `Decision::Route::route` is the first route in candidate order
-    /// (see the module documentation).
+    /// Route a called number (already extracted from the Request-URI user part / tel number,
+    /// and normalized) arriving on `ingress`, every trunk usable, no rotation: each route's
+    /// trunks in their configured order. See `route_with`.
     pub fn route(&self, ingress: TrunkId, called: &[u8]) -> Decision {
-        // Candidate sources: the routes listing each matching prefix (one list per length,
-        // each already in (priority, file order)), and the matching pattern routes (also in
-        // that order). Merge them by (priority, longest prefix, file order) without sorting
-        // or allocating: each step takes the smallest head.
-        let mut lists: [&[u16]; PREFIX_SOURCES_MAX] = [&[]; PREFIX_SOURCES_MAX];
-        let mut lens = [0u8; PREFIX_SOURCES_MAX];
-        let mut n = 0;
-        self.prefixes.walk(called, |len, routes| {
-            if let (Some(list), Some(l)) = (lists.get_mut(n), lens.get_mut(n)) {
-                *list = routes;
-                *l = len as u8;
-                n += 1;
-            }
-        });
-        let mut next = [0usize; PREFIX_SOURCES_MAX];
-        let mut pattern_at = 0;
-        let mut pattern_head = match &self.patterns.any {
-            Some(set) if set.is_match(called) => self.patterns.next_match(called, &mut pattern_at),
-            _ => None,
-        };
-
-        let mut first = None;
-        let mut attempts = Attempts::EMPTY;
-        loop {
-            let mut best: Option<(CandidateKey, Source)> = None;
-            let mut offer = |route: u16, len: u8, source: Source| {
-                let key = (self.priority(route), Reverse(len), route);
-                let better = match best {
-                    None => true,
-                    Some((k, _)) => key < k,
-                };
-                if better {
-                    best = Some((key, source));
-                }
-            };
-            for (i, ((list, at), len)) in lists.iter().zip(&next).zip(&lens).take(n).enumerate() {
-                if let Some(&route) = list.get(*at) {
-                    offer(route, *len, Source::Prefix(i));
-                }
-            }
-            if let Some(route) = pattern_head {
-                offer(route, 0, Source::Pattern);
-            }
-            let Some(((_, _, route), source)) = best else {
-                break;
-            };
-            match source {
-                Source::Prefix(i) => {
-                    if let Some(at) = next.get_mut(i) {
-                        *at += 1;
-                    }
-                }
-                Source::Pattern => {
-                    pattern_head = self.patterns.next_match(called, &mut pattern_at);
-                }
-            }
-            first.get_or_insert(route);
-            if let Some(r) = self.routes.get(route as usize) {
-                for &trunk in &r.trunks {
-                    if trunk != ingress {
-                        attempts.push(trunk);
-                    }
-                }
-            }
-            if attempts.len() >= ATTEMPTS_MAX {
-                break;
-            }
-        }
-        match first {
-            None => Decision::NoRoute,
-            Some(_) if attempts.is_empty() => Decision::NoTrunk,
-            Some(route) => Decision::Route { route, attempts },
-        }
-    }
-
-    fn priority(&self, route: u16) -> u32 {
-        self.routes
-            .get(route as usize)
-            .map_or(u32::MAX, |r| r.priority)
+        self.route_with(ingress, called, 0, &|_| true)
     }
 
     pub fn trunk(&self, id: TrunkId) -> Option<&Trunk> {
@@ -268,5 +267,125 @@ impl RoutingTable {
     /// Number of peer entries.
     pub fn peers_len(&self) -> usize {
         self.peers.len()
+    }
+
+    /// Heap bytes of the prefix table.
+    pub fn prefix_heap_bytes(&self) -> usize {
+        self.prefixes.heap_bytes()
+    }
+
+    /// The name of usage `id`.
+    pub fn usage_name(&self, id: u16) -> Option<&str> {
+        self.usage_names.get(id as usize).map(String::as_str)
+    }
+}
+
+/// The issue-3 interface the proxy core calls. Pure: no I/O, no clock, and no allocation
+/// beyond what the caller's `out` buffer needs.
+impl RoutingTable {
+    /// Inbound normalization of `number` (called or calling) with the ingress trunk's rules:
+    /// the first rule for that number whose pattern matches the whole number applies; else
+    /// the number is unchanged. The result is written to `out` (cleared first). Returns the
+    /// index of the rule applied in the trunk's `inbound` list.
+    pub fn normalize(
+        &self,
+        trunk: TrunkId,
+        which: Number,
+        number: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        out.clear();
+        if let Some(t) = self.trunk(trunk) {
+            for (i, (rule, called, calling)) in t.inbound.iter().enumerate() {
+                let applies = match which {
+                    Number::Called => *called,
+                    Number::Calling => *calling,
+                };
+                if applies && rule.apply(number, out) {
+                    return Some(i);
+                }
+            }
+        }
+        out.extend_from_slice(number);
+        None
+    }
+
+    /// Outbound translation of `number` for egress `trunk`: the first of its
+    /// outbound_called or outbound_calling rules that matches the whole number, then
+    /// `remove_plus` (a leading `+` is dropped). Written to `out` (cleared first). Returns
+    /// the index of the rule applied.
+    pub fn translate(
+        &self,
+        trunk: TrunkId,
+        which: Number,
+        number: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
+        out.clear();
+        let Some(t) = self.trunk(trunk) else {
+            out.extend_from_slice(number);
+            return None;
+        };
+        let rules = match which {
+            Number::Called => &t.outbound_called,
+            Number::Calling => &t.outbound_calling,
+        };
+        let applied = rules.iter().position(|rule| rule.apply(number, out));
+        if applied.is_none() {
+            out.extend_from_slice(number);
+        }
+        if t.remove_plus && out.first() == Some(&b'+') {
+            out.remove(0);
+        }
+        applied
+    }
+
+    /// A final response code from egress `trunk` after its response_codes rules: the first
+    /// rule whose code matches and whose cause, if it names one, equals `cause` (the Q.850
+    /// cause from the Reason header) gives the code to act on; else `code` unchanged.
+    pub fn translate_response(&self, trunk: TrunkId, code: u16, cause: Option<u16>) -> u16 {
+        self.trunk(trunk)
+            .and_then(|t| {
+                t.response_codes
+                    .iter()
+                    .find(|r| r.code == code && r.cause.map_or(true, |c| Some(c) == cause))
+            })
+            .map_or(code, |r| r.to)
+    }
+
+    /// The attempt list for a call from `ingress` to the (normalized) `called` number: the
+    /// usage walk (module documentation), each route's trunks rotated by `rotation` (the
+    /// caller passes a counter that changes per call: round robin, weighted by the route's
+    /// `weights`), skipping trunks for which `usable` is false (down, or over a limit).
+    /// `NoRoute`: no route of the trunk's usages matches (404). `NoTrunk`: routes matched but
+    /// every trunk was the ingress or unusable (503).
+    pub fn route_with(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+    ) -> Decision {
+        self.walk(ingress, called, rotation, usable, &mut walk::Quiet)
+    }
+
+    /// The calling number set by `route` (`caller_id`), if any: it replaces the calling
+    /// number of calls that route offered, before the egress trunk's outbound_calling rules.
+    pub fn route_caller_id(&self, route: u16) -> Option<&[u8]> {
+        self.routes
+            .get(route as usize)
+            .and_then(|r| r.caller_id.as_deref())
+    }
+
+    /// What to do with requests from unknown sources (`[server] unknown_source`).
+    pub fn unknown_source(&self) -> UnknownSource {
+        self.unknown_source
+    }
+
+    /// Whether an INVITE may still fail over to the next trunk after an 18x from the
+    /// current one was relayed upstream (`[routing] failover_after_provisional`, default
+    /// false).
+    pub fn failover_after_provisional(&self) -> bool {
+        self.failover_after_provisional
     }
 }

@@ -1,9 +1,480 @@
-//! The glommio shell: one pinned executor per shard. (The shell helper implements this.)
+//! The glommio shell: one pinned executor per shard, each with its own SO_REUSEPORT UDP
+//! socket on the listen address and its own `Core`; datagrams are handed to the shard that
+//! owns their Call-ID; the control plane (metrics HTTP) runs on a std thread off the shard
+//! CPUs.
+//!
+//! `run` is the process entry point (blocks until SIGINT/SIGTERM). `start` does everything
+//! `run` does except waiting for a signal and returns a `Server` handle, so tests can run a
+//! real server in-process and stop it with `Server::shutdown`.
+
+pub mod batch;
+pub mod handoff;
+pub mod owner;
+mod run;
+pub mod socket;
+
+pub use owner::{call_id_hash, owner};
 
 use crate::config::Config;
+use crate::control::http::{self, HttpLimits, HttpServer};
+use crate::control::metrics::ShardState;
+use crate::control::MetricsHub;
+use crate::limits;
+use crate::routing::RoutingTable;
+use crate::sip::proxy::CoreConfig;
+use crate::sip::Span;
+use glommio::channels::shared_channel;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
 
-/// Start every shard and the control plane; block until the process is told to stop.
+/// Finds the Call-ID of a datagram (a span into it), or `None`.
+pub type CallIdFinder = fn(&[u8]) -> Option<Span>;
+
+/// How `start_with` differs from `start`. `Options::default()` is production.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// How a shard finds the Call-ID that picks the owning shard. Production uses the
+    /// scanner's `sip::scan::peek_call_id`; tests may substitute their own.
+    pub call_id: CallIdFinder,
+    /// Use this routing table instead of compiling the configuration's.
+    pub routing: Option<Arc<RoutingTable>>,
+    /// Bounds of the metrics HTTP endpoint.
+    pub http: HttpLimits,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            call_id: crate::sip::scan::peek_call_id,
+            routing: None,
+            http: HttpLimits::default(),
+        }
+    }
+}
+
+/// A running junction: every shard serving and the metrics endpoint (if configured) up.
+pub struct Server {
+    local: SocketAddr,
+    cpus: Vec<usize>,
+    stop: Arc<AtomicBool>,
+    /// Sends the byte that wakes a sleeping shard to each shard's wake socket.
+    wake_control: std::net::UdpSocket,
+    wake_addrs: Vec<SocketAddr>,
+    shards: Vec<Option<ExecutorJoinHandle<Result<(), String>>>>,
+    hub: Arc<MetricsHub>,
+    http: Option<HttpServer>,
+    warnings: Vec<String>,
+}
+
+/// Start with the production options.
+pub fn start(config: Config) -> Result<Server, String> {
+    start_with(config, Options::default())
+}
+
+/// Start every shard and the control plane; returns once every shard serves.
+pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
+    let server = &config.server;
+    let shards = server.cores;
+    if shards == 0 || shards > usize::from(u16::MAX) {
+        return Err(format!(
+            "server.cores is {shards}: it must be between 1 and {}",
+            u16::MAX
+        ));
+    }
+    let cpus = shard_cpus(shards, server.cpus.as_deref())?;
+    let routing = match options.routing {
+        Some(routing) => routing,
+        None => Arc::new(RoutingTable::compile(&config).map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?),
+    };
+
+    // Trunk health and admission counters, shared by every shard.
+    let registry = crate::trunks::Registry::new(std::time::Instant::now());
+    let states = registry.states_for(&routing);
+
+    // Everything that can be refused is checked before any shard starts.
+    socket::probe_free(server.listen)?;
+    let listener = server.metrics.map(http::bind).transpose()?;
+    let bound = socket::bind_shard_sockets(server.listen, shards)?;
+    let socket::WakeSockets {
+        control: wake_control,
+        shards: wake_sockets,
+    } = socket::wake_sockets(shards)?;
+    let local = bound.local;
+    let mut advertise = server.advertise;
+    if advertise.port() == 0 {
+        // Listening on port 0 (tests): peers reach us on the port the kernel chose.
+        advertise.set_port(local.port());
+    }
+
+    let hub = Arc::new(MetricsHub::new(
+        &cpus,
+        limits::HANDOFF_QUEUE_BATCHES_MAX * limits::BATCH_DATAGRAMS_MAX,
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
+    let (started_tx, started_rx) = mpsc::channel();
+
+    // One bounded channel per ordered pair of shards.
+    let mut senders: Vec<Vec<_>> = (0..shards).map(|_| Vec::new()).collect();
+    let mut receivers: Vec<Vec<_>> = (0..shards).map(|_| Vec::new()).collect();
+    for (from, outgoing) in senders.iter_mut().enumerate() {
+        for (to, incoming) in receivers.iter_mut().enumerate() {
+            if from != to {
+                let (tx, rx) = shared_channel::new_bounded(limits::HANDOFF_QUEUE_BATCHES_MAX);
+                outgoing.push((to, tx));
+                incoming.push((from, rx));
+            }
+        }
+    }
+
+    let mut server = Server {
+        local,
+        cpus: cpus.clone(),
+        stop: Arc::clone(&stop),
+        wake_control,
+        wake_addrs: Vec::with_capacity(shards),
+        shards: Vec::with_capacity(shards),
+        hub: Arc::clone(&hub),
+        http: None,
+        warnings: bound.warnings,
+    };
+    let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
+    let channel_ends = senders.into_iter().zip(receivers);
+    let mut setups = Vec::with_capacity(shards);
+    for (index, ((socket, wake), (senders, receivers))) in
+        shard_sockets.zip(channel_ends).enumerate()
+    {
+        let wake_addr = wake
+            .local_addr()
+            .map_err(|e| format!("shard {index}: cannot read its wake-up address: {e}"))?;
+        server.wake_addrs.push(wake_addr);
+        let Some(slot) = hub.slot(index) else {
+            return Err(format!("shard {index}: no metrics slot"));
+        };
+        setups.push(run::ShardSetup {
+            index,
+            shards,
+            socket,
+            ipv6: local.is_ipv6(),
+            wake,
+            senders,
+            receivers,
+            handoff_counters: Arc::clone(&handoff_counters),
+            core_config: CoreConfig {
+                shard: index as u16,
+                shards: shards as u16,
+                advertise,
+            },
+            routing: Arc::clone(&routing),
+            states: Arc::clone(&states),
+            slot,
+            call_id: options.call_id,
+            stop: Arc::clone(&stop),
+            started: started_tx.clone(),
+        });
+    }
+    let mut setups = setups.into_iter();
+    for (index, setup) in setups.by_ref().enumerate() {
+        let cpu = cpus[index];
+        let spawned = LocalExecutorBuilder::new(Placement::Fixed(cpu))
+            .name(&format!("junction-shard-{index}"))
+            .io_memory(limits::IO_MEMORY_BYTES)
+            .spawn(move || run::shard_main(setup));
+        match spawned {
+            Ok(handle) => server.shards.push(Some(handle)),
+            Err(e) => {
+                // The shards already started wait in `connect` for the channel ends of the
+                // shards not started: drop those first (that disconnects them), then stop.
+                drop(setups);
+                let _ = server.stop_everything();
+                return Err(format!(
+                    "shard {index}: cannot start an executor on CPU {cpu}: {e}"
+                ));
+            }
+        }
+    }
+    drop(started_tx);
+
+    // Wait until every shard serves. A shard that fails drops its `started` sender without
+    // sending (and its channel ends, which releases the others), so this cannot hang.
+    let mut serving = vec![false; shards];
+    while let Ok(index) = started_rx.recv() {
+        if let Some(flag) = serving.get_mut(index) {
+            *flag = true;
+        }
+    }
+    if let Some(failed) = serving.iter().position(|s| !s) {
+        let errors = server.stop_everything();
+        let detail = errors
+            .into_iter()
+            .find(|(index, _)| *index == failed)
+            .map(|(_, e)| format!(": {e}"))
+            .unwrap_or_default();
+        return Err(format!(
+            "shard {failed} on CPU {} failed to start{detail}",
+            cpus[failed]
+        ));
+    }
+
+    if let Some(listener) = listener {
+        match http::spawn(listener, Arc::clone(&hub), &cpus, options.http) {
+            Ok(http) => server.http = Some(http),
+            Err(e) => {
+                let _ = server.stop_everything();
+                return Err(e);
+            }
+        }
+    }
+    Ok(server)
+}
+
+/// CPU of each shard: `cpus[i]` when configured, else the i-th CPU this process may run on
+/// (wrapping around when there are more shards than CPUs).
+fn shard_cpus(shards: usize, configured: Option<&[usize]>) -> Result<Vec<usize>, String> {
+    if let Some(cpus) = configured {
+        if cpus.len() < shards {
+            return Err(format!(
+                "server.cpus lists {} CPUs for {shards} shards: give one CPU per shard",
+                cpus.len()
+            ));
+        }
+        return Ok(cpus.iter().take(shards).copied().collect());
+    }
+    let mut online: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|core| core.id)
+        .collect();
+    online.sort_unstable();
+    if online.is_empty() {
+        return Err("cannot list the CPUs this process may run on".to_string());
+    }
+    Ok((0..shards).map(|i| online[i % online.len()]).collect())
+}
+
+impl Server {
+    /// The UDP address every shard listens on (the chosen port when configured with 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The metrics HTTP address, when enabled.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpServer::local_addr)
+    }
+
+    /// CPU of each shard.
+    pub fn cpus(&self) -> &[usize] {
+        &self.cpus
+    }
+
+    pub fn shards(&self) -> usize {
+        self.cpus.len()
+    }
+
+    /// The shard owning a Call-ID on this server.
+    pub fn owner_of(&self, call_id: &[u8]) -> usize {
+        owner(call_id, self.shards())
+    }
+
+    /// Non-fatal problems found while starting (e.g. socket buffers capped by sysctl).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The current metrics exposition (what `GET /metrics` returns).
+    pub fn metrics_text(&self) -> String {
+        self.hub.render()
+    }
+
+    /// A shard whose loop has ended although nobody asked it to stop.
+    pub fn stopped_shard(&self) -> Option<usize> {
+        if self.stop.load(Ordering::Acquire) {
+            return None;
+        }
+        (0..self.shards()).find(|i| {
+            self.hub
+                .slot(*i)
+                .is_some_and(|s| s.state() == ShardState::Stopped)
+        })
+    }
+
+    /// The line printed at startup.
+    pub fn startup_line(&self) -> String {
+        let metrics = match self.metrics_addr() {
+            Some(addr) => format!("metrics at http://{addr}/metrics"),
+            None => "metrics disabled".to_string(),
+        };
+        format!(
+            "junction {}: listening on udp:{}, {} shard{} on CPUs {:?}, {metrics}",
+            env!("CARGO_PKG_VERSION"),
+            self.local,
+            self.shards(),
+            if self.shards() == 1 { "" } else { "s" },
+            self.cpus,
+        )
+    }
+
+    /// Stop every shard and the metrics endpoint and wait for them. Errors name the shards
+    /// that failed.
+    pub fn shutdown(mut self) -> Result<(), String> {
+        let errors = self.stop_everything();
+        if errors.is_empty() {
+            return Ok(());
+        }
+        Err(errors
+            .into_iter()
+            .map(|(index, e)| format!("shard {index}: {e}"))
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    /// Idempotent. Returns the error of every shard that did not end cleanly.
+    fn stop_everything(&mut self) -> Vec<(usize, String)> {
+        self.stop.store(true, Ordering::Release);
+        if let Some(http) = self.http.take() {
+            http.shutdown();
+        }
+        // Wake shards that sleep; busy ones see the flag at their next round.
+        for addr in &self.wake_addrs {
+            let _ = self.wake_control.send_to(&[1], addr);
+        }
+        let mut errors = Vec::new();
+        for (index, handle) in self.shards.iter_mut().enumerate() {
+            let Some(handle) = handle.take() else {
+                continue;
+            };
+            match handle.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => errors.push((index, e)),
+                Err(e) => errors.push((index, e.to_string())),
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.stop_everything();
+    }
+}
+
+/// Start everything, print the startup line, serve until SIGINT or SIGTERM, stop cleanly.
 pub fn run(config: Config) -> Result<(), String> {
-    let _ = config;
-    unimplemented!("shell helper implements this")
+    run_with(config, Options::default())
+}
+
+/// `run` with options (tests). The calling thread must be the one that receives the signal:
+/// the stop signals are blocked in it and in every thread it starts.
+pub fn run_with(config: Config, options: Options) -> Result<(), String> {
+    // Block the stop signals before any thread exists: every thread inherits the mask, so
+    // the signals stay pending for `sigtimedwait` below instead of killing the process.
+    let signals = StopSignals::block()?;
+    let server = start_with(config, options)?;
+    for warning in server.warnings() {
+        eprintln!("junction: warning: {warning}");
+    }
+    println!("{}", server.startup_line());
+    loop {
+        if let Some(signal) = signals.wait(Duration::from_millis(250)) {
+            eprintln!("junction: {signal}, stopping");
+            break;
+        }
+        if let Some(shard) = server.stopped_shard() {
+            let detail = match server.shutdown() {
+                Ok(()) => String::new(),
+                Err(e) => format!(": {e}"),
+            };
+            return Err(format!("shard {shard} stopped unexpectedly{detail}"));
+        }
+    }
+    let result = server.shutdown();
+    drop(signals);
+    result
+}
+
+/// SIGINT and SIGTERM blocked in this thread (and every thread it starts) and collected
+/// with `sigtimedwait`; the previous mask is restored on drop.
+struct StopSignals {
+    set: libc::sigset_t,
+    previous: libc::sigset_t,
+}
+
+impl StopSignals {
+    fn block() -> Result<StopSignals, String> {
+        // SAFETY: sigset_t is plain data; the libc calls only read/write the sets we pass.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            let mut previous: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
+            if rc != 0 {
+                return Err(format!(
+                    "cannot block SIGINT/SIGTERM: {}",
+                    std::io::Error::from_raw_os_error(rc)
+                ));
+            }
+            Ok(StopSignals { set, previous })
+        }
+    }
+
+    /// The name of the stop signal received within `timeout`, if any.
+    fn wait(&self, timeout: Duration) -> Option<&'static str> {
+        let timeout = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+        };
+        // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
+        let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
+        match signal {
+            libc::SIGINT => Some("SIGINT"),
+            libc::SIGTERM => Some("SIGTERM"),
+            _ => None, // timeout (EAGAIN) or EINTR
+        }
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        // SAFETY: restores the mask saved by `block`.
+        unsafe {
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.previous, std::ptr::null_mut());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_cpus_are_used_in_order() {
+        assert_eq!(shard_cpus(2, Some(&[3, 1, 7])), Ok(vec![3, 1]));
+        let error = shard_cpus(3, Some(&[0])).unwrap_err();
+        assert!(
+            error.contains("server.cpus lists 1 CPUs for 3 shards"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn default_cpus_wrap_around_the_allowed_cpus() {
+        let online = core_affinity::get_core_ids().unwrap().len();
+        let cpus = shard_cpus(online * 2 + 1, None).unwrap();
+        assert_eq!(cpus.len(), online * 2 + 1);
+        assert_eq!(cpus[0], cpus[online]);
+        assert_eq!(cpus[1 % online], cpus[online + 1 % online]);
+    }
 }

@@ -4,8 +4,10 @@
 
 use super::transaction::{Id, Slab};
 use crate::routing::TrunkId;
+use crate::trunks::TrunkState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +37,14 @@ pub struct Call {
     pub last_activity: Instant,
     /// The deadline its wheel entry was armed with (idle expiry or linger).
     pub expiry: Instant,
+    /// Hash of the caller's From tag: tells which side an in-dialog request comes from.
+    pub caller_tag: u64,
+    /// The calling number's user part as the caller sent it and as the callee's trunk sees
+    /// it (both empty when it was not translated). Swapped back toward the caller.
+    pub from_user_orig: Box<[u8]>,
+    pub from_user_new: Box<[u8]>,
+    /// The concurrent-call slot the answered call holds on its egress trunk.
+    pub admitted: Option<Arc<TrunkState>>,
 }
 
 #[derive(Default)]
@@ -70,13 +80,20 @@ impl Calls {
         let id = self.slab.insert(call);
         if let Some(old) = self.index.insert(key, id) {
             // A previous call with the same Call-ID: it is replaced.
-            self.slab.remove(old);
+            if let Some(c) = self.slab.remove(old) {
+                if let Some(s) = &c.admitted {
+                    s.ended();
+                }
+            }
         }
         id
     }
 
     pub fn remove(&mut self, id: Id) {
         if let Some(call) = self.slab.remove(id) {
+            if let Some(s) = &call.admitted {
+                s.ended();
+            }
             if self.index.get(&call.call_id) == Some(&id) {
                 self.index.remove(&call.call_id);
             }

@@ -55,7 +55,12 @@ pub fn classify(name: &[u8]) -> HeaderName {
         Some(b) => b.to_ascii_lowercase(),
         None => return HeaderName::Other,
     };
-    let is = |long: &[u8]| name.eq_ignore_ascii_case(long);
+    // `long` is lower case: fold only the input (the length is already known equal).
+    let is = |long: &[u8]| {
+        name.iter()
+            .zip(long)
+            .all(|(&a, &b)| a.to_ascii_lowercase() == b)
+    };
     match (name.len(), first) {
         (1, b'v') => HeaderName::Via,
         (1, b'i') => HeaderName::CallId,

@@ -21,13 +21,17 @@ pub fn reason_phrase(code: u16) -> &'static str {
         481 => "Call/Transaction Does Not Exist",
         482 => "Loop Detected",
         483 => "Too Many Hops",
+        486 => "Busy Here",
         487 => "Request Terminated",
         500 => "Server Internal Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         505 => "Version Not Supported",
+        504 => "Server Time-out",
         513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
         _ => "Unknown",
     }
 }

@@ -111,6 +111,9 @@ pub struct RequestEdits<'a> {
     pub source: SocketAddr,
     /// Remove the first Route value (it points at us).
     pub pop_route: bool,
+    /// Other spans to replace (numbers in From / P-Asserted-Identity) and to delete.
+    pub replace: &'a [(Span, &'a [u8])],
+    pub delete: &'a [Span],
 }
 
 /// Build a forwarded request into `out`; returns its range.
@@ -122,7 +125,8 @@ pub fn forward_request(
     out: &mut Vec<u8>,
 ) -> Range<usize> {
     splice.clear();
-    if let (Some(uri), super::scan::StartLine::Request { uri: span, .. }) = (edits.new_uri, msg.start)
+    if let (Some(uri), super::scan::StartLine::Request { uri: span, .. }) =
+        (edits.new_uri, msg.start)
     {
         splice.replace(span, uri);
     }
@@ -152,6 +156,12 @@ pub fn forward_request(
             splice.delete(r.removal);
         }
     }
+    for (span, bytes) in edits.replace {
+        splice.replace(*span, bytes);
+    }
+    for span in edits.delete {
+        splice.delete(*span);
+    }
     if msg.content_length.is_none() {
         let len = msg.body.len();
         splice.insert_with(msg.headers_end, |s| {
@@ -172,9 +182,8 @@ fn received_rport(buf: &[u8], msg: &Message, source: SocketAddr, splice: &mut Sp
         super::via::Rport::Empty(span) => Some(span),
         _ => None,
     };
-    let sent_by_is_source = super::uri::host_ip(buf, via.host).is_some_and(|ip| {
-        ip == source.ip() || ip.to_canonical() == source.ip().to_canonical()
-    });
+    let sent_by_is_source = super::uri::host_ip(buf, via.host)
+        .is_some_and(|ip| ip == source.ip() || ip.to_canonical() == source.ip().to_canonical());
     if let Some(span) = rport_empty {
         splice.replace_with(span, |s| {
             let _ = write!(s, "rport={}", source.port());
@@ -195,14 +204,36 @@ fn received_rport(buf: &[u8], msg: &Message, source: SocketAddr, splice: &mut Sp
     });
 }
 
+/// What a relayed response changes besides losing our Via.
+#[derive(Default)]
+pub struct ResponseEdits<'a> {
+    /// A translated status code (the reason phrase becomes the standard one).
+    pub status: Option<u16>,
+    pub replace: &'a [(Span, &'a [u8])],
+    /// Header lines (CRLF-ended) to add.
+    pub insert: &'a [u8],
+}
+
 /// Build a forwarded response (our top Via removed) into `out`; returns its range.
 pub fn forward_response(
     buf: &[u8],
     msg: &Message,
+    edits: &ResponseEdits<'_>,
     splice: &mut Splice,
     out: &mut Vec<u8>,
 ) -> Range<usize> {
     splice.clear();
+    if let Some(code) = edits.status {
+        splice.replace_with(msg.start_line, |s| {
+            let _ = write!(s, "SIP/2.0 {code} {}", super::response::reason_phrase(code));
+        });
+    }
+    for (span, bytes) in edits.replace {
+        splice.replace(*span, bytes);
+    }
+    if !edits.insert.is_empty() {
+        splice.insert(msg.headers_end, edits.insert);
+    }
     if msg.top_via_shares_line {
         splice.delete(msg.top_via_removal);
     } else if let Some(h) = msg.headers.get(msg.top_via_header) {

@@ -155,8 +155,8 @@ impl Message {
 /// Scan `buf` into `out`. On error `out` holds what was found before the error (enough to
 /// build a response when the error is `Reject`).
 ///
-/// One pass: the start line, then each header line (memchr for the line ends, a colon and
-/// a name table), dispatching the headers the core needs; then the mandatory-header checks
+/// One pass: the start line, then each header line (memchr for the line ends, one pass over
+/// the name to its colon, a name table), dispatching the headers the core needs; then the mandatory-header checks
 /// and Content-Length framing. A semantic problem in a request is noted and scanning goes
 /// on, so the `Message` is as complete as possible; the first problem is returned at the
 /// end. Headers past `out.header_count` in `out.headers` are stale and meaningless.
@@ -245,7 +245,7 @@ pub fn scan(buf: &[u8], out: &mut Message) -> Result<(), ScanError> {
                     problem.note(400, "empty Call-ID");
                 } else if id.len() > limits::CALL_ID_BYTES_MAX {
                     problem.note(400, "Call-ID too long");
-                } else if id.iter().any(|&b| b <= b' ' || b == 0x7f) {
+                } else if lex::any_ctl_or_space(id) {
                     problem.note(400, "white space in Call-ID");
                 }
             }
@@ -288,10 +288,11 @@ pub fn scan(buf: &[u8], out: &mut Message) -> Result<(), ScanError> {
             }
             HeaderName::Contact => on_contact(buf, out, value, &mut problem),
             HeaderName::MaxForwards => {
-                if out.max_forwards.is_some() {
+                if seen.max_forwards {
                     problem.note(400, "duplicate Max-Forwards");
                     continue;
                 }
+                seen.max_forwards = true;
                 match digits(value.get(buf)) {
                     // Over 255 is not an error: a value that large is clamped (RFC 3261
                     // 20.22 only defines 0-255).
@@ -412,6 +413,7 @@ struct Seen {
     cseq: bool,
     from: bool,
     to: bool,
+    max_forwards: bool,
     content_length: bool,
 }
 
@@ -492,32 +494,17 @@ fn status_line(buf: &[u8], line: Span) -> Result<StartLine, ScanError> {
 fn request_line(buf: &[u8], line: Span, problem: &mut Problem) -> Result<StartLine, ScanError> {
     let s = line.get(buf);
     let base = line.start as usize;
-    // Up to three words; `words` counts them all, `clean` says whether they are separated
-    // by exactly one SP with no white space before the first or after the last.
-    let mut spans = [Span::EMPTY; 3];
-    let mut words = 0usize;
-    let mut clean = true;
-    let mut i = 0;
-    let mut last = Span::EMPTY;
-    while i < s.len() {
-        let ws_start = i;
-        i = lex::skip(s, i, |b| b == b' ' || b == b'\t');
-        let ws = lex::sub(s, ws_start, i);
-        if i >= s.len() {
-            clean &= ws.is_empty();
-            break;
+    let (spans, words, clean, last) = match words3(s) {
+        Some((sp1, sp2)) => {
+            let spans = [
+                Span::new(base, base + sp1),
+                Span::new(base + sp1 + 1, base + sp2),
+                Span::new(base + sp2 + 1, base + s.len()),
+            ];
+            (spans, 3, true, spans[2])
         }
-        if (words == 0 && !ws.is_empty()) || (words > 0 && ws != b" ") {
-            clean = false;
-        }
-        let w_start = i;
-        i = lex::skip(s, i, |b| b != b' ' && b != b'\t');
-        last = Span::new(base + w_start, base + i);
-        if let Some(slot) = spans.get_mut(words) {
-            *slot = last;
-        }
-        words += 1;
-    }
+        None => words_slow(s, base),
+    };
     let [method_span, uri_span, _] = spans;
     let method_bytes = method_span.get(buf);
     let version = last.get(buf);
@@ -549,6 +536,51 @@ fn request_line(buf: &[u8], line: Span, problem: &mut Problem) -> Result<StartLi
             Span::new(line.end as usize, line.end as usize)
         },
     })
+}
+
+/// Fast path of a request line: exactly three non-empty words separated by single SPs and
+/// no HT anywhere; the positions of the two SPs.
+#[inline]
+fn words3(s: &[u8]) -> Option<(usize, usize)> {
+    let sp1 = memchr::memchr(b' ', s)?;
+    let sp2 = sp1 + 1 + memchr::memchr(b' ', lex::sub(s, sp1 + 1, s.len()))?;
+    let ok = sp1 > 0
+        && sp2 > sp1 + 1
+        && sp2 + 1 < s.len()
+        && memchr::memchr2(b' ', b'\t', lex::sub(s, sp2 + 1, s.len())).is_none()
+        && memchr::memchr(b'\t', lex::sub(s, 0, sp2)).is_none();
+    ok.then_some((sp1, sp2))
+}
+
+/// Any request line: up to three word spans, the number of words, whether they are
+/// separated by exactly one SP with no white space before the first or after the last,
+/// and the last word.
+fn words_slow(s: &[u8], base: usize) -> ([Span; 3], usize, bool, Span) {
+    let mut spans = [Span::EMPTY; 3];
+    let mut words = 0usize;
+    let mut clean = true;
+    let mut i = 0;
+    let mut last = Span::EMPTY;
+    while i < s.len() {
+        let ws_start = i;
+        i = lex::skip(s, i, |b| b == b' ' || b == b'\t');
+        let ws = lex::sub(s, ws_start, i);
+        if i >= s.len() {
+            clean &= ws.is_empty();
+            break;
+        }
+        if (words == 0 && !ws.is_empty()) || (words > 0 && ws != b" ") {
+            clean = false;
+        }
+        let w_start = i;
+        i = lex::skip(s, i, |b| b != b' ' && b != b'\t');
+        last = Span::new(base + w_start, base + i);
+        if let Some(slot) = spans.get_mut(words) {
+            *slot = last;
+        }
+        words += 1;
+    }
+    (spans, words, clean, last)
 }
 
 enum Line {
@@ -606,15 +638,15 @@ fn split_header(
     first_lf: usize,
     end: usize,
 ) -> Option<(HeaderName, Span)> {
-    let colon = lex::find(lex::sub(buf, 0, first_lf), start, b':')?;
-    let mut name_end = colon;
-    while name_end > start && matches!(lex::byte(buf, name_end - 1), Some(b' ' | b'\t')) {
-        name_end -= 1;
-    }
-    let name = lex::sub(buf, start, name_end);
-    if name.is_empty() || !name.iter().all(|&b| lex::is_token(b)) {
+    // One pass over the name: token bytes, then optional SP/HT, then the colon.
+    let name_end = lex::skip(lex::sub(buf, 0, first_lf), start, lex::is_token);
+    let colon = lex::skip(lex::sub(buf, 0, first_lf), name_end, |b| {
+        b == b' ' || b == b'\t'
+    });
+    if name_end == start || lex::byte(buf, colon) != Some(b':') || colon >= first_lf {
         return None;
     }
+    let name = lex::sub(buf, start, name_end);
     let last = content_end(buf, start, end.saturating_sub(1));
     let v_start = lex::skip_lws(lex::sub(buf, 0, last), colon + 1).min(last);
     let v_end = lex::trim_end(buf, v_start, last);
@@ -836,22 +868,21 @@ impl Iterator for CommaSplit<'_> {
         }
         let s = lex::sub(self.buf, 0, self.end);
         let start = lex::skip_lws(s, self.pos).min(self.end);
+        // Jump from one interesting byte to the next: a comma ends the element unless it
+        // is inside a quoted string or <...>, which are skipped whole.
         let mut i = start;
-        let mut in_angle = false;
         let comma = loop {
+            let Some(rel) = s
+                .get(i..)
+                .and_then(|t| memchr::memchr3(b',', b'"', b'<', t))
+            else {
+                break None;
+            };
+            i += rel;
             match lex::byte(s, i) {
-                None => break None,
                 Some(b'"') => i = lex::quoted_end(s, i).unwrap_or(self.end),
-                Some(b'<') => {
-                    in_angle = true;
-                    i += 1;
-                }
-                Some(b'>') => {
-                    in_angle = false;
-                    i += 1;
-                }
-                Some(b',') if !in_angle => break Some(i),
-                Some(_) => i += 1,
+                Some(b'<') => i = lex::find(s, i + 1, b'>').map_or(self.end, |gt| gt + 1),
+                _ => break Some(i),
             }
         };
         let stop = comma.unwrap_or(self.end).min(self.end);
@@ -862,5 +893,60 @@ impl Iterator for CommaSplit<'_> {
             None => self.done = true,
         }
         Some(Element { value, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn elements(v: &[u8]) -> Vec<(String, Option<usize>)> {
+        CommaSplit::new(v, Span::new(0, v.len()))
+            .map(|e| (String::from_utf8_lossy(e.value.get(v)).into_owned(), e.next))
+            .collect()
+    }
+
+    #[test]
+    fn comma_split_respects_quotes_and_angles() {
+        let v = b"\"a, b\" <sip:x;p=1,2>;q=1 ,\r\n <sip:y>,,z";
+        let got = elements(v);
+        let values: Vec<&str> = got.iter().map(|(s, _)| s.as_str()).collect();
+        assert_eq!(values, ["\"a, b\" <sip:x;p=1,2>;q=1", "<sip:y>", "", "z"]);
+        assert_eq!(got[0].1, Some(29));
+        assert_eq!(got[3].1, None);
+        assert_eq!(elements(b"one"), [("one".to_string(), None)]);
+        assert_eq!(elements(b"a,").len(), 2);
+        // An unterminated quote or angle swallows the rest instead of running off.
+        assert_eq!(elements(b"\"a, b").len(), 1);
+        assert_eq!(elements(b"<a, b").len(), 1);
+    }
+
+    #[test]
+    fn contact_params() {
+        assert!(params_well_formed(b""));
+        assert!(params_well_formed(b";q=0.5;expires=60"));
+        assert!(params_well_formed(b" ; x = \"a;;b\" ; y"));
+        assert!(!params_well_formed(b";;"));
+        assert!(!params_well_formed(b";q=1;"));
+        assert!(!params_well_formed(b";x=\"open"));
+    }
+
+    #[test]
+    fn request_line_words() {
+        assert_eq!(words3(b"INVITE sip:a@b SIP/2.0"), Some((6, 14)));
+        for odd in [
+            &b"INVITE  sip:a@b SIP/2.0"[..],
+            b"INVITE sip:a@b SIP/2.0 ",
+            b" INVITE sip:a@b SIP/2.0",
+            b"INVITE\tsip:a@b SIP/2.0",
+            b"INVITE sip:a@b SIP/2.0\tx",
+            b"INVITE sip:a@b",
+        ] {
+            assert_eq!(words3(odd), None, "{}", String::from_utf8_lossy(odd));
+        }
+        let (spans, words, clean, last) = words_slow(b"A  b c d ", 10);
+        assert_eq!((words, clean), (4, false));
+        assert_eq!(spans[1], Span::new(13, 14));
+        assert_eq!(last, Span::new(17, 18));
     }
 }

@@ -4,9 +4,11 @@
 //! reaches a reused slot.
 
 use super::timer::TimerWheel;
-use crate::routing::{Attempts, TrunkId};
+use crate::routing::{Attempts, RoutingTable, TrunkId};
+use crate::trunks::TrunkState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A slot index plus the generation it was allocated with.
@@ -120,9 +122,11 @@ pub enum TimerKind {
     ProxyC,
     /// Server INVITE: Timer G (retransmit the final response).
     ResponseRetransmit,
+    /// Client INVITE: the egress trunk's progress timer (no 18x/2xx in time: fail over).
+    Progress,
 }
 
-pub const TIMER_KINDS: usize = 4;
+pub const TIMER_KINDS: usize = 5;
 
 impl TimerKind {
     pub fn index(self) -> usize {
@@ -131,6 +135,7 @@ impl TimerKind {
             TimerKind::Timeout => 1,
             TimerKind::ProxyC => 2,
             TimerKind::ResponseRetransmit => 3,
+            TimerKind::Progress => 4,
         }
     }
 }
@@ -141,6 +146,8 @@ pub enum TimerTarget {
     Server(Id),
     Client(Id),
     Call(Id),
+    /// The next OPTIONS probe of a trunk (index in the current routing table).
+    Probe(u16),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,22 +191,104 @@ pub struct ServerTxn {
     /// The last response sent (for retransmission), or empty.
     pub last_response: Vec<u8>,
     pub last_code: u16,
-    /// The request as received (to fork a new attempt from), only for INVITE.
+    /// The request as received (to build the next attempt from), only for routed INVITEs.
     pub request: Vec<u8>,
+    /// Where that request came from.
+    pub source: SocketAddr,
     /// The client transaction currently working for it.
     pub client: Option<Id>,
-    /// Attempt list and position (failover across trunks).
+    /// Attempt list and the index of the next attempt to try (failover across trunks).
     pub attempts: Attempts,
     pub attempt: u8,
     pub ingress: Option<TrunkId>,
-    /// Best final response received so far (RFC 3261 16.7 step 6), code only + bytes.
+    /// Routed requests: the routing table and trunk states the attempt list refers to (a
+    /// reload does not change a call in progress), and the numbers after normalization.
+    pub plan: Option<Box<Plan>>,
+    /// Best final response received so far (RFC 3261 16.7 step 6): translated code and the
+    /// response as received (empty when we generated it, e.g. a timeout).
     pub best: Option<(u16, Vec<u8>)>,
+    /// The current attempt holds an admission slot on this trunk.
+    pub admitted: Option<Arc<TrunkState>>,
+    /// Some trunk refused the call for its limits.
+    pub refused: bool,
+    /// An 18x with a To tag was relayed upstream (no failover after it, by default).
+    pub provisional_relayed: bool,
+    /// The request came from the calling side of its call (responses restore the caller's
+    /// own From).
+    pub from_caller: bool,
     /// A CANCEL was received for it.
     pub cancelled: bool,
     /// Interval for the next Timer G retransmission.
     pub g_interval: Duration,
     pub call: Option<Id>,
     pub deadlines: Deadlines,
+}
+
+impl ServerTxn {
+    pub fn new(key: Box<[u8]>, invite: bool, reply_to: SocketAddr, source: SocketAddr) -> Self {
+        ServerTxn {
+            key,
+            invite,
+            state: ServerState::Trying,
+            reply_to,
+            last_response: Vec::new(),
+            last_code: 0,
+            request: Vec::new(),
+            source,
+            client: None,
+            attempts: Attempts::EMPTY,
+            attempt: 0,
+            ingress: None,
+            plan: None,
+            best: None,
+            admitted: None,
+            refused: false,
+            provisional_relayed: false,
+            from_caller: true,
+            cancelled: false,
+            g_interval: super::timer::T1,
+            call: None,
+            deadlines: Deadlines::default(),
+        }
+    }
+}
+
+impl ClientTxn {
+    pub fn new(
+        invite: bool,
+        dest: SocketAddr,
+        server: Option<Id>,
+        egress: Option<TrunkId>,
+    ) -> Self {
+        ClientTxn {
+            invite,
+            cancel: false,
+            state: ClientState::Calling,
+            request: Vec::new(),
+            dest,
+            server,
+            cancel_txn: None,
+            cancel_pending: false,
+            cancel_sent: false,
+            provisional_seen: false,
+            retransmit_interval: super::timer::T1,
+            ack: Vec::new(),
+            egress,
+            abandoned: false,
+            probe: false,
+            deadlines: Deadlines::default(),
+        }
+    }
+}
+
+/// What routing decided for an initial request.
+pub struct Plan {
+    pub table: Arc<RoutingTable>,
+    pub states: Arc<[Arc<TrunkState>]>,
+    /// Called and calling numbers after the ingress trunk's normalization (and the route's
+    /// caller-ID override).
+    pub called: Vec<u8>,
+    pub calling: Vec<u8>,
 }
 
 /// A client transaction: one request we forwarded downstream.
@@ -221,6 +310,10 @@ pub struct ClientTxn {
     /// The ACK we sent for a non-2xx final (resent on retransmissions of it).
     pub ack: Vec<u8>,
     pub egress: Option<TrunkId>,
+    /// Given up on (progress timer): its responses are absorbed (a 2xx is still relayed).
+    pub abandoned: bool,
+    /// An OPTIONS health probe of trunk `egress`, sent by junction itself.
+    pub probe: bool,
     pub deadlines: Deadlines,
 }
 
@@ -254,7 +347,7 @@ impl Transactions {
         let deadlines = match target {
             TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
             TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) => None,
+            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
         };
         if let Some(d) = deadlines {
             d.set(kind, Some(deadline));
@@ -273,7 +366,7 @@ impl Transactions {
         let deadlines = match target {
             TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
             TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) => None,
+            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
         };
         if let Some(d) = deadlines {
             d.set(kind, None);

@@ -38,7 +38,7 @@ pub enum UriError {
 /// Parse the URI in `span` of `buf` (a bare addr-spec, no <> and no display name).
 ///
 /// sip/sips: `user[:password]@host[:port][;params][?headers]` with RFC 3261 25.1 character
-/// classes (escapes must be `%HH`). The host is a name or IPv4 address of `[A-Za-z0-9.-]`, or
+/// classes (escapes must be `%HH`). The host is a name or IPv4 address of `[A-Za-z0-9._-]`, or
 /// a bracketed IPv6 reference of hex digits, colons and dots (RFC 5118 4.10: any such
 /// reference is accepted syntactically, `host_ip` decides whether it is an address). An
 /// unbracketed IPv6 address (`sip:2001:db8::10`) fails: its second colon starts a port that
@@ -57,7 +57,7 @@ pub fn parse(buf: &[u8], span: Span) -> Result<Uri, UriError> {
         return Err(UriError::Syntax);
     }
     let rest = lex::sub(s, colon + 1, s.len());
-    if rest.is_empty() || !rest.iter().all(|&b| lex::has(b, lex::URIC)) {
+    if rest.is_empty() || !lex::all_uric(rest) {
         return Err(UriError::Syntax);
     }
     let rest_at = base + colon + 1;
@@ -207,7 +207,10 @@ pub fn name_addr(buf: &[u8], value: Span) -> Result<(Span, Span), UriError> {
         Some(lt) => {
             let gt = lex::find(s, lt + 1, b'>').ok_or(UriError::Syntax)?;
             let inside = lex::sub(s, lt + 1, gt);
-            if inside.is_empty() || inside.iter().any(|&b| lex::is_lws(b) || b == b'<') {
+            let bad = inside
+                .iter()
+                .fold(false, |a, &b| a | lex::is_lws(b) | (b == b'<'));
+            if inside.is_empty() || bad {
                 return Err(UriError::Syntax);
             }
             (lt + 1, gt, gt + 1)
@@ -327,8 +330,6 @@ pub(crate) mod lex {
     const PARAM_EXTRA: u16 = 16;
     /// `hnv-unreserved`: [ ] / ? : + $
     const HNV_EXTRA: u16 = 32;
-    /// Bytes that may appear anywhere in a URI: visible ASCII except `<`, `>`, `"`.
-    pub const URIC: u16 = 64;
     /// Host name and IPv4 characters.
     pub const HOST: u16 = 128;
     /// IPv6 reference characters (inside brackets).
@@ -373,10 +374,9 @@ pub(crate) mod lex {
             if matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
                 f |= HNV_EXTRA;
             }
-            if c > b' ' && c < 0x7f && !matches!(c, b'<' | b'>' | b'"') {
-                f |= URIC;
-            }
-            if matches!(c, b'-' | b'.') {
+            // '_' is not in RFC 1034 host names but is common in internal DNS names that
+            // trunks put in Via and Contact; refusing it would refuse working peers.
+            if matches!(c, b'-' | b'.' | b'_') {
                 f |= HOST;
             }
             if c.is_ascii_hexdigit() || c == b':' || c == b'.' {
@@ -415,6 +415,21 @@ pub(crate) mod lex {
     #[inline]
     pub fn is_ctl(b: u8) -> bool {
         b < 0x20 || b == 0x7f
+    }
+
+    /// Any byte that is a control character or SP (branch-free so it vectorises).
+    #[inline]
+    pub fn any_ctl_or_space(s: &[u8]) -> bool {
+        s.iter().fold(false, |a, &b| a | (b <= b' ') | (b == 0x7f))
+    }
+
+    /// All bytes may appear anywhere in a URI: visible ASCII except `<`, `>`, `"`
+    /// (branch-free so it vectorises).
+    #[inline]
+    pub fn all_uric(s: &[u8]) -> bool {
+        !s.iter().fold(false, |a, &b| {
+            a | (b <= b' ') | (b >= 0x7f) | (b == b'<') | (b == b'>') | (b == b'"')
+        })
     }
 
     #[inline]

@@ -29,6 +29,8 @@ send_to = "127.0.0.2:5060"
 name = "gw"
 peers = ["127.0.0.3"]
 send_to = "127.0.0.3:5060"
+# The RFC 3261 timers are tested here: no fast failover.
+progress_timeout_s = 0
 
 [[trunk]]
 name = "gw2"
@@ -123,7 +125,8 @@ impl Net {
 
     /// Deliver a datagram from `from` and return what the core sent in response.
     pub fn send(&mut self, from: &str, text: &str) -> Vec<Sent> {
-        self.core.handle_datagram(self.now, addr(from), text.as_bytes());
+        self.core
+            .handle_datagram(self.now, addr(from), text.as_bytes());
         self.drain()
     }
 
@@ -160,7 +163,11 @@ impl Net {
 /// Build a message from lines (joined with CRLF), with Content-Length computed for `body`.
 pub fn msg(lines: &[&str], body: &str) -> String {
     let mut s = lines.join("\r\n");
-    s.push_str(&format!("\r\nContent-Length: {}\r\n\r\n{}", body.len(), body));
+    s.push_str(&format!(
+        "\r\nContent-Length: {}\r\n\r\n{}",
+        body.len(),
+        body
+    ));
     s
 }
 
@@ -186,7 +193,13 @@ pub fn invite(call_id: &str, branch: &str, number: &str) -> String {
 
 /// A response to `req` as a UA would write it: Via, Record-Route, From, To (+tag), Call-ID,
 /// CSeq copied.
-pub fn response_to(req: &Sent, code: u16, reason: &str, to_tag: Option<&str>, contact: &str) -> String {
+pub fn response_to(
+    req: &Sent,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    contact: &str,
+) -> String {
     let mut lines = vec![format!("SIP/2.0 {code} {reason}")];
     for v in req.headers("Via") {
         lines.push(format!("Via: {v}"));
@@ -212,6 +225,11 @@ pub fn response_to(req: &Sent, code: u16, reason: &str, to_tag: Option<&str>, co
 /// Exactly one datagram in `sent` satisfying `pred`; panics with the whole list otherwise.
 pub fn one<'a>(sent: &'a [Sent], what: &str, pred: impl Fn(&Sent) -> bool) -> &'a Sent {
     let hits: Vec<&Sent> = sent.iter().filter(|s| pred(s)).collect();
-    assert_eq!(hits.len(), 1, "expected exactly one {what}, got {}: {sent:#?}", hits.len());
+    assert_eq!(
+        hits.len(),
+        1,
+        "expected exactly one {what}, got {}: {sent:#?}",
+        hits.len()
+    );
     hits[0]
 }

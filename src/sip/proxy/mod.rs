@@ -8,20 +8,25 @@
 //! 3. send every `transmits()`, then `clear_transmits()`;
 //! 4. sleep until a datagram arrives or `next_deadline()`.
 
+mod attempt;
+mod probe;
+
 use super::dialog::{Call, CallState, Calls};
 use super::response::{self, Derived};
-use super::rewrite::{self, RequestEdits, Splice};
+use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
 use super::timer::{self, TimerWheel};
 use super::transaction::{
-    server_key, ClientState, ClientTxn, Deadlines, Id, ServerState, ServerTxn, TimerKey,
-    TimerKind, TimerTarget, Transactions,
+    server_key, ClientState, ClientTxn, Id, ServerState, ServerTxn, TimerKey, TimerKind,
+    TimerTarget, Transactions,
 };
 use super::uri::{self, Scheme};
 use super::via::{Rport, MAGIC_COOKIE};
 use super::{Method, Span};
 use crate::limits;
-use crate::routing::{Attempts, Decision, RoutingTable, TrunkId};
+use crate::routing::{RoutingTable, TrunkId};
+use crate::trunks::{Registry, TrunkState};
+use attempt::{user_span, warning};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::Write;
@@ -55,6 +60,14 @@ pub struct CoreStats {
     pub rejected_unknown_source: u64,
     pub rejected_no_route: u64,
     pub rejected_overload: u64,
+    /// Trunks that refused a call for their limits (each refusal; the call may go on to
+    /// the next trunk).
+    pub rejected_admission: u64,
+    /// Calls moved to their next trunk after a failure.
+    pub failovers: u64,
+    /// OPTIONS probes sent to trunks, and probes that failed.
+    pub probes_sent: u64,
+    pub probe_failures: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -68,9 +81,35 @@ const CLASS_INVITE: u8 = b'I';
 const CLASS_CANCEL: u8 = b'C';
 const CLASS_OTHER: u8 = b'N';
 
+/// How to forward one request statefully.
+struct Forward<'a> {
+    dest: SocketAddr,
+    egress: Option<TrunkId>,
+    invite: bool,
+    pop_route: bool,
+    record_route: bool,
+    new_uri: Option<&'a [u8]>,
+    source: SocketAddr,
+    replace: &'a [(Span, &'a [u8])],
+    delete: &'a [Span],
+    /// The egress trunk's progress timer (fast failover), for INVITEs.
+    progress: Option<std::time::Duration>,
+}
+
 pub struct Core {
     config: CoreConfig,
     routing: Arc<RoutingTable>,
+    /// Live state of `routing`'s trunks (index = TrunkId), shared by all shards.
+    states: Arc<[Arc<TrunkState>]>,
+    /// Round-robin counter for routes with several trunks.
+    rotation: u64,
+    /// OPTIONS probing of the trunks this shard owns (index = TrunkId); rebuilt when the
+    /// routing table changes (`probes_due`).
+    probes: Vec<probe::ProbeState>,
+    probes_due: bool,
+    num_a: Vec<u8>,
+    num_b: Vec<u8>,
+    resp: Option<Box<Message>>,
     stats: CoreStats,
     out: Vec<u8>,
     transmits: Vec<(SocketAddr, Range<usize>)>,
@@ -138,7 +177,18 @@ fn parse_hex(b: &[u8]) -> Option<u32> {
 }
 
 impl Core {
+    /// A core with trunk state of its own (tests, benchmarks, a single shard).
     pub fn new(config: CoreConfig, routing: Arc<RoutingTable>) -> Core {
+        let states = Registry::new(Instant::now()).states_for(&routing);
+        Core::with_states(config, routing, states)
+    }
+
+    /// A core sharing trunk state (health, admission counters) with the other shards.
+    pub fn with_states(
+        config: CoreConfig,
+        routing: Arc<RoutingTable>,
+        states: Arc<[Arc<TrunkState>]>,
+    ) -> Core {
         let hash_seed = RandomState::new();
         let boot = hash_seed.hash_one(config.shard) as u32;
         let mut branch_prefix = MAGIC_COOKIE.to_vec();
@@ -150,6 +200,13 @@ impl Core {
         Core {
             config,
             routing,
+            states,
+            rotation: 0,
+            probes: Vec::new(),
+            probes_due: true,
+            num_a: Vec::new(),
+            num_b: Vec::new(),
+            resp: Some(Box::default()),
             stats: CoreStats::default(),
             out: Vec::new(),
             transmits: Vec::new(),
@@ -170,21 +227,27 @@ impl Core {
         }
     }
 
-    /// Swap in a new routing table (reload); calls in progress keep their decisions.
-    pub fn set_routing(&mut self, routing: Arc<RoutingTable>) {
+    /// Swap in a new routing table and its trunk states (reload); calls in progress keep
+    /// the table they started with.
+    pub fn set_routing(&mut self, routing: Arc<RoutingTable>, states: Arc<[Arc<TrunkState>]>) {
         self.routing = routing;
+        self.states = states;
+        self.probes_due = true;
     }
 
     pub fn stats(&self) -> &CoreStats {
         &self.stats
     }
 
-    /// Refresh the gauges and return the counters.
-    pub fn stats_snapshot(&mut self) -> CoreStats {
+    /// The counters, as a copy (the gauges are current after every handle_* call).
+    pub fn stats_snapshot(&self) -> CoreStats {
+        self.stats.clone()
+    }
+
+    fn refresh_gauges(&mut self) {
         self.stats.calls_active = self.calls.len() as u64;
         self.stats.transactions_active = self.txns.len() as u64;
         self.stats.timers_active = self.txns.wheel.len() as u64;
-        self.stats.clone()
     }
 
     /// Datagrams to send, in order.
@@ -209,6 +272,10 @@ impl Core {
             if self.txns.wheel.is_empty() {
                 self.txns.wheel = TimerWheel::new(now);
             }
+        }
+        if self.probes_due {
+            self.probes_due = false;
+            self.schedule_probes(now);
         }
     }
 
@@ -244,19 +311,21 @@ impl Core {
             Ok(()) => self.on_response(now, data, &msg),
         }
         self.msg = Some(msg);
+        self.refresh_gauges();
     }
 
     // ------------------------------------------------------------- requests
 
     fn on_request(&mut self, now: Instant, from: SocketAddr, buf: &[u8], msg: &Message) {
         self.stats.requests_in += 1;
-        let StartLine::Request { method, uri, .. } = msg.start else {
+        let StartLine::Request { method, .. } = msg.start else {
             return;
         };
         let Some(ingress) = self.routing.ingress(from) else {
             // Never route for an unknown source (toll fraud); never answer an ACK.
             self.stats.rejected_unknown_source += 1;
-            if method != Method::Ack {
+            let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
+            if method != Method::Ack && answer {
                 self.reply_stateless(buf, msg, from, 403, b"");
             }
             return;
@@ -270,7 +339,7 @@ impl Core {
         match method {
             Method::Ack => self.on_ack(now, from, buf, msg, ingress),
             Method::Cancel => self.on_cancel(now, from, buf, msg, ingress),
-            _ => self.on_new_request(now, from, buf, msg, ingress, method, uri),
+            _ => self.on_new_request(now, from, buf, msg, ingress, method),
         }
     }
 
@@ -280,7 +349,12 @@ impl Core {
         let branch = via.branch.map_or(&[][..], |b| b.get(buf));
         let port = via.port.unwrap_or(0).to_be_bytes();
         if branch.starts_with(MAGIC_COOKIE) {
-            server_key(&mut self.key, class, true, &[branch, via.host.get(buf), &port]);
+            server_key(
+                &mut self.key,
+                class,
+                true,
+                &[branch, via.host.get(buf), &port],
+            );
         } else {
             let cseq = msg.cseq.to_be_bytes();
             let from_tag = msg.from.tag.map_or(&[][..], |t| t.get(buf));
@@ -343,8 +417,10 @@ impl Core {
         msg: &Message,
         ingress: TrunkId,
         method: Method,
-        ruri: Span,
     ) {
+        let StartLine::Request { uri: ruri, .. } = msg.start else {
+            return;
+        };
         let class = if method == Method::Invite {
             CLASS_INVITE
         } else {
@@ -398,94 +474,139 @@ impl Core {
             );
             return;
         }
-        let (dest, egress, attempts, new_uri) =
-            match self.target(now, buf, msg, from, ingress, &parsed, pop_route, call) {
-                Ok(t) => t,
-                Err(code) => {
-                    self.reply_stateless(buf, msg, from, code, b"");
-                    return;
-                }
-            };
-
-        // The server transaction (and for INVITE our 100 Trying, RFC 3261 16.2).
         let invite = method == Method::Invite;
         let reply_to = Self::reply_addr(buf, msg, from);
-        let mut st = ServerTxn {
-            key: self.key.clone().into_boxed_slice(),
-            invite,
-            state: ServerState::Trying,
-            reply_to,
-            last_response: Vec::new(),
-            last_code: 0,
-            request: Vec::new(),
-            client: None,
-            attempts,
-            attempt: 0,
-            ingress: Some(ingress),
-            best: None,
-            cancelled: false,
-            g_interval: timer::T1,
-            call: None,
-            deadlines: Deadlines::default(),
+        let mut st = ServerTxn::new(self.key.clone().into_boxed_slice(), invite, reply_to, from);
+        st.ingress = Some(ingress);
+
+        if in_dialog {
+            if let Some(dest) = self.dialog_target(now, buf, msg, pop_route, call, from) {
+                self.forward_in_dialog(now, buf, msg, st, call, dest, pop_route, method);
+                return;
+            }
+            // A dialog we do not know whose next hop is not one of our trunks: route it by
+            // number like an initial request (never relay it to an arbitrary address).
+        }
+
+        let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
+            Ok(p) => p,
+            Err(code) => {
+                let mut extra = warning(code.1);
+                if code.1 == "admission-refused" {
+                    extra.push_str("Retry-After: 5\r\n");
+                }
+                self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
+                return;
+            }
         };
+        st.attempts = attempts;
+        st.plan = Some(Box::new(plan));
         if invite {
+            st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
+            // Our 100 Trying (RFC 3261 16.2).
             let r = response::local_response(buf, msg, 100, b"", b"", usize::MAX, &mut self.out);
             st.last_response = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
             st.last_code = 100;
             st.state = ServerState::Proceeding;
             self.stats.responses_local += 1;
             self.queue(reply_to, r);
-        }
 
-        // Call state: an initial INVITE creates the call; a BYE ends it.
-        if invite && !in_dialog {
+            // The call: created by its initial INVITE.
             if self.calls.len() >= limits::CALLS_PER_SHARD_MAX {
                 self.stats.rejected_overload += 1;
+                st.state = ServerState::Trying;
                 self.reply_stateless(buf, msg, from, 503, b"Retry-After: 5\r\n");
                 return;
             }
             let expiry = now + limits::CALL_IDLE_MAX;
+            let caller_tag = self.tag_hash(msg.from.tag.map_or(&[][..], |t| t.get(buf)));
             let id = self.calls.insert(Call {
                 call_id: msg.call_id.get(buf).into(),
                 state: CallState::Trying,
                 ingress: Some(ingress),
-                egress,
+                egress: None,
                 caller: from,
-                callee: dest,
+                callee: from,
                 created: now,
                 last_activity: now,
                 expiry,
+                caller_tag,
+                from_user_orig: Box::default(),
+                from_user_new: Box::default(),
+                admitted: None,
             });
             self.arm_call(id, expiry);
             self.stats.calls_created += 1;
             st.call = Some(id);
-        } else if method == Method::Bye {
-            st.call = call;
         }
-
         let st_id = self.txns.servers.insert(st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
+        self.next_attempt(now, st_id, buf, msg);
+    }
 
-        let dialog_creating = !in_dialog
-            && matches!(
-                method,
-                Method::Invite | Method::Subscribe | Method::Refer | Method::Notify
-            );
-        self.forward_stateful(
-            now,
-            buf,
-            msg,
-            from,
-            st_id,
+    /// Forward an in-dialog request along its route set (RFC 3261 16.12), restoring or
+    /// applying the calling-number translation of its call for the direction it travels.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_in_dialog(
+        &mut self,
+        now: Instant,
+        buf: &[u8],
+        msg: &Message,
+        mut st: ServerTxn,
+        call: Option<Id>,
+        dest: SocketAddr,
+        pop_route: bool,
+        method: Method,
+    ) {
+        let from_tag = self.tag_hash(msg.from.tag.map_or(&[][..], |t| t.get(buf)));
+        let mut swap = std::mem::take(&mut self.num_b);
+        swap.clear();
+        let mut replace_span = None;
+        if let Some(c) = call.and_then(|id| self.calls.get(id)) {
+            st.from_caller = c.caller_tag == from_tag;
+            if !c.from_user_new.is_empty() {
+                // Caller to callee: From carries the caller's own number: translate it.
+                // Callee to caller: To carries the translated number: restore it.
+                let (uri, want, put) = if st.from_caller {
+                    (msg.from.uri, &c.from_user_orig, &c.from_user_new)
+                } else {
+                    (msg.to.uri, &c.from_user_new, &c.from_user_orig)
+                };
+                if let Some(u) = user_span(buf, uri).filter(|u| u.get(buf) == &want[..]) {
+                    swap.extend_from_slice(put);
+                    replace_span = Some(u);
+                }
+            }
+        }
+        if method == Method::Bye {
+            st.call = call;
+        }
+        let st_id = self.txns.servers.insert(st);
+        self.txns
+            .server_index
+            .insert(self.key.clone().into_boxed_slice(), st_id);
+        let repl: Vec<(Span, &[u8])> = replace_span.map(|s| (s, &swap[..])).into_iter().collect();
+        let fwd = Forward {
             dest,
-            egress,
-            invite,
+            egress: None,
+            invite: method == Method::Invite,
             pop_route,
-            dialog_creating,
-            new_uri,
-        );
+            record_route: false,
+            new_uri: None,
+            source: self.txns.servers.get(st_id).map_or(dest, |s| s.source),
+            replace: &repl,
+            delete: &[],
+            progress: None,
+        };
+        self.forward_stateful(now, buf, msg, st_id, &fwd);
+        drop(repl);
+        self.num_b = swap;
+    }
+
+    fn tag_hash(&self, tag: &[u8]) -> u64 {
+        self.hash_seed.hash_one(tag)
     }
 
     fn addressed_to_us(&self, buf: &[u8], parsed: &uri::Uri) -> bool {
@@ -498,97 +619,42 @@ impl Core {
             })
     }
 
-    /// Where a request goes (RFC 3261 16.5, 16.6): an in-dialog request of a call we know
-    /// follows its Route set, else its remote target. Anything else is routed by number to
-    /// a trunk, with the Request-URI rewritten (in `self.uri_buf`). An in-dialog request for
-    /// a call we do not know (say, after a restart) goes straight to its next hop only when
-    /// that is one of our trunks: junction is never an open relay.
-    /// Returns (destination, egress trunk, attempt list, rewrite the Request-URI) or the
-    /// status to answer with.
-    #[allow(clippy::too_many_arguments)]
-    fn target(
+    /// Where an in-dialog request goes (RFC 3261 16.5, 16.6, 16.12): for a call we know,
+    /// its next Route, else its remote target (the Request-URI), else the dialog's other
+    /// side. For a call we do not know (say, after a restart) only a next hop that is one of
+    /// our trunks: junction is never an open relay. `None`: route it by number instead.
+    fn dialog_target(
         &mut self,
         now: Instant,
         buf: &[u8],
         msg: &Message,
-        from: SocketAddr,
-        ingress: TrunkId,
-        parsed: &uri::Uri,
         pop_route: bool,
         call: Option<Id>,
-    ) -> Result<(SocketAddr, Option<TrunkId>, Attempts, bool), u16> {
+        from: SocketAddr,
+    ) -> Option<SocketAddr> {
         let StartLine::Request { uri: ruri, .. } = msg.start else {
-            return Err(400);
+            return None;
         };
-        if msg.to.tag.is_some() {
-            let next = if pop_route {
-                msg.route_second
-            } else {
-                msg.route_first.map(|r| r.value)
-            };
-            let hop = match next {
-                Some(v) => name_addr_addr(buf, v),
-                None => uri_addr(buf, ruri),
-            };
-            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
-                c.last_activity = now;
-                if let Some(dest) = hop.or_else(|| self.dialog_peer(call, from)) {
-                    return Ok((dest, None, Attempts::EMPTY, false));
-                }
-            } else if let Some(dest) = hop.filter(|h| self.routing.ingress(*h).is_some()) {
-                return Ok((dest, None, Attempts::EMPTY, false));
-            }
-        }
-        let called = parsed.user.map_or(&[][..], |u| u.get(buf));
-        let called = match called.iter().position(|&c| c == b';') {
-            Some(i) => called.get(..i).unwrap_or(called),
-            None => called,
-        };
-        let attempts = match self.routing.route(ingress, called) {
-            Decision::Route { attempts, .. } => attempts,
-            Decision::NoRoute => {
-                self.stats.rejected_no_route += 1;
-                return Err(404);
-            }
-            Decision::NoTrunk => {
-                self.stats.rejected_no_route += 1;
-                return Err(503);
-            }
-        };
-        let Some((egress, dest)) = attempts.first().and_then(|t| {
-            self.routing
-                .trunk(t)
-                .and_then(|tr| tr.send_to)
-                .map(|a| (t, a))
-        }) else {
-            self.stats.rejected_no_route += 1;
-            return Err(503);
-        };
-        self.uri_buf.clear();
-        self.uri_buf
-            .extend_from_slice(if parsed.scheme == Scheme::Sips {
-                b"sips:"
-            } else {
-                b"sip:"
-            });
-        if let Some(u) = parsed.user {
-            self.uri_buf.extend_from_slice(u.get(buf));
-            self.uri_buf.push(b'@');
-        }
-        rewrite::write_hostport(&mut self.uri_buf, dest);
-        if parsed.scheme == Scheme::Tel {
-            self.uri_buf.extend_from_slice(b";user=phone");
+        let next = if pop_route {
+            msg.route_second
         } else {
-            self.uri_buf.extend_from_slice(parsed.params.get(buf));
+            msg.route_first.map(|r| r.value)
+        };
+        let hop = match next {
+            Some(v) => name_addr_addr(buf, v),
+            None => uri_addr(buf, ruri),
+        };
+        if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
+            c.last_activity = now;
+            return hop.or_else(|| self.dialog_peer(call, from));
         }
-        Ok((dest, Some(egress), attempts, true))
+        hop.filter(|h| self.routing.ingress(*h).is_some())
     }
 
     /// The dialog's other side, for in-dialog requests whose next hop is not an IP literal.
     fn dialog_peer(&self, call: Option<Id>, from: SocketAddr) -> Option<SocketAddr> {
         let c = self.calls.get(call?)?;
-        if same_addr(from, c.callee) || from.ip() == c.callee.ip() && from.ip() != c.caller.ip()
-        {
+        if same_addr(from, c.callee) || from.ip() == c.callee.ip() && from.ip() != c.caller.ip() {
             Some(c.caller)
         } else {
             Some(c.callee)
@@ -605,37 +671,22 @@ impl Core {
         self.via_line.extend_from_slice(b";rport\r\n");
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Forward `msg` statefully for server transaction `st_id`; returns the new client
+    /// transaction (None when the forwarded message would be too large: 513 upstream).
     fn forward_stateful(
         &mut self,
         now: Instant,
         buf: &[u8],
         msg: &Message,
-        from: SocketAddr,
         st_id: Id,
-        dest: SocketAddr,
-        egress: Option<TrunkId>,
-        invite: bool,
-        pop_route: bool,
-        record_route: bool,
-        new_uri: bool,
-    ) {
-        let ct_id = self.txns.clients.insert(ClientTxn {
-            invite,
-            cancel: false,
-            state: ClientState::Calling,
-            request: Vec::new(),
-            dest,
-            server: Some(st_id),
-            cancel_txn: None,
-            cancel_pending: false,
-            cancel_sent: false,
-            provisional_seen: false,
-            retransmit_interval: timer::T1,
-            ack: Vec::new(),
-            egress,
-            deadlines: Deadlines::default(),
-        });
+        fwd: &Forward<'_>,
+    ) -> Option<Id> {
+        let ct_id = self.txns.clients.insert(ClientTxn::new(
+            fwd.invite,
+            fwd.dest,
+            Some(st_id),
+            fwd.egress,
+        ));
         self.write_via(|v| {
             hex(v, ct_id.idx as u64);
             v.push(b'.');
@@ -643,17 +694,19 @@ impl Core {
         });
         let edits = RequestEdits {
             via_line: &self.via_line,
-            record_route_line: record_route.then_some(&self.record_route_line[..]),
-            new_uri: new_uri.then_some(&self.uri_buf[..]),
-            source: from,
-            pop_route,
+            record_route_line: fwd.record_route.then_some(&self.record_route_line[..]),
+            new_uri: fwd.new_uri,
+            source: fwd.source,
+            pop_route: fwd.pop_route,
+            replace: fwd.replace,
+            delete: fwd.delete,
         };
         let r = rewrite::forward_request(buf, msg, &edits, &mut self.splice, &mut self.out);
         if r.len() > limits::MESSAGE_BYTES_MAX {
             self.out.truncate(r.start);
             self.txns.clients.remove(ct_id);
-            self.answer_upstream(now, st_id, buf, msg, usize::MAX, 513);
-            return;
+            self.answer_upstream(now, st_id, buf, msg, usize::MAX, 513, b"");
+            return None;
         }
         let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
         if let Some(ct) = self.txns.clients.get_mut(ct_id) {
@@ -663,15 +716,20 @@ impl Core {
             st.client = Some(ct_id);
         }
         self.stats.requests_forwarded += 1;
-        self.queue(dest, r);
+        self.queue(fwd.dest, r);
         let target = TimerTarget::Client(ct_id);
         self.txns
             .arm(target, TimerKind::Retransmit, now + timer::T1);
         self.txns
             .arm(target, TimerKind::Timeout, now + timer::T1_X64);
-        if invite {
-            self.txns.arm(target, TimerKind::ProxyC, now + timer::TIMER_C);
+        if fwd.invite {
+            self.txns
+                .arm(target, TimerKind::ProxyC, now + timer::TIMER_C);
+            if let Some(p) = fwd.progress {
+                self.txns.arm(target, TimerKind::Progress, now + p);
+            }
         }
+        Some(ct_id)
     }
 
     /// A retransmitted request: resend the last response, if any (RFC 3261 17.2.1, 17.2.2).
@@ -755,24 +813,12 @@ impl Core {
         let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
         self.stats.responses_local += 1;
         self.queue(reply_to, r);
-        let cancel_st = self.txns.servers.insert(ServerTxn {
-            key: self.key.clone().into_boxed_slice(),
-            invite: false,
-            state: ServerState::Completed,
-            reply_to,
-            last_response: bytes,
-            last_code: 200,
-            request: Vec::new(),
-            client: None,
-            attempts: Attempts::EMPTY,
-            attempt: 0,
-            ingress: Some(ingress),
-            best: None,
-            cancelled: false,
-            g_interval: timer::T1,
-            call: None,
-            deadlines: Deadlines::default(),
-        });
+        let mut cancel = ServerTxn::new(self.key.clone().into_boxed_slice(), false, reply_to, from);
+        cancel.state = ServerState::Completed;
+        cancel.last_response = bytes;
+        cancel.last_code = 200;
+        cancel.ingress = Some(ingress);
+        let cancel_st = self.txns.servers.insert(cancel);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), cancel_st);
@@ -820,22 +866,10 @@ impl Core {
         if scan::scan(&request, &mut aux).is_ok() {
             let r = response::derived_request(&request, &aux, Derived::Cancel, b"", &mut self.out);
             let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
-            let cancel_id = self.txns.clients.insert(ClientTxn {
-                invite: false,
-                cancel: true,
-                state: ClientState::Calling,
-                request: bytes,
-                dest,
-                server: None,
-                cancel_txn: None,
-                cancel_pending: false,
-                cancel_sent: false,
-                provisional_seen: false,
-                retransmit_interval: timer::T1,
-                ack: Vec::new(),
-                egress: None,
-                deadlines: Deadlines::default(),
-            });
+            let mut cancel = ClientTxn::new(false, dest, None, None);
+            cancel.cancel = true;
+            cancel.request = bytes;
+            let cancel_id = self.txns.clients.insert(cancel);
             self.queue(dest, r);
             self.stats.requests_forwarded += 1;
             let t = TimerTarget::Client(cancel_id);
@@ -867,7 +901,10 @@ impl Core {
         msg: &Message,
         ingress: TrunkId,
     ) {
-        let StartLine::Request { uri: ruri, method, .. } = msg.start else {
+        let StartLine::Request {
+            uri: ruri, method, ..
+        } = msg.start
+        else {
             return;
         };
         if let Some((0, _)) = msg.max_forwards {
@@ -878,19 +915,42 @@ impl Core {
             .route_first
             .is_some_and(|r| self.points_at_us(buf, r.value));
         let call = self.calls.find(msg.call_id.get(buf));
-        let target = uri::parse(buf, ruri)
-            .map_err(|_| 400)
-            .and_then(|parsed| self.target(now, buf, msg, from, ingress, &parsed, pop_route, call));
-        let (dest, new_uri) = match target {
-            Ok((dest, _, _, new_uri)) => (dest, new_uri),
-            Err(code) => {
-                if method == Method::Cancel {
-                    self.reply_stateless(buf, msg, from, code, b"");
-                } else {
-                    self.stats.dropped_stray += 1;
+        let in_dialog = msg.to.tag.is_some() || method == Method::Ack;
+        let mut dest = if in_dialog {
+            self.dialog_target(now, buf, msg, pop_route, call, from)
+        } else {
+            None
+        };
+        let mut new_uri = false;
+        if dest.is_none() {
+            // A CANCEL for an INVITE we never saw: where that INVITE would have gone.
+            let routed = uri::parse(buf, ruri)
+                .map_err(|_| (400, ""))
+                .and_then(|parsed| {
+                    let (plan, attempts) = self.plan(buf, msg, ingress, &parsed)?;
+                    let t = attempts.first().ok_or((503, "no-usable-trunk"))?;
+                    let to = plan.table.trunk(t).and_then(|tr| tr.send_to);
+                    let to = to.ok_or((503, "no-usable-trunk"))?;
+                    self.write_request_uri(buf, &parsed, &plan, t, to);
+                    Ok(to)
+                });
+            match routed {
+                Ok(to) => {
+                    dest = Some(to);
+                    new_uri = true;
                 }
-                return;
+                Err((code, _)) => {
+                    if method == Method::Cancel {
+                        self.reply_stateless(buf, msg, from, code, b"");
+                    } else {
+                        self.stats.dropped_stray += 1;
+                    }
+                    return;
+                }
             }
+        }
+        let Some(dest) = dest else {
+            return;
         };
         // A stateless branch: the same for every retransmission of this request.
         let incoming = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
@@ -905,6 +965,8 @@ impl Core {
             new_uri: new_uri.then_some(&self.uri_buf[..]),
             source: from,
             pop_route,
+            replace: &[],
+            delete: &[],
         };
         let r = rewrite::forward_request(buf, msg, &edits, &mut self.splice, &mut self.out);
         self.stats.requests_forwarded += 1;
@@ -933,7 +995,8 @@ impl Core {
                 self.stats.dropped_stray += 1;
                 return;
             };
-            let r = rewrite::forward_response(buf, msg, &mut self.splice, &mut self.out);
+            let edits = ResponseEdits::default();
+            let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
             self.stats.responses_forwarded += 1;
             self.queue(to, r);
             return;
@@ -963,6 +1026,12 @@ impl Core {
         }
         if ct.invite != (msg.cseq_method == Method::Invite) {
             self.stats.dropped_stray += 1;
+            return;
+        }
+        if ct.probe {
+            if code >= 200 {
+                self.probe_result(id, Some(code));
+            }
             return;
         }
         if ct.invite {
@@ -1018,7 +1087,13 @@ impl Core {
             return false;
         };
         let to = st.reply_to;
-        let r = rewrite::forward_response(buf, msg, &mut self.splice, &mut self.out);
+        let swap = self.response_swap(st_id, buf, msg);
+        let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
+        let edits = ResponseEdits {
+            replace: replace.as_ref().map_or(&[][..], |a| &a[..]),
+            ..ResponseEdits::default()
+        };
+        let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
         if keep {
             if let Some(st) = self.txns.servers.get_mut(st_id) {
                 st.last_response.clear();
@@ -1044,6 +1119,9 @@ impl Core {
         c.state = state;
         c.last_activity = now;
         if state == CallState::Terminated {
+            if let Some(s) = c.admitted.take() {
+                s.ended();
+            }
             let expiry = now + limits::CALL_LINGER;
             c.expiry = expiry;
             self.arm_call(id, expiry);
@@ -1074,20 +1152,32 @@ impl Core {
                 ct.provisional_seen = true;
                 let cancel_now = ct.cancel_pending && !ct.cancel_sent;
                 let cancel_sent = ct.cancel_sent;
+                let abandoned = ct.abandoned;
                 self.txns.disarm(t, TimerKind::Retransmit);
-                self.txns.disarm(t, TimerKind::Timeout);
-                if !cancel_sent && (first || code > 100) {
+                if !abandoned {
+                    self.txns.disarm(t, TimerKind::Timeout);
+                }
+                if !cancel_sent && !abandoned && (first || code > 100) {
                     // Timer C restarts on every provisional (RFC 3261 16.7 step 2).
                     self.txns.arm(t, TimerKind::ProxyC, now + timer::TIMER_C);
+                }
+                if (180..=189).contains(&code) {
+                    // Progress: the trunk's fast-failover timer stops.
+                    self.txns.disarm(t, TimerKind::Progress);
                 }
                 if cancel_now {
                     self.send_cancel(now, id);
                 }
-                if code > 100 {
+                if code > 100 && !abandoned {
                     if let Some(st_id) = st_id {
                         let call = self.txns.servers.get(st_id).and_then(|s| s.call);
                         if self.relay_up(st_id, buf, msg, true) && msg.to.tag.is_some() {
                             self.set_call_state(now, call, CallState::Early);
+                            if (180..=189).contains(&code) {
+                                if let Some(st) = self.txns.servers.get_mut(st_id) {
+                                    st.provisional_relayed = true;
+                                }
+                            }
                         }
                     }
                 }
@@ -1096,11 +1186,16 @@ impl Core {
                 ct.state = ClientState::Accepted;
                 self.txns.disarm(t, TimerKind::Retransmit);
                 self.txns.disarm(t, TimerKind::ProxyC);
+                self.txns.disarm(t, TimerKind::Progress);
                 self.txns.arm(t, TimerKind::Timeout, now + timer::T1_X64);
                 if let Some(st_id) = st_id {
                     let call = self.txns.servers.get(st_id).and_then(|s| s.call);
                     if self.relay_up(st_id, buf, msg, false) {
+                        let mut admitted = None;
                         if let Some(st) = self.txns.servers.get_mut(st_id) {
+                            if st.state != ServerState::Accepted {
+                                admitted = st.admitted.take();
+                            }
                             st.state = ServerState::Accepted;
                             st.last_code = code;
                             let s = TimerTarget::Server(st_id);
@@ -1108,6 +1203,14 @@ impl Core {
                             self.txns.arm(s, TimerKind::Timeout, now + timer::T1_X64);
                         }
                         self.set_call_state(now, call, CallState::Confirmed);
+                        // The answered call keeps its trunk slot until it ends.
+                        if let Some(s) = admitted {
+                            s.answered();
+                            match call.and_then(|c| self.calls.get_mut(c)) {
+                                Some(c) => c.admitted = Some(s),
+                                None => s.ended(),
+                            }
+                        }
                     }
                 }
             }
@@ -1119,12 +1222,14 @@ impl Core {
             }
             (ClientState::Calling | ClientState::Proceeding, 300..=699) => {
                 ct.state = ClientState::Completed;
+                let (abandoned, egress) = (ct.abandoned, ct.egress);
                 self.txns.disarm(t, TimerKind::Retransmit);
                 self.txns.disarm(t, TimerKind::ProxyC);
+                self.txns.disarm(t, TimerKind::Progress);
                 self.txns.arm(t, TimerKind::Timeout, now + timer::TIMER_D);
                 self.send_ack(id, buf, msg);
-                if let Some(st_id) = st_id {
-                    self.final_up(now, st_id, buf, msg, code);
+                if let (Some(st_id), false) = (st_id, abandoned) {
+                    self.branch_failed(now, st_id, egress, code, Some((buf, msg)));
                 }
             }
             (ClientState::Completed, 300..=699) => {
@@ -1205,6 +1310,7 @@ impl Core {
     /// Answer server transaction `st_id` with a final response we generate (408 on
     /// timeout, 487 after CANCEL, 513), built from `req` (scanned from `req_buf`) with header
     /// `skip` (our own Via, when `req` is the request we forwarded) left out.
+    #[allow(clippy::too_many_arguments)]
     fn answer_upstream(
         &mut self,
         now: Instant,
@@ -1213,18 +1319,23 @@ impl Core {
         req: &Message,
         skip: usize,
         code: u16,
+        extra: &[u8],
     ) {
-        let Some(st) = self.txns.servers.get(st_id) else {
+        let Some(st) = self.txns.servers.get_mut(st_id) else {
             return;
         };
         if !matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
             return;
         }
+        if let Some(s) = st.admitted.take() {
+            s.answered();
+            s.ended();
+        }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(req_buf, req, &mut tag);
-        let r = response::local_response(req_buf, req, code, &tag, b"", skip, &mut self.out);
+        let r = response::local_response(req_buf, req, code, &tag, extra, skip, &mut self.out);
         self.tmp = tag;
         if let Some(st) = self.txns.servers.get_mut(st_id) {
             st.last_response.clear();
@@ -1236,6 +1347,32 @@ impl Core {
         self.server_completed(now, st_id, code, invite);
         if invite || call.is_some() {
             self.set_call_state(now, call, CallState::Terminated);
+        }
+    }
+
+    /// A routed INVITE's client transaction: its server transaction and egress trunk.
+    fn routed_invite(&self, ct_id: Id) -> Option<(Id, Option<TrunkId>)> {
+        let ct = self.txns.clients.get(ct_id)?;
+        let st_id = ct.server?;
+        let st = self.txns.servers.get(st_id)?;
+        (ct.invite && st.plan.is_some()).then_some((st_id, ct.egress))
+    }
+
+    /// Give up on INVITE branch `ct_id`: it stops retransmitting and its responses are no
+    /// longer relayed (a 2xx still is); its server transaction fails over or answers 408.
+    fn abandon(&mut self, now: Instant, ct_id: Id) {
+        let routed = self.routed_invite(ct_id);
+        let Some(ct) = self.txns.clients.get_mut(ct_id) else {
+            return;
+        };
+        ct.abandoned = true;
+        let t = TimerTarget::Client(ct_id);
+        self.txns.disarm(t, TimerKind::Retransmit);
+        self.txns.disarm(t, TimerKind::Progress);
+        self.txns.arm(t, TimerKind::Timeout, now + timer::T1_X64);
+        match routed {
+            Some((st, egress)) => self.branch_failed(now, st, egress, 408, None),
+            None => self.answer_for_client(now, ct_id, 408, false),
         }
     }
 
@@ -1258,7 +1395,7 @@ impl Core {
         };
         let mut aux = self.aux.take().unwrap_or_default();
         if scan::scan(&request, &mut aux).is_ok() {
-            self.answer_upstream(now, st_id, &request, &aux, aux.top_via_header, code);
+            self.answer_upstream(now, st_id, &request, &aux, aux.top_via_header, code, b"");
         }
         self.aux = Some(aux);
     }
@@ -1314,9 +1451,11 @@ impl Core {
                 TimerTarget::Client(id) => self.client_timer(now, id, key),
                 TimerTarget::Server(id) => self.server_timer(now, id, key),
                 TimerTarget::Call(id) => self.call_timer(now, id, key),
+                TimerTarget::Probe(t) => self.probe_timer(now, t, key),
             }
         }
         self.fired = fired;
+        self.refresh_gauges();
     }
 
     fn client_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
@@ -1356,17 +1495,30 @@ impl Core {
                 self.txns.arm(t, TimerKind::Retransmit, now + next);
             }
             TimerKind::Timeout => match ct.state {
-                // Timer B / F: no final response in 64*T1.
-                ClientState::Calling | ClientState::Proceeding if !ct.cancel => {
-                    self.answer_for_client(now, id, 408, true);
+                ClientState::Calling | ClientState::Proceeding if ct.probe => {
+                    self.probe_result(id, None);
                 }
-                // Timer D / K / M, or a CANCEL transaction's end.
+                ClientState::Calling | ClientState::Proceeding if ct.abandoned || ct.cancel => {
+                    self.txns.clients.remove(id);
+                }
+                // Timer B / F: no final response in 64*T1.
+                ClientState::Calling | ClientState::Proceeding => {
+                    if let Some((st, egress)) = self.routed_invite(id) {
+                        self.txns.clients.remove(id);
+                        self.branch_failed(now, st, egress, 408, None);
+                    } else {
+                        self.answer_for_client(now, id, 408, true);
+                    }
+                }
+                // Timer D / K / M.
                 _ => {
                     self.txns.clients.remove(id);
                 }
             },
             TimerKind::ProxyC => {
-                if ct.cancel_sent {
+                if ct.abandoned {
+                    self.txns.clients.remove(id);
+                } else if ct.cancel_sent {
                     // The callee never answered our CANCEL with a final response.
                     let cancelled = ct
                         .server
@@ -1374,13 +1526,26 @@ impl Core {
                         .is_some_and(|s| s.cancelled);
                     self.answer_for_client(now, id, if cancelled { 487 } else { 408 }, true);
                 } else if ct.provisional_seen {
-                    // Timer C with a provisional: CANCEL it and answer 408 upstream.
-                    // Timer C with a provisional: CANCEL the branch and answer 408 upstream;
-                    // the branch stays to take the callee's 487 and ACK it.
+                    // Timer C with a provisional: CANCEL the branch (it stays to take the
+                    // callee's 487) and treat it as a 408.
                     self.send_cancel(now, id);
-                    self.answer_for_client(now, id, 408, false);
+                    self.abandon(now, id);
                 } else {
                     self.answer_for_client(now, id, 408, true);
+                }
+            }
+            TimerKind::Progress => {
+                // No 18x/2xx in the trunk's progress time: give up on it, CANCEL it (once it
+                // has sent a provisional, RFC 3261 9.1) and fail over.
+                if matches!(ct.state, ClientState::Calling | ClientState::Proceeding)
+                    && !ct.abandoned
+                {
+                    if ct.provisional_seen {
+                        self.send_cancel(now, id);
+                    } else if let Some(ct) = self.txns.clients.get_mut(id) {
+                        ct.cancel_pending = true;
+                    }
+                    self.abandon(now, id);
                 }
             }
             TimerKind::ResponseRetransmit => {}

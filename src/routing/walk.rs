@@ -1,0 +1,299 @@
+//! Building the attempt list (ROUTING.md step 3): the usage walk, the candidate routes of
+//! each usage in order, and each route's trunks in round-robin order.
+//!
+//! One walk serves both routing (`route_with`, with an observer that does nothing, so it
+//! compiles away) and explaining (`route-test`, with an observer that records every step), so
+//! what is explained is what is routed.
+//!
+//! Candidates: the routes listing a prefix of the called number (one list per prefix length,
+//! each already in (priority, file order)) and the pattern routes matching it (also in that
+//! order) are merged by (priority, longest prefix first, file order) without sorting or
+//! allocating: each step takes the smallest head. A pattern route counts as prefix length 0.
+
+use std::cmp::Reverse;
+
+use super::prefix::PREFIX_BYTES_MAX;
+use super::{Attempts, Decision, RoutingTable, TrunkId, ATTEMPTS_MAX};
+
+/// Prefix lengths one lookup can match (0..=PREFIX_BYTES_MAX).
+const PREFIX_SOURCES_MAX: usize = PREFIX_BYTES_MAX + 1;
+
+/// Routes remembered as walked, to report (and skip) a route met again under a later usage.
+/// Past this many the walk still works; repeats then only show as repeated trunks.
+const WALKED_MAX: usize = 32;
+
+/// How a candidate route matched the called number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+    /// It lists this prefix (its length is the prefix's length).
+    Prefix(u8),
+    /// Its pattern matches the whole number.
+    Pattern,
+}
+
+/// What became of one trunk of a candidate route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Appended to the attempt list.
+    Added,
+    /// The call came from it (no hairpin).
+    Ingress,
+    /// `usable` said no (down, or over a limit).
+    Unusable,
+    /// Already in the attempt list.
+    Repeat,
+    /// The attempt list is full (`ATTEMPTS_MAX`).
+    Full,
+}
+
+/// Watches a walk, step by step. Every method does nothing by default.
+pub trait Observer {
+    /// The walk moves to the next usage of the ingress trunk (`None`: the trunk has no
+    /// usages and may use every route).
+    fn usage(&mut self, _usage: Option<u16>) {}
+    /// A route carrying that usage matches. `again`: it was already walked under an earlier
+    /// usage (its trunks are not offered twice).
+    fn route(&mut self, _route: u16, _how: Match, _again: bool) {}
+    /// A trunk of the route just reported, in the order tried, and what became of it.
+    fn trunk(&mut self, _route: u16, _trunk: TrunkId, _outcome: Outcome) {}
+}
+
+/// The observer of plain routing.
+pub struct Quiet;
+
+impl Observer for Quiet {}
+
+/// Where the merge's next candidate comes from.
+#[derive(Clone, Copy)]
+enum Source {
+    Prefix(usize),
+    Pattern,
+}
+
+/// A candidate's place: (priority, longest prefix first, file order).
+type CandidateKey = (u32, Reverse<u8>, u16);
+
+/// The routes whose prefixes or patterns match one called number.
+struct Matches<'a> {
+    lists: [&'a [u16]; PREFIX_SOURCES_MAX],
+    lens: [u8; PREFIX_SOURCES_MAX],
+    n: usize,
+    /// Whether any pattern matches at all (one pass over the set).
+    any_pattern: bool,
+}
+
+impl RoutingTable {
+    fn matches<'a>(&'a self, called: &[u8]) -> Matches<'a> {
+        let mut m = Matches {
+            lists: [&[]; PREFIX_SOURCES_MAX],
+            lens: [0; PREFIX_SOURCES_MAX],
+            n: 0,
+            any_pattern: self
+                .patterns
+                .any
+                .as_ref()
+                .is_some_and(|set| set.is_match(called)),
+        };
+        self.prefixes.walk(called, |len, routes| {
+            if let (Some(list), Some(l)) = (m.lists.get_mut(m.n), m.lens.get_mut(m.n)) {
+                *list = routes;
+                *l = len as u8;
+                m.n += 1;
+            }
+        });
+        m
+    }
+
+    fn carries(&self, route: u16, usage: Option<u16>) -> bool {
+        match usage {
+            None => true,
+            Some(u) => self
+                .routes
+                .get(route as usize)
+                .is_some_and(|r| r.usages.contains(&u)),
+        }
+    }
+
+    /// The next pattern route at or after `*at` that carries `usage` and matches; moves
+    /// `*at` past it.
+    fn next_pattern(&self, called: &[u8], usage: Option<u16>, at: &mut usize) -> Option<u16> {
+        while let Some((route, re)) = self.patterns.ordered.get(*at) {
+            *at += 1;
+            if self.carries(*route, usage) && re.is_match(called) {
+                return Some(*route);
+            }
+        }
+        None
+    }
+
+    /// Walk every candidate route for `usage` in order, calling `each` with it and how it
+    /// matched; stop early when `each` returns false.
+    fn candidates(
+        &self,
+        m: &Matches<'_>,
+        called: &[u8],
+        usage: Option<u16>,
+        mut each: impl FnMut(u16, Match) -> bool,
+    ) {
+        let mut next = [0usize; PREFIX_SOURCES_MAX];
+        let mut pattern_at = 0;
+        let mut pattern_head = if m.any_pattern {
+            self.next_pattern(called, usage, &mut pattern_at)
+        } else {
+            None
+        };
+        loop {
+            let mut best: Option<(CandidateKey, Source)> = None;
+            for (i, ((list, at), len)) in m
+                .lists
+                .iter()
+                .zip(next.iter_mut())
+                .zip(&m.lens)
+                .take(m.n)
+                .enumerate()
+            {
+                // Skip the routes of this prefix that do not carry the usage.
+                while list.get(*at).is_some_and(|&r| !self.carries(r, usage)) {
+                    *at += 1;
+                }
+                if let Some(&route) = list.get(*at) {
+                    let key = (self.priority(route), Reverse(*len), route);
+                    if best.map_or(true, |(k, _)| key < k) {
+                        best = Some((key, Source::Prefix(i)));
+                    }
+                }
+            }
+            if let Some(route) = pattern_head {
+                let key = (self.priority(route), Reverse(0), route);
+                if best.map_or(true, |(k, _)| key < k) {
+                    best = Some((key, Source::Pattern));
+                }
+            }
+            let Some(((_, Reverse(len), route), source)) = best else {
+                return;
+            };
+            let how = match source {
+                Source::Prefix(i) => {
+                    if let Some(at) = next.get_mut(i) {
+                        *at += 1;
+                    }
+                    Match::Prefix(len)
+                }
+                Source::Pattern => {
+                    pattern_head = self.next_pattern(called, usage, &mut pattern_at);
+                    Match::Pattern
+                }
+            };
+            if !each(route, how) {
+                return;
+            }
+        }
+    }
+
+    /// The route's trunks in the order this call tries them: round robin by `rotation`
+    /// (weighted when the route has weights), as `(first, count)` — the trunk at `first`
+    /// goes first, then the following ones, wrapping around.
+    fn rotation_start(&self, route: u16, rotation: u64) -> usize {
+        let Some(r) = self.routes.get(route as usize) else {
+            return 0;
+        };
+        let n = r.trunks.len() as u64;
+        if n == 0 {
+            return 0;
+        }
+        if r.weight_total == 0 {
+            return (rotation % n) as usize;
+        }
+        let mut slot = rotation % r.weight_total;
+        for (i, &w) in r.weights.iter().enumerate() {
+            let w = u64::from(w);
+            if slot < w {
+                return i;
+            }
+            slot -= w;
+        }
+        0
+    }
+
+    /// The attempt list for a call from `ingress` to `called` (see the module documentation
+    /// and ROUTING.md step 3), telling `observer` every step.
+    pub fn walk(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        observer: &mut impl Observer,
+    ) -> Decision {
+        let m = self.matches(called);
+        let mut attempts = Attempts::EMPTY;
+        let mut matched = false;
+        let mut walked = [0u16; WALKED_MAX];
+        let mut walked_len = 0;
+        let usages: &[u16] = match self.trunk(ingress).and_then(|t| t.usages.as_deref()) {
+            Some(u) => u,
+            None => &[],
+        };
+        let all_routes = self.trunk(ingress).map_or(true, |t| t.usages.is_none());
+        let steps = if all_routes { 1 } else { usages.len() };
+        for step in 0..steps {
+            let usage = if all_routes {
+                None
+            } else {
+                usages.get(step).copied()
+            };
+            observer.usage(usage);
+            self.candidates(&m, called, usage, |route, how| {
+                matched = true;
+                let seen = walked.get(..walked_len).unwrap_or(&[]);
+                let again = seen.contains(&route);
+                observer.route(route, how, again);
+                if again {
+                    return true;
+                }
+                if let Some(slot) = walked.get_mut(walked_len) {
+                    *slot = route;
+                    walked_len += 1;
+                }
+                let trunks: &[TrunkId] = self
+                    .routes
+                    .get(route as usize)
+                    .map_or(&[], |r| r.trunks.as_slice());
+                let start = self.rotation_start(route, rotation);
+                for k in 0..trunks.len() {
+                    let Some(&trunk) = trunks.get((start + k) % trunks.len()) else {
+                        continue;
+                    };
+                    let outcome = if trunk == ingress {
+                        Outcome::Ingress
+                    } else if attempts.as_slice().contains(&trunk) {
+                        Outcome::Repeat
+                    } else if attempts.len() >= ATTEMPTS_MAX {
+                        Outcome::Full
+                    } else if !usable(trunk) {
+                        Outcome::Unusable
+                    } else {
+                        attempts.push_from(trunk, route);
+                        Outcome::Added
+                    };
+                    observer.trunk(route, trunk, outcome);
+                }
+                attempts.len() < ATTEMPTS_MAX
+            });
+            if attempts.len() >= ATTEMPTS_MAX {
+                break;
+            }
+        }
+        match attempts.route(0) {
+            Some(route) => Decision::Route { route, attempts },
+            None if matched => Decision::NoTrunk,
+            None => Decision::NoRoute,
+        }
+    }
+
+    fn priority(&self, route: u16) -> u32 {
+        self.routes
+            .get(route as usize)
+            .map_or(u32::MAX, |r| r.priority)
+    }
+}

@@ -1,0 +1,484 @@
+//! Routed INVITEs and their attempts (ROUTING.md steps 2-6): normalize the numbers, walk the
+//! attempt list with admission control, translate numbers per egress trunk, fail over on
+//! 5xx/408/timeouts, and answer with the best final response when nothing is left.
+
+use super::{Core, Forward};
+use crate::routing::{Attempts, Decision, Number, TrunkId};
+use crate::sip::dialog::CallState;
+use crate::sip::header::HeaderName;
+use crate::sip::rewrite::{self, ResponseEdits};
+use crate::sip::scan::{self, Message, StartLine};
+use crate::sip::transaction::{Id, Plan, ServerState};
+use crate::sip::uri::{self, Scheme};
+use crate::sip::Span;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// The user part of the URI in `uri` (a bare URI span).
+pub(super) fn user_span(buf: &[u8], uri: Span) -> Option<Span> {
+    uri::parse(buf, uri).ok()?.user
+}
+
+/// The user part of the URI in a name-addr header value.
+fn name_addr_user(buf: &[u8], value: Span) -> Option<Span> {
+    let (u, _) = uri::name_addr(buf, value).ok()?;
+    user_span(buf, u)
+}
+
+/// The Q.850 cause of a response's `Reason: Q.850;cause=N` header, if any.
+pub(super) fn reason_cause(buf: &[u8], msg: &Message) -> Option<u16> {
+    msg.headers()
+        .iter()
+        .filter(|h| h.name == HeaderName::Reason)
+        .find_map(|h| {
+            let v = h.value.get(buf);
+            let lower = v.to_ascii_lowercase();
+            if !lower.starts_with(b"q.850") {
+                return None;
+            }
+            let at = lower.windows(6).position(|w| w == b"cause=")? + 6;
+            let digits = v.get(at..)?;
+            let end = digits
+                .iter()
+                .position(|c| !c.is_ascii_digit())
+                .unwrap_or(digits.len());
+            std::str::from_utf8(digits.get(..end)?).ok()?.parse().ok()
+        })
+}
+
+/// RFC 3261 16.7 step 6: is final response `new` better than `old`? A 6xx wins; otherwise
+/// the lower class; within a class the first one received stays.
+pub(super) fn better(new: u16, old: u16) -> bool {
+    match (new / 100, old / 100) {
+        (6, 6) => false,
+        (6, _) => true,
+        (_, 6) => false,
+        (n, o) => n < o,
+    }
+}
+
+/// A `Warning` header line carrying junction's machine-readable reason (empty for none).
+pub(super) fn warning(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!("Warning: 399 junction \"{reason}\"\r\n")
+    }
+}
+
+impl Core {
+    /// Normalize the numbers with the ingress trunk's rules and route the called number.
+    /// Err: the status and machine-readable reason to answer with.
+    pub(super) fn plan(
+        &mut self,
+        buf: &[u8],
+        msg: &Message,
+        ingress: TrunkId,
+        parsed: &uri::Uri,
+    ) -> Result<(Plan, Attempts), (u16, &'static str)> {
+        let table = self.routing.clone();
+        let states = self.states.clone();
+        let raw_called = parsed.user.map_or(&[][..], |u| u.get(buf));
+        let raw_called = match raw_called.iter().position(|&c| c == b';') {
+            Some(i) => raw_called.get(..i).unwrap_or(raw_called),
+            None => raw_called,
+        };
+        let raw_calling = user_span(buf, msg.from.uri).map_or(&[][..], |u| u.get(buf));
+        let mut called = Vec::new();
+        let mut calling = Vec::new();
+        table.normalize(ingress, Number::Called, raw_called, &mut called);
+        table.normalize(ingress, Number::Calling, raw_calling, &mut calling);
+        self.rotation = self.rotation.wrapping_add(1);
+        let usable = |t: TrunkId| match (states.get(t.0 as usize), table.trunk(t)) {
+            (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
+            _ => true,
+        };
+        match table.route_with(ingress, &called, self.rotation, &usable) {
+            Decision::Route { route, attempts } => {
+                if let Some(cid) = table.route_caller_id(route) {
+                    calling.clear();
+                    calling.extend_from_slice(cid);
+                }
+                Ok((
+                    Plan {
+                        table: table.clone(),
+                        states: states.clone(),
+                        called,
+                        calling,
+                    },
+                    attempts,
+                ))
+            }
+            Decision::NoRoute => {
+                self.stats.rejected_no_route += 1;
+                Err((404, "no-route"))
+            }
+            Decision::NoTrunk => {
+                // Down, or full? Full trunks mean admission refused (503 + Retry-After).
+                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
+                if matches!(
+                    table.route_with(ingress, &called, self.rotation, &up),
+                    Decision::Route { .. }
+                ) {
+                    self.stats.rejected_admission += 1;
+                    Err((503, "admission-refused"))
+                } else {
+                    self.stats.rejected_no_route += 1;
+                    Err((503, "no-usable-trunk"))
+                }
+            }
+        }
+    }
+
+    /// The Request-URI for trunk `t` at `dest` into `self.uri_buf`: the called number after
+    /// the trunk's outbound translation, at the trunk's address.
+    pub(super) fn write_request_uri(
+        &mut self,
+        buf: &[u8],
+        parsed: &uri::Uri,
+        plan: &Plan,
+        t: TrunkId,
+        dest: SocketAddr,
+    ) {
+        plan.table
+            .translate(t, Number::Called, &plan.called, &mut self.num_a);
+        self.uri_buf.clear();
+        self.uri_buf
+            .extend_from_slice(if parsed.scheme == Scheme::Sips {
+                b"sips:"
+            } else {
+                b"sip:"
+            });
+        if !self.num_a.is_empty() {
+            self.uri_buf.extend_from_slice(&self.num_a);
+            self.uri_buf.push(b'@');
+        }
+        rewrite::write_hostport(&mut self.uri_buf, dest);
+        if parsed.scheme == Scheme::Tel {
+            self.uri_buf.extend_from_slice(b";user=phone");
+        } else {
+            self.uri_buf.extend_from_slice(parsed.params.get(buf));
+        }
+    }
+
+    /// Send the routed request of server transaction `st_id` (received as `buf`/`msg`) to
+    /// its next usable, admitting trunk; answer upstream when none is left.
+    pub(super) fn next_attempt(&mut self, now: Instant, st_id: Id, buf: &[u8], msg: &Message) {
+        let StartLine::Request { uri: ruri, .. } = msg.start else {
+            return;
+        };
+        let Ok(parsed) = uri::parse(buf, ruri) else {
+            return;
+        };
+        loop {
+            let Some(st) = self.txns.servers.get_mut(st_id) else {
+                return;
+            };
+            if !matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
+                return;
+            }
+            if st.cancelled {
+                let request = std::mem::take(&mut st.request);
+                self.answer_from_request(now, st_id, &request, 487, "");
+                return;
+            }
+            let Some(t) = st.attempts.get(st.attempt as usize) else {
+                self.attempts_exhausted(now, st_id);
+                return;
+            };
+            st.attempt += 1;
+            let invite = st.invite;
+            let Some(plan) = st.plan.take() else {
+                return;
+            };
+            let trunk = plan.table.trunk(t);
+            let dest = trunk.and_then(|tr| tr.send_to);
+            let state = plan.states.get(t.0 as usize);
+            let admitted = match (trunk, dest, state) {
+                (Some(tr), Some(_), Some(s)) if s.is_up() => {
+                    if invite {
+                        match s.admit(tr, now) {
+                            Ok(()) => Some(Some(s.clone())),
+                            Err(_) => {
+                                st.refused = true;
+                                self.stats.rejected_admission += 1;
+                                None
+                            }
+                        }
+                    } else {
+                        Some(None)
+                    }
+                }
+                (Some(_), Some(_), None) => Some(None),
+                _ => None,
+            };
+            let (Some(admitted), Some(dest), Some(trunk)) = (admitted, dest, trunk) else {
+                st.plan = Some(plan);
+                continue;
+            };
+            st.admitted = admitted;
+            let (forward_pai, progress) = (trunk.forward_pai, trunk.progress_timeout);
+            let call = st.call;
+            self.write_request_uri(buf, &parsed, &plan, t, dest);
+            plan.table
+                .translate(t, Number::Calling, &plan.calling, &mut self.num_b);
+            let calling = std::mem::take(&mut self.num_b);
+            let mut replace: [(Span, &[u8]); 2] = [(Span::EMPTY, &[]); 2];
+            let mut n_replace = 0;
+            let from_user = user_span(buf, msg.from.uri);
+            if let Some(u) = from_user.filter(|u| u.get(buf) != &calling[..]) {
+                replace[0] = (u, &calling[..]);
+                n_replace = 1;
+            }
+            let mut delete: [Span; 1] = [Span::EMPTY];
+            let mut n_delete = 0;
+            if let Some(pai) = msg
+                .headers()
+                .iter()
+                .find(|h| h.name == HeaderName::PAssertedIdentity)
+            {
+                if !forward_pai {
+                    delete[0] = pai.line;
+                    n_delete = 1;
+                } else if let Some(u) = name_addr_user(buf, pai.value) {
+                    if u.get(buf) != &calling[..] {
+                        if let Some(slot) = replace.get_mut(n_replace) {
+                            *slot = (u, &calling[..]);
+                            n_replace += 1;
+                        }
+                    }
+                }
+            }
+            // Remember the translation so responses and in-dialog requests are restored.
+            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
+                c.egress = Some(t);
+                c.callee = dest;
+                match from_user {
+                    Some(u) if u.get(buf) != &calling[..] => {
+                        c.from_user_orig = u.get(buf).into();
+                        c.from_user_new = calling[..].into();
+                    }
+                    _ => {
+                        c.from_user_orig = Box::default();
+                        c.from_user_new = Box::default();
+                    }
+                }
+            }
+            let uri_buf = std::mem::take(&mut self.uri_buf);
+            let fwd = Forward {
+                dest,
+                egress: Some(t),
+                invite,
+                pop_route: msg
+                    .route_first
+                    .is_some_and(|r| self.points_at_us(buf, r.value)),
+                record_route: msg.to.tag.is_none()
+                    && matches!(
+                        msg.start,
+                        StartLine::Request {
+                            method: crate::sip::Method::Invite
+                                | crate::sip::Method::Subscribe
+                                | crate::sip::Method::Refer
+                                | crate::sip::Method::Notify,
+                            ..
+                        }
+                    ),
+                new_uri: Some(&uri_buf),
+                source: self.txns.servers.get(st_id).map_or(dest, |s| s.source),
+                replace: replace.get(..n_replace).unwrap_or(&[]),
+                delete: delete.get(..n_delete).unwrap_or(&[]),
+                progress: (invite && !progress.is_zero()).then_some(progress),
+            };
+            if let Some(st) = self.txns.servers.get_mut(st_id) {
+                st.plan = Some(plan);
+            }
+            self.forward_stateful(now, buf, msg, st_id, &fwd);
+            self.uri_buf = uri_buf;
+            self.num_b = calling;
+            return;
+        }
+    }
+
+    /// The current attempt of `st_id` ended with final `code` (from trunk `egress`; the
+    /// response itself when there was one, `None` for a timeout): fail over, or answer.
+    pub(super) fn branch_failed(
+        &mut self,
+        now: Instant,
+        st_id: Id,
+        egress: Option<TrunkId>,
+        code: u16,
+        response: Option<(&[u8], &Message)>,
+    ) {
+        let Some(st) = self.txns.servers.get_mut(st_id) else {
+            return;
+        };
+        if !matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
+            return;
+        }
+        st.client = None;
+        if let Some(s) = st.admitted.take() {
+            s.answered();
+            s.ended();
+        }
+        let Some(plan) = st.plan.as_ref() else {
+            if let Some((b, m)) = response {
+                self.relay_final(now, st_id, b, m, code, "");
+            }
+            return;
+        };
+        let cause = response.and_then(|(b, m)| reason_cause(b, m));
+        let code = egress.map_or(code, |t| plan.table.translate_response(t, code, cause));
+        let keep = st.best.as_ref().is_none_or(|(old, _)| better(code, *old));
+        if keep {
+            st.best = Some((code, response.map(|(b, _)| b.to_vec()).unwrap_or_default()));
+        }
+        let may_retry = (code == 408 || (500..600).contains(&code))
+            && !st.cancelled
+            && (!st.provisional_relayed || plan.table.failover_after_provisional());
+        if !may_retry {
+            match response {
+                Some((b, m)) => self.relay_final(now, st_id, b, m, code, ""),
+                None => {
+                    let request = std::mem::take(&mut st.request);
+                    let code = if st.cancelled { 487 } else { code };
+                    self.answer_from_request(now, st_id, &request, code, "");
+                }
+            }
+            return;
+        }
+        if (st.attempt as usize) < st.attempts.len() {
+            self.stats.failovers += 1;
+            let request = std::mem::take(&mut st.request);
+            let mut aux = self.aux.take().unwrap_or_default();
+            if scan::scan(&request, &mut aux).is_ok() {
+                self.next_attempt(now, st_id, &request, &aux);
+            }
+            self.aux = Some(aux);
+            if let Some(st) = self.txns.servers.get_mut(st_id) {
+                st.request = request;
+            }
+        } else {
+            self.attempts_exhausted(now, st_id);
+        }
+    }
+
+    /// No attempt left: the best final response received (RFC 3261 16.7), or 503 saying
+    /// why (admission refused: with Retry-After).
+    fn attempts_exhausted(&mut self, now: Instant, st_id: Id) {
+        let Some(st) = self.txns.servers.get_mut(st_id) else {
+            return;
+        };
+        let best = st.best.take();
+        let refused = st.refused;
+        let request = std::mem::take(&mut st.request);
+        match best {
+            Some((code, bytes)) if !bytes.is_empty() => {
+                let mut resp = self.resp.take().unwrap_or_default();
+                if scan::scan(&bytes, &mut resp).is_ok() {
+                    self.relay_final(now, st_id, &bytes, &resp, code, "all-attempts-failed");
+                }
+                self.resp = Some(resp);
+            }
+            Some((code, _)) => {
+                self.answer_from_request(now, st_id, &request, code, "all-attempts-failed")
+            }
+            None if refused => {
+                self.answer_from_request(now, st_id, &request, 503, "admission-refused")
+            }
+            None => self.answer_from_request(now, st_id, &request, 503, "no-usable-trunk"),
+        }
+    }
+
+    /// Answer `st_id` with a response we generate from the request it received.
+    pub(super) fn answer_from_request(
+        &mut self,
+        now: Instant,
+        st_id: Id,
+        request: &[u8],
+        code: u16,
+        reason: &str,
+    ) {
+        let mut extra = warning(reason);
+        if reason == "admission-refused" {
+            extra.push_str("Retry-After: 5\r\n");
+        }
+        let mut aux = self.aux.take().unwrap_or_default();
+        if scan::scan(request, &mut aux).is_ok() {
+            self.answer_upstream(
+                now,
+                st_id,
+                request,
+                &aux,
+                usize::MAX,
+                code,
+                extra.as_bytes(),
+            );
+        }
+        self.aux = Some(aux);
+    }
+
+    /// Relay final response `msg` upstream as `code` (translated), with a Warning when
+    /// `reason` is set, the caller's own From restored.
+    pub(super) fn relay_final(
+        &mut self,
+        now: Instant,
+        st_id: Id,
+        buf: &[u8],
+        msg: &Message,
+        code: u16,
+        reason: &str,
+    ) {
+        let StartLine::Response { code: received, .. } = msg.start else {
+            return;
+        };
+        let Some(st) = self.txns.servers.get(st_id) else {
+            return;
+        };
+        let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        let extra = warning(reason);
+        let swap = self.response_swap(st_id, buf, msg);
+        let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
+        let edits = ResponseEdits {
+            status: (code != received).then_some(code),
+            replace: replace.as_ref().map_or(&[][..], |a| &a[..]),
+            insert: extra.as_bytes(),
+        };
+        let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
+        if let Some(st) = self.txns.servers.get_mut(st_id) {
+            st.last_response.clear();
+            st.last_response
+                .extend_from_slice(self.out.get(r.clone()).unwrap_or(&[]));
+        }
+        self.stats.responses_forwarded += 1;
+        self.queue(to, r);
+        self.server_completed(now, st_id, code, invite);
+        if invite || call.is_some() {
+            self.set_call_state(now, call, CallState::Terminated);
+        }
+    }
+
+    /// For a response relayed through `st_id`: the span and bytes that restore the
+    /// calling-number translation of its call for the side the response goes to.
+    pub(super) fn response_swap(
+        &self,
+        st_id: Id,
+        buf: &[u8],
+        msg: &Message,
+    ) -> Option<(Span, Box<[u8]>)> {
+        let st = self.txns.servers.get(st_id)?;
+        let call_id = self.calls.find(msg.call_id.get(buf))?;
+        let c = self.calls.get(call_id)?;
+        if c.from_user_new.is_empty() {
+            return None;
+        }
+        // Toward the caller: From carries the translated number; toward the callee (its
+        // own in-dialog requests answered by the caller), To carries the caller's.
+        let (uri, want, put) = if st.from_caller {
+            (msg.from.uri, &c.from_user_new, &c.from_user_orig)
+        } else {
+            (msg.to.uri, &c.from_user_orig, &c.from_user_new)
+        };
+        let u = user_span(buf, uri).filter(|u| u.get(buf) == &want[..])?;
+        Some((u, put.clone()))
+    }
+}

@@ -1,0 +1,257 @@
+//! Live per-trunk state shared by every shard: health (from OPTIONS probing) and admission
+//! counters (concurrent calls, early dialogs, calls per second). One atomic operation per
+//! call set-up or tear-down, never per packet. Keyed by trunk name so it survives reloads.
+
+use crate::routing::{RoutingTable, Trunk};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Token-bucket resolution: tokens are counted in 1/16ths so refills at low rates are exact
+/// enough; 24 bits hold up to 1,048,575 whole tokens.
+const TOKEN_SCALE: u64 = 16;
+const TOKEN_BITS: u32 = 24;
+const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+
+/// Why a trunk refused a new call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `max_calls` concurrent calls already.
+    Calls,
+    /// `max_cps` new calls in the last second (token bucket empty).
+    Rate,
+    /// `max_early` calls already waiting for an answer.
+    Early,
+}
+
+/// The shared state of one trunk.
+#[derive(Debug)]
+pub struct TrunkState {
+    pub name: String,
+    up: AtomicBool,
+    calls: AtomicU32,
+    early: AtomicU32,
+    /// (milliseconds since `epoch` << 24) | tokens in 1/16ths.
+    bucket: AtomicU64,
+    epoch: Instant,
+    pub refused_calls: AtomicU64,
+    pub refused_rate: AtomicU64,
+    pub refused_early: AtomicU64,
+}
+
+impl TrunkState {
+    pub fn new(name: &str, epoch: Instant) -> TrunkState {
+        TrunkState {
+            name: name.to_string(),
+            up: AtomicBool::new(true),
+            calls: AtomicU32::new(0),
+            early: AtomicU32::new(0),
+            bucket: AtomicU64::new(TOKEN_MASK),
+            epoch,
+            refused_calls: AtomicU64::new(0),
+            refused_rate: AtomicU64::new(0),
+            refused_early: AtomicU64::new(0),
+        }
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+    }
+
+    pub fn calls(&self) -> u32 {
+        self.calls.load(Ordering::Relaxed)
+    }
+
+    pub fn early(&self) -> u32 {
+        self.early.load(Ordering::Relaxed)
+    }
+
+    /// Whether a new call would be refused right now (for skipping full trunks while
+    /// routing; `admit` is the authoritative, atomic check).
+    pub fn full(&self, trunk: &Trunk) -> bool {
+        trunk.max_calls.is_some_and(|m| self.calls() >= m)
+            || trunk.max_early.is_some_and(|m| self.early() >= m)
+    }
+
+    /// Admit one new call at `now`: takes a concurrent-call slot, an early-dialog slot and a
+    /// rate token, or nothing. Release with `answered`/`ended`.
+    pub fn admit(&self, trunk: &Trunk, now: Instant) -> Result<(), Refusal> {
+        if !take(&self.calls, trunk.max_calls) {
+            self.refused_calls.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Calls);
+        }
+        if !take(&self.early, trunk.max_early) {
+            self.calls.fetch_sub(1, Ordering::Relaxed);
+            self.refused_early.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::Early);
+        }
+        if let Some(rate) = trunk.max_cps {
+            if !self.take_token(rate, now) {
+                self.calls.fetch_sub(1, Ordering::Relaxed);
+                self.early.fetch_sub(1, Ordering::Relaxed);
+                self.refused_rate.fetch_add(1, Ordering::Relaxed);
+                return Err(Refusal::Rate);
+            }
+        }
+        Ok(())
+    }
+
+    /// The call was answered (or failed): it no longer counts as an early dialog.
+    pub fn answered(&self) {
+        release(&self.early);
+    }
+
+    /// The call ended: its concurrent-call slot is free.
+    pub fn ended(&self) {
+        release(&self.calls);
+    }
+
+    fn take_token(&self, rate: u32, now: Instant) -> bool {
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
+        let cap = (rate as u64 * TOKEN_SCALE).min(TOKEN_MASK);
+        let mut cur = self.bucket.load(Ordering::Relaxed);
+        loop {
+            let last_ms = cur >> TOKEN_BITS;
+            let tokens = if cur == TOKEN_MASK {
+                cap // never used: full
+            } else {
+                let refill = now_ms.saturating_sub(last_ms) * rate as u64 * TOKEN_SCALE / 1000;
+                ((cur & TOKEN_MASK) + refill).min(cap)
+            };
+            if tokens < TOKEN_SCALE {
+                return false;
+            }
+            let next = (now_ms.max(last_ms) << TOKEN_BITS) | (tokens - TOKEN_SCALE);
+            match self
+                .bucket
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+}
+
+fn take(counter: &AtomicU32, max: Option<u32>) -> bool {
+    counter
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| match max {
+            Some(m) if n >= m => None,
+            _ => Some(n + 1),
+        })
+        .is_ok()
+}
+
+fn release(counter: &AtomicU32) {
+    let _ = counter.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+}
+
+/// Every trunk's state, by name; lives as long as the process, across reloads.
+#[derive(Debug)]
+pub struct Registry {
+    epoch: Instant,
+    by_name: Mutex<HashMap<String, Arc<TrunkState>>>,
+}
+
+impl Registry {
+    pub fn new(epoch: Instant) -> Registry {
+        Registry {
+            epoch,
+            by_name: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The states for a routing table's trunks, indexed like `RoutingTable::trunks`:
+    /// existing trunks keep their state (health, counters), new ones start up and empty.
+    /// Called off the shard cores when a table is compiled.
+    pub fn states_for(&self, table: &RoutingTable) -> Arc<[Arc<TrunkState>]> {
+        let mut map = match self.by_name.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        table
+            .trunks
+            .iter()
+            .map(|t| {
+                Arc::clone(
+                    map.entry(t.name.clone())
+                        .or_insert_with(|| Arc::new(TrunkState::new(&t.name, self.epoch))),
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn trunk(max_calls: Option<u32>, max_cps: Option<u32>, max_early: Option<u32>) -> Trunk {
+        let mut limits = String::new();
+        for (key, value) in [
+            ("max_calls", max_calls),
+            ("max_cps", max_cps),
+            ("max_early", max_early),
+        ] {
+            if let Some(v) = value {
+                limits.push_str(&format!("{key} = {v}\n"));
+            }
+        }
+        let text = format!(
+            "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n\
+             [[trunk]]\nname = \"t\"\npeers = [\"127.0.0.2\"]\nsend_to = \"127.0.0.2:5060\"\n{limits}"
+        );
+        let cfg = crate::config::parse(&text, "test.toml").expect("test config");
+        let table = RoutingTable::compile(&cfg).expect("compiles");
+        table.trunks[0].clone()
+    }
+
+    #[test]
+    fn concurrent_calls_are_capped_and_released() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let tr = trunk(Some(2), None, None);
+        assert!(s.admit(&tr, t0).is_ok());
+        assert!(s.admit(&tr, t0).is_ok());
+        assert_eq!(s.admit(&tr, t0), Err(Refusal::Calls));
+        s.answered();
+        s.ended();
+        assert!(s.admit(&tr, t0).is_ok());
+        assert_eq!(s.calls(), 2);
+    }
+
+    #[test]
+    fn early_dialogs_are_capped_until_answered() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let tr = trunk(None, None, Some(1));
+        assert!(s.admit(&tr, t0).is_ok());
+        assert_eq!(s.admit(&tr, t0), Err(Refusal::Early));
+        assert_eq!(s.calls(), 1, "a refused call takes no slot");
+        s.answered();
+        assert!(s.admit(&tr, t0).is_ok());
+    }
+
+    #[test]
+    fn the_rate_bucket_refills_with_time() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let tr = trunk(None, Some(10), None);
+        let admitted = (0..20).filter(|_| s.admit(&tr, t0).is_ok()).count();
+        assert_eq!(admitted, 10, "a full bucket holds one second of calls");
+        assert_eq!(
+            s.admit(&tr, t0 + Duration::from_millis(50)),
+            Err(Refusal::Rate)
+        );
+        assert!(s.admit(&tr, t0 + Duration::from_millis(100)).is_ok());
+        let later = t0 + Duration::from_secs(5);
+        let admitted = (0..20).filter(|_| s.admit(&tr, later).is_ok()).count();
+        assert_eq!(admitted, 10, "refill is capped at the bucket size");
+    }
+}

@@ -1,0 +1,400 @@
+//! Inter-trunk routing through the core with virtual time: number translation both ways,
+//! failover on 503 / translated 486 / progress timeout, stop on 4xx, best response,
+//! admission limits.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const GWB: &str = "127.0.0.4:5060";
+
+const ROUTED: &str = r#"
+[server]
+cores = 1
+listen = "udp:127.0.0.1:5060"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:5060"
+inbound = [
+  { match = '^(\d{10})$', replace = '+1${1}', number = "called" },
+  { match = '^(\d{3})$', replace = '+12125550${1}', number = "calling" },
+]
+
+[[trunk]]
+name = "gw-a"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:5060"
+outbound_called = [{ match = '^\+1(\d{10})$', replace = '${1}' }]
+response_codes = [{ code = 486, cause = 34, to = 503 }]
+progress_timeout_s = 10
+max_calls = 1
+
+[[trunk]]
+name = "gw-b"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:5060"
+remove_plus = true
+
+[[route]]
+name = "us-primary"
+pattern = '^\+1\d{10}$'
+trunks = ["gw-a"]
+priority = 10
+
+[[route]]
+name = "us-backup"
+pattern = '^\+1\d{10}$'
+trunks = ["gw-b"]
+priority = 20
+"#;
+
+/// An INVITE from the PBX: extension 100 calls 2125551234.
+fn pbx_invite(call_id: &str) -> String {
+    msg(
+        &[
+            "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-1;rport",
+            "Max-Forwards: 70",
+            "From: \"Ext 100\" <sip:100@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>",
+            &format!("Call-ID: {call_id}"),
+            "CSeq: 1 INVITE",
+            "Contact: <sip:100@127.0.0.2:5060>",
+            "P-Asserted-Identity: <sip:100@127.0.0.2>",
+            "Content-Type: application/sdp",
+        ],
+        SDP,
+    )
+}
+
+fn user_of(header: &str) -> &str {
+    let start = header.find("sip:").map_or(0, |i| i + 4);
+    let rest = &header[start..];
+    &rest[..rest.find('@').unwrap_or(rest.len())]
+}
+
+fn invite_to<'a>(out: &'a [Sent], to: &str) -> &'a Sent {
+    one(out, &format!("INVITE to {to}"), |s| {
+        s.method() == "INVITE" && s.to == addr(to)
+    })
+}
+
+#[test]
+fn numbers_are_translated_per_trunk_and_restored_toward_the_caller() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("tr-1@pbx"));
+    let fwd = invite_to(&out, GW).clone();
+    // Called: 2125551234 -> +12125551234 (inbound) -> 2125551234 (gw-a outbound).
+    assert_eq!(
+        fwd.first_line(),
+        "INVITE sip:2125551234@127.0.0.3:5060 SIP/2.0"
+    );
+    // Calling: 100 -> +12125550100 (inbound), untouched by gw-a: From and PAI carry it.
+    assert_eq!(user_of(fwd.header("From")), "+12125550100");
+    assert_eq!(user_of(fwd.header("P-Asserted-Identity")), "+12125550100");
+    assert!(
+        fwd.header("From").ends_with(";tag=a1"),
+        "tags are never touched"
+    );
+
+    // Responses go back with the caller's own From.
+    let ok = response_to(&fwd, 200, "OK", Some("ga"), "<sip:gw@127.0.0.3:5060>");
+    let out = net.send(GW, &ok);
+    let up = one(&out, "200 to the PBX", |s| {
+        s.is_status(200) && s.to == addr(PBX)
+    });
+    assert_eq!(user_of(up.header("From")), "100");
+
+    // BYE from the gateway: its To is the translated caller; the PBX sees its own number.
+    let bye = msg(
+        &[
+            "BYE sip:100@127.0.0.2:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-gw-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: <sip:2125551234@127.0.0.3>;tag=ga",
+            "To: <sip:+12125550100@127.0.0.2>;tag=a1",
+            "Call-ID: tr-1@pbx",
+            "CSeq: 1 BYE",
+        ],
+        "",
+    );
+    let out = net.send(GW, &bye);
+    let b = one(&out, "BYE to the PBX", |s| {
+        s.method() == "BYE" && s.to == addr(PBX)
+    });
+    assert_eq!(user_of(b.header("To")), "100");
+    // The PBX answers with To 100; the gateway gets its own view back.
+    let out = net.send(PBX, &response_to(b, 200, "OK", None, ""));
+    let r = one(&out, "200 to the gateway", |s| {
+        s.is_status(200) && s.to == addr(GW)
+    });
+    assert_eq!(user_of(r.header("To")), "+12125550100");
+}
+
+#[test]
+fn a_503_fails_over_to_the_next_trunk_with_its_own_translation() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-1@pbx"));
+    let a = invite_to(&out, GW).clone();
+    let out = net.send(
+        GW,
+        &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
+    );
+    one(&out, "ACK for the 503", |s| {
+        s.method() == "ACK" && s.to == addr(GW)
+    });
+    assert!(
+        out.iter().all(|s| s.to != addr(PBX)),
+        "503 is not relayed: {out:#?}"
+    );
+    let b = invite_to(&out, GWB);
+    // gw-b strips the plus.
+    assert_eq!(
+        b.first_line(),
+        "INVITE sip:12125551234@127.0.0.4:5060 SIP/2.0"
+    );
+    assert_eq!(user_of(b.header("From")), "12125550100");
+    assert_ne!(b.headers("Via")[0], a.headers("Via")[0], "a new branch");
+    let out = net.send(
+        GWB,
+        &response_to(b, 200, "OK", Some("gb"), "<sip:gw@127.0.0.4>"),
+    );
+    one(&out, "200 relayed", |s| {
+        s.is_status(200) && s.to == addr(PBX)
+    });
+    assert_eq!(net.core.stats().failovers, 1);
+}
+
+#[test]
+fn busy_with_cause_34_is_translated_to_503_and_fails_over() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-2@pbx"));
+    let a = invite_to(&out, GW).clone();
+    let busy = response_to(&a, 486, "Busy Here", Some("x"), "").replace(
+        "Content-Length: 0",
+        "Reason: Q.850;cause=34;text=\"no circuit\"\r\nContent-Length: 0",
+    );
+    let out = net.send(GW, &busy);
+    invite_to(&out, GWB);
+}
+
+#[test]
+fn busy_without_the_cause_is_relayed_and_ends_the_call() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-3@pbx"));
+    let a = invite_to(&out, GW).clone();
+    let out = net.send(GW, &response_to(&a, 486, "Busy Here", Some("x"), ""));
+    one(&out, "486 relayed", |s| {
+        s.is_status(486) && s.to == addr(PBX)
+    });
+    assert!(out.iter().all(|s| s.to != addr(GWB)));
+}
+
+#[test]
+fn a_404_from_a_gateway_ends_the_call_with_404() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-4@pbx"));
+    let a = invite_to(&out, GW).clone();
+    let out = net.send(GW, &response_to(&a, 404, "Not Found", Some("x"), ""));
+    let r = one(&out, "404 relayed", |s| {
+        s.is_status(404) && s.to == addr(PBX)
+    });
+    assert_eq!(user_of(r.header("From")), "100");
+    assert!(out.iter().all(|s| s.to != addr(GWB)));
+}
+
+#[test]
+fn no_progress_within_the_trunk_timer_moves_to_the_next_trunk() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-5@pbx"));
+    let a = invite_to(&out, GW).clone();
+    // A 100 Trying is not progress.
+    net.send(GW, &response_to(&a, 100, "Trying", None, ""));
+    let out = net.advance(Duration::from_millis(9_900));
+    assert!(out
+        .iter()
+        .all(|s| s.method() != "INVITE" && s.method() != "CANCEL"));
+    let out = net.advance(Duration::from_millis(200));
+    one(&out, "CANCEL to gw-a", |s| {
+        s.method() == "CANCEL" && s.to == addr(GW)
+    });
+    invite_to(&out, GWB);
+    // gw-a's late 487 is ACKed and absorbed.
+    let out = net.send(
+        GW,
+        &response_to(&a, 487, "Request Terminated", Some("x"), ""),
+    );
+    assert!(out.iter().all(|s| s.to != addr(PBX)), "{out:#?}");
+}
+
+#[test]
+fn no_failover_after_ringing_was_relayed() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-6@pbx"));
+    let a = invite_to(&out, GW).clone();
+    net.send(GW, &response_to(&a, 180, "Ringing", Some("x"), ""));
+    let out = net.send(
+        GW,
+        &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
+    );
+    one(&out, "503 relayed", |s| {
+        s.is_status(503) && s.to == addr(PBX)
+    });
+    assert!(out.iter().all(|s| s.to != addr(GWB)));
+}
+
+#[test]
+fn when_every_attempt_fails_the_best_response_is_relayed_with_a_reason() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("fo-7@pbx"));
+    let a = invite_to(&out, GW).clone();
+    let out = net.send(
+        GW,
+        &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
+    );
+    let b = invite_to(&out, GWB).clone();
+    let out = net.send(
+        GWB,
+        &response_to(&b, 500, "Server Internal Error", Some("y"), ""),
+    );
+    let r = one(&out, "final to the PBX", |s| s.to == addr(PBX));
+    assert!(
+        r.is_status(503),
+        "first of the best class stays: {}",
+        r.first_line()
+    );
+    assert!(
+        r.header("Warning").contains("all-attempts-failed"),
+        "{}",
+        r.text
+    );
+}
+
+#[test]
+fn a_trunk_at_max_calls_is_skipped_until_a_call_ends() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("cap-1@pbx"));
+    let a = invite_to(&out, GW).clone();
+    net.send(
+        GW,
+        &response_to(&a, 200, "OK", Some("ga"), "<sip:gw@127.0.0.3:5060>"),
+    );
+    // gw-a holds its one call: the next call goes to gw-b.
+    let out = net.send(
+        PBX,
+        &pbx_invite("cap-2@pbx").replace("z9hG4bK-pbx-1", "z9hG4bK-pbx-2"),
+    );
+    invite_to(&out, GWB);
+    // The first call ends: gw-a takes calls again.
+    let bye = msg(
+        &[
+            "BYE sip:gw@127.0.0.3:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: \"Ext 100\" <sip:100@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>;tag=ga",
+            "Call-ID: cap-1@pbx",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    let out = net.send(PBX, &bye);
+    let b = one(&out, "BYE to gw-a", |s| {
+        s.method() == "BYE" && s.to == addr(GW)
+    })
+    .clone();
+    assert_eq!(
+        user_of(b.header("From")),
+        "+12125550100",
+        "caller's number translated"
+    );
+    net.send(GW, &response_to(&b, 200, "OK", None, ""));
+    let out = net.send(
+        PBX,
+        &pbx_invite("cap-3@pbx").replace("z9hG4bK-pbx-1", "z9hG4bK-pbx-3"),
+    );
+    invite_to(&out, GW);
+}
+
+#[test]
+fn every_trunk_full_is_admission_refused_with_retry_after() {
+    let cfg = ROUTED.replace("remove_plus = true", "remove_plus = true\nmax_calls = 1");
+    let mut net = Net::with_config(&cfg);
+    for (i, to) in [(1, GW), (2, GWB)] {
+        let out = net.send(
+            PBX,
+            &pbx_invite(&format!("full-{i}@pbx")).replace("pbx-1", &format!("pbx-{i}")),
+        );
+        let inv = invite_to(&out, to).clone();
+        net.send(
+            to,
+            &response_to(&inv, 200, "OK", Some("g"), "<sip:gw@127.0.0.9>"),
+        );
+    }
+    let out = net.send(PBX, &pbx_invite("full-3@pbx").replace("pbx-1", "pbx-3"));
+    let r = one(&out, "503", |s| s.is_status(503));
+    assert!(
+        r.header("Warning").contains("admission-refused"),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.header("Retry-After"), "5");
+}
+
+#[test]
+fn unknown_sources_get_no_answer_when_configured_to_drop() {
+    let cfg = ROUTED.replace(
+        "listen = \"udp:127.0.0.1:5060\"",
+        "listen = \"udp:127.0.0.1:5060\"\nunknown_source = \"drop\"",
+    );
+    let mut net = Net::with_config(&cfg);
+    let out = net.send(STRANGER, &pbx_invite("strange@x"));
+    assert!(out.is_empty(), "{out:#?}");
+    assert_eq!(net.core.stats().rejected_unknown_source, 1);
+}
+
+#[test]
+fn a_trunk_that_stops_answering_options_is_skipped_then_comes_back() {
+    let cfg = ROUTED.replace(
+        "progress_timeout_s = 10",
+        "progress_timeout_s = 10\nprobe = { interval_s = 5, down_after = 2, up_after = 1 }",
+    );
+    let mut net = Net::with_config(&cfg);
+    // The first probe goes out at once; nobody answers two of them.
+    let mut probes = 0;
+    for _ in 0..120 {
+        for s in net.advance(Duration::from_millis(100)) {
+            if s.method() == "OPTIONS" && s.to == addr(GW) && !s.text.contains("pbx") {
+                assert!(s.first_line().starts_with("OPTIONS sip:127.0.0.3:5060 "));
+                probes += 1;
+            }
+        }
+    }
+    assert!(probes >= 3, "{probes} probes in 12 s");
+    // gw-a is down: a call skips it.
+    let out = net.send(PBX, &pbx_invite("down-1@pbx"));
+    invite_to(&out, GWB);
+    // The next probe is answered: gw-a is up again (up_after = 1).
+    let mut answered = false;
+    for _ in 0..100 {
+        for s in net.advance(Duration::from_millis(100)) {
+            if s.method() == "OPTIONS" && s.to == addr(GW) && !answered {
+                let ok = response_to(&s, 200, "OK", Some("p"), "");
+                assert!(net.send(GW, &ok).is_empty(), "probe answers are absorbed");
+                answered = true;
+            }
+        }
+        if answered {
+            break;
+        }
+    }
+    assert!(answered);
+    let out = net.send(PBX, &pbx_invite("up-1@pbx").replace("pbx-1", "pbx-2"));
+    invite_to(&out, GW);
+    assert!(net.core.stats().probe_failures >= 2);
+}
