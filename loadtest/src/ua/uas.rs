@@ -129,6 +129,33 @@ impl Uas {
         }
     }
 
+    /// Set a deadline without a heap entry yet: the transaction timeout (Timer B/F/H) is
+    /// only queued when the retransmission timer reaches it, so a transaction answered in time
+    /// leaves no 32 s entry behind.
+    fn set_deadline(&mut self, slot: u32, kind: u8, at: Micros) {
+        if let Some(d) = self
+            .calls
+            .get_mut(slot as usize)
+            .and_then(|c| c.deadline.get_mut(kind as usize))
+        {
+            *d = at;
+        }
+    }
+
+    /// The next retransmission at `at`, or the transaction timeout if that comes first.
+    fn rearm_retrans(&mut self, slot: u32, at: Micros) {
+        let timeout = self
+            .calls
+            .get(slot as usize)
+            .and_then(|c| c.deadline.get(TIMEOUT as usize).copied())
+            .unwrap_or(NEVER);
+        if timeout != NEVER && at >= timeout {
+            self.arm(slot, TIMEOUT, timeout);
+        } else {
+            self.arm(slot, RETRANS, at);
+        }
+    }
+
     fn disarm(&mut self, slot: u32, kinds: &[u8]) {
         if let Some(c) = self.calls.get_mut(slot as usize) {
             for &k in kinds {
@@ -270,8 +297,8 @@ impl Uas {
             c.interval = t1;
         }
         self.disarm(slot, &[ANSWER, LINGER]);
-        self.arm(slot, RETRANS, now + t1);
-        self.arm(slot, TIMEOUT, now + self.cfg.timers.transaction_timeout());
+        self.set_deadline(slot, TIMEOUT, now + self.cfg.timers.transaction_timeout());
+        self.rearm_retrans(slot, now + t1);
     }
 
     fn on_invite(&mut self, now: Micros, sock: u16, from: SocketAddr, m: &Msg, out: &mut Out) {
@@ -469,7 +496,7 @@ impl Uas {
                 if let Some(c) = self.calls.get_mut(slot as usize) {
                     c.interval = next;
                 }
-                self.arm(slot, RETRANS, now + next);
+                self.rearm_retrans(slot, now + next);
             }
             (TIMEOUT, State::Completed) => {
                 self.stats.uas_fail(Fail::UasNoAck);
