@@ -62,6 +62,7 @@ run() {
   local W=$!; PIDS+=("$W")
   local uac_ticks; uac_ticks=$(follow "$C")
   wait "$C" || { echo "UAC failed:" >&2; tail -5 "$TMP/uac.out" >&2; }
+  [ -e "/proc/$U/stat" ] || { echo "UAS died early:" >&2; tail -5 "$TMP/uas.out" >&2; }
   kill "$W" 2>/dev/null || true; wait "$W" 2>/dev/null || true
   sleep 0.5
   local uas_ticks; uas_ticks=$(ticks "$U")

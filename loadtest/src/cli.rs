@@ -52,6 +52,8 @@ common options:
   --workers N             worker threads, each pinned to a core. Default: one per 20000
                           calls/s of the peak rate, at most one per core; a UAS alone: 1
   --no-pin                do not pin workers to cores
+  --cpus LIST             pin worker i to the i-th CPU of LIST (e.g. 1 or 0,1)  [worker i
+                          on CPU i]
   --tick-us US            batch datagrams for up to US µs between turns, calls and timers
                           served on that grid (latencies use kernel receive times and the
                           grid's intended times); 0: no batching  [uac: 5000, uas/both: 1000]
@@ -88,6 +90,8 @@ pub struct Plan {
     /// Worker threads; `None`: sized from the load (see `Plan::worker_count`).
     pub workers: Option<usize>,
     pub pin: bool,
+    /// `--cpus`: the CPU of each worker, in order.
+    pub cpus: Option<Vec<usize>>,
     pub json: Option<PathBuf>,
     pub max_failures: Option<Threshold>,
     pub quiet: bool,
@@ -220,6 +224,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         role,
         workers: None,
         pin: true,
+        cpus: None,
         json: None,
         max_failures: None,
         quiet: false,
@@ -317,6 +322,11 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
                 }
             }
             "--no-pin" => p.pin = false,
+            "--cpus" => {
+                let list: Result<Vec<usize>, String> =
+                    val()?.split(',').map(|c| num(opt, c.trim())).collect();
+                p.cpus = Some(list?);
+            }
             "--tick-us" => {
                 let t: Micros = num(opt, val()?)?;
                 p.tick = Some(t);

@@ -226,6 +226,23 @@ fn find(hay: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
         }
         return None;
     }
+    if needle == b"\r\n\r\n" {
+        // The end of the headers: an LF preceded by CR and followed by CR LF. (A memmem
+        // searcher built per message costs more than the whole scan.)
+        let mut at = 0;
+        while let Some(p) = memchr::memchr(b'\n', tail.get(at..)?) {
+            let i = at + p;
+            if i >= 1
+                && tail.get(i - 1) == Some(&b'\r')
+                && tail.get(i + 1) == Some(&b'\r')
+                && tail.get(i + 2) == Some(&b'\n')
+            {
+                return Some(from + i - 1);
+            }
+            at = i + 1;
+        }
+        return None;
+    }
     memchr::memmem::find(tail, needle).map(|p| from + p)
 }
 
