@@ -59,6 +59,8 @@ common options:
                           grid's intended times); 0: no batching  [uac: 5000, uas/both: 1000]
   --t1-ms MS              RFC 3261 T1                                     [500]
   --json FILE             write the final report as JSON
+  --csv FILE              a line per second (and a last one), ';'-separated, columns
+                          named as in SIPp's -trace_stat where they mean the same
   --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
   --quiet                 no live line each second
 ";
@@ -93,6 +95,8 @@ pub struct Plan {
     /// `--cpus`: the CPU of each worker, in order.
     pub cpus: Option<Vec<usize>>,
     pub json: Option<PathBuf>,
+    /// `--csv`: one line per second, columns after SIPp's -trace_stat.
+    pub csv: Option<PathBuf>,
     pub max_failures: Option<Threshold>,
     pub quiet: bool,
     pub timers: Timers,
@@ -226,6 +230,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         pin: true,
         cpus: None,
         json: None,
+        csv: None,
         max_failures: None,
         quiet: false,
         timers: Timers::default(),
@@ -336,6 +341,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             }
             "--t1-ms" => p.timers.t1 = delay_ms(opt, val()?)?.max(MS),
             "--json" => p.json = Some(PathBuf::from(val()?)),
+            "--csv" => p.csv = Some(PathBuf::from(val()?)),
             "--max-failures" => {
                 let v = val()?;
                 p.max_failures = Some(match v.strip_suffix('%') {

@@ -221,3 +221,60 @@ pub fn cpu_seconds() -> (f64, f64) {
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_utime), t(ru.ru_stime))
 }
+
+/// The per-second CSV: SIPp's -trace_stat column names where the meaning is the same
+/// ((P) since the previous line, (C) since the start), then our latency columns (ms).
+pub struct Csv {
+    file: std::io::BufWriter<std::fs::File>,
+    prev_started: u64,
+    prev_ok: u64,
+    prev_failed: u64,
+}
+
+impl Csv {
+    pub fn create(path: &std::path::Path) -> Result<Csv, String> {
+        use std::io::Write;
+        let f =
+            std::fs::File::create(path).map_err(|e| format!("--csv {}: {e}", path.display()))?;
+        let mut file = std::io::BufWriter::new(f);
+        let _ = writeln!(
+            file,
+            "ElapsedTime(C);CallRate(P);OutgoingCall(P);OutgoingCall(C);CurrentCall;SuccessfulCall(P);\
+             SuccessfulCall(C);FailedCall(P);FailedCall(C);Retransmissions(C);IncomingCall(C);\
+             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C)"
+        );
+        Ok(Csv {
+            file,
+            prev_started: 0,
+            prev_ok: 0,
+            prev_failed: 0,
+        })
+    }
+
+    pub fn row(&mut self, elapsed_s: f64, rate: f64, uac: Option<&Stats>, uas: Option<&Stats>) {
+        use std::io::Write;
+        let (started, ok, failed, active, retrans) = uac.map_or((0, 0, 0, 0, 0), |u| {
+            (
+                u.started,
+                u.succeeded,
+                u.failed,
+                u.active,
+                u.retransmissions,
+            )
+        });
+        let incoming = uas.map_or(0, |u| u.uas_calls);
+        let p = |l: Lat, q: f64| uac.and_then(|u| u.hist(l)).map_or(0.0, |h| ms(pct(h, q)));
+        let _ = writeln!(
+            self.file,
+            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3}",
+            started - self.prev_started.min(started),
+            ok - self.prev_ok.min(ok),
+            failed - self.prev_failed.min(failed),
+            p(Lat::Answer, 0.5),
+            p(Lat::Answer, 0.99),
+            p(Lat::Bye, 0.99),
+        );
+        let _ = self.file.flush();
+        (self.prev_started, self.prev_ok, self.prev_failed) = (started, ok, failed);
+    }
+}

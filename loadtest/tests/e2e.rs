@@ -92,11 +92,25 @@ fn cancel_before_answer_over_loopback() {
 }
 
 #[test]
-fn options_load_over_loopback() {
-    let o = run("both --listen 127.0.0.1:PORT --rate 500 --calls 250 --scenario options");
+fn options_load_over_loopback_with_csv() {
+    let csv = std::env::temp_dir().join(format!("jl-e2e-{}.csv", std::process::id()));
+    let o = run(&format!(
+        "both --listen 127.0.0.1:PORT --rate 500 --calls 250 --scenario options --csv {}",
+        csv.display()
+    ));
     let uac = o.uac.as_ref().unwrap();
     assert_eq!(uac.succeeded, 250);
     assert_eq!(uac.hist(Lat::Options).unwrap().len(), 250);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let _ = std::fs::remove_file(&csv);
+    let mut lines = text.lines();
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("ElapsedTime(C);CallRate(P);OutgoingCall(P);OutgoingCall(C);"));
+    // The last line holds the totals: 250 calls out, 250 successful, none failed.
+    let last: Vec<&str> = lines.last().unwrap().split(';').collect();
+    assert_eq!((last[3], last[6], last[8]), ("250", "250", "0"));
 }
 
 #[test]

@@ -249,6 +249,10 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         handles.push(h);
     }
     drop(tx);
+    let mut csv = match &plan.csv {
+        Some(path) => Some(crate::report::Csv::create(path)?),
+        None => None,
+    };
     let mut latest: Vec<Option<Snapshot>> = (0..workers_n).map(|_| None).collect();
     let mut finished = 0;
     let mut uac_done = 0;
@@ -287,28 +291,37 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         if has_uac && has_uas && uac_done >= workers {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        if !plan.quiet && last_print.elapsed() >= Duration::from_secs(1) {
+        let have_data = latest.iter().any(Option::is_some);
+        if have_data && last_print.elapsed() >= Duration::from_secs(1) {
             let dt = last_print.elapsed().as_secs_f64();
             last_print = Instant::now();
             let (uac, uas) = merge(&latest);
             let now_started = uac.as_ref().map_or(0, |u| u.started);
             let rate = (now_started - last_started.min(now_started)) as f64 / dt;
             last_started = now_started;
-            eprintln!(
-                "{}",
-                live_line(
-                    started.elapsed().as_secs_f64(),
-                    uac.as_ref(),
-                    rate,
-                    uas.as_ref()
-                )
-            );
+            let elapsed = started.elapsed().as_secs_f64();
+            if !plan.quiet {
+                eprintln!("{}", live_line(elapsed, uac.as_ref(), rate, uas.as_ref()));
+            }
+            if let Some(csv) = csv.as_mut() {
+                csv.row(elapsed, rate, uac.as_ref(), uas.as_ref());
+            }
         }
     }
     for h in handles {
         let _ = h.join();
     }
     let (uac, uas) = merge(&latest);
+    if let Some(csv) = csv.as_mut() {
+        let elapsed = started.elapsed().as_secs_f64();
+        let total = uac.as_ref().map_or(0, |u| u.started);
+        let rate = if elapsed > 0.0 {
+            total as f64 / elapsed
+        } else {
+            0.0
+        };
+        csv.row(elapsed, rate, uac.as_ref(), uas.as_ref());
+    }
     Ok(Outcome {
         uac,
         uas,
