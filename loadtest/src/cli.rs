@@ -37,7 +37,7 @@ uac options:
   --answer-timeout-ms MS  CANCEL when no final response this long after a 1xx [0 = never]
   --transport un|u1       un: many source ports; u1: a single 4-tuple       [un]
   --ports N               un: source ports in all (spread over workers)   [32]
-  --local-ip IP           source address                                  [127.0.0.1]
+  --local-ip IP           source address                      [127.0.0.1, or ::1 for an IPv6 target]
   --local-port PORT       u1: the source port                             [any]
 
 uas options:
@@ -260,6 +260,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         uas_file: None,
     };
     let mut rate_max: Option<f64> = None;
+    let mut local_ip_given = false;
     let mut calls: Option<u64> = None;
     while let Some(opt) = it.next() {
         let opt = opt.as_str();
@@ -311,6 +312,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
                 }
             }
             "--local-ip" => {
+                local_ip_given = true;
                 p.local_ip = val()?
                     .parse()
                     .map_err(|_| "--local-ip: not an IP address".to_string())?
@@ -370,6 +372,10 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         Role::Both if p.listen.is_none() => return Err("both: --listen IP:PORT is required".into()),
         Role::Both if p.target.is_none() => p.target = p.listen,
         _ => {}
+    }
+    // Without --local-ip, the loopback address of the target's family.
+    if !local_ip_given && p.target.is_some_and(|t| t.is_ipv6()) {
+        p.local_ip = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
     }
     if p.role != Role::Uas && calls.is_none() && p.duration.is_none() {
         return Err("uac: give --calls N or --duration S (a run must end)".into());

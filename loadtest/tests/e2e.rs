@@ -65,6 +65,12 @@ fn basic_calls_both_roles_two_workers() {
 }
 
 #[test]
+fn ipv6_loopback() {
+    let o = run("both --listen [::1]:PORT --rate 400 --calls 100");
+    assert_eq!(o.uac.as_ref().unwrap().succeeded, 100);
+}
+
+#[test]
 fn single_four_tuple_mode() {
     let o = run("both --listen 127.0.0.1:PORT --rate 500 --calls 300 -t u1");
     let uac = o.uac.as_ref().unwrap();
