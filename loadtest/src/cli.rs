@@ -46,6 +46,8 @@ uas options:
                           or never                                         [200]
   --ring-ms MS            delay before the final response (100 and 180 first) [0]
   --no-ringing            no 180 Ringing
+  --uas-hangup-ms MS      the UAS sends BYE this long after the ACK (give the UAC a longer
+                          --hold-ms: whoever's timer ends first hangs up)
   --uas-sf FILE           a SIPp XML scenario file for the UAS side (uas role: --sf works too)
 
 common options:
@@ -125,6 +127,8 @@ pub struct Plan {
     pub ring: Micros,
     pub ringing: bool,
     pub uas_file: Option<PathBuf>,
+    /// `--uas-hangup-ms`: the UAS hangs up this long after the ACK.
+    pub uas_hangup: Option<Micros>,
 }
 
 fn online_cpus() -> usize {
@@ -258,6 +262,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         ring: 0,
         ringing: true,
         uas_file: None,
+        uas_hangup: None,
     };
     let mut rate_max: Option<f64> = None;
     let mut local_ip_given = false;
@@ -321,6 +326,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             "--answer" => (p.answer, p.never) = parse_answer(val()?)?,
             "--ring-ms" => p.ring = delay_ms(opt, val()?)?,
             "--no-ringing" => p.ringing = false,
+            "--uas-hangup-ms" => p.uas_hangup = Some(delay_ms(opt, val()?)?),
             "--workers" => {
                 let n: usize = num(opt, val()?)?;
                 p.workers = Some(n);

@@ -70,13 +70,15 @@ pub enum Fail {
     UasNoAck,
     /// UAS: call table full, answered 503.
     UasTableFull,
+    /// UAS: our BYE got a non-2xx final response.
+    UasByeRefused,
     /// CANCEL scenario: the UAS answered 2xx before the CANCEL reached it (not an error of the
     /// system under test, but not a cancelled call either).
     AnsweredBeforeCancel,
 }
 
 impl Fail {
-    pub const ALL: [Fail; 14] = [
+    pub const ALL: [Fail; 15] = [
         Fail::TimeoutInvite,
         Fail::TimeoutBye,
         Fail::TimeoutOptions,
@@ -90,6 +92,7 @@ impl Fail {
         Fail::ScenarioTimeout,
         Fail::UasNoAck,
         Fail::UasTableFull,
+        Fail::UasByeRefused,
         Fail::AnsweredBeforeCancel,
     ];
     pub fn name(self) -> &'static str {
@@ -107,6 +110,7 @@ impl Fail {
             Fail::ScenarioTimeout => "scenario: recv timeout",
             Fail::UasNoAck => "uas: no ACK for the final response (Timer H)",
             Fail::UasTableFull => "uas: call table full (503 sent)",
+            Fail::UasByeRefused => "uas: our BYE was refused (non-2xx)",
             Fail::AnsweredBeforeCancel => "answered before the CANCEL arrived",
         }
     }

@@ -65,6 +65,19 @@ fn basic_calls_both_roles_two_workers() {
 }
 
 #[test]
+fn uas_hangs_up_over_loopback() {
+    let o = run(
+        "both --listen 127.0.0.1:PORT --rate 400 --calls 200 --hold-ms 5000 --uas-hangup-ms 20",
+    );
+    let uac = o.uac.as_ref().unwrap();
+    assert_eq!(uac.succeeded, 200, "{:?}", uac.failures());
+    // The UAC never sent a BYE: no BYE latency, every call ended by the UAS.
+    assert_eq!(uac.hist(Lat::Bye).unwrap().len(), 0);
+    assert_eq!(o.uas.as_ref().unwrap().uas_completed, 200);
+    assert_eq!(report::failure_total(&o), 0);
+}
+
+#[test]
 fn ipv6_loopback() {
     let o = run("both --listen [::1]:PORT --rate 400 --calls 100");
     assert_eq!(o.uac.as_ref().unwrap().succeeded, 100);

@@ -42,6 +42,7 @@ fn uas_cfg() -> UasConfig {
         ringing: true,
         local: vec![a("127.0.0.1:7000")],
         dialog_max: 600 * SEC,
+        hangup: None,
         timers: Timers::default(),
         run_id: 0xdef,
     }
@@ -617,4 +618,85 @@ fn lossy_network_still_completes_every_call() {
     assert!(s.retransmissions > 0);
     assert_eq!(net.uas.stats().uas_completed, 50);
     assert_eq!((net.uac.active(), net.uas.active()), (0, 0));
+}
+
+#[test]
+fn uas_hangs_up_first() {
+    let mut cfg = uac_cfg(UacScenario::Call);
+    cfg.hold = 10 * SEC;
+    let mut net = Net::new(
+        cfg,
+        UasConfig {
+            hangup: Some(SEC),
+            ..uas_cfg()
+        },
+    );
+    net.start();
+    net.run_until(60 * SEC);
+    assert_eq!(
+        net.lines(),
+        [
+            "> INVITE sip:2125551234@127.0.0.1:7000 SIP/2.0",
+            "< SIP/2.0 180 Ringing",
+            "< SIP/2.0 200 OK",
+            "> ACK sip:127.0.0.1:7000 SIP/2.0",
+            "< BYE sip:junction-load@127.0.0.1:6000 SIP/2.0",
+            "> SIP/2.0 200 OK",
+        ]
+    );
+    // One second after the ACK reached the UAS (3 ms), to the UAC's Contact.
+    assert_eq!(net.log[4].at, 3 * MS + SEC);
+    assert_eq!(net.log[4].dest, a("127.0.0.1:6000"));
+    // From/To swapped: the BYE's From is the 200's To (with the UAS tag).
+    assert_eq!(net.log[4].header("From"), net.log[2].header("To"));
+    assert_eq!(net.log[4].header("To"), net.log[0].header("From"));
+    assert_eq!(net.log[4].header("CSeq"), ["1 BYE"]);
+    assert_eq!(net.uac.stats().succeeded, 1);
+    assert_eq!(net.uas.stats().uas_completed, 1);
+    assert_eq!((net.uac.active(), net.uas.active()), (0, 0));
+}
+
+#[test]
+fn uas_bye_follows_the_record_route_and_is_retransmitted() {
+    let mut uas = Uas::new(UasConfig {
+        hangup: Some(SEC),
+        ..uas_cfg()
+    });
+    let mut out = Out::default();
+    let invite = "INVITE sip:x@127.0.0.1:7000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKp\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKa\r\nRecord-Route: <sip:127.0.0.2:5060;lr>\r\n\
+Record-Route: <sip:127.0.0.5:5064;lr>\r\nFrom: <sip:a@x>;tag=aa\r\nTo: <sip:x@y>\r\nCall-ID: rr-1\r\n\
+CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n";
+    uas.on_datagram(0, 0, 0, a("127.0.0.2:5060"), invite.as_bytes(), &mut out);
+    let ok = String::from_utf8_lossy(out.bytes(out.list.last().unwrap())).into_owned();
+    let to = ok
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .unwrap()
+        .to_string();
+    out.clear();
+    let ack = format!("ACK sip:x@127.0.0.1:7000 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKq\r\nFrom: <sip:a@x>;tag=aa\r\n{to}\r\nCall-ID: rr-1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n");
+    uas.on_datagram(MS, MS, 0, a("127.0.0.2:5060"), ack.as_bytes(), &mut out);
+    assert!(out.is_empty());
+    uas.on_timeout(MS + SEC, &mut out);
+    assert_eq!(out.list.len(), 1);
+    let bye = String::from_utf8_lossy(out.bytes(&out.list[0])).into_owned();
+    assert!(
+        bye.starts_with("BYE sip:a@127.0.0.1:6000 SIP/2.0\r\n"),
+        "{bye}"
+    );
+    // The UAS's route set is the Record-Route in order; the BYE goes to its first entry.
+    assert!(bye.contains("Route: <sip:127.0.0.2:5060;lr>\r\nRoute: <sip:127.0.0.5:5064;lr>\r\n"));
+    assert_eq!(out.list[0].dest, a("127.0.0.2:5060"));
+    assert!(bye.contains("\r\nTo: <sip:a@x>;tag=aa\r\n"));
+    // Unanswered: retransmitted (Timer E), then given up (Timer F).
+    out.clear();
+    uas.on_timeout(MS + SEC + 500 * MS, &mut out);
+    assert_eq!(out.list.len(), 1);
+    assert_eq!(String::from_utf8_lossy(out.bytes(&out.list[0])), bye);
+    for t in 0..100 {
+        uas.on_timeout(MS + SEC + t * SEC, &mut out);
+    }
+    assert_eq!(uas.stats().fail[Fail::TimeoutBye as usize], 1);
+    assert_eq!(uas.active(), 0);
 }

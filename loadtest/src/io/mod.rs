@@ -173,6 +173,7 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
             ringing: plan.ringing,
             local: vec![listen],
             dialog_max: 3600 * SEC,
+            hangup: plan.uas_hangup,
             timers: plan.timers,
             run_id: run ^ (w as u64) << 40,
         })),

@@ -62,6 +62,8 @@ pub struct UasConfig {
     pub local: Vec<SocketAddr>,
     /// How long an answered call may wait for its BYE before it is forgotten.
     pub dialog_max: Micros,
+    /// Hang up from the UAS side this long after the ACK (unless the UAC hangs up first).
+    pub hangup: Option<Micros>,
     pub timers: Timers,
     pub run_id: u64,
 }

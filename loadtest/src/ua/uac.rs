@@ -718,6 +718,45 @@ impl Uac {
         self.arm(slot, HOLD, bye_at);
     }
 
+    /// A request from the far end: a BYE (the UAS hangs up) ends an established call as a
+    /// success; a BYE for a dialog we do not have gets 481; anything else is stray.
+    fn on_request(&mut self, now: Micros, sock: u16, from: SocketAddr, m: &Msg, out: &mut Out) {
+        let _ = now;
+        if m.method() != Some(Method::Bye) {
+            self.stats.stray += 1;
+            return;
+        }
+        let ours = decode_call_id(m.get(m.call_id))
+            .filter(|r| r.run == self.cfg.run_id && r.worker == self.cfg.worker);
+        let slot = ours
+            .filter(|r| {
+                self.calls.get(r.slot as usize).is_some_and(|c| {
+                    c.gen == r.gen && matches!(c.state, State::Established | State::Terminating)
+                })
+            })
+            .map(|r| r.slot);
+        match slot {
+            Some(slot) => {
+                crate::ua::text::response_from(out, m, 200, b"", b"", sock, from);
+                self.stats.sent += 1;
+                let lost_race = self.calls.get(slot as usize).is_some_and(|c| c.lost_race);
+                if lost_race {
+                    self.fail(slot, Fail::AnsweredBeforeCancel);
+                } else {
+                    self.succeed(slot);
+                }
+            }
+            None => {
+                // One of our calls that has ended (the far end retransmits its BYE because our
+                // 200 was lost, or its BYE crossed ours): 200 again, from the request alone.
+                // A dialog that was never ours: 481.
+                let code = if ours.is_some() { 200 } else { 481 };
+                crate::ua::text::response_from(out, m, code, b"", b"", sock, from);
+                self.stats.sent += 1;
+            }
+        }
+    }
+
     fn on_timer(&mut self, now: Micros, at: Micros, slot: u32, kind: u8, out: &mut Out) {
         let Some(c) = self.calls.get_mut(slot as usize) else {
             return;
@@ -781,7 +820,7 @@ impl Engine for Uac {
         now: Micros,
         rx: Micros,
         sock: u16,
-        _from: SocketAddr,
+        from: SocketAddr,
         bytes: &[u8],
         out: &mut Out,
     ) {
@@ -796,11 +835,7 @@ impl Engine for Uac {
         };
         match m.code() {
             Some(code) => self.on_response(now, sock, &m, code, out),
-            None => {
-                // A UAC in these scenarios never receives requests it must act on; a BYE from
-                // the far end would be answered here once the UAS hangs up (not built yet).
-                self.stats.stray += 1;
-            }
+            None => self.on_request(now, sock, from, &m, out),
         }
     }
 

@@ -29,7 +29,8 @@ const RETRANS: u8 = 0; // 2xx retransmission / Timer G
 const TIMEOUT: u8 = 1; // Timer H: no ACK
 const ANSWER: u8 = 2; // end of the ring time: send the final response
 const LINGER: u8 = 3; // forget the call
-const KINDS: usize = 4;
+const HANGUP: u8 = 4; // the UAS's own hang-up: send BYE
+const KINDS: usize = 5;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -40,6 +41,8 @@ enum State {
     Completed,
     /// 2xx ACKed, waiting for the BYE.
     Confirmed,
+    /// Our BYE sent (Timer E/F), waiting for its final response.
+    Hangup,
     /// Done; kept to answer retransmissions.
     Lingering,
 }
@@ -78,6 +81,8 @@ struct UasCall {
     last: u16,
     interval: Micros,
     deadline: [Micros; KINDS],
+    /// The Contact URI of the INVITE: where our own BYE goes when no route set.
+    contact: Vec<u8>,
 }
 
 pub struct Uas {
@@ -331,6 +336,7 @@ impl Uas {
                     last: 0,
                     interval: 0,
                     deadline: [NEVER; KINDS],
+                    contact: Vec::new(),
                 });
                 (self.calls.len() - 1) as u32
             }
@@ -364,6 +370,8 @@ impl Uas {
         c.code = code;
         c.last = 0;
         c.deadline = [NEVER; KINDS];
+        c.contact.clear();
+        c.contact.extend_from_slice(m.get(m.contact_uri));
         self.index.insert(key, slot);
         self.active += 1;
         self.stats.uas_calls += 1;
@@ -414,6 +422,9 @@ impl Uas {
                     }
                     self.disarm(slot, &[RETRANS, TIMEOUT]);
                     self.arm(slot, LINGER, now + self.cfg.dialog_max);
+                    if let Some(h) = self.cfg.hangup {
+                        self.arm(slot, HANGUP, now + h);
+                    }
                 } else {
                     // Timer I: T4 for unreliable transports.
                     self.linger(now, slot, self.cfg.timers.t4);
@@ -489,6 +500,29 @@ impl Uas {
         let (state, code, last, interval) = (c.state, c.code, c.last, c.interval);
         match (kind, state) {
             (ANSWER, State::Proceeding) => self.send_final(now, out, slot, code),
+            (HANGUP, State::Confirmed) => {
+                if let Some(c) = self.calls.get_mut(slot as usize) {
+                    c.state = State::Hangup;
+                    c.interval = self.cfg.timers.t1;
+                }
+                self.disarm(slot, &[LINGER]);
+                self.send_bye(out, slot);
+                self.set_deadline(slot, TIMEOUT, now + self.cfg.timers.transaction_timeout());
+                self.rearm_retrans(slot, now + self.cfg.timers.t1);
+            }
+            (RETRANS, State::Hangup) => {
+                self.send_bye(out, slot);
+                self.stats.retransmissions += 1;
+                let next = self.cfg.timers.next_interval(interval, true);
+                if let Some(c) = self.calls.get_mut(slot as usize) {
+                    c.interval = next;
+                }
+                self.rearm_retrans(slot, now + next);
+            }
+            (TIMEOUT, State::Hangup) => {
+                self.stats.uas_fail(Fail::TimeoutBye);
+                self.release(slot);
+            }
             (RETRANS, State::Completed) => {
                 self.respond(out, slot, last);
                 self.stats.retransmissions += 1;
@@ -505,6 +539,91 @@ impl Uas {
             (LINGER, _) => self.release(slot),
             _ => {}
         }
+    }
+}
+
+impl Uas {
+    /// A final response to our own BYE ends the call.
+    fn on_response(&mut self, now: Micros, m: &Msg) {
+        let code = m.code().unwrap_or(0);
+        let slot = self.lookup(m).filter(|&s| {
+            self.calls
+                .get(s as usize)
+                .is_some_and(|c| c.state == State::Hangup)
+        });
+        match slot {
+            Some(slot) if m.cseq_method == Method::Bye && code >= 200 => {
+                if code < 300 {
+                    self.stats.uas_completed += 1;
+                } else {
+                    self.stats.uas_fail(Fail::UasByeRefused);
+                }
+                self.linger(now, slot, self.cfg.timers.t4);
+            }
+            Some(_) => {}
+            None => self.stats.stray += 1,
+        }
+    }
+
+    /// Our BYE for call `slot` (RFC 3261 12.2.1.1 from the UAS side): From is the INVITE's To
+    /// with our tag, To the INVITE's From, the route set is the INVITE's Record-Route in order,
+    /// the Request-URI its Contact; sent to the first route, else the Contact, else the peer.
+    fn send_bye(&mut self, out: &mut Out, slot: u32) {
+        let Some(c) = self.calls.get(slot as usize) else {
+            return;
+        };
+        // The echo holds the INVITE's Via, From, To (tagged), Call-ID, CSeq and Record-Route
+        // lines: read them back as a message.
+        let mut text = Vec::with_capacity(c.echo.len() + 24);
+        text.put(b"SIP/2.0 200 OK\r\n");
+        text.put(&c.echo);
+        text.put(b"\r\n");
+        let Ok(inv) = Msg::parse(&text) else { return };
+        let routes: Vec<&[u8]> = (0..inv.record_route_count)
+            .filter_map(|i| inv.record_route.get(i).map(|s| inv.get(*s)))
+            .collect();
+        let dest = routes
+            .first()
+            .and_then(|r| {
+                let span = crate::sip::msg::addr_uri(r, crate::sip::Span::new(0, r.len()));
+                crate::sip::uri::uri_addr(span.get(r))
+            })
+            .or_else(|| crate::sip::uri::uri_addr(&c.contact))
+            .unwrap_or(c.peer);
+        let target: &[u8] = if c.contact.is_empty() {
+            b"sip:junction-load@127.0.0.1"
+        } else {
+            &c.contact
+        };
+        let local = self.local(c.sock);
+        let start = out.begin();
+        let b = &mut out.buf;
+        b.put(b"BYE ");
+        b.put(target);
+        b.put(b" SIP/2.0\r\nVia: SIP/2.0/UDP ");
+        b.put_addr(local);
+        b.put(b";branch=z9hG4bK-jlbye.");
+        b.put_hex(self.cfg.run_id);
+        b.put(b".");
+        b.put_hex(u64::from(slot));
+        b.put(b".");
+        b.put_hex(u64::from(c.gen));
+        b.put(b";rport\r\n");
+        for r in &routes {
+            b.put(b"Route: ");
+            b.put(r);
+            b.put(b"\r\n");
+        }
+        b.put(b"Max-Forwards: 70\r\nFrom: ");
+        b.put(inv.get(inv.to));
+        b.put(b"\r\nTo: ");
+        b.put(inv.get(inv.from));
+        b.put(b"\r\nCall-ID: ");
+        b.put(inv.get(inv.call_id));
+        b.put(b"\r\nCSeq: 1 BYE\r\nContent-Length: 0\r\n\r\n");
+        let sock = c.sock;
+        out.finish(start, sock, dest);
+        self.stats.sent += 1;
     }
 }
 
@@ -536,7 +655,7 @@ impl Engine for Uas {
         };
         match m.method() {
             Some(method) => self.on_request(now, sock, from, &m, method, out),
-            None => self.stats.stray += 1,
+            None => self.on_response(now, &m),
         }
     }
 
