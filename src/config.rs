@@ -9,13 +9,15 @@
 //! - `server.rs`, `routing_section.rs`, `trunk.rs`, `route.rs`: one section each;
 //!   `rules.rs`: number and response-code rules of a trunk; `prefix_file.rs`: a route's
 //!   prefixes read from a CSV file; `usages.rs`: usages named by trunks and routes, checked
-//!   against each other; `names.rs`, `addr.rs`: values they share.
+//!   against each other; `names.rs`, `addr.rs`: values they share;
+//!   `observability.rs`: the `[cdr]` and `[log]` sections.
 //! - `lint.rs`: warnings about a valid configuration (routes no trunk can use, hairpin risk),
 //!   printed by `junction check`.
 
 mod addr;
 mod lint;
 mod names;
+mod observability;
 mod prefix_file;
 mod route;
 mod routing_section;
@@ -31,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use lint::warnings;
+pub use observability::{CdrSettings, LogSettings};
 pub use prefix_file::{PrefixFile, PREFIX_FILE_ERRORS_MAX};
 pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
@@ -51,6 +54,10 @@ pub struct Config {
     pub routing: RoutingSettings,
     pub trunks: Vec<TrunkConfig>,
     pub routes: Vec<RouteConfig>,
+    /// The `[cdr]` section (`None`: no call detail records).
+    pub cdr: Option<CdrSettings>,
+    /// The `[log]` section.
+    pub log: LogSettings,
 }
 
 /// Settings of the routing model as a whole (`[routing]`).
@@ -228,9 +235,18 @@ impl std::error::Error for ConfigError {}
 /// Where the embedded default says it came from.
 pub const EMBEDDED_SOURCE: &str = "<embedded default>";
 
-/// Parse and validate a configuration. `file` names it in error messages. Every problem is
-/// reported, not only the first.
+/// Parse and validate a configuration. `file` names it in error messages (and prefix files
+/// are found relative to its directory). Every problem is reported, not only the first.
 pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_compiled(text, file).map(|(config, _)| config)
+}
+
+/// `parse`, also returning the routing table it compiled to validate the configuration
+/// (compiling a million prefixes twice is worth avoiding).
+pub fn parse_compiled(
+    text: &str,
+    file: &str,
+) -> Result<(Config, crate::routing::RoutingTable), Vec<ConfigError>> {
     let mut doc = toml_doc::Doc::new(file, text);
     let parsed = match toml_edit::ImDocument::parse(text) {
         Ok(d) => d,
@@ -240,12 +256,18 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         }
     };
     let root = toml_doc::Section::root(parsed.as_table());
-    root.check_keys(&mut doc, &["server", "routing", "trunk", "route"], &[]);
+    root.check_keys(
+        &mut doc,
+        &["server", "routing", "trunk", "route", "cdr", "log"],
+        &[],
+    );
     let server = server::read(&mut doc, &root);
     let routing = routing_section::read(&mut doc, &root);
     let (trunks, trunk_infos) = trunk::read(&mut doc, &root);
     let (routes, route_usages) = route::read(&mut doc, &root, &trunk_infos, Path::new(file));
     usages::check(&mut doc, &trunk_infos, &route_usages);
+    let cdr = observability::read_cdr(&mut doc, &root, Path::new(file));
+    let log = observability::read_log(&mut doc, &root);
     let (Some(server), true) = (server, doc.errors.is_empty()) else {
         // In file order (problems without a line last); the sort is stable.
         doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -257,17 +279,26 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         routing,
         trunks,
         routes,
+        cdr,
+        log,
     };
     // Whatever parses must compile; this also catches limits only the compiled form has.
-    crate::routing::RoutingTable::compile(&config)?;
-    Ok(config)
+    let table = crate::routing::RoutingTable::compile(&config)?;
+    Ok((config, table))
 }
 
 /// Read and parse a configuration file.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    load_compiled(path).map(|(config, _)| config)
+}
+
+/// `load`, also returning the compiled routing table (see `parse_compiled`).
+pub fn load_compiled(
+    path: &Path,
+) -> Result<(Config, crate::routing::RoutingTable), Vec<ConfigError>> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &file),
+        Ok(text) => parse_compiled(&text, &file),
         Err(e) => Err(vec![ConfigError {
             file,
             line: None,

@@ -101,3 +101,30 @@ pub const HANDOFF_BATCH_DELAY_MAX: Duration = Duration::from_micros(500);
 /// fires before the task queues run, see shard/run.rs); this bounds such a stall. An idle
 /// shard costs one wake-up per interval.
 pub const SHARD_PARK_MAX: Duration = Duration::from_millis(100);
+
+/// Call records a shard holds until the shell hands them to the CDR writer (drained after
+/// every batch). If nobody drains them (CDRs off) or the writer falls behind, older records
+/// are dropped and counted rather than grow the shard's memory.
+pub const RECORDS_PENDING_MAX: usize = 65_536;
+
+// --- Bounds of observability (src/control/cdr.rs, log.rs, metrics) ---
+
+/// Call records queued from the shards to the CDR writer. A shard never waits for the
+/// disk: when the queue is full the record is dropped and counted (`cdr_dropped`). 16,384
+/// records (~8 MB) are ~16 s of a 1,000 calls/s server, long enough to ride out a slow
+/// disk or a rotation; a writer further behind than that is not catching up.
+pub const CDR_QUEUE_MAX: usize = 16_384;
+
+/// The CDR writer writes out its buffer at least this often (and whenever its queue runs
+/// empty), so a crash loses at most about a second of records and `tail -f` sees them.
+pub const CDR_FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// A problem that repeats (CDR write errors, CDR drops) is logged at most once per this
+/// interval, with the count since the previous line: a full disk must not flood the log.
+pub const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Histograms a shard copies into its published statistics per loop round (the rest in the
+/// next rounds). One 3-significant-digit histogram of a trunk is ~170 KB and takes ~14 µs
+/// to copy; a shard whose 100 trunks all carried calls would otherwise stall ~6 ms at once.
+/// 8 bounds a round's extra latency to ~0.1 ms.
+pub const STATS_COPY_HISTOGRAMS_MAX: usize = 8;

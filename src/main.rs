@@ -3,24 +3,27 @@
 //! ```text
 //! junction                      run with the embedded default configuration
 //! junction --config FILE        run with FILE
-//! junction check FILE           validate FILE: print every problem (exit 1) or a summary (exit 0)
+//! junction check FILE           validate FILE: print every problem (exit 1) or the warnings
+//!                               and a summary (exit 0)
+//! junction route-test FILE ...  how FILE routes a call (or a file of calls), step by step
 //! junction --help | --version
 //! ```
 //!
 //! Exit codes: 0 success; 1 `check` found problems, or running failed; 2 the configuration
 //! could not be loaded, or the command line is wrong.
+//!
+//! The offline commands live in `cli/` (`check.rs`, `route_test.rs`).
 
-use std::path::Path;
+mod cli;
+
 use std::process::ExitCode;
 
-use junction::config::{self, Config, ConfigError};
-use junction::routing::RoutingTable;
 use mimalloc::MiMalloc;
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
 
-const USAGE: &str = "\
+const USAGE_TEMPLATE: &str = "\
 junction: a SIP inter-trunk router
 
 Usage:
@@ -29,16 +32,22 @@ Usage:
                               a trunk at 127.0.0.1:5070)
   junction --config FILE      run with the configuration in FILE
   junction check FILE         validate FILE; print every problem as file:line: key: message
-                              (exit 1), or a summary (exit 0)
-  junction --help             this text
+                              (exit 1), or the warnings (unreachable routes, hairpin risk)
+                              and a summary (exit 0)
+{ROUTE_TEST}  junction --help             this text
   junction --version          the version
 
 The configuration keys are documented in tuning/junction.toml.
 ";
 
+fn usage() -> String {
+    USAGE_TEMPLATE.replace("{ROUTE_TEST}", cli::route_test::USAGE)
+}
+
 enum Command {
     Run(Option<String>),
     Check(String),
+    RouteTest(cli::route_test::Args),
     Help,
     Version,
 }
@@ -53,6 +62,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             flag.trim_start_matches("--config=").to_string(),
         ))),
         [cmd, file] if cmd == "check" => Ok(Command::Check(file.clone())),
+        [cmd, rest @ ..] if cmd == "route-test" => {
+            cli::route_test::parse(rest).map(Command::RouteTest)
+        }
         [cmd] if cmd == "check" => Err("check needs the configuration file to check".into()),
         [flag] if flag == "--config" || flag == "-c" => {
             Err(format!("{flag} needs a configuration file"))
@@ -61,90 +73,43 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
     }
 }
 
+/// The offline commands print to stdout like any Unix tool: when the reader goes away
+/// (`junction check f | head`), end quietly instead of panicking in `println!`. Not for the
+/// server, which must never die of a signal a peer can provoke.
+fn default_sigpipe() {
+    // SAFETY: restores the default disposition of one signal before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    match parse_args(&args) {
+    let command = parse_args(&args);
+    if matches!(command, Ok(Command::Check(_) | Command::RouteTest(_))) {
+        default_sigpipe();
+    }
+    match command {
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            print!("{}", usage());
             ExitCode::SUCCESS
         }
         Ok(Command::Version) => {
             println!("junction {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Check(file)) => check(&file),
+        Ok(Command::Check(file)) => cli::check::run(&file),
+        Ok(Command::RouteTest(args)) => cli::route_test::run(&args),
         Ok(Command::Run(file)) => run(file.as_deref()),
         Err(message) => {
-            eprintln!("junction: {message}\n\n{USAGE}");
+            eprintln!("junction: {message}\n\n{}", usage());
             ExitCode::from(2)
         }
     }
 }
 
-/// Load a file (or the embedded default) and make sure it compiles.
-fn load(file: Option<&str>) -> Result<(Config, RoutingTable), Vec<ConfigError>> {
-    let config = match file {
-        Some(f) => config::load(Path::new(f))?,
-        None => config::parse(config::EMBEDDED_DEFAULT, config::EMBEDDED_SOURCE)?,
-    };
-    let table = RoutingTable::compile(&config)?;
-    Ok((config, table))
-}
-
-fn check(file: &str) -> ExitCode {
-    match load(Some(file)) {
-        Ok((config, table)) => {
-            println!("{}", summary(&config, &table));
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            for e in &errors {
-                println!("{e}");
-            }
-            let n = errors.len();
-            eprintln!("{file}: {n} problem{} found", if n == 1 { "" } else { "s" });
-            ExitCode::from(1)
-        }
-    }
-}
-
-fn summary(config: &Config, table: &RoutingTable) -> String {
-    let s = &config.server;
-    let egress = config.trunks.iter().filter(|t| t.send_to.is_some()).count();
-    let patterns = config.routes.iter().filter(|r| r.pattern.is_some()).count();
-    let metrics = s
-        .metrics
-        .map_or_else(|| "off".to_string(), |m| m.to_string());
-    format!(
-        "{}: ok\n  server: {}, listen udp:{}, advertise {}, metrics {}\n  \
-         trunks: {} ({} with send_to, {})\n  \
-         routes: {} ({} by pattern, {} by prefix, {})",
-        config.source,
-        count(s.cores, "shard"),
-        s.listen,
-        s.advertise,
-        metrics,
-        config.trunks.len(),
-        egress,
-        count(table.peers_len(), "peer entry"),
-        config.routes.len(),
-        patterns,
-        config.routes.len() - patterns,
-        count(table.prefixes_len(), "prefix"),
-    )
-}
-
-fn count(n: usize, what: &str) -> String {
-    match (n, what.strip_suffix('y')) {
-        (1, _) => format!("1 {what}"),
-        (_, Some(stem)) => format!("{n} {stem}ies"),
-        _ if what.ends_with('x') => format!("{n} {what}es"),
-        _ => format!("{n} {what}s"),
-    }
-}
-
 fn run(file: Option<&str>) -> ExitCode {
-    let config = match load(file) {
+    let config = match cli::load(file) {
         Ok((config, _)) => config,
         Err(errors) => {
             for e in &errors {

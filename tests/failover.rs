@@ -398,3 +398,96 @@ fn a_trunk_that_stops_answering_options_is_skipped_then_comes_back() {
     invite_to(&out, GW);
     assert!(net.core.stats().probe_failures >= 2);
 }
+
+#[test]
+fn a_failover_call_leaves_one_record_with_both_attempts() {
+    use junction::sip::cdr::EndedBy;
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(PBX, &pbx_invite("cdr-1@pbx"));
+    let a = invite_to(&out, GW).clone();
+    net.advance(Duration::from_millis(120));
+    let out = net.send(
+        GW,
+        &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
+    );
+    let b = invite_to(&out, GWB).clone();
+    net.advance(Duration::from_millis(300));
+    net.send(GWB, &response_to(&b, 180, "Ringing", Some("gb"), ""));
+    net.advance(Duration::from_millis(2000));
+    net.send(
+        GWB,
+        &response_to(&b, 200, "OK", Some("gb"), "<sip:gw@127.0.0.4:5060>"),
+    );
+    net.advance(Duration::from_secs(30));
+    let bye = msg(
+        &[
+            "BYE sip:gw@127.0.0.4:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: \"Ext 100\" <sip:100@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>;tag=gb",
+            "Call-ID: cdr-1@pbx",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    let out = net.send(PBX, &bye);
+    let fwd = one(&out, "BYE to gw-b", |s| s.method() == "BYE").clone();
+    let mut records = Vec::new();
+    net.core.drain_records(&mut records);
+    assert!(
+        records.is_empty(),
+        "the call ends with the BYE's final response"
+    );
+    net.send(GWB, &response_to(&fwd, 200, "OK", None, ""));
+    net.core.drain_records(&mut records);
+    assert_eq!(records.len(), 1);
+    let r = &records[0];
+    assert_eq!(r.call_id, "cdr-1@pbx");
+    assert_eq!(r.ingress, "pbx");
+    assert_eq!(
+        (r.called.as_str(), r.calling.as_str()),
+        ("2125551234", "100")
+    );
+    assert_eq!(r.called_normalized, "+12125551234");
+    assert_eq!(r.calling_normalized, "+12125550100");
+    assert_eq!(r.attempts.len(), 2);
+    assert_eq!(
+        (r.attempts[0].trunk.as_str(), r.attempts[0].status),
+        ("gw-a", 503)
+    );
+    assert_eq!(
+        (r.attempts[1].trunk.as_str(), r.attempts[1].status),
+        ("gw-b", 200)
+    );
+    assert_eq!(r.attempts[1].called, "12125551234");
+    let pdd = r.attempts[1].progress.unwrap() - r.attempts[1].sent;
+    assert_eq!(pdd, Duration::from_millis(300));
+    assert_eq!((r.status, r.ended_by), (200, EndedBy::Caller));
+    assert_eq!(r.duration_secs(), 30.0);
+    let stats = net.core.trunk_stats();
+    let a = &stats.by_trunk["gw-a"].counters;
+    let b = &stats.by_trunk["gw-b"];
+    assert_eq!((a.attempts_out, a.failed_5xx, a.failovers_from), (1, 1, 1));
+    assert_eq!((b.counters.attempts_out, b.counters.answered_out), (1, 1));
+    assert_eq!(b.latency.pdd_us.len(), 1);
+    assert_eq!(b.latency.duration_ms.len(), 1);
+    assert_eq!(stats.by_trunk["pbx"].counters.calls_in, 1);
+}
+
+#[test]
+fn a_call_with_no_route_is_recorded_with_its_reason() {
+    let mut net = Net::with_config(ROUTED);
+    let out = net.send(
+        PBX,
+        &pbx_invite("cdr-2@pbx").replace("2125551234@", "44207@"),
+    );
+    let r = one(&out, "404", |s| s.is_status(404));
+    assert!(r.header("Warning").contains("no-route"));
+    let mut records = Vec::new();
+    net.core.drain_records(&mut records);
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].status, records[0].reason), (404, "no-route"));
+    assert!(records[0].attempts.is_empty());
+}

@@ -39,6 +39,8 @@ fn config(listen: &str, cores: usize) -> Config {
         routing: Default::default(),
         trunks: Vec::new(),
         routes: Vec::new(),
+        cdr: None,
+        log: Default::default(),
     }
 }
 

@@ -215,5 +215,5 @@ priority = 20
     let refused = recv_until(&stranger, "403", |s| s.first_line().starts_with("SIP/2.0 "));
     assert!(refused.is_status(403), "{}", refused.text);
     assert!(nothing_arrives(&gw_a) && nothing_arrives(&gw_b));
-    server.shutdown();
+    server.shutdown().expect("clean shutdown");
 }

@@ -22,7 +22,7 @@ const KEYS: &[&str] = &[
     "metrics",
     "unknown_source",
 ];
-const LATER: &[&str] = &["reload", "cdr"];
+const LATER: &[&str] = &["reload"];
 
 /// Online CPUs (respecting affinity masks and cgroup limits); 1 if unknown.
 pub fn online_cpus() -> usize {

@@ -4,9 +4,13 @@
 //! One connection at a time, one request per connection (`Connection: close`). A request
 //! head larger than `limits::HTTP_REQUEST_BYTES_MAX` gets 431, one not complete within
 //! `limits::HTTP_IO_TIMEOUT` gets 408; either way the connection is closed. Routes:
-//! `GET /metrics` (Prometheus text 0.0.4), `GET /healthz` (200 `ok`), `GET /ready` (200 when
+//! `GET /metrics` (Prometheus text 0.0.4), `GET /metrics/latency.json` (exact percentiles of
+//! the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200 when
 //! every shard serves, else 503); HEAD works as GET without a body; other methods on these
-//! paths get 405, other paths 404.
+//! paths get 405, other paths 404. When the server gives a reload hook, `POST /reload`
+//! (empty body) reloads the configuration file like SIGHUP: 200 with the report when the
+//! new configuration is in use, 422 with one `file:line: key: message` line per problem when
+//! it was refused (nothing changed).
 
 use super::MetricsHub;
 use crate::limits;
@@ -31,6 +35,25 @@ impl Default for HttpLimits {
             request_bytes_max: limits::HTTP_REQUEST_BYTES_MAX,
             io_timeout: limits::HTTP_IO_TIMEOUT,
         }
+    }
+}
+
+/// What `POST /reload` runs: Ok(report) is answered 200, Err(problems) 422. It only
+/// re-reads the file the server was started with; the request carries nothing it uses.
+pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// What the endpoint serves.
+#[derive(Clone)]
+pub struct Handlers {
+    pub hub: Arc<MetricsHub>,
+    /// `None`: `/reload` is not served (404).
+    pub reload: Option<ReloadHook>,
+}
+
+impl Handlers {
+    /// Metrics and health only.
+    pub fn metrics(hub: Arc<MetricsHub>) -> Handlers {
+        Handlers { hub, reload: None }
     }
 }
 
@@ -89,11 +112,11 @@ pub fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
     })
 }
 
-/// Serve `hub` on `listener` from a new thread, pinned to the first CPU not in
+/// Serve `handlers` on `listener` from a new thread, pinned to the first CPU not in
 /// `shard_cpus` when there is one.
 pub fn spawn(
     listener: TcpListener,
-    hub: Arc<MetricsHub>,
+    handlers: Handlers,
     shard_cpus: &[usize],
     limits: HttpLimits,
 ) -> Result<HttpServer, String> {
@@ -116,7 +139,7 @@ pub fn spawn(
             if let Some(core) = spare {
                 core_affinity::set_for_current(core);
             }
-            serve(listener, &hub, &thread_stop, limits);
+            serve(listener, &handlers, &thread_stop, limits);
         })
         .map_err(|e| format!("metrics: cannot start the HTTP thread: {e}"))?;
     Ok(HttpServer {
@@ -128,7 +151,7 @@ pub fn spawn(
     })
 }
 
-fn serve(listener: TcpListener, hub: &MetricsHub, stop: &AtomicBool, limits: HttpLimits) {
+fn serve(listener: TcpListener, handlers: &Handlers, stop: &AtomicBool, limits: HttpLimits) {
     loop {
         let accepted = listener.accept();
         if stop.load(Ordering::Acquire) {
@@ -137,7 +160,7 @@ fn serve(listener: TcpListener, hub: &MetricsHub, stop: &AtomicBool, limits: Htt
         match accepted {
             Ok((stream, _)) => {
                 // Errors on one connection (peer went away, timeouts) concern only it.
-                let _ = handle(stream, hub, limits);
+                let _ = handle(stream, handlers, limits);
             }
             // Out of descriptors or memory: back off instead of spinning on accept.
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
@@ -172,6 +195,7 @@ fn reason(status: u16) -> &'static str {
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        422 => "Unprocessable Content",
         408 => "Request Timeout",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
@@ -182,7 +206,7 @@ fn reason(status: u16) -> &'static str {
 
 /// Route one request head (request line and headers, without the final empty line).
 /// Returns the response and whether it is for a HEAD request.
-pub fn route(head: &[u8], hub: &MetricsHub) -> (Response, bool) {
+pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
     let line_end = head
         .iter()
         .position(|b| *b == b'\r' || *b == b'\n')
@@ -199,10 +223,28 @@ pub fn route(head: &[u8], hub: &MetricsHub) -> (Response, bool) {
     }
     let head_only = method == b"HEAD";
     let path = target.split(|b| *b == b'?').next().unwrap_or(&[]);
-    let known = matches!(path, b"/metrics" | b"/healthz" | b"/ready");
+    if path == b"/reload" {
+        if let Some(reload) = &handlers.reload {
+            if method != b"POST" {
+                let mut response = Response::text(405, "method not allowed: POST /reload\n");
+                response.headers = "Allow: POST\r\n";
+                return (response, false);
+            }
+            let response = match reload() {
+                Ok(report) => Response::text(200, &report),
+                Err(problems) => Response::text(422, &problems),
+            };
+            return (response, false);
+        }
+    }
+    let known = matches!(
+        path,
+        b"/metrics" | b"/metrics/latency.json" | b"/healthz" | b"/ready"
+    );
     if !known {
         return (Response::text(404, "not found\n"), head_only);
     }
+    let hub = &handlers.hub;
     if method != b"GET" && !head_only {
         let mut response = Response::text(405, "method not allowed\n");
         response.headers = "Allow: GET, HEAD\r\n";
@@ -215,6 +257,12 @@ pub fn route(head: &[u8], hub: &MetricsHub) -> (Response, bool) {
             body: hub.render(),
             headers: "",
         },
+        b"/metrics/latency.json" => Response {
+            status: 200,
+            content_type: "application/json",
+            body: hub.latency_json(),
+            headers: "",
+        },
         b"/healthz" => Response::text(200, "ok\n"),
         _ if hub.all_running() => Response::text(200, "ready\n"),
         _ => Response::text(503, "not ready: not every shard is serving\n"),
@@ -222,7 +270,7 @@ pub fn route(head: &[u8], hub: &MetricsHub) -> (Response, bool) {
     (response, head_only)
 }
 
-fn handle(mut stream: TcpStream, hub: &MetricsHub, limits: HttpLimits) -> io::Result<()> {
+fn handle(mut stream: TcpStream, handlers: &Handlers, limits: HttpLimits) -> io::Result<()> {
     let deadline = Instant::now() + limits.io_timeout;
     stream.set_write_timeout(Some(limits.io_timeout))?;
     let mut buf = vec![0u8; limits.request_bytes_max];
@@ -258,7 +306,7 @@ fn handle(mut stream: TcpStream, hub: &MetricsHub, limits: HttpLimits) -> io::Re
         }
     };
     let (response, head_only) = match outcome {
-        Ok(end) => route(buf.get(..end).unwrap_or(&[]), hub),
+        Ok(end) => route(buf.get(..end).unwrap_or(&[]), handlers),
         Err(status) => (Response::text(status, "request refused\n"), false),
     };
     write_response(&mut stream, &response, head_only)?;
@@ -332,7 +380,7 @@ mod tests {
 
     fn serve_hub(hub: Arc<MetricsHub>, limits: HttpLimits) -> HttpServer {
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        spawn(listener, hub, &[], limits).unwrap()
+        spawn(listener, Handlers::metrics(hub), &[], limits).unwrap()
     }
 
     #[test]
@@ -375,12 +423,60 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("\njunction_shards 1\n"), "{metrics}");
+        let latency = get(addr, b"GET /metrics/latency.json HTTP/1.1\r\n\r\n");
+        assert!(latency.starts_with("HTTP/1.1 200 OK\r\n"), "{latency}");
+        assert!(latency.contains("Content-Type: application/json\r\n"));
+        assert!(
+            latency.ends_with("\r\n\r\n{\"residence_us\":{},\"trunks\":{}}\n"),
+            "{latency}"
+        );
         let post = get(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
         assert!(post.starts_with("HTTP/1.1 405 "));
         assert!(post.contains("Allow: GET, HEAD\r\n"));
         assert!(get(addr, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
         assert!(get(addr, b"GET /metrics SIP/2.0\r\n\r\n").starts_with("HTTP/1.1 505 "));
         assert!(get(addr, b"garbage\r\n\r\n").starts_with("HTTP/1.1 400 "));
+        server.shutdown();
+    }
+
+    #[test]
+    fn reload_is_served_only_with_a_hook_and_only_for_post() {
+        let hub = Arc::new(MetricsHub::new(&[0], 4096));
+        let plain = serve_hub(Arc::clone(&hub), HttpLimits::default());
+        let post = b"POST /reload HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        assert!(get(plain.local_addr(), post).starts_with("HTTP/1.1 404 "));
+        plain.shutdown();
+
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let hook: ReloadHook = Arc::new(move || match counted.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok("reloaded f: 1 trunks, 1 routes\n".to_string()),
+            _ => Err("f:3: route[0].trunks: no such trunk\n".to_string()),
+        });
+        let handlers = Handlers {
+            hub,
+            reload: Some(hook),
+        };
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let server = spawn(listener, handlers, &[], HttpLimits::default()).unwrap();
+        let addr = server.local_addr();
+        let wrong = get(addr, b"GET /reload HTTP/1.1\r\n\r\n");
+        assert!(wrong.starts_with("HTTP/1.1 405 "), "{wrong}");
+        assert!(wrong.contains("Allow: POST\r\n"), "{wrong}");
+        assert_eq!(calls.load(Ordering::SeqCst), 0, "GET must not reload");
+        let ok = get(addr, post);
+        assert!(ok.starts_with("HTTP/1.1 200 "), "{ok}");
+        assert!(
+            ok.ends_with("\r\n\r\nreloaded f: 1 trunks, 1 routes\n"),
+            "{ok}"
+        );
+        let refused = get(addr, post);
+        assert!(refused.starts_with("HTTP/1.1 422 "), "{refused}");
+        assert!(
+            refused.ends_with("f:3: route[0].trunks: no such trunk\n"),
+            "{refused}"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
         server.shutdown();
     }
 

@@ -6,8 +6,8 @@
 //! latest copy of every shard. Counters are `junction_..._total` with a `shard` label;
 //! gauges are the core's active calls/transactions/timers and the hand-off queue fill.
 
+use super::exposition::{Exposition, Kind};
 use crate::sip::proxy::CoreStats;
-use std::fmt::Write;
 
 /// Where a shard is in its life (for `/ready` and `junction_shard_up`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,6 +90,11 @@ pub struct ShardSnapshot {
     pub handoff_out_to: Vec<u64>,
     /// Datagrams handed in from each shard, indexed by the sender.
     pub handoff_in_from: Vec<u64>,
+    /// Routing tables this shard has switched to (reloads applied).
+    pub config_reloads: u64,
+    /// The configuration generation the shard routes with (0: the one it started with;
+    /// every accepted reload is the next generation).
+    pub config_generation: u64,
 }
 
 impl ShardSnapshot {
@@ -111,6 +116,8 @@ impl ShardSnapshot {
         self.core.clone_from(&other.core);
         self.handoff_out_to.clone_from(&other.handoff_out_to);
         self.handoff_in_from.clone_from(&other.handoff_in_from);
+        self.config_reloads = other.config_reloads;
+        self.config_generation = other.config_generation;
     }
 }
 
@@ -121,15 +128,9 @@ pub struct ShardView {
     pub snapshot: ShardSnapshot,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Counter,
-    Gauge,
-}
-
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 20] = [
+const CORE_METRICS: [(&str, Kind, &str); 21] = [
     (
         "requests_in",
         Kind::Counter,
@@ -211,6 +212,11 @@ const CORE_METRICS: [(&str, Kind, &str); 20] = [
         "Health probes that failed (no answer in time, 408 or 5xx).",
     ),
     (
+        "records_dropped",
+        Kind::Counter,
+        "Call records dropped before reaching the CDR writer.",
+    ),
+    (
         "calls_created",
         Kind::Counter,
         "Calls this shard has owned (initial INVITEs that created call state).",
@@ -230,7 +236,7 @@ const CORE_METRICS: [(&str, Kind, &str); 20] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 20] {
+fn core_values(stats: &CoreStats) -> [u64; 21] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -248,6 +254,7 @@ fn core_values(stats: &CoreStats) -> [u64; 20] {
         failovers,
         probes_sent,
         probe_failures,
+        records_dropped,
         calls_created,
         calls_active,
         transactions_active,
@@ -270,6 +277,7 @@ fn core_values(stats: &CoreStats) -> [u64; 20] {
         *failovers,
         *probes_sent,
         *probe_failures,
+        *records_dropped,
         *calls_created,
         *calls_active,
         *transactions_active,
@@ -348,48 +356,6 @@ const DROP_REASONS: [(&str, ShellField); 5] = [
     ("send_blocked", |c| c.dropped_send_blocked),
 ];
 
-struct Exposition {
-    out: String,
-}
-
-impl Exposition {
-    fn family(&mut self, name: &str, kind: Kind, help: &str) {
-        let kind = match kind {
-            Kind::Counter => "counter",
-            Kind::Gauge => "gauge",
-        };
-        let _ = writeln!(self.out, "# HELP {name} {}", escape_help(help));
-        let _ = writeln!(self.out, "# TYPE {name} {kind}");
-    }
-
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
-        self.out.push_str(name);
-        if !labels.is_empty() {
-            self.out.push('{');
-            for (i, (key, val)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.out.push(',');
-                }
-                let _ = write!(self.out, "{key}=\"{}\"", escape_label(val));
-            }
-            self.out.push('}');
-        }
-        let _ = writeln!(self.out, " {value}");
-    }
-}
-
-/// `# HELP` text: backslash and newline are escaped.
-fn escape_help(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\n', "\\n")
-}
-
-/// Label values: backslash, double quote and newline are escaped.
-fn escape_label(text: &str) -> String {
-    text.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
 /// Render the latest view of every shard. `handoff_capacity` is the number of datagrams
 /// one hand-off queue holds at most.
 pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
@@ -451,7 +417,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 20]> = shards
+    let core: Vec<[u64; 21]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -510,6 +476,53 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
     );
     e.sample(capacity, &[], handoff_capacity as u64);
     e.out
+}
+
+/// The control plane's own counters (not per shard).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlCounters {
+    /// Reloads refused because the file could not be read or was invalid.
+    pub reload_failures: u64,
+}
+
+/// The configuration reload families (appended to `render`'s exposition): per shard, the
+/// reloads it applied and the generation it routes with; the refused reloads.
+pub fn render_config(shards: &[ShardView], control: ControlCounters, out: &mut String) {
+    let mut e = Exposition {
+        out: std::mem::take(out),
+    };
+    let reloads = "junction_config_reloads_total";
+    e.family(
+        reloads,
+        Kind::Counter,
+        "Reloaded configurations this shard has switched to.",
+    );
+    for view in shards {
+        let shard = view.snapshot.shard.to_string();
+        e.sample(reloads, &[("shard", &shard)], view.snapshot.config_reloads);
+    }
+    let generation = "junction_config_generation";
+    e.family(
+        generation,
+        Kind::Gauge,
+        "Configuration generation the shard routes with (0 at start, +1 per accepted reload).",
+    );
+    for view in shards {
+        let shard = view.snapshot.shard.to_string();
+        e.sample(
+            generation,
+            &[("shard", &shard)],
+            view.snapshot.config_generation,
+        );
+    }
+    let failures = "junction_config_reload_failures_total";
+    e.family(
+        failures,
+        Kind::Counter,
+        "Reloads refused (file unreadable or invalid); the running configuration stayed.",
+    );
+    e.sample(failures, &[], control.reload_failures);
+    *out = e.out;
 }
 
 #[cfg(test)]
@@ -656,14 +669,37 @@ mod tests {
     }
 
     #[test]
-    fn rendering_with_no_shards_is_still_well_formed() {
-        check_exposition(&render(&[], 0));
+    fn config_reload_families_follow_render() {
+        let mut views = vec![
+            view(0, 2, ShardState::Running),
+            view(1, 2, ShardState::Running),
+        ];
+        views[0].snapshot.config_reloads = 3;
+        views[0].snapshot.config_generation = 4;
+        views[1].snapshot.config_reloads = 1;
+        views[1].snapshot.config_generation = 4;
+        let mut text = render(&views, 4096);
+        render_config(&views, ControlCounters { reload_failures: 2 }, &mut text);
+        let samples = check_exposition(&text);
+        let get = |name: &str, labels: &str| samples.get(&(name.to_string(), labels.to_string()));
+        assert_eq!(
+            get("junction_config_reloads_total", "shard=\"0\""),
+            Some(&3.0)
+        );
+        assert_eq!(
+            get("junction_config_reloads_total", "shard=\"1\""),
+            Some(&1.0)
+        );
+        assert_eq!(get("junction_config_generation", "shard=\"1\""), Some(&4.0));
+        assert_eq!(get("junction_config_reload_failures_total", ""), Some(&2.0));
+        let mut copy = ShardSnapshot::default();
+        copy.copy_from(&views[0].snapshot);
+        assert_eq!((copy.config_reloads, copy.config_generation), (3, 4));
     }
 
     #[test]
-    fn label_and_help_escaping() {
-        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
-        assert_eq!(escape_help("x\\y\nz\""), "x\\\\y\\nz\"");
+    fn rendering_with_no_shards_is_still_well_formed() {
+        check_exposition(&render(&[], 0));
     }
 
     #[test]
@@ -685,12 +721,13 @@ mod tests {
             failovers: 14,
             probes_sent: 15,
             probe_failures: 16,
-            calls_created: 17,
-            calls_active: 18,
-            transactions_active: 19,
-            timers_active: 20,
+            records_dropped: 17,
+            calls_created: 18,
+            calls_active: 19,
+            transactions_active: 20,
+            timers_active: 21,
         };
-        let expected: Vec<u64> = (1..=20).collect();
+        let expected: Vec<u64> = (1..=21).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

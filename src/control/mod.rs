@@ -1,22 +1,45 @@
 //! The control plane, off the shard cores: the latest metrics of every shard and the
-//! metrics HTTP endpoint. (Configuration loading lives in `config`.)
+//! metrics HTTP endpoint. (Configuration loading lives in `config`; reload, which needs the
+//! shards, in `shard::reload`.)
 //!
 //! Shards publish into a `ShardSlot` each (a mutex the shard only `try_lock`s, at most every
 //! `limits::METRICS_PUBLISH_INTERVAL`, so a reader can never stall a shard); the control
-//! plane reads all slots when asked.
+//! plane reads all slots when asked. Besides its counters a shard publishes its per-trunk
+//! statistics and residence histograms (`stats::ShardStats`, a second mutex), which the
+//! control plane merges on read, together with the shared trunk state and the CDR writer's
+//! counters.
+//!
+//! Observability: `log` (structured lines on stderr), `cdr` (the CDR writer thread, with
+//! `rotating_file` and `clock`), `exposition` (Prometheus text), `trunk_metrics` and
+//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`.
 
+pub mod cdr;
+pub mod clock;
+pub mod exposition;
 pub mod http;
+pub mod latency;
+pub mod log;
 pub mod metrics;
+pub mod residence;
+pub mod rotating_file;
+pub mod stats;
+pub mod trunk_metrics;
 
-use metrics::{ShardSnapshot, ShardState, ShardView};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use crate::sip::trunk_stats::TrunkStatsMap;
+use crate::trunks::TrunkState;
+use cdr::CdrCounters;
+use metrics::{ControlCounters, ShardSnapshot, ShardState, ShardView};
+use residence::Residence;
+use stats::{Copied, ShardStats};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 /// One shard's published state: its life-cycle state and its latest snapshot.
 #[derive(Debug)]
 pub struct ShardSlot {
     state: AtomicU8,
     snapshot: Mutex<ShardSnapshot>,
+    stats: Mutex<ShardStats>,
 }
 
 impl ShardSlot {
@@ -24,6 +47,7 @@ impl ShardSlot {
         ShardSlot {
             state: AtomicU8::new(ShardState::Starting.as_u8()),
             snapshot: Mutex::new(snapshot),
+            stats: Mutex::new(ShardStats::default()),
         }
     }
 
@@ -63,6 +87,33 @@ impl ShardSlot {
         }
     }
 
+    /// Publish the shard's per-trunk statistics and residence histograms (only what changed,
+    /// at most `budget` histograms) without ever blocking: `None` when a reader holds them
+    /// right now.
+    pub fn try_publish_stats(
+        &self,
+        trunks: &TrunkStatsMap,
+        residence: &Residence,
+        budget: usize,
+    ) -> Option<Copied> {
+        let mut stats = match self.stats.try_lock() {
+            Ok(stats) => stats,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return None,
+        };
+        Some(stats.copy_changed_from(trunks, residence, budget))
+    }
+
+    /// Publish all the statistics, waiting for a reader if needed (when the shard stops).
+    pub fn publish_stats(&self, trunks: &TrunkStatsMap, residence: &Residence) {
+        lock(&self.stats).copy_changed_from(trunks, residence, usize::MAX);
+    }
+
+    /// Add this shard's latest statistics to `merged`.
+    pub fn add_stats_to(&self, merged: &mut ShardStats) {
+        merged.add(&lock(&self.stats));
+    }
+
     fn lock(&self) -> MutexGuard<'_, ShardSnapshot> {
         // A shard that panicked while publishing left a complete older or newer copy:
         // either is fine to show.
@@ -72,12 +123,26 @@ impl ShardSlot {
     }
 }
 
+/// A mutex whose holder panicked still holds a complete value (every writer replaces or
+/// adds whole values): use it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The latest state of every shard.
 #[derive(Debug)]
 pub struct MetricsHub {
     slots: Vec<Arc<ShardSlot>>,
     /// Datagrams one hand-off queue holds at most (rendered as a gauge).
     handoff_capacity: usize,
+    /// Reloads refused (the control plane counts them; no shard is involved).
+    reload_failures: AtomicU64,
+    /// The shared state of the current configuration's trunks (replaced by reloads).
+    trunk_states: Mutex<Arc<[Arc<TrunkState>]>>,
+    /// The CDR writer's counters, when CDRs are on.
+    cdr: Mutex<Option<Arc<CdrCounters>>>,
 }
 
 impl MetricsHub {
@@ -92,7 +157,33 @@ impl MetricsHub {
         MetricsHub {
             slots,
             handoff_capacity,
+            reload_failures: AtomicU64::new(0),
+            trunk_states: Mutex::new(Arc::from(Vec::new())),
+            cdr: Mutex::new(None),
         }
+    }
+
+    /// The trunk states to show (at start and after every reload).
+    pub fn set_trunk_states(&self, states: Arc<[Arc<TrunkState>]>) {
+        *lock(&self.trunk_states) = states;
+    }
+
+    pub fn set_cdr(&self, counters: Arc<CdrCounters>) {
+        *lock(&self.cdr) = Some(counters);
+    }
+
+    /// Every shard's statistics added up.
+    pub fn merged_stats(&self) -> ShardStats {
+        let mut merged = ShardStats::default();
+        for slot in &self.slots {
+            slot.add_stats_to(&mut merged);
+        }
+        merged
+    }
+
+    /// The `/metrics/latency.json` document.
+    pub fn latency_json(&self) -> String {
+        latency::render(&self.merged_stats())
     }
 
     pub fn shards(&self) -> usize {
@@ -112,9 +203,29 @@ impl MetricsHub {
         self.slots.iter().all(|s| s.state() == ShardState::Running)
     }
 
+    /// Count a refused reload.
+    pub fn count_reload_failure(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn control_counters(&self) -> ControlCounters {
+        ControlCounters {
+            reload_failures: self.reload_failures.load(Ordering::Relaxed),
+        }
+    }
+
     /// The Prometheus exposition of the latest snapshots.
     pub fn render(&self) -> String {
-        metrics::render(&self.views(), self.handoff_capacity)
+        let views = self.views();
+        let mut text = metrics::render(&views, self.handoff_capacity);
+        metrics::render_config(&views, self.control_counters(), &mut text);
+        let states = Arc::clone(&lock(&self.trunk_states));
+        let extras = trunk_metrics::Extras {
+            states: &states,
+            cdr: lock(&self.cdr).as_ref().map(|c| c.totals()),
+        };
+        trunk_metrics::render(&self.merged_stats(), &extras, &mut text);
+        text
     }
 }
 

@@ -230,6 +230,11 @@ impl RoutingTable {
         self.peers.lookup(src)
     }
 
+    /// `ingress`, with the peer entry that matched (for explanations).
+    pub fn ingress_entry(&self, src: SocketAddr) -> Option<(peer::PeerAddr, TrunkId)> {
+        self.peers.lookup_entry(src)
+    }
+
     /// Route a called number (already extracted from the Request-URI user part / tel number,
     /// and normalized) arriving on `ingress`, every trunk usable, no rotation: each route's
     /// trunks in their configured order. See `route_with`.
@@ -321,21 +326,30 @@ impl RoutingTable {
         number: &[u8],
         out: &mut Vec<u8>,
     ) -> Option<usize> {
+        let applied = self.translate_rules(trunk, which, number, out);
+        if self.trunk(trunk).is_some_and(|t| t.remove_plus) && out.first() == Some(&b'+') {
+            out.remove(0);
+        }
+        applied
+    }
+
+    /// `translate` without `remove_plus`: the outbound rules only (for explanations).
+    pub fn translate_rules(
+        &self,
+        trunk: TrunkId,
+        which: Number,
+        number: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Option<usize> {
         out.clear();
-        let Some(t) = self.trunk(trunk) else {
-            out.extend_from_slice(number);
-            return None;
-        };
-        let rules = match which {
-            Number::Called => &t.outbound_called,
-            Number::Calling => &t.outbound_calling,
+        let rules: &[Rule] = match (self.trunk(trunk), which) {
+            (Some(t), Number::Called) => &t.outbound_called,
+            (Some(t), Number::Calling) => &t.outbound_calling,
+            (None, _) => &[],
         };
         let applied = rules.iter().position(|rule| rule.apply(number, out));
         if applied.is_none() {
             out.extend_from_slice(number);
-        }
-        if t.remove_plus && out.first() == Some(&b'+') {
-            out.remove(0);
         }
         applied
     }
@@ -348,7 +362,7 @@ impl RoutingTable {
             .and_then(|t| {
                 t.response_codes
                     .iter()
-                    .find(|r| r.code == code && r.cause.map_or(true, |c| Some(c) == cause))
+                    .find(|r| r.code == code && r.cause.is_none_or(|c| Some(c) == cause))
             })
             .map_or(code, |r| r.to)
     }

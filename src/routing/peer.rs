@@ -234,25 +234,34 @@ impl PeerIndex {
 
     /// The trunk of the most specific entry that covers `src`.
     pub fn lookup(&self, src: SocketAddr) -> Option<TrunkId> {
+        self.lookup_entry(src).map(|(_, t)| t)
+    }
+
+    /// The most specific entry that covers `src`, and its trunk.
+    pub fn lookup_entry(&self, src: SocketAddr) -> Option<(PeerAddr, TrunkId)> {
         let ip = canonical_ip(src.ip());
         if let Some(t) = self.by_addr.get(&(ip, src.port())) {
-            return Some(*t);
+            return Some((PeerAddr::IpPort(ip, src.port()), *t));
         }
         if let Some(t) = self.by_ip.get(&ip) {
-            return Some(*t);
+            return Some((PeerAddr::Ip(ip), *t));
         }
         match ip {
             IpAddr::V4(v4) => {
                 let bits = u32::from(v4);
-                self.nets_v4
-                    .iter()
-                    .find_map(|(len, map)| map.get(&mask_v4(bits, *len)).copied())
+                self.nets_v4.iter().find_map(|(len, map)| {
+                    let net = mask_v4(bits, *len);
+                    map.get(&net)
+                        .map(|t| (PeerAddr::Net(IpAddr::V4(Ipv4Addr::from(net)), *len), *t))
+                })
             }
             IpAddr::V6(v6) => {
                 let bits = u128::from(v6);
-                self.nets_v6
-                    .iter()
-                    .find_map(|(len, map)| map.get(&mask_v6(bits, *len)).copied())
+                self.nets_v6.iter().find_map(|(len, map)| {
+                    let net = mask_v6(bits, *len);
+                    map.get(&net)
+                        .map(|t| (PeerAddr::Net(IpAddr::V6(Ipv6Addr::from(net)), *len), *t))
+                })
             }
         }
     }

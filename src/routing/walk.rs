@@ -158,14 +158,14 @@ impl RoutingTable {
                 }
                 if let Some(&route) = list.get(*at) {
                     let key = (self.priority(route), Reverse(*len), route);
-                    if best.map_or(true, |(k, _)| key < k) {
+                    if best.is_none_or(|(k, _)| key < k) {
                         best = Some((key, Source::Prefix(i)));
                     }
                 }
             }
             if let Some(route) = pattern_head {
                 let key = (self.priority(route), Reverse(0), route);
-                if best.map_or(true, |(k, _)| key < k) {
+                if best.is_none_or(|(k, _)| key < k) {
                     best = Some((key, Source::Pattern));
                 }
             }
@@ -190,9 +190,9 @@ impl RoutingTable {
         }
     }
 
-    /// The route's trunks in the order this call tries them: round robin by `rotation`
-    /// (weighted when the route has weights), as `(first, count)` — the trunk at `first`
-    /// goes first, then the following ones, wrapping around.
+    /// Which of the route's trunks this call tries first: round robin by `rotation`,
+    /// weighted when the route has weights (weights [2, 1]: slots a, a, b, and rotation n
+    /// takes slot n mod 3). The others follow in configured order, wrapping around.
     fn rotation_start(&self, route: u16, rotation: u64) -> usize {
         let Some(r) = self.routes.get(route as usize) else {
             return 0;
@@ -234,7 +234,7 @@ impl RoutingTable {
             Some(u) => u,
             None => &[],
         };
-        let all_routes = self.trunk(ingress).map_or(true, |t| t.usages.is_none());
+        let all_routes = self.trunk(ingress).is_none_or(|t| t.usages.is_none());
         let steps = if all_routes { 1 } else { usages.len() };
         for step in 0..steps {
             let usage = if all_routes {

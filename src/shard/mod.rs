@@ -3,20 +3,27 @@
 //! owns their Call-ID; the control plane (metrics HTTP) runs on a std thread off the shard
 //! CPUs.
 //!
-//! `run` is the process entry point (blocks until SIGINT/SIGTERM). `start` does everything
-//! `run` does except waiting for a signal and returns a `Server` handle, so tests can run a
-//! real server in-process and stop it with `Server::shutdown`.
+//! `run` is the process entry point (blocks until SIGINT/SIGTERM, reloads the configuration
+//! on SIGHUP). `start` does everything `run` does except waiting for a signal and returns a
+//! `Server` handle, so tests can run a real server in-process, reload it with
+//! `Server::reload` and stop it with `Server::shutdown`.
 
 pub mod batch;
 pub mod handoff;
+mod logging;
 pub mod owner;
+pub mod reload;
+mod residence;
 mod run;
 pub mod socket;
 
 pub use owner::{call_id_hash, owner};
+pub use reload::ReloadSummary;
 
-use crate::config::Config;
-use crate::control::http::{self, HttpLimits, HttpServer};
+use crate::config::{Config, ConfigError};
+use crate::control::cdr::{self, CdrWriter};
+use crate::control::clock::WallClock;
+use crate::control::http::{self, Handlers, HttpLimits, HttpServer, ReloadHook};
 use crate::control::metrics::ShardState;
 use crate::control::MetricsHub;
 use crate::limits;
@@ -25,6 +32,7 @@ use crate::sip::proxy::CoreConfig;
 use crate::sip::Span;
 use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use reload::{ReloadSlot, Reloader};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -39,7 +47,8 @@ pub struct Options {
     /// How a shard finds the Call-ID that picks the owning shard. Production uses the
     /// scanner's `sip::scan::peek_call_id`; tests may substitute their own.
     pub call_id: CallIdFinder,
-    /// Use this routing table instead of compiling the configuration's.
+    /// Use this routing table instead of compiling the configuration's (at start only: a
+    /// reload compiles the file's).
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
@@ -55,18 +64,47 @@ impl Default for Options {
     }
 }
 
+/// Wakes parked shards: one byte to each shard's wake socket, from the one socket the wake
+/// sockets accept datagrams from.
+pub(crate) struct WakeShards {
+    control: std::net::UdpSocket,
+    addrs: Vec<SocketAddr>,
+}
+
+impl WakeShards {
+    /// Best effort: a shard that misses a byte still sees the reason (stop flag, reload
+    /// slot) within `limits::SHARD_PARK_MAX`.
+    pub fn wake_all(&self) {
+        for addr in &self.addrs {
+            let _ = self.control.send_to(&[1], addr);
+        }
+    }
+
+    fn try_clone(&self) -> Result<WakeShards, String> {
+        Ok(WakeShards {
+            control: self
+                .control
+                .try_clone()
+                .map_err(|e| format!("cannot share the shard wake-up socket: {e}"))?,
+            addrs: self.addrs.clone(),
+        })
+    }
+}
+
 /// A running junction: every shard serving and the metrics endpoint (if configured) up.
 pub struct Server {
     local: SocketAddr,
     cpus: Vec<usize>,
     stop: Arc<AtomicBool>,
-    /// Sends the byte that wakes a sleeping shard to each shard's wake socket.
-    wake_control: std::net::UdpSocket,
-    wake_addrs: Vec<SocketAddr>,
+    wake: WakeShards,
     shards: Vec<Option<ExecutorJoinHandle<Result<(), String>>>>,
     hub: Arc<MetricsHub>,
     http: Option<HttpServer>,
     warnings: Vec<String>,
+    /// `None` only while starting.
+    reloader: Option<Arc<Reloader>>,
+    /// The CDR writer (`None`: CDRs are off).
+    cdr: Option<CdrWriter>,
 }
 
 /// Start with the production options.
@@ -96,9 +134,14 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         })?),
     };
 
-    // Trunk health and admission counters, shared by every shard.
+    // Trunk health and admission counters, shared by every shard and kept across reloads:
+    // the one registry of the process (the reloader owns it).
     let registry = crate::trunks::Registry::new(std::time::Instant::now());
     let states = registry.states_for(&routing);
+    crate::control::log::set_level(config.log.level);
+    let reload_slots: Vec<Arc<ReloadSlot>> = (0..shards)
+        .map(|_| Arc::new(ReloadSlot::default()))
+        .collect();
 
     // Everything that can be refused is checked before any shard starts.
     socket::probe_free(server.listen)?;
@@ -119,6 +162,17 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         &cpus,
         limits::HANDOFF_QUEUE_BATCHES_MAX * limits::BATCH_DATAGRAMS_MAX,
     ));
+    hub.set_trunk_states(Arc::clone(&states));
+    // The CDR file is opened before any shard starts (a path that cannot be written fails
+    // the start). Times in records are converted with one reference pair taken now.
+    let (cdr_sink, cdr_writer) = match &config.cdr {
+        Some(settings) => {
+            let (sink, writer) = cdr::spawn(settings, WallClock::now(), &cpus)?;
+            hub.set_cdr(writer.counters());
+            (Some(sink), Some(writer))
+        }
+        None => (None, None),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
@@ -140,12 +194,16 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         local,
         cpus: cpus.clone(),
         stop: Arc::clone(&stop),
-        wake_control,
-        wake_addrs: Vec::with_capacity(shards),
+        wake: WakeShards {
+            control: wake_control,
+            addrs: Vec::with_capacity(shards),
+        },
         shards: Vec::with_capacity(shards),
         hub: Arc::clone(&hub),
         http: None,
         warnings: bound.warnings,
+        reloader: None,
+        cdr: cdr_writer,
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
@@ -156,7 +214,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         let wake_addr = wake
             .local_addr()
             .map_err(|e| format!("shard {index}: cannot read its wake-up address: {e}"))?;
-        server.wake_addrs.push(wake_addr);
+        server.wake.addrs.push(wake_addr);
         let Some(slot) = hub.slot(index) else {
             return Err(format!("shard {index}: no metrics slot"));
         };
@@ -176,7 +234,9 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             },
             routing: Arc::clone(&routing),
             states: Arc::clone(&states),
+            reload: Arc::clone(&reload_slots[index]),
             slot,
+            cdr: cdr_sink.clone(),
             call_id: options.call_id,
             stop: Arc::clone(&stop),
             started: started_tx.clone(),
@@ -203,6 +263,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         }
     }
     drop(started_tx);
+    // Only the shards hold the CDR queue's sending ends: when they stop, the writer ends.
+    drop(cdr_sink);
 
     // Wait until every shard serves. A shard that fails drops its `started` sender without
     // sending (and its channel ends, which releases the others), so this cannot hang.
@@ -225,8 +287,44 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         ));
     }
 
+    let wake = match server.wake.try_clone() {
+        Ok(wake) => wake,
+        Err(e) => {
+            let _ = server.stop_everything();
+            return Err(e);
+        }
+    };
+    let reloader = Arc::new(Reloader::new(
+        &config,
+        registry,
+        routing,
+        states,
+        reload_slots,
+        Arc::clone(&hub),
+        wake,
+    ));
+    server.reloader = Some(Arc::clone(&reloader));
+
     if let Some(listener) = listener {
-        match http::spawn(listener, Arc::clone(&hub), &cpus, options.http) {
+        let hook: ReloadHook = Arc::new(move || {
+            crate::log_info!(
+                "reloading",
+                source = reloader.source(),
+                trigger = "POST /reload"
+            );
+            let (accepted, lines) = logging::reload(reloader.reload(), reloader.source());
+            let body = lines.join("\n") + "\n";
+            if accepted {
+                Ok(body)
+            } else {
+                Err(body)
+            }
+        });
+        let handlers = Handlers {
+            hub: Arc::clone(&hub),
+            reload: Some(hook),
+        };
+        match http::spawn(listener, handlers, &cpus, options.http) {
             Ok(http) => server.http = Some(http),
             Err(e) => {
                 let _ = server.stop_everything();
@@ -296,6 +394,30 @@ impl Server {
         self.hub.render()
     }
 
+    /// Reload the configuration file the server was started with (what SIGHUP and
+    /// `POST /reload` do, without printing): on success every shard routes with the new
+    /// table when this returns (see `ReloadSummary::lagging_shards`); on failure nothing
+    /// changed and every problem is returned.
+    pub fn reload(&self) -> Result<ReloadSummary, Vec<ConfigError>> {
+        match &self.reloader {
+            Some(reloader) => reloader.reload(),
+            None => Err(vec![ConfigError {
+                file: String::new(),
+                line: None,
+                key: "(server)".into(),
+                message: "the server is not running".into(),
+            }]),
+        }
+    }
+
+    /// Free routing tables replaced by reloads once no call uses them any more (off the
+    /// shards; `run` does this every turn of its signal loop, `reload` every time).
+    pub fn release_retired_tables(&self) {
+        if let Some(reloader) = &self.reloader {
+            reloader.reap();
+        }
+    }
+
     /// A shard whose loop has ended although nobody asked it to stop.
     pub fn stopped_shard(&self) -> Option<usize> {
         if self.stop.load(Ordering::Acquire) {
@@ -341,12 +463,12 @@ impl Server {
     /// Idempotent. Returns the error of every shard that did not end cleanly.
     fn stop_everything(&mut self) -> Vec<(usize, String)> {
         self.stop.store(true, Ordering::Release);
+        // Wake shards that sleep; busy ones see the flag at their next round. (Before
+        // waiting for the HTTP thread: a `POST /reload` in progress waits for the shards to
+        // switch or stop.)
+        self.wake.wake_all();
         if let Some(http) = self.http.take() {
             http.shutdown();
-        }
-        // Wake shards that sleep; busy ones see the flag at their next round.
-        for addr in &self.wake_addrs {
-            let _ = self.wake_control.send_to(&[1], addr);
         }
         let mut errors = Vec::new();
         for (index, handle) in self.shards.iter_mut().enumerate() {
@@ -359,6 +481,10 @@ impl Server {
                 Err(e) => errors.push((index, e.to_string())),
             }
         }
+        // After the shards: the writer writes what they queued, then ends.
+        if let Some(cdr) = self.cdr.take() {
+            cdr.shutdown();
+        }
         errors
     }
 }
@@ -369,28 +495,40 @@ impl Drop for Server {
     }
 }
 
-/// Start everything, print the startup line, serve until SIGINT or SIGTERM, stop cleanly.
+/// Start everything, print the startup line, serve until SIGINT or SIGTERM, reload the
+/// configuration file on SIGHUP, stop cleanly.
 pub fn run(config: Config) -> Result<(), String> {
     run_with(config, Options::default())
 }
 
 /// `run` with options (tests). The calling thread must be the one that receives the signal:
-/// the stop signals are blocked in it and in every thread it starts.
+/// the signals are blocked in it and in every thread it starts.
 pub fn run_with(config: Config, options: Options) -> Result<(), String> {
-    // Block the stop signals before any thread exists: every thread inherits the mask, so
-    // the signals stay pending for `sigtimedwait` below instead of killing the process.
-    let signals = StopSignals::block()?;
+    // Block the signals before any thread exists: every thread inherits the mask, so the
+    // signals stay pending for `sigtimedwait` below instead of killing the process.
+    let signals = ProcessSignals::block()?;
+    let source = config.source.clone();
+    let summary = logging::Startup::of(&config);
     let server = start_with(config, options)?;
     for warning in server.warnings() {
-        eprintln!("junction: warning: {warning}");
+        crate::log_warn!("startup", warning = warning);
     }
-    println!("{}", server.startup_line());
+    summary.log(&server);
     loop {
-        if let Some(signal) = signals.wait(Duration::from_millis(250)) {
-            eprintln!("junction: {signal}, stopping");
-            break;
+        match signals.wait(Duration::from_millis(250)) {
+            Some(Signal::Stop(name)) => {
+                crate::log_info!("stopping", signal = name);
+                break;
+            }
+            Some(Signal::Reload) => {
+                crate::log_info!("reloading", source = source, trigger = "SIGHUP");
+                logging::reload(server.reload(), &source);
+            }
+            None => {}
         }
+        server.release_retired_tables();
         if let Some(shard) = server.stopped_shard() {
+            crate::log_error!("shard stopped unexpectedly, stopping", shard = shard);
             let detail = match server.shutdown() {
                 Ok(()) => String::new(),
                 Err(e) => format!(": {e}"),
@@ -399,19 +537,31 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
         }
     }
     let result = server.shutdown();
+    if result.is_ok() {
+        crate::log_info!("stopped");
+    }
     drop(signals);
     result
 }
 
-/// SIGINT and SIGTERM blocked in this thread (and every thread it starts) and collected
-/// with `sigtimedwait`; the previous mask is restored on drop.
-struct StopSignals {
+/// What a signal asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    /// SIGINT or SIGTERM (the name).
+    Stop(&'static str),
+    /// SIGHUP: reload the configuration file.
+    Reload,
+}
+
+/// SIGINT, SIGTERM and SIGHUP blocked in this thread (and every thread it starts) and
+/// collected with `sigtimedwait`; the previous mask is restored on drop.
+struct ProcessSignals {
     set: libc::sigset_t,
     previous: libc::sigset_t,
 }
 
-impl StopSignals {
-    fn block() -> Result<StopSignals, String> {
+impl ProcessSignals {
+    fn block() -> Result<ProcessSignals, String> {
         // SAFETY: sigset_t is plain data; the libc calls only read/write the sets we pass.
         unsafe {
             let mut set: libc::sigset_t = std::mem::zeroed();
@@ -419,19 +569,20 @@ impl StopSignals {
             libc::sigemptyset(&mut set);
             libc::sigaddset(&mut set, libc::SIGINT);
             libc::sigaddset(&mut set, libc::SIGTERM);
+            libc::sigaddset(&mut set, libc::SIGHUP);
             let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut previous);
             if rc != 0 {
                 return Err(format!(
-                    "cannot block SIGINT/SIGTERM: {}",
+                    "cannot block SIGINT/SIGTERM/SIGHUP: {}",
                     std::io::Error::from_raw_os_error(rc)
                 ));
             }
-            Ok(StopSignals { set, previous })
+            Ok(ProcessSignals { set, previous })
         }
     }
 
-    /// The name of the stop signal received within `timeout`, if any.
-    fn wait(&self, timeout: Duration) -> Option<&'static str> {
+    /// The signal received within `timeout`, if any.
+    fn wait(&self, timeout: Duration) -> Option<Signal> {
         let timeout = libc::timespec {
             tv_sec: timeout.as_secs() as libc::time_t,
             tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
@@ -439,14 +590,15 @@ impl StopSignals {
         // SAFETY: `set` is initialised; a null siginfo pointer is allowed.
         let signal = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &timeout) };
         match signal {
-            libc::SIGINT => Some("SIGINT"),
-            libc::SIGTERM => Some("SIGTERM"),
+            libc::SIGINT => Some(Signal::Stop("SIGINT")),
+            libc::SIGTERM => Some(Signal::Stop("SIGTERM")),
+            libc::SIGHUP => Some(Signal::Reload),
             _ => None, // timeout (EAGAIN) or EINTR
         }
     }
 }
 
-impl Drop for StopSignals {
+impl Drop for ProcessSignals {
     fn drop(&mut self) {
         // SAFETY: restores the mask saved by `block`.
         unsafe {

@@ -8,15 +8,25 @@
 //! `handle_timeout` when due, sends every transmit with `sendmmsg` and publishes metrics
 //! when due. It yields to glommio only when glommio asks (`need_preempt`).
 //!
+//! After sending, a round hands the records of the calls that ended to the CDR writer
+//! (`try_send`, never waiting) and times what it sent for the residence histograms
+//! (`residence.rs`); the per-trunk statistics and those histograms are published with the
+//! counters.
+//!
+//! Every round starts with one atomic load of the shard's `ReloadSlot`: when the control
+//! plane has published a newer routing table (a reload), the shard swaps it into its core
+//! there, between batches (never per datagram), and acknowledges it.
+//!
 //! When a round finds nothing to do, the main task parks until the socket is readable, a
-//! hand-off arrives, the next core deadline, the next metrics publication or a stop request.
-//! The waiting is done by helper tasks that only signal:
+//! hand-off arrives, the next core deadline, the next metrics publication, a new routing
+//! table or a stop request. The waiting is done by helper tasks that only signal:
 //!
 //! - the *reader* awaits readability (glommio `peek_from` into a 1-byte buffer);
 //! - one *pump* per other shard awaits that shard's channel and puts the batch it receives
 //!   into a one-batch slot (the main task processes slots before taking more from the
 //!   channel, so batches from one shard stay in order);
-//! - the *stop listener* awaits a byte on the shard's wake socket.
+//! - the *wake listener* awaits a byte on the shard's wake socket (sent by the control plane
+//!   to stop the shard or after publishing a routing table).
 //!
 //! Three glommio 0.9 behaviours shape this (all read in its source, the first one hit in a
 //! load test):
@@ -39,11 +49,15 @@
 use super::batch::{RecvBatch, SendBatch};
 use super::handoff::{HandoffBatch, HandoffCounters};
 use super::owner::owner;
+use super::reload::ReloadSlot;
+use super::residence::Recorder;
 use super::CallIdFinder;
+use crate::control::cdr::CdrSink;
 use crate::control::metrics::{ShardSnapshot, ShardState};
 use crate::control::ShardSlot;
 use crate::limits;
 use crate::routing::RoutingTable;
+use crate::sip::cdr::CallRecord;
 use crate::sip::proxy::{Core, CoreConfig};
 use glommio::channels::shared_channel::{
     ConnectedReceiver, ConnectedSender, SharedReceiver, SharedSender,
@@ -82,7 +96,11 @@ pub(crate) struct ShardSetup {
     pub core_config: CoreConfig,
     pub routing: Arc<RoutingTable>,
     pub states: Arc<[Arc<crate::trunks::TrunkState>]>,
+    /// Where reloads leave this shard its next routing table.
+    pub reload: Arc<ReloadSlot>,
     pub slot: Arc<ShardSlot>,
+    /// Where records of ended calls go (`None`: CDRs are off; records are discarded).
+    pub cdr: Option<CdrSink>,
     pub call_id: CallIdFinder,
     pub stop: Arc<AtomicBool>,
     /// Told once the shard serves (then dropped).
@@ -166,7 +184,9 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         core_config,
         routing,
         states,
+        reload,
         slot,
+        cdr,
         call_id,
         stop,
         started,
@@ -211,7 +231,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         Rc::clone(&socket),
         Rc::clone(&signals),
     )));
-    helpers.push(glommio::spawn_local(stop_listener(
+    helpers.push(glommio::spawn_local(wake_listener(
         wake,
         Arc::clone(&stop),
         Rc::clone(&signals),
@@ -227,11 +247,15 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     }
 
     let cpu = slot.read().snapshot.cpu;
+    let mut core = Core::with_states(core_config, routing, states);
+    // Start the core's clock now: it schedules the OPTIONS probes of its trunks, which
+    // would otherwise wait for the first datagram.
+    core.handle_timeout(Instant::now());
     let mut shard = Shard {
         index,
         shards,
         fd,
-        core: Core::with_states(core_config, routing, states),
+        core,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
@@ -241,11 +265,17 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         handoff_counters,
         signals: Rc::clone(&signals),
         stop,
+        reload,
+        generation: 0,
         snapshot: ShardSnapshot::new(index, shards, cpu),
         slot: Arc::clone(&slot),
+        cdr,
+        records: Vec::new(),
+        residence: Recorder::new(),
         call_id,
         last_publish: Instant::now(),
         unpublished: true,
+        stats_pending: false,
         noop_waker: Waker::from(Arc::new(NoopWake)),
     };
     slot.set_state(ShardState::Running);
@@ -254,9 +284,12 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
 
     shard.run().await;
 
+    shard.forward_records();
     shard.snapshot.core.clone_from(shard.core.stats());
     shard.fold_readiness_errors();
     slot.publish(&shard.snapshot);
+    slot.publish_stats(shard.core.trunk_stats(), &shard.residence.histograms);
+    crate::log_info!("shard stopped", shard = index, cpu = cpu);
     // Cancel the helpers before the sockets and channels they use go away. The reader's
     // readiness wait is an io_uring operation that holds a reference to the socket: glommio
     // only submits its cancellation at the next ring poll, and if the executor exits first
@@ -287,14 +320,34 @@ struct Shard {
     handoff_counters: Arc<HandoffCounters>,
     signals: Rc<Signals>,
     stop: Arc<AtomicBool>,
+    reload: Arc<ReloadSlot>,
+    /// The configuration generation the core routes with.
+    generation: u64,
     /// The shard's counters, kept in the published form.
     snapshot: ShardSnapshot,
     slot: Arc<ShardSlot>,
+    cdr: Option<CdrSink>,
+    /// Records of ended calls on their way to `cdr` (reused). Boxed as the core hands them
+    /// out: each moves to the writer thread as one pointer.
+    #[allow(clippy::vec_box)]
+    records: Vec<Box<CallRecord>>,
+    residence: Recorder,
     call_id: CallIdFinder,
     last_publish: Instant,
     unpublished: bool,
+    /// The counters were published; the statistics are still being copied.
+    stats_pending: bool,
     /// For polls that are known to be ready (`Waker::noop` needs Rust 1.85; MSRV is 1.80).
     noop_waker: Waker,
+}
+
+/// Transmits the core has queued (its iterator knows its exact length).
+fn queued(core: &Core) -> usize {
+    let transmits = core.transmits();
+    match transmits.size_hint() {
+        (low, Some(high)) if low == high => low,
+        _ => transmits.count(),
+    }
 }
 
 /// A waker that does nothing.
@@ -310,8 +363,12 @@ impl Shard {
             if self.signals.stop.get() || self.stop.load(Ordering::Relaxed) {
                 return;
             }
+            if self.reload.pending(self.generation) {
+                self.switch_routing();
+            }
             let mut busy = false;
             let mut socket_empty = false;
+            self.residence.begin_round(queued(&self.core));
             match self.recv.recv(self.fd) {
                 Ok(0) => socket_empty = true,
                 Ok(_) => {
@@ -348,8 +405,12 @@ impl Shard {
                 }
             }
             self.transmit().await;
+            if busy || timed_out {
+                self.forward_records();
+            }
             self.publish_if_due(Instant::now());
-            if busy {
+            self.publish_stats_step();
+            if busy || self.stats_pending {
                 if glommio::executor().need_preempt() {
                     yield_with_watchdog().await;
                 }
@@ -357,6 +418,26 @@ impl Shard {
                 self.park(timed_out, socket_empty).await;
             }
         }
+    }
+
+    /// Swap in the routing table the control plane published (between batches: calls in
+    /// progress keep the table they started with). The replaced table is not freed here:
+    /// the control plane still holds it.
+    fn switch_routing(&mut self) {
+        let Some(next) = self.reload.try_take() else {
+            return; // being replaced right now: next turn
+        };
+        if next.generation <= self.generation {
+            return;
+        }
+        self.core.set_routing(next.routing, next.states);
+        // Let the core schedule the probes of the new table's trunks now.
+        self.core.handle_timeout(Instant::now());
+        self.generation = next.generation;
+        self.snapshot.config_reloads += 1;
+        self.snapshot.config_generation = next.generation;
+        self.unpublished = true;
+        self.reload.applied(next.generation);
     }
 
     /// Give owned datagrams of the receive batch to the core; gather the others per owner.
@@ -392,6 +473,7 @@ impl Shard {
             };
             if owner == self.index {
                 self.core.handle_datagram(now, from, datagram.data);
+                self.residence.handled(now, queued(&self.core));
                 self.snapshot.shell.datagrams_processed += 1;
             } else if let Some(batch) = self.outgoing.get_mut(owner) {
                 if batch.is_full() {
@@ -460,6 +542,7 @@ impl Shard {
             any = true;
             for (received, from, data) in batch.iter() {
                 self.core.handle_datagram(received, from, data);
+                self.residence.handled(received, queued(&self.core));
             }
             let count = batch.len() as u64;
             let shell = &mut self.snapshot.shell;
@@ -504,6 +587,7 @@ impl Shard {
         let signals = &self.signals;
         signals.readable.get()
             || signals.stop.get()
+            || self.reload.pending(self.generation)
             || signals.slots.borrow().iter().any(Option::is_some)
             || (0..self.shards).any(|peer| self.handoff_waiting(peer))
     }
@@ -515,6 +599,7 @@ impl Shard {
             core,
             send,
             snapshot,
+            residence,
             ..
         } = self;
         let shell = &mut snapshot.shell;
@@ -525,14 +610,18 @@ impl Shard {
         // Once one batch has waited SEND_BLOCKED_MAX, the rest of this flush gets a single
         // attempt each: the shard must get back to its calls.
         let mut gave_up = false;
+        let mut index = 0;
         loop {
             send.clear();
             while !send.is_full() {
                 match transmits.next() {
                     Some((to, data)) => {
-                        if !send.push(to, data) {
+                        if send.push(to, data) {
+                            residence.queued(index, data);
+                        } else {
                             shell.send_errors += 1;
                         }
+                        index += 1;
                     }
                     None => break,
                 }
@@ -559,6 +648,7 @@ impl Shard {
                     }
                     Timer::new(limits::SEND_RETRY_INTERVAL).await;
                 }
+                residence.sent(Instant::now());
             }
             if exhausted {
                 break;
@@ -582,6 +672,35 @@ impl Shard {
         if self.slot.try_publish(&self.snapshot) {
             self.last_publish = now;
             self.unpublished = false;
+            self.stats_pending = true;
+        }
+    }
+
+    /// Copy the next few changed histograms (and the trunk counters) to the slot: at most
+    /// `limits::STATS_COPY_HISTOGRAMS_MAX` per round, so a publication never stalls the
+    /// shard for long; the round after the last one clears `stats_pending`.
+    fn publish_stats_step(&mut self) {
+        if !self.stats_pending {
+            return;
+        }
+        let copied = self.slot.try_publish_stats(
+            self.core.trunk_stats(),
+            &self.residence.histograms,
+            limits::STATS_COPY_HISTOGRAMS_MAX,
+        );
+        if copied.is_some_and(|c| c.complete) {
+            self.stats_pending = false;
+        }
+    }
+
+    /// Hand the records of ended calls to the CDR writer (never waiting: a full queue drops
+    /// and counts them), or discard them when CDRs are off.
+    fn forward_records(&mut self) {
+        self.core.drain_records(&mut self.records);
+        for record in self.records.drain(..) {
+            if let Some(cdr) = &self.cdr {
+                cdr.offer(record);
+            }
         }
     }
 
@@ -718,8 +837,9 @@ async fn pump(peer: usize, receiver: Rc<ConnectedReceiver<HandoffBatch>>, signal
     }
 }
 
-/// Wait for a byte on the wake socket; stop the shard if the stop flag is set.
-async fn stop_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<Signals>) {
+/// Wait for a byte on the wake socket; stop the shard if the stop flag is set, else wake
+/// the main task (it looks for a new routing table when it wakes).
+async fn wake_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<Signals>) {
     let mut buf = [0u8; 8];
     loop {
         let received = wake.recv(&mut buf).await;
@@ -730,6 +850,8 @@ async fn stop_listener(wake: Rc<UdpSocket>, stop: Arc<AtomicBool>, signals: Rc<S
         }
         if received.is_err() {
             Timer::new(limits::RECV_ERROR_BACKOFF).await;
+        } else {
+            signals.wake_main();
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and how far the dialog got. Bounded (limits::CALLS_PER_SHARD_MAX) and expiring
 //! (limits::CALL_IDLE_MAX, limits::CALL_LINGER).
 
+use super::cdr::{CallRecord, EndedBy};
 use super::transaction::{Id, Slab};
 use crate::routing::TrunkId;
 use crate::trunks::TrunkState;
@@ -45,6 +46,10 @@ pub struct Call {
     pub from_user_new: Box<[u8]>,
     /// The concurrent-call slot the answered call holds on its egress trunk.
     pub admitted: Option<Arc<TrunkState>>,
+    /// Its call detail record, filled in as the call goes (attempts, answer, end).
+    pub record: Option<Box<CallRecord>>,
+    /// Which side sent the BYE, once one did.
+    pub ended_by: Option<EndedBy>,
 }
 
 #[derive(Default)]

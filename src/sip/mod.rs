@@ -1,5 +1,6 @@
 //! The sans-IO SIP core: bytes in, bytes out, time passed in.
 
+pub mod cdr;
 pub mod dialog;
 pub mod header;
 pub mod method;
@@ -10,6 +11,7 @@ pub mod scan;
 pub mod span;
 pub mod timer;
 pub mod transaction;
+pub mod trunk_stats;
 pub mod uri;
 pub mod via;
 

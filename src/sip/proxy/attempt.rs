@@ -194,6 +194,7 @@ impl Core {
             let trunk = plan.table.trunk(t);
             let dest = trunk.and_then(|tr| tr.send_to);
             let state = plan.states.get(t.0 as usize);
+            let mut refused_by = None;
             let admitted = match (trunk, dest, state) {
                 (Some(tr), Some(_), Some(s)) if s.is_up() => {
                     if invite {
@@ -202,6 +203,7 @@ impl Core {
                             Err(_) => {
                                 st.refused = true;
                                 self.stats.rejected_admission += 1;
+                                refused_by = Some(tr.name.clone());
                                 None
                             }
                         }
@@ -214,6 +216,9 @@ impl Core {
             };
             let (Some(admitted), Some(dest), Some(trunk)) = (admitted, dest, trunk) else {
                 st.plan = Some(plan);
+                if let Some(name) = refused_by {
+                    self.attempt_refused(&name);
+                }
                 continue;
             };
             st.admitted = admitted;
@@ -289,10 +294,15 @@ impl Core {
                 delete: delete.get(..n_delete).unwrap_or(&[]),
                 progress: (invite && !progress.is_zero()).then_some(progress),
             };
+            let name = trunk.name.clone();
             if let Some(st) = self.txns.servers.get_mut(st_id) {
                 st.plan = Some(plan);
             }
-            self.forward_stateful(now, buf, msg, st_id, &fwd);
+            if self.forward_stateful(now, buf, msg, st_id, &fwd).is_some() && invite {
+                let called = std::mem::take(&mut self.num_a);
+                self.attempt_started(now, call, &name, &called, &calling);
+                self.num_a = called;
+            }
             self.uri_buf = uri_buf;
             self.num_b = calling;
             return;
@@ -320,6 +330,7 @@ impl Core {
             s.answered();
             s.ended();
         }
+        let call = st.call;
         let Some(plan) = st.plan.as_ref() else {
             if let Some((b, m)) = response {
                 self.relay_final(now, st_id, b, m, code, "");
@@ -328,6 +339,7 @@ impl Core {
         };
         let cause = response.and_then(|(b, m)| reason_cause(b, m));
         let code = egress.map_or(code, |t| plan.table.translate_response(t, code, cause));
+        let recorded = if response.is_some() { code } else { 0 };
         let keep = st.best.as_ref().is_none_or(|(old, _)| better(code, *old));
         if keep {
             st.best = Some((code, response.map(|(b, _)| b.to_vec()).unwrap_or_default()));
@@ -335,6 +347,10 @@ impl Core {
         let may_retry = (code == 408 || (500..600).contains(&code))
             && !st.cancelled
             && (!st.provisional_relayed || plan.table.failover_after_provisional());
+        self.attempt_final(now, call, recorded);
+        let Some(st) = self.txns.servers.get_mut(st_id) else {
+            return;
+        };
         if !may_retry {
             match response {
                 Some((b, m)) => self.relay_final(now, st_id, b, m, code, ""),
@@ -348,6 +364,10 @@ impl Core {
         }
         if (st.attempt as usize) < st.attempts.len() {
             self.stats.failovers += 1;
+            self.attempt_failover(call);
+            let Some(st) = self.txns.servers.get_mut(st_id) else {
+                return;
+            };
             let request = std::mem::take(&mut st.request);
             let mut aux = self.aux.take().unwrap_or_default();
             if scan::scan(&request, &mut aux).is_ok() {
@@ -396,8 +416,10 @@ impl Core {
         st_id: Id,
         request: &[u8],
         code: u16,
-        reason: &str,
+        reason: &'static str,
     ) {
+        let call = self.txns.servers.get(st_id).and_then(|s| s.call);
+        self.note_final(call, code, reason);
         let mut extra = warning(reason);
         if reason == "admission-refused" {
             extra.push_str("Retry-After: 5\r\n");
@@ -426,7 +448,7 @@ impl Core {
         buf: &[u8],
         msg: &Message,
         code: u16,
-        reason: &str,
+        reason: &'static str,
     ) {
         let StartLine::Response { code: received, .. } = msg.start else {
             return;
@@ -434,7 +456,26 @@ impl Core {
         let Some(st) = self.txns.servers.get(st_id) else {
             return;
         };
+        if msg.via_count < 2 {
+            // No Via left once ours is removed: it was meant for us (RFC 3261 16.7 step 3).
+            // Answer the caller from its own request instead (or let the transaction's
+            // safety timer end it).
+            self.stats.dropped_stray += 1;
+            let request = self
+                .txns
+                .servers
+                .get_mut(st_id)
+                .map(|st| std::mem::take(&mut st.request))
+                .unwrap_or_default();
+            if !request.is_empty() {
+                self.answer_from_request(now, st_id, &request, code, reason);
+            }
+            return;
+        }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        if invite {
+            self.note_final(call, code, reason);
+        }
         let extra = warning(reason);
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);

@@ -10,7 +10,9 @@
 
 mod attempt;
 mod probe;
+mod record;
 
+use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
 use super::response::{self, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
@@ -20,6 +22,7 @@ use super::transaction::{
     server_key, ClientState, ClientTxn, Id, ServerState, ServerTxn, TimerKey, TimerKind,
     TimerTarget, Transactions,
 };
+use super::trunk_stats::TrunkStatsMap;
 use super::uri::{self, Scheme};
 use super::via::{Rport, MAGIC_COOKIE};
 use super::{Method, Span};
@@ -68,6 +71,8 @@ pub struct CoreStats {
     /// OPTIONS probes sent to trunks, and probes that failed.
     pub probes_sent: u64,
     pub probe_failures: u64,
+    /// Call records dropped because nobody took them in time.
+    pub records_dropped: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -107,6 +112,9 @@ pub struct Core {
     /// routing table changes (`probes_due`).
     probes: Vec<probe::ProbeState>,
     probes_due: bool,
+    /// Records of ended calls, drained by the shell toward the CDR writer.
+    records: std::collections::VecDeque<Box<CallRecord>>,
+    trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
     resp: Option<Box<Message>>,
@@ -204,6 +212,8 @@ impl Core {
             rotation: 0,
             probes: Vec::new(),
             probes_due: true,
+            records: std::collections::VecDeque::new(),
+            trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
             resp: Some(Box::default()),
@@ -237,6 +247,17 @@ impl Core {
 
     pub fn stats(&self) -> &CoreStats {
         &self.stats
+    }
+
+    /// Move the records of calls that ended into `out` (the shell sends them to the CDR
+    /// writer).
+    pub fn drain_records(&mut self, out: &mut Vec<Box<CallRecord>>) {
+        out.extend(self.records.drain(..));
+    }
+
+    /// Per-trunk counters and latency histograms of this shard.
+    pub fn trunk_stats(&self) -> &TrunkStatsMap {
+        &self.trunk_stats
     }
 
     /// The counters, as a copy (the gauges are current after every handle_* call).
@@ -279,12 +300,18 @@ impl Core {
         }
     }
 
+    /// Send `out[range]` (the bytes just written) to `to`: never to an address that cannot
+    /// be a peer, never larger than limits::MESSAGE_BYTES_MAX (an answer copying a huge
+    /// header of its request would be).
     fn queue(&mut self, to: SocketAddr, range: Range<usize>) {
-        if sendable(to) {
-            self.transmits.push((to, range));
-        } else {
+        if !sendable(to) {
             self.out.truncate(range.start);
             self.stats.dropped_stray += 1;
+        } else if range.len() > limits::MESSAGE_BYTES_MAX {
+            self.out.truncate(range.start);
+            self.stats.dropped_malformed += 1;
+        } else {
+            self.transmits.push((to, range));
         }
     }
 
@@ -326,7 +353,27 @@ impl Core {
             self.stats.rejected_unknown_source += 1;
             let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
             if method != Method::Ack && answer {
+                // Never more bytes toward an address that has not proved it can receive
+                // than it sent (no amplification): a 403 larger than the request is dropped.
+                let sent = self.transmits.len();
                 self.reply_stateless(buf, msg, from, 403, b"");
+                if self.transmits.len() > sent
+                    && self
+                        .transmits
+                        .last()
+                        .is_some_and(|(_, r)| r.len() > buf.len())
+                {
+                    if let Some((_, r)) = self.transmits.pop() {
+                        self.out.truncate(r.start);
+                    }
+                }
+            }
+            return;
+        };
+        if msg.via_count >= limits::VIAS_MAX {
+            // One more Via would put it over the limit every hop enforces.
+            if method != Method::Ack {
+                self.reply_stateless(buf, msg, from, 483, b"");
             }
             return;
         };
@@ -488,6 +535,11 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
+        if invite {
+            if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
+                self.trunk_stats.trunk(&name).counters.calls_in += 1;
+            }
+        }
         let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
@@ -496,10 +548,18 @@ impl Core {
                     extra.push_str("Retry-After: 5\r\n");
                 }
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
+                if invite {
+                    self.rejected_call(now, buf, msg, ingress, code.0, code.1);
+                }
                 return;
             }
         };
         st.attempts = attempts;
+        let (plan_called, plan_calling) = if invite {
+            (plan.called.clone(), plan.calling.clone())
+        } else {
+            (Vec::new(), Vec::new())
+        };
         st.plan = Some(Box::new(plan));
         if invite {
             st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
@@ -534,12 +594,21 @@ impl Core {
                 from_user_orig: Box::default(),
                 from_user_new: Box::default(),
                 admitted: None,
+                record: Some(Box::new(self.new_record(
+                    now,
+                    buf,
+                    msg,
+                    ingress,
+                    &plan_called,
+                    &plan_calling,
+                ))),
+                ended_by: None,
             });
             self.arm_call(id, expiry);
             self.stats.calls_created += 1;
             st.call = Some(id);
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -582,8 +651,16 @@ impl Core {
         }
         if method == Method::Bye {
             st.call = call;
+            let side = if st.from_caller {
+                EndedBy::Caller
+            } else {
+                EndedBy::Callee
+            };
+            if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
+                c.ended_by.get_or_insert(side);
+            }
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -603,6 +680,22 @@ impl Core {
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
         self.num_b = swap;
+    }
+
+    /// Insert a new server transaction with a safety timeout: one whose branch never gets
+    /// a final response (a peer that answers nothing usable) is forgotten after the longest
+    /// a real one can live (Timer C plus 64*T1 for INVITE, 64*T1 + T4 otherwise). Sending a
+    /// final response re-arms the timer with the RFC 3261 value.
+    fn insert_server(&mut self, now: Instant, st: ServerTxn) -> Id {
+        let life = if st.invite {
+            timer::TIMER_C + timer::T1_X64
+        } else {
+            timer::T1_X64 + timer::T4
+        };
+        let id = self.txns.servers.insert(st);
+        self.txns
+            .arm(TimerTarget::Server(id), TimerKind::Timeout, now + life);
+        id
     }
 
     fn tag_hash(&self, tag: &[u8]) -> u64 {
@@ -980,6 +1073,11 @@ impl Core {
         let StartLine::Response { code, .. } = msg.start else {
             return;
         };
+        // Too large to relay: nothing to pass on.
+        if buf.len() > limits::MESSAGE_BYTES_MAX {
+            self.stats.dropped_stray += 1;
+            return;
+        }
         let branch = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
         let Some(tail) = branch.strip_prefix(&self.branch_prefix[..]) else {
             self.stats.dropped_stray += 1;
@@ -1030,7 +1128,7 @@ impl Core {
         }
         if ct.probe {
             if code >= 200 {
-                self.probe_result(id, Some(code));
+                self.probe_answered(now, id, code);
             }
             return;
         }
@@ -1086,6 +1184,11 @@ impl Core {
         let Some(st) = self.txns.servers.get(st_id) else {
             return false;
         };
+        if msg.via_count < 2 {
+            // No Via left once ours is removed: it was meant for us (RFC 3261 16.7 step 3).
+            self.stats.dropped_stray += 1;
+            return false;
+        }
         let to = st.reply_to;
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
@@ -1125,6 +1228,7 @@ impl Core {
             let expiry = now + limits::CALL_LINGER;
             c.expiry = expiry;
             self.arm_call(id, expiry);
+            self.finish_record(now, id, None);
         }
     }
 
@@ -1177,6 +1281,7 @@ impl Core {
                                 if let Some(st) = self.txns.servers.get_mut(st_id) {
                                     st.provisional_relayed = true;
                                 }
+                                self.attempt_progress(now, call);
                             }
                         }
                     }
@@ -1201,6 +1306,10 @@ impl Core {
                             let s = TimerTarget::Server(st_id);
                             self.txns.disarm(s, TimerKind::ResponseRetransmit);
                             self.txns.arm(s, TimerKind::Timeout, now + timer::T1_X64);
+                        }
+                        if admitted.is_some() || call.is_some() {
+                            self.attempt_progress(now, call);
+                            self.attempt_final(now, call, code);
                         }
                         self.set_call_state(now, call, CallState::Confirmed);
                         // The answered call keeps its trunk slot until it ends.
@@ -1332,6 +1441,9 @@ impl Core {
             s.ended();
         }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        if invite {
+            self.note_final(call, code, "");
+        }
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(req_buf, req, &mut tag);
@@ -1580,9 +1692,21 @@ impl Core {
                     now + next,
                 );
             }
-            // Timer H, I, J or L: the transaction is over.
+            // Timer H, I, J or L: the transaction is over. Still without a final response:
+            // its safety timeout (see insert_server): release what it holds.
             _ => {
-                self.txns.remove_server(id);
+                if let Some(st) = self.txns.remove_server(id) {
+                    if matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
+                        self.stats.dropped_stray += 1;
+                        if let Some(s) = st.admitted {
+                            s.answered();
+                            s.ended();
+                        }
+                        if st.invite {
+                            self.set_call_state(now, st.call, CallState::Terminated);
+                        }
+                    }
+                }
             }
         }
     }
@@ -1601,6 +1725,7 @@ impl Core {
                 self.arm_call(id, idle_until);
                 return;
             }
+            self.finish_record(now, id, Some(EndedBy::Expired));
         }
         self.calls.remove(id);
     }

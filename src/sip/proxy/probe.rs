@@ -22,6 +22,8 @@ pub(super) struct ProbeState {
     pub failures: u32,
     pub successes: u32,
     pub cseq: u32,
+    /// When the pending probe went out (for the round-trip histogram).
+    pub sent: Option<Instant>,
 }
 
 impl Core {
@@ -30,6 +32,11 @@ impl Core {
     pub(super) fn schedule_probes(&mut self, now: Instant) {
         let shards = usize::from(self.config.shards.max(1));
         let me = usize::from(self.config.shard);
+        // Probes still out refer to the previous table's trunk numbers: forget them.
+        let old = std::mem::take(&mut self.probes);
+        for pending in old.iter().filter_map(|p| p.pending) {
+            self.txns.clients.remove(pending);
+        }
         self.probes = vec![ProbeState::default(); self.routing.trunks.len()];
         let routing = self.routing.clone();
         for (i, t) in routing.trunks.iter().enumerate() {
@@ -127,6 +134,7 @@ impl Core {
         }
         if let Some(state) = self.probes.get_mut(t.0 as usize) {
             state.pending = Some(ct_id);
+            state.sent = Some(now);
         }
         self.stats.probes_sent += 1;
         self.queue(dest, start..end);
@@ -136,6 +144,20 @@ impl Core {
         // No answer within the probe interval (at most 64*T1) is a failure.
         let wait = probe.interval.min(timer::T1_X64);
         self.txns.arm(target, TimerKind::Timeout, now + wait);
+    }
+
+    /// A final response to probe `ct_id` arrived at `now`.
+    pub(super) fn probe_answered(&mut self, now: Instant, ct_id: Id, code: u16) {
+        let sent = self
+            .txns
+            .clients
+            .get(ct_id)
+            .and_then(|ct| ct.egress)
+            .and_then(|t| Some((t, self.probes.get(t.0 as usize)?.sent?)));
+        if let Some((t, sent)) = sent {
+            self.probe_rtt(now, t, sent);
+        }
+        self.probe_result(ct_id, Some(code));
     }
 
     /// The probe of trunk `t` ended: a final response `code`, or `None` for no answer.

@@ -1,0 +1,84 @@
+//! `junction check FILE`: every problem as `file:line: key: message` (exit 1), or the
+//! warnings (`warning: file:line: key: message`: unreachable routes, hairpin risk) and a
+//! summary (exit 0).
+
+use std::process::ExitCode;
+
+use junction::config::{self, Config};
+use junction::routing::RoutingTable;
+
+use super::{count, load};
+
+pub fn run(file: &str) -> ExitCode {
+    match load(Some(file)) {
+        Ok((config, table)) => {
+            let warnings = config::warnings(&config);
+            for w in &warnings {
+                println!("warning: {w}");
+            }
+            println!("{}", summary(&config, &table, warnings.len()));
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            let n = errors.len();
+            eprintln!("{file}: {n} problem{} found", if n == 1 { "" } else { "s" });
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn summary(config: &Config, table: &RoutingTable, warnings: usize) -> String {
+    let s = &config.server;
+    let egress = config.trunks.iter().filter(|t| t.send_to.is_some()).count();
+    let patterns = config.routes.iter().filter(|r| r.pattern.is_some()).count();
+    let files = config
+        .routes
+        .iter()
+        .filter(|r| r.prefix_file.is_some())
+        .count();
+    let metrics = s
+        .metrics
+        .map_or_else(|| "off".to_string(), |m| m.to_string());
+    let mut usages: Vec<&str> = config
+        .trunks
+        .iter()
+        .flat_map(|t| t.usages.iter().flatten())
+        .chain(config.routes.iter().flat_map(|r| &r.usages))
+        .map(String::as_str)
+        .collect();
+    usages.sort_unstable();
+    usages.dedup();
+    let ok = if warnings == 0 {
+        "ok".to_string()
+    } else {
+        format!("ok, {}", count(warnings, "warning"))
+    };
+    format!(
+        "{}: {ok}\n  server: {}, listen udp:{}, advertise {}, metrics {}\n  \
+         trunks: {} ({} with send_to, {})\n  \
+         routes: {} ({} by pattern, {} by prefix, {} by prefix file; {}, {} KiB)\n  \
+         usages: {}",
+        config.source,
+        count(s.cores, "shard"),
+        s.listen,
+        s.advertise,
+        metrics,
+        config.trunks.len(),
+        egress,
+        count(table.peers_len(), "peer entry"),
+        config.routes.len(),
+        patterns,
+        config.routes.len() - patterns - files,
+        files,
+        count(table.prefixes_len(), "prefix"),
+        table.prefix_heap_bytes().div_ceil(1024),
+        if usages.is_empty() {
+            "none (every trunk may use every route)".to_string()
+        } else {
+            usages.join(", ")
+        },
+    )
+}

@@ -1,0 +1,762 @@
+//! `junction route-test CONFIG`: how the configuration routes a call, evaluated offline.
+//!
+//! ```text
+//! junction route-test CONFIG --from TRUNK|IP[:PORT] --called NUMBER [--calling NUMBER]
+//!                            [--rotation N] [--down TRUNK[,TRUNK...]]
+//! junction route-test CONFIG --file FILE [--rotation N] [--down ...]
+//! ```
+//!
+//! One call prints every step: the ingress trunk and the peer entry that matched, the
+//! inbound rules applied, the usage walk (each usage, the routes that matched in order and
+//! why, what became of each of their trunks), the attempt list with each attempt's
+//! translated numbers, or the final answer when nothing routes. `--file` reads one call per
+//! line (`from,called[,calling]`; `#` comments and blank lines skipped) and prints one
+//! compact line per call, to diff what a configuration change moves; call n of the file
+//! (from 0) uses rotation N + n, as successive calls would.
+//!
+//! The walk printed is the walk routed: the same code runs, with an observer recording it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use junction::config::{Config, RouteConfig, RuleConfig, TrunkConfig};
+use junction::routing::peer::PeerAddr;
+use junction::routing::walk::{Match, Observer, Outcome};
+use junction::routing::{Decision, Number, RoutingTable, TrunkId, UnknownSource};
+
+use super::{load, shown};
+
+pub const USAGE: &str =
+    "  junction route-test CONFIG --from TRUNK|IP[:PORT] --called NUMBER [--calling NUMBER]
+                              how CONFIG routes one call, step by step: the ingress trunk,
+                              the inbound rules, the usage walk, every attempt with its
+                              translated numbers
+  junction route-test CONFIG --file CALLS
+                              one line per call of CALLS (lines \"from,called[,calling]\")
+    route-test options:  --rotation N    the round-robin counter (default 0)
+                         --down T1,T2    treat these trunks as down or full
+                         (with --file, call n of the file uses rotation N + n)
+";
+
+/// The command line of `route-test`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Args {
+    pub config: String,
+    pub from: Option<String>,
+    pub called: Option<String>,
+    pub calling: Option<String>,
+    pub file: Option<String>,
+    pub rotation: u64,
+    pub down: Vec<String>,
+}
+
+/// Parse the arguments after `route-test`.
+pub fn parse(args: &[String]) -> Result<Args, String> {
+    let mut out = Args::default();
+    let mut config = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
+            _ => (arg.as_str(), None),
+        };
+        if !flag.starts_with("--") {
+            if config.replace(arg.clone()).is_some() {
+                return Err(format!(
+                    "route-test takes one configuration file; {arg:?} is a second"
+                ));
+            }
+            continue;
+        }
+        let mut value = || -> Result<String, String> {
+            match inline.clone() {
+                Some(v) => Ok(v),
+                None => it
+                    .next()
+                    .cloned()
+                    .ok_or_else(|| format!("{flag} needs a value")),
+            }
+        };
+        match flag {
+            "--from" => out.from = Some(value()?),
+            "--called" => out.called = Some(value()?),
+            "--calling" => out.calling = Some(value()?),
+            "--file" => out.file = Some(value()?),
+            "--rotation" => {
+                let v = value()?;
+                out.rotation = v
+                    .parse()
+                    .map_err(|_| format!("--rotation {v:?}: must be a whole number"))?;
+            }
+            "--down" => out.down.extend(
+                value()?
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
+            _ => return Err(format!("route-test: unknown option {flag}")),
+        }
+    }
+    out.config = config.ok_or("route-test needs the configuration file")?;
+    match (&out.file, &out.from, &out.called) {
+        (Some(_), None, None) => {}
+        (Some(_), _, _) => return Err("route-test: --file replaces --from and --called".into()),
+        (None, Some(_), Some(_)) => {}
+        (None, None, _) => {
+            return Err("route-test needs --from (a trunk name or an address)".into())
+        }
+        (None, Some(_), None) => return Err("route-test needs --called NUMBER".into()),
+    }
+    if out.file.is_some() && out.calling.is_some() {
+        return Err("route-test: with --file, the calling number goes in the file".into());
+    }
+    Ok(out)
+}
+
+/// Run it: 0 when every call could be evaluated, 2 when the configuration or the arguments
+/// (or a line of the file) are wrong.
+pub fn run(args: &Args) -> ExitCode {
+    let (config, table) = match load(Some(&args.config)) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let mut down = Vec::new();
+    for name in &args.down {
+        match table.trunk_id(name) {
+            Some(id) => down.push(id),
+            None => {
+                eprintln!("junction: --down {name}: no trunk has this name");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let mut ctx = Ctx {
+        config: &config,
+        table: &table,
+        rotation: args.rotation,
+        down,
+    };
+    match (&args.file, &args.from, &args.called) {
+        (Some(file), _, _) => run_file(&mut ctx, file),
+        (None, Some(from), Some(called)) => {
+            match ctx.evaluate(
+                from,
+                called.as_bytes(),
+                args.calling.as_deref().map(str::as_bytes),
+            ) {
+                Ok(call) => {
+                    print!("{}", ctx.explain(&call));
+                    ExitCode::SUCCESS
+                }
+                Err(m) => {
+                    eprintln!("junction: {m}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        _ => ExitCode::from(2),
+    }
+}
+
+fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
+    let text = match std::fs::read(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("junction: cannot read {file}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut bad = 0;
+    let first_rotation = ctx.rotation;
+    let mut calls = 0u64;
+    for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
+        let line = String::from_utf8_lossy(raw);
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (from, called, calling) = match fields.as_slice() {
+            [from, called] => (*from, *called, None),
+            [from, called, calling] => (*from, *called, Some(*calling)),
+            _ => {
+                eprintln!(
+                    "{file}:{}: expected from,called[,calling]; found {line:?}",
+                    i + 1
+                );
+                bad += 1;
+                continue;
+            }
+        };
+        ctx.rotation = first_rotation.wrapping_add(calls);
+        calls += 1;
+        match ctx.evaluate(from, called.as_bytes(), calling.map(str::as_bytes)) {
+            Ok(call) => println!("{}", ctx.compact(line, &call)),
+            Err(m) => {
+                eprintln!("{file}:{}: {m}", i + 1);
+                bad += 1;
+            }
+        }
+    }
+    if bad > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// One step of the walk, as recorded.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Usage(Option<u16>),
+    Route(u16, Match, bool),
+    Trunk(TrunkId, Outcome),
+}
+
+#[derive(Default)]
+struct Recorder(Vec<Step>);
+
+impl Observer for Recorder {
+    fn usage(&mut self, usage: Option<u16>) {
+        self.0.push(Step::Usage(usage));
+    }
+    fn route(&mut self, route: u16, how: Match, again: bool) {
+        self.0.push(Step::Route(route, how, again));
+    }
+    fn trunk(&mut self, _route: u16, trunk: TrunkId, outcome: Outcome) {
+        self.0.push(Step::Trunk(trunk, outcome));
+    }
+}
+
+/// How the ingress trunk was found.
+enum Ingress {
+    /// Named on the command line.
+    Named(TrunkId),
+    /// By source address: the peer entry that matched.
+    Source(SocketAddr, PeerAddr, TrunkId),
+    /// No trunk: an unknown source.
+    Unknown(SocketAddr),
+}
+
+/// A number before and after a rule list.
+struct Rewrite {
+    before: Vec<u8>,
+    after: Vec<u8>,
+    rule: Option<usize>,
+}
+
+struct Attempt {
+    trunk: TrunkId,
+    route: Option<u16>,
+    called: Rewrite,
+    /// The calling number given to the outbound rules (the route's caller_id, or the
+    /// normalized calling number), and their result.
+    calling: Option<Rewrite>,
+    /// Results after `remove_plus` (equal to the rules' results when it changed nothing).
+    called_sent: Vec<u8>,
+    calling_sent: Option<Vec<u8>>,
+}
+
+struct Call {
+    ingress: Ingress,
+    called: Rewrite,
+    calling: Option<Rewrite>,
+    steps: Vec<Step>,
+    decision: Decision,
+    attempts: Vec<Attempt>,
+}
+
+struct Ctx<'a> {
+    config: &'a Config,
+    table: &'a RoutingTable,
+    rotation: u64,
+    down: Vec<TrunkId>,
+}
+
+impl Ctx<'_> {
+    fn trunk_config(&self, id: TrunkId) -> Option<&TrunkConfig> {
+        self.config.trunks.get(id.0 as usize)
+    }
+
+    fn route_config(&self, route: u16) -> Option<&RouteConfig> {
+        self.config.routes.get(route as usize)
+    }
+
+    fn trunk_name(&self, id: TrunkId) -> String {
+        self.table
+            .trunk(id)
+            .map_or_else(|| format!("trunk#{}", id.0), |t| t.name.clone())
+    }
+
+    fn route_name(&self, route: u16) -> String {
+        self.table
+            .route_name(route)
+            .map_or_else(|| format!("route#{route}"), String::from)
+    }
+
+    fn resolve(&self, from: &str) -> Result<Ingress, String> {
+        if let Some(id) = self.table.trunk_id(from) {
+            return Ok(Ingress::Named(id));
+        }
+        let addr = from.parse::<SocketAddr>().ok().or_else(|| {
+            let bare = from
+                .strip_prefix('[')
+                .and_then(|s| s.strip_suffix(']'))
+                .unwrap_or(from);
+            bare.parse::<IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 5060))
+        });
+        let Some(addr) = addr else {
+            return Err(format!(
+                "--from {from:?}: no trunk has this name, and it is not an address (IP or IP:PORT)"
+            ));
+        };
+        Ok(match self.table.ingress_entry(addr) {
+            Some((entry, id)) => Ingress::Source(addr, entry, id),
+            None => Ingress::Unknown(addr),
+        })
+    }
+
+    fn evaluate(&self, from: &str, called: &[u8], calling: Option<&[u8]>) -> Result<Call, String> {
+        let ingress = self.resolve(from)?;
+        let id = match ingress {
+            Ingress::Named(id) | Ingress::Source(_, _, id) => Some(id),
+            Ingress::Unknown(_) => None,
+        };
+        let normalize = |which: Number, number: &[u8]| -> Rewrite {
+            let mut after = Vec::new();
+            let rule = match id {
+                Some(id) => self.table.normalize(id, which, number, &mut after),
+                None => {
+                    after.extend_from_slice(number);
+                    None
+                }
+            };
+            Rewrite {
+                before: number.to_vec(),
+                after,
+                rule,
+            }
+        };
+        let called = normalize(Number::Called, called);
+        let calling = calling.map(|c| normalize(Number::Calling, c));
+        let mut recorder = Recorder::default();
+        let (decision, attempts) = match id {
+            None => (Decision::NoRoute, Vec::new()),
+            Some(id) => {
+                let usable = |t: TrunkId| !self.down.contains(&t);
+                let decision =
+                    self.table
+                        .walk(id, &called.after, self.rotation, &usable, &mut recorder);
+                let attempts = match decision {
+                    Decision::Route { attempts, .. } => (0..attempts.len())
+                        .filter_map(|i| {
+                            let trunk = attempts.get(i)?;
+                            Some(self.attempt(trunk, attempts.route(i), &called, calling.as_ref()))
+                        })
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                (decision, attempts)
+            }
+        };
+        Ok(Call {
+            ingress,
+            called,
+            calling,
+            steps: recorder.0,
+            decision,
+            attempts,
+        })
+    }
+
+    fn attempt(
+        &self,
+        trunk: TrunkId,
+        route: Option<u16>,
+        called: &Rewrite,
+        calling: Option<&Rewrite>,
+    ) -> Attempt {
+        let outbound = |which: Number, number: &[u8]| -> (Rewrite, Vec<u8>) {
+            let mut after = Vec::new();
+            let rule = self.table.translate_rules(trunk, which, number, &mut after);
+            let mut sent = Vec::new();
+            self.table.translate(trunk, which, number, &mut sent);
+            (
+                Rewrite {
+                    before: number.to_vec(),
+                    after,
+                    rule,
+                },
+                sent,
+            )
+        };
+        let (called, called_sent) = outbound(Number::Called, &called.after);
+        let caller_id = route.and_then(|r| self.table.route_caller_id(r));
+        let calling_in = caller_id.or(calling.map(|c| c.after.as_slice()));
+        let (calling, calling_sent) = match calling_in {
+            Some(number) => {
+                let (rewrite, sent) = outbound(Number::Calling, number);
+                (Some(rewrite), Some(sent))
+            }
+            None => (None, None),
+        };
+        Attempt {
+            trunk,
+            route,
+            called,
+            calling,
+            called_sent,
+            calling_sent,
+        }
+    }
+
+    /// Where a rule is written, and what it says.
+    fn rule_text(&self, trunk: TrunkId, list: &str, i: usize) -> String {
+        let rules: Option<&Vec<RuleConfig>> = self.trunk_config(trunk).map(|t| match list {
+            "inbound" => &t.inbound,
+            "outbound_called" => &t.outbound_called,
+            _ => &t.outbound_calling,
+        });
+        match rules.and_then(|r| r.get(i)) {
+            Some(r) => format!(
+                "{list}[{i}] '{}' -> '{}' (line {})",
+                r.pattern, r.replace, r.line
+            ),
+            None => format!("{list}[{i}]"),
+        }
+    }
+
+    fn rewrite_line(&self, what: &str, r: &Rewrite, trunk: TrunkId, list: &str) -> String {
+        match r.rule {
+            Some(i) => format!(
+                "{what} {} -> {}: {}",
+                shown(&r.before),
+                shown(&r.after),
+                self.rule_text(trunk, list, i)
+            ),
+            None if self
+                .trunk_config(trunk)
+                .is_some_and(|t| rules_of(t, list).is_empty()) =>
+            {
+                format!("{what} {}: no {list} rules", shown(&r.before))
+            }
+            None => format!(
+                "{what} {}: unchanged (no {list} rule matches)",
+                shown(&r.before)
+            ),
+        }
+    }
+
+    fn ingress_line(&self, ingress: &Ingress) -> String {
+        let describe = |id: TrunkId| {
+            let line = self
+                .trunk_config(id)
+                .map_or(String::new(), |t| format!(", line {}", t.line));
+            format!("trunk {:?} (trunk[{}]{line})", self.trunk_name(id), id.0)
+        };
+        match ingress {
+            Ingress::Named(id) => format!("from: {} (named on the command line)", describe(*id)),
+            Ingress::Source(addr, entry, id) => {
+                format!("from {addr}: {}, peer entry {entry}", describe(*id))
+            }
+            Ingress::Unknown(addr) => format!("from {addr}: no trunk has a peer entry covering it"),
+        }
+    }
+
+    fn unknown_answer(&self) -> &'static str {
+        match self.table.unknown_source() {
+            UnknownSource::Reject => {
+                "403 Forbidden (unknown source; server.unknown_source = \"reject\")"
+            }
+            UnknownSource::Drop => {
+                "no answer: dropped (unknown source; server.unknown_source = \"drop\")"
+            }
+        }
+    }
+
+    fn why(&self, route: u16, how: Match, called: &[u8]) -> String {
+        let r = self.route_config(route);
+        let priority = r.map_or(0, |r| r.priority);
+        match how {
+            Match::Pattern => format!(
+                "pattern '{}', priority {priority}",
+                r.and_then(|r| r.pattern.as_deref()).unwrap_or("?")
+            ),
+            Match::Prefix(len) => {
+                let prefix = called.get(..len as usize).unwrap_or(&[]);
+                let file = r
+                    .and_then(|r| r.prefix_file.as_ref())
+                    .and_then(|f| f.line_of(prefix).map(|l| format!(", {}:{l}", f.path)));
+                format!(
+                    "prefix {} ({} byte{}{}), priority {priority}",
+                    shown(prefix),
+                    len,
+                    if len == 1 { "" } else { "s" },
+                    file.unwrap_or_default()
+                )
+            }
+        }
+    }
+
+    fn explain(&self, call: &Call) -> String {
+        let mut o = String::new();
+        let mut line = |s: String| {
+            o.push_str(&s);
+            o.push('\n');
+        };
+        line(format!("config: {}", self.config.source));
+        line(self.ingress_line(&call.ingress));
+        let id = match call.ingress {
+            Ingress::Named(id) | Ingress::Source(_, _, id) => id,
+            Ingress::Unknown(_) => {
+                line(format!("result: {}", self.unknown_answer()));
+                return o;
+            }
+        };
+        line(format!("inbound normalization ({}):", self.trunk_name(id)));
+        line(format!(
+            "  {}",
+            self.rewrite_line("called", &call.called, id, "inbound")
+        ));
+        match &call.calling {
+            Some(c) => line(format!(
+                "  {}",
+                self.rewrite_line("calling", c, id, "inbound")
+            )),
+            None => line("  calling: none given (--calling)".into()),
+        }
+        let usages = match self.table.trunk(id).and_then(|t| t.usages()) {
+            Some(u) => u
+                .iter()
+                .map(|&u| format!("{:?}", self.table.usage_name(u).unwrap_or("?")))
+                .collect::<Vec<_>>()
+                .join(", "),
+            None => "none: it may use every route".into(),
+        };
+        line(format!(
+            "usage walk for called {} (usages of {}: {usages}):",
+            shown(&call.called.after),
+            self.trunk_name(id)
+        ));
+        let mut attempt_no = 0;
+        let mut routes_in_usage = 0;
+        let flush = |line: &mut dyn FnMut(String), routes: &mut usize, had_usage: bool| {
+            if had_usage && *routes == 0 {
+                line("    no route of this usage matches".into());
+            }
+            *routes = 0;
+        };
+        let mut had_usage = false;
+        for step in &call.steps {
+            match *step {
+                Step::Usage(u) => {
+                    flush(&mut line, &mut routes_in_usage, had_usage);
+                    had_usage = true;
+                    match u {
+                        Some(u) => line(format!(
+                            "  usage {:?}:",
+                            self.table.usage_name(u).unwrap_or("?")
+                        )),
+                        None => line("  every route:".into()),
+                    }
+                }
+                Step::Route(route, how, again) => {
+                    routes_in_usage += 1;
+                    let at = self
+                        .route_config(route)
+                        .map_or(String::new(), |r| format!(", line {}", r.line));
+                    let mut text = format!(
+                        "    route {:?} (route[{route}]{at}): {}",
+                        self.route_name(route),
+                        self.why(route, how, &call.called.after)
+                    );
+                    if again {
+                        text.push_str("; already walked under an earlier usage");
+                    }
+                    line(text);
+                }
+                Step::Trunk(trunk, outcome) => {
+                    let what = match outcome {
+                        Outcome::Added => {
+                            attempt_no += 1;
+                            format!("attempt {attempt_no}")
+                        }
+                        Outcome::Ingress => "skipped: the call came from it".into(),
+                        Outcome::Unusable => "skipped: down or full (--down)".into(),
+                        Outcome::Repeat => "skipped: already an attempt".into(),
+                        Outcome::Full => {
+                            format!(
+                                "skipped: {} attempts at most",
+                                junction::routing::ATTEMPTS_MAX
+                            )
+                        }
+                    };
+                    line(format!("      {}: {what}", self.trunk_name(trunk)));
+                }
+            }
+        }
+        flush(&mut line, &mut routes_in_usage, had_usage);
+        match call.decision {
+            Decision::NoRoute => {
+                line("result: 404 Not Found (no route matches the called number for this trunk's usages)".into());
+            }
+            Decision::NoTrunk => {
+                line("result: 503 Service Unavailable (routes matched, but no usable trunk: each was the ingress trunk, down or full)".into());
+            }
+            Decision::Route { .. } => {
+                line(format!("attempts ({}):", call.attempts.len()));
+                for (i, a) in call.attempts.iter().enumerate() {
+                    let t = self.table.trunk(a.trunk);
+                    let dest = t
+                        .and_then(|t| t.send_to)
+                        .map_or("?".to_string(), |d| d.to_string());
+                    let via = a.route.map_or(String::new(), |r| {
+                        format!(" via route {:?}", self.route_name(r))
+                    });
+                    line(format!(
+                        "  {}. {} ({dest}){via}",
+                        i + 1,
+                        self.trunk_name(a.trunk)
+                    ));
+                    line(format!(
+                        "     {}",
+                        self.rewrite_line("called", &a.called, a.trunk, "outbound_called")
+                    ));
+                    if let Some(caller_id) = a.route.and_then(|r| self.table.route_caller_id(r)) {
+                        line(format!(
+                            "     calling set to {} by the route's caller_id",
+                            shown(caller_id)
+                        ));
+                    }
+                    match &a.calling {
+                        Some(c) => line(format!(
+                            "     {}",
+                            self.rewrite_line("calling", c, a.trunk, "outbound_calling")
+                        )),
+                        None => line("     calling: none".into()),
+                    }
+                    if t.is_some_and(|t| t.remove_plus) {
+                        let mut m =
+                            format!("     remove_plus: sends called {}", shown(&a.called_sent));
+                        if let Some(c) = &a.calling_sent {
+                            m.push_str(&format!(", calling {}", shown(c)));
+                        }
+                        line(m);
+                    }
+                    if let Some(t) = t {
+                        let timer = if t.progress_timeout.is_zero() {
+                            "no progress timer".to_string()
+                        } else {
+                            format!("progress timeout {} s", t.progress_timeout.as_secs())
+                        };
+                        line(format!("     {timer}"));
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// One line per call: `INPUT => ingress called' calling' => attempts` or the answer.
+    fn compact(&self, input: &str, call: &Call) -> String {
+        let id = match call.ingress {
+            Ingress::Named(id) | Ingress::Source(_, _, id) => id,
+            Ingress::Unknown(_) => {
+                let answer = match self.table.unknown_source() {
+                    UnknownSource::Reject => "403 unknown source",
+                    UnknownSource::Drop => "dropped: unknown source",
+                };
+                return format!("{input} => {answer}");
+            }
+        };
+        let calling = call.calling.as_ref().map_or("-".to_string(), |c| {
+            String::from_utf8_lossy(&c.after).into_owned()
+        });
+        let head = format!(
+            "{input} => {} {} {calling} =>",
+            self.trunk_name(id),
+            String::from_utf8_lossy(&call.called.after)
+        );
+        match call.decision {
+            Decision::NoRoute => format!("{head} 404 no route"),
+            Decision::NoTrunk => format!("{head} 503 no usable trunk"),
+            Decision::Route { .. } => {
+                let attempts: Vec<String> =
+                    call.attempts
+                        .iter()
+                        .map(|a| {
+                            let calling = a.calling_sent.as_ref().map_or("-".to_string(), |c| {
+                                String::from_utf8_lossy(c).into_owned()
+                            });
+                            format!(
+                                "{}({},{})",
+                                self.trunk_name(a.trunk),
+                                String::from_utf8_lossy(&a.called_sent),
+                                calling
+                            )
+                        })
+                        .collect();
+                format!("{head} {}", attempts.join(" "))
+            }
+        }
+    }
+}
+
+fn rules_of<'a>(t: &'a TrunkConfig, list: &str) -> &'a [RuleConfig] {
+    match list {
+        "inbound" => &t.inbound,
+        "outbound_called" => &t.outbound_called,
+        _ => &t.outbound_calling,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<Args, String> {
+        parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn arguments() {
+        let a = args(&[
+            "c.toml",
+            "--from",
+            "pbx",
+            "--called=123",
+            "--down",
+            "a,b",
+            "--rotation",
+            "2",
+        ]);
+        assert_eq!(
+            a,
+            Ok(Args {
+                config: "c.toml".into(),
+                from: Some("pbx".into()),
+                called: Some("123".into()),
+                rotation: 2,
+                down: vec!["a".into(), "b".into()],
+                ..Args::default()
+            })
+        );
+        assert!(args(&["c.toml", "--from", "pbx"]).is_err());
+        assert!(args(&["c.toml", "--called", "1"]).is_err());
+        assert!(args(&["--from", "pbx", "--called", "1"]).is_err());
+        assert!(args(&["c.toml", "--file", "f", "--from", "x"]).is_err());
+        assert!(args(&["c.toml", "d.toml", "--file", "f"]).is_err());
+        assert!(args(&["c.toml", "--file"]).is_err());
+        assert!(args(&["c.toml", "--rotation", "x", "--file", "f"]).is_err());
+        assert!(args(&["c.toml", "--frob", "1"]).is_err());
+        assert!(args(&["c.toml", "--file", "f"]).is_ok());
+    }
+}

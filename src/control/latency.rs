@@ -1,0 +1,92 @@
+//! `GET /metrics/latency.json`: exact percentiles (to the histograms' 3 significant
+//! digits) of the merged hdrhistograms, where /metrics only has buckets.
+//!
+//! ```text
+//! {"trunks":{"gw-a":{"pdd_ms":{"count":120,"p50":180.2,"p90":..,"p99":..,"p99_9":..,"max":..},
+//!                    "answer_ms":{..},"options_rtt_ms":{..},"call_duration_s":{..}}, ...},
+//!  "residence_us":{"INVITE":{..},"2xx":{..}, ...}}
+//! ```
+//!
+//! Each key names its unit. A histogram with no values has `count` 0 and null percentiles.
+//! Percentiles are the highest value of their hdrhistogram bin, so `p50 <= p90 <= p99 <=
+//! p99_9 <= max`, and `max` is the same bin as /metrics' largest value.
+
+use super::stats::ShardStats;
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+/// The percentiles of one histogram; `scale` converts its unit to the one shown.
+pub fn summary(h: &Histogram<u64>, scale: f64) -> Value {
+    if h.is_empty() {
+        return json!({"count": 0, "p50": null, "p90": null, "p99": null, "p99_9": null, "max": null});
+    }
+    let at = |q: f64| round6(h.value_at_quantile(q) as f64 * scale);
+    json!({
+        "count": h.len(),
+        "p50": at(0.5),
+        "p90": at(0.9),
+        "p99": at(0.99),
+        "p99_9": at(0.999),
+        "max": round6(h.max() as f64 * scale),
+    })
+}
+
+/// Round to 6 decimals (drops float noise such as 0.30000000000000004).
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// The whole document for the merged statistics.
+pub fn render(stats: &ShardStats) -> String {
+    let mut trunks = Map::new();
+    for (name, s) in &stats.trunks.by_trunk {
+        let l = &s.latency;
+        trunks.insert(
+            name.clone(),
+            json!({
+                "pdd_ms": summary(&l.pdd_us, 1e-3),
+                "answer_ms": summary(&l.answer_us, 1e-3),
+                "options_rtt_ms": summary(&l.options_rtt_us, 1e-3),
+                "call_duration_s": summary(&l.duration_ms, 1e-3),
+            }),
+        );
+    }
+    let mut residence = Map::new();
+    for (kind, h) in stats.residence.iter() {
+        residence.insert(kind.to_string(), summary(h, 1.0));
+    }
+    let doc = json!({"trunks": trunks, "residence_us": residence});
+    let mut text = doc.to_string();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::trunk_stats::record_us;
+    use std::time::Duration;
+
+    #[test]
+    fn percentiles_are_ordered_and_counted() {
+        let mut stats = ShardStats::default();
+        let gw = stats.trunks.trunk("gw");
+        for ms in 1..=1000 {
+            record_us(&mut gw.latency.pdd_us, Duration::from_millis(ms));
+        }
+        stats.residence.record(0, Duration::from_micros(25));
+        let v: Value = serde_json::from_str(&render(&stats)).unwrap();
+        let pdd = &v["trunks"]["gw"]["pdd_ms"];
+        assert_eq!(pdd["count"], 1000);
+        let p = |k: &str| pdd[k].as_f64().unwrap();
+        assert!((p("p50") - 500.0).abs() <= 0.5, "{pdd}");
+        assert!((p("p99") - 990.0).abs() <= 1.0, "{pdd}");
+        assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("p99_9"));
+        assert!(p("p99_9") <= p("max") && (p("max") - 1000.0).abs() <= 1.0);
+        let answer = &v["trunks"]["gw"]["answer_ms"];
+        assert_eq!(answer["count"], 0);
+        assert!(answer["p50"].is_null());
+        assert_eq!(v["residence_us"]["INVITE"]["count"], 1);
+        assert_eq!(v["residence_us"]["INVITE"]["max"], 25.0);
+    }
+}
