@@ -27,12 +27,12 @@ trap cleanup EXIT
 cat >"$work/junction.toml" <<EOF
 [server]
 cores = $cores
-listen = "udp:127.0.0.1:15060"
-metrics = "127.0.0.1:19090"
+listen = "udp:127.0.0.1:25060"
+metrics = "127.0.0.1:29090"
 [[trunk]]
 name = "uas"
-peers = ["127.0.0.1:15070"]
-send_to = "127.0.0.1:15070"
+peers = ["127.0.0.1:25070"]
+send_to = "127.0.0.1:25070"
 [[trunk]]
 name = "uac"
 peers = ["127.0.0.1"]
@@ -46,20 +46,20 @@ EOF
 jpid=$!
 pids+=("$jpid")
 for _ in $(seq 100); do
-	curl -sf http://127.0.0.1:19090/ready >/dev/null 2>&1 && break
+	curl -sf http://127.0.0.1:29090/ready >/dev/null 2>&1 && break
 	sleep 0.1
 done
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
 
-sipp -sf "$scen/uas-rr.xml" -i 127.0.0.1 -p 15070 -m "$calls" -nostdin -timeout 600s \
+sipp -sf "$scen/uas-rr.xml" -i 127.0.0.1 -p 25070 -m "$calls" -nostdin -timeout 600s \
 	>"$work/uas.log" 2>&1 &
 pids+=("$!")
 sleep 0.3
 before=$(ticks "$jpid")
 start=$(date +%s.%N)
-sipp 127.0.0.1:15060 -sf "$scen/uac-rr.xml" -s 2125551234 -i 127.0.0.1 -p 15061 \
+sipp 127.0.0.1:25060 -sf "$scen/uac-rr.xml" -s 2125551234 -i 127.0.0.1 -p 25061 \
 	-t "$transport" -max_socket 5000 -d 0 -r "$rate" -m "$calls" -nostdin -timeout 600s \
 	-trace_stat -stf "$work/uac.csv" >"$work/uac.log" 2>&1 || true
 end=$(date +%s.%N)

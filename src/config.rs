@@ -235,9 +235,18 @@ impl std::error::Error for ConfigError {}
 /// Where the embedded default says it came from.
 pub const EMBEDDED_SOURCE: &str = "<embedded default>";
 
-/// Parse and validate a configuration. `file` names it in error messages. Every problem is
-/// reported, not only the first.
+/// Parse and validate a configuration. `file` names it in error messages (and prefix files
+/// are found relative to its directory). Every problem is reported, not only the first.
 pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_compiled(text, file).map(|(config, _)| config)
+}
+
+/// `parse`, also returning the routing table it compiled to validate the configuration
+/// (compiling a million prefixes twice is worth avoiding).
+pub fn parse_compiled(
+    text: &str,
+    file: &str,
+) -> Result<(Config, crate::routing::RoutingTable), Vec<ConfigError>> {
     let mut doc = toml_doc::Doc::new(file, text);
     let parsed = match toml_edit::ImDocument::parse(text) {
         Ok(d) => d,
@@ -274,15 +283,22 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
         log,
     };
     // Whatever parses must compile; this also catches limits only the compiled form has.
-    crate::routing::RoutingTable::compile(&config)?;
-    Ok(config)
+    let table = crate::routing::RoutingTable::compile(&config)?;
+    Ok((config, table))
 }
 
 /// Read and parse a configuration file.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    load_compiled(path).map(|(config, _)| config)
+}
+
+/// `load`, also returning the compiled routing table (see `parse_compiled`).
+pub fn load_compiled(
+    path: &Path,
+) -> Result<(Config, crate::routing::RoutingTable), Vec<ConfigError>> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => parse(&text, &file),
+        Ok(text) => parse_compiled(&text, &file),
         Err(e) => Err(vec![ConfigError {
             file,
             line: None,

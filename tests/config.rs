@@ -6,7 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use junction::config::{self, ConfigError};
+use std::time::Duration;
+
+use junction::config::{self, ConfigError, RuleNumbers, TrunkConfig};
+use junction::routing::UnknownSource;
 
 const SERVER: &str = "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n";
 
@@ -88,6 +91,32 @@ fn the_reference_configuration_parses() {
     let line_of = |n: usize| text.lines().nth(n - 1).unwrap_or("");
     assert_eq!(line_of(c.trunks[1].line), "[[trunk]]");
     assert_eq!(line_of(c.routes[3].line), "[[route]]");
+    // The model's keys.
+    assert_eq!(c.server.unknown_source, UnknownSource::Reject);
+    assert!(!c.routing.failover_after_provisional);
+    let usages = |t: &TrunkConfig| t.usages.clone().unwrap_or_default();
+    assert_eq!(usages(&c.trunks[0]), ["local", "national", "international"]);
+    assert_eq!(usages(&c.trunks[1]), ["dids"]);
+    assert_eq!(c.trunks[0].inbound.len(), 5);
+    assert_eq!(c.trunks[0].inbound[4].numbers, RuleNumbers::Calling);
+    assert_eq!(c.trunks[1].inbound[0].numbers, RuleNumbers::Both);
+    assert_eq!(c.trunks[1].response_codes.len(), 2);
+    assert_eq!(c.trunks[1].response_codes[0].cause, Some(34));
+    assert_eq!(c.trunks[1].probe, Some(config::PROBE_DEFAULT));
+    assert!(c.trunks[2].remove_plus && !c.trunks[2].forward_pai);
+    assert_eq!(c.trunks[2].progress_timeout, Duration::from_secs(6));
+    assert_eq!(
+        c.trunks[2]
+            .probe
+            .map(|p| (p.interval.as_secs(), p.down_after, p.up_after)),
+        Some((30, 2, 2))
+    );
+    let file = c.routes[2].prefix_file.as_ref().map(|f| f.len());
+    assert_eq!(file, Some(7));
+    assert_eq!(c.routes[2].weights, [2, 1]);
+    assert_eq!(c.routes[4].caller_id.as_deref(), Some("+12125550100"));
+    // And no warnings: every route is reachable, none can hairpin.
+    assert_eq!(config::warnings(&c), vec![]);
 }
 
 #[test]
@@ -106,6 +135,21 @@ fn defaults_apply() {
     assert!(c.trunks[0].peers.is_empty());
     assert_eq!(c.trunks[0].send_to, Some(addr("127.0.0.2:5060")));
     assert_eq!(c.routes[0].priority, 100);
+    assert_eq!(c.server.unknown_source, UnknownSource::Reject);
+    assert!(!c.routing.failover_after_provisional);
+    let t = &c.trunks[0];
+    assert_eq!(t.usages, None);
+    assert!(t.inbound.is_empty() && t.outbound_called.is_empty());
+    assert!(t.outbound_calling.is_empty() && t.response_codes.is_empty());
+    assert!(!t.remove_plus && t.forward_pai);
+    assert_eq!(t.progress_timeout, Duration::from_secs(10));
+    assert_eq!(
+        (t.max_calls, t.max_cps, t.max_early, t.probe),
+        (None, None, None, None)
+    );
+    let r = &c.routes[0];
+    assert!(r.usages.is_empty() && r.weights.is_empty());
+    assert!(r.caller_id.is_none() && r.prefix_file.is_none());
 }
 
 #[test]
@@ -723,4 +767,455 @@ fn command_line_usage() {
         out.starts_with("no/such/file.toml: (file): cannot read"),
         "{out}"
     );
+}
+
+// ---- the inter-trunk model's keys ----------------------------------------------------------
+
+/// A trunk "gw" with a send_to, then `extra` lines (the trunk's keys start on line 7).
+fn gw(extra: &str) -> String {
+    format!("{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"10.0.0.1\"\n{extra}")
+}
+
+#[test]
+fn rules_with_ambiguous_groups_are_refused_with_the_fix() {
+    only_error(
+        &gw("inbound = [\n  { match = '(\\d{4})', replace = '+1212555$1a' },\n]\n"),
+        8,
+        "trunk[0].inbound[0].replace",
+        "write ${1}a",
+    );
+    only_error(
+        &gw("outbound_called = [{ match = '\\+1(\\d+)', replace = '$2' }]\n"),
+        7,
+        "trunk[0].outbound_called[0].replace",
+        "no group 2",
+    );
+    only_error(
+        &gw("outbound_calling = [{ match = '(?P<n>\\d+)', replace = '${m}' }]\n"),
+        7,
+        "trunk[0].outbound_calling[0].replace",
+        "no group named \"m\"",
+    );
+    only_error(
+        &gw("inbound = [{ match = '1', replace = 'US$' }]\n"),
+        7,
+        "trunk[0].inbound[0].replace",
+        "$$",
+    );
+    // Valid forms.
+    let ok = gw("inbound = [{ match = '(?P<n>\\d+)(x)?', replace = '${n}$2$$${0}' }]\n");
+    assert!(config::parse(&ok, "t.toml").is_ok());
+}
+
+#[test]
+fn rule_patterns_say_what_regex_says() {
+    only_error(
+        &gw("inbound = [{ match = '(?!1900)\\d+', replace = '${0}' }]\n"),
+        7,
+        "trunk[0].inbound[0].match",
+        "look-around",
+    );
+    only_error(
+        &gw("inbound = [{ match = '(\\d)\\1', replace = '${1}' }]\n"),
+        7,
+        "trunk[0].inbound[0].match",
+        "back-references",
+    );
+    only_error(
+        &gw("inbound = [{ match = '(\\d+', replace = '${1}' }]\n"),
+        7,
+        "trunk[0].inbound[0].match",
+        "unclosed",
+    );
+}
+
+#[test]
+fn rule_shapes() {
+    only_error(
+        &gw("outbound_called = [{ match = '1', replace = '2', number = \"called\" }]\n"),
+        7,
+        "trunk[0].outbound_called[0].number",
+        "only inbound rules",
+    );
+    only_error(
+        &gw("inbound = [{ match = '1', replace = '2', number = \"callee\" }]\n"),
+        7,
+        "trunk[0].inbound[0].number",
+        "\"called\", \"calling\" or \"both\"",
+    );
+    only_error(
+        &gw("inbound = [{ match = '1' }]\n"),
+        7,
+        "trunk[0].inbound[0].replace",
+        "missing",
+    );
+    only_error(
+        &gw("inbound = [{ match = '1', replace = '2', priority = 1 }]\n"),
+        7,
+        "trunk[0].inbound[0].priority",
+        "unknown key",
+    );
+    only_error(
+        &gw("inbound = '1'\n"),
+        7,
+        "trunk[0].inbound",
+        "list of rules",
+    );
+}
+
+#[test]
+fn response_code_rules() {
+    only_error(
+        &gw("response_codes = [{ code = 200, to = 503 }]\n"),
+        7,
+        "trunk[0].response_codes[0].code",
+        "from 300 to 699",
+    );
+    only_error(
+        &gw("response_codes = [{ code = 486, cause = 128, to = 503 }]\n"),
+        7,
+        "trunk[0].response_codes[0].cause",
+        "from 1 to 127",
+    );
+    only_error(
+        &gw("response_codes = [{ code = 486, cause = 34 }]\n"),
+        7,
+        "trunk[0].response_codes[0].to",
+        "missing",
+    );
+    // A rule that can never apply is a mistake.
+    only_error(
+        &gw("response_codes = [\n  { code = 486, to = 503 },\n  { code = 486, cause = 34, to = 503 },\n]\n"),
+        9,
+        "trunk[0].response_codes[1]",
+        "never applies",
+    );
+    only_error(
+        &gw("response_codes = [{ code = 486, to = 486 }]\n"),
+        7,
+        "trunk[0].response_codes[0]",
+        "to itself",
+    );
+    // A cause rule before the general one is fine; so is keeping a code for one cause.
+    let ok = gw("response_codes = [\n  { code = 486, cause = 17, to = 486 },\n  { code = 486, to = 503 },\n]\n");
+    let c = config::parse(&ok, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.trunks[0].response_codes.len(), 2);
+}
+
+#[test]
+fn trunk_options_are_range_checked() {
+    only_error(
+        &gw("remove_plus = \"yes\"\n"),
+        7,
+        "trunk[0].remove_plus",
+        "true or false",
+    );
+    only_error(
+        &gw("forward_pai = 1\n"),
+        7,
+        "trunk[0].forward_pai",
+        "true or false",
+    );
+    only_error(
+        &gw("progress_timeout_s = 181\n"),
+        7,
+        "trunk[0].progress_timeout_s",
+        "from 0 (no timer) to 180",
+    );
+    only_error(&gw("max_calls = 0\n"), 7, "trunk[0].max_calls", "from 1");
+    only_error(&gw("max_cps = -5\n"), 7, "trunk[0].max_cps", "from 1");
+    only_error(
+        &gw("max_early = 4294967296\n"),
+        7,
+        "trunk[0].max_early",
+        "4294967295",
+    );
+    only_error(
+        &gw("probe = { interval_s = 0 }\n"),
+        7,
+        "trunk[0].probe.interval_s",
+        "from 1 to 3600",
+    );
+    only_error(
+        &gw("probe = { down_after = 3, upafter = 2 }\n"),
+        7,
+        "trunk[0].probe.upafter",
+        "did you mean `up_after`",
+    );
+    only_error(&gw("probe = 10\n"), 7, "trunk[0].probe", "must be a table");
+    only_error(
+        &format!("{SERVER}[[trunk]]\nname = \"pbx\"\npeers = [\"10.0.0.9\"]\nprobe = {{}}\n"),
+        7,
+        "trunk[0].probe",
+        "this trunk has none",
+    );
+    let c = config::parse(&gw("probe = {}\nprogress_timeout_s = 0\n"), "t.toml")
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.trunks[0].probe, Some(config::PROBE_DEFAULT));
+    assert_eq!(c.trunks[0].progress_timeout, Duration::ZERO);
+}
+
+#[test]
+fn server_and_routing_settings() {
+    let text = format!("{SERVER}unknown_source = \"ignore\"\n");
+    only_error(&text, 4, "server.unknown_source", "\"reject\"");
+    let text = format!(
+        "{SERVER}unknown_source = \"drop\"\n[routing]\nfailover_after_provisional = true\n"
+    );
+    let c = config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.server.unknown_source, UnknownSource::Drop);
+    assert!(c.routing.failover_after_provisional);
+    only_error(
+        &format!("{SERVER}[routing]\nfailover_after_provisional = \"no\"\n"),
+        5,
+        "routing.failover_after_provisional",
+        "true or false",
+    );
+    only_error(
+        &format!("{SERVER}[routing]\nfailover_after_provisionl = true\n"),
+        5,
+        "routing.failover_after_provisionl",
+        "did you mean `failover_after_provisional`",
+    );
+}
+
+/// Two trunks and a route, with `usages` lines for each (`""` for none).
+fn usage_config(pbx: &str, gw: &str, route: &str) -> String {
+    format!(
+        "{SERVER}[[trunk]]\nname = \"pbx\"\npeers = [\"10.0.0.2\"]\nsend_to = \"10.0.0.2\"\n{pbx}\n\
+         [[trunk]]\nname = \"gw\"\npeers = [\"10.0.0.3\"]\nsend_to = \"10.0.0.3\"\n{gw}\n\
+         [[route]]\nname = \"out\"\nprefixes = [\"+\"]\ntrunks = [\"gw\"]\n{route}\n"
+    )
+}
+
+#[test]
+fn usages_must_be_known_on_both_sides() {
+    // Line 8: the pbx's usages; line 13: the gateway's; line 18: the route's. A typo is
+    // unknown on both sides.
+    let errs = errors(&usage_config(
+        "usages = [\"local\", \"nationl\"]",
+        "",
+        "usages = [\"local\", \"national\"]",
+    ));
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    has_error(
+        &errs,
+        8,
+        "trunk[0].usages[1]",
+        "unknown usage \"nationl\": no route carries it (the routes carry: \"local\", \"national\"); did you mean \"national\"?",
+    );
+    has_error(
+        &errs,
+        18,
+        "route[0].usages[1]",
+        "unknown usage \"national\": no trunk lists it",
+    );
+    only_error(
+        &usage_config(
+            "usages = [\"local\"]",
+            "",
+            "usages = [\"local\", \"premium\"]",
+        ),
+        18,
+        "route[0].usages[1]",
+        "unknown usage \"premium\": no trunk lists it",
+    );
+    only_error(
+        &usage_config("usages = []", "", ""),
+        8,
+        "trunk[0].usages",
+        "omit the key",
+    );
+    only_error(
+        &usage_config("usages = [\"a\", \"a\"]", "", "usages = [\"a\"]"),
+        8,
+        "trunk[0].usages[1]",
+        "listed twice",
+    );
+    only_error(
+        &usage_config("usages = [\"a\", \"a b\"]", "", "usages = [\"a\"]"),
+        8,
+        "trunk[0].usages[1]",
+        "not a valid usage name",
+    );
+    assert!(config::parse(
+        &usage_config("usages = [\"out\"]", "", "usages = [\"out\"]"),
+        "t.toml"
+    )
+    .is_ok());
+}
+
+#[test]
+fn route_weights_and_caller_id() {
+    let route = |extra: &str| {
+        format!(
+            "{SERVER}[[trunk]]\nname = \"a\"\nsend_to = \"10.0.0.1\"\n[[trunk]]\nname = \"b\"\n\
+             send_to = \"10.0.0.2\"\n[[route]]\nname = \"r\"\nprefixes = [\"\"]\n\
+             trunks = [\"a\", \"b\"]\n{extra}\n"
+        )
+    };
+    only_error(
+        &route("weights = [1]"),
+        14,
+        "route[0].weights",
+        "1 weights for 2 trunks",
+    );
+    only_error(
+        &route("weights = [1, 0]"),
+        14,
+        "route[0].weights[1]",
+        "from 1 to 10000",
+    );
+    only_error(
+        &route("weights = [1, \"x\"]"),
+        14,
+        "route[0].weights[1]",
+        "from 1 to 10000",
+    );
+    only_error(
+        &route("caller_id = \"\""),
+        14,
+        "route[0].caller_id",
+        "not a calling number",
+    );
+    only_error(
+        &route("caller_id = \"+1 212\""),
+        14,
+        "route[0].caller_id",
+        "not a calling number",
+    );
+    let c = config::parse(
+        &route("weights = [3, 1]\ncaller_id = \"+12125550100\""),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.routes[0].weights, [3, 1]);
+    assert_eq!(c.routes[0].caller_id.as_deref(), Some("+12125550100"));
+}
+
+#[test]
+fn prefix_files_report_their_own_lines() {
+    let dir = TempFile::new(
+        "routes.csv",
+        "prefix,carrier\n# US\n+1212,a\n+1 646,b\n\n+1212,c\n,d\n\"+44\n+33,e\n",
+    );
+    let csv = dir.0.display().to_string();
+    let toml = dir.0.with_file_name("prefix.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"10.0.0.1\"\n[[route]]\nname = \"r\"\n\
+             prefix_file = \"routes.csv\"\ntrunks = [\"gw\"]\n"
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let errs = match config::load(&toml) {
+        Ok(c) => panic!("accepted {c:#?}"),
+        Err(e) => e,
+    };
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(shown.len(), 4, "{shown:#?}");
+    assert!(
+        shown[0].starts_with(&format!("{csv}:4: route[0].prefix_file: ")),
+        "{shown:#?}"
+    );
+    assert!(shown[0].contains("space"), "{shown:#?}");
+    assert!(shown[1].starts_with(&format!("{csv}:6: ")) && shown[1].contains("also line 3"));
+    assert!(shown[2].starts_with(&format!("{csv}:7: ")) && shown[2].contains("no prefix"));
+    assert!(shown[3].starts_with(&format!("{csv}:8: ")) && shown[3].contains("closing quote"));
+
+    // Fixed, the file loads, relative to the configuration's directory.
+    std::fs::write(&dir.0, "prefix\n+1212\n+1646,x\n\"#31#\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let c = config::load(&toml).unwrap_or_else(|e| panic!("{e:#?}"));
+    let file = c.routes[0]
+        .prefix_file
+        .clone()
+        .unwrap_or_else(|| panic!("no file"));
+    let prefixes: Vec<&[u8]> = file.iter().collect();
+    assert_eq!(prefixes, [&b"#31#"[..], b"+1212", b"+1646"]);
+    assert_eq!(file.line_of(b"#31#"), Some(4));
+
+    // A missing file is reported at the key's line.
+    std::fs::remove_file(&dir.0).unwrap_or_else(|e| panic!("{e}"));
+    let errs = config::load(&toml).err().unwrap_or_default();
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, Some(9));
+    assert_eq!(errs[0].key, "route[0].prefix_file");
+    assert!(
+        errs[0].message.contains("cannot read the prefix file"),
+        "{errs:#?}"
+    );
+    // One source of numbers per route.
+    has_error(
+        &errors(&format!(
+            "{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"10.0.0.1\"\n[[route]]\nname = \"r\"\n\
+                  pattern = '1'\nprefix_file = \"x.csv\"\ntrunks = [\"gw\"]\n"
+        )),
+        10,
+        "route[0].prefix_file",
+        "one of pattern, prefixes and prefix_file",
+    );
+}
+
+#[test]
+fn warnings_name_unreachable_routes_and_hairpin_risks() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"pbx\"
+peers = [\"10.0.0.2\"]
+send_to = \"10.0.0.2\"
+usages = [\"out\"]
+[[trunk]]
+name = \"gw\"
+peers = [\"10.0.0.3\"]
+send_to = \"10.0.0.3\"
+usages = [\"in\", \"out\"]
+[[trunk]]
+name = \"receive-only\"
+send_to = \"10.0.0.4\"
+usages = [\"dead\"]
+[[route]]
+name = \"out\"
+prefixes = [\"+\"]
+usages = [\"out\"]
+trunks = [\"gw\"]
+[[route]]
+name = \"in\"
+prefixes = [\"\"]
+usages = [\"in\"]
+trunks = [\"pbx\"]
+[[route]]
+name = \"no-usages\"
+prefixes = [\"9\"]
+trunks = [\"gw\"]
+[[route]]
+name = \"dead\"
+prefixes = [\"8\"]
+usages = [\"dead\"]
+trunks = [\"gw\"]
+"
+    );
+    let c = config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let w: Vec<String> = config::warnings(&c)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(w.len(), 3, "{w:#?}");
+    // gw lists "out" and is the trunk of route "out".
+    assert!(
+        w[0].starts_with("t.toml:18: route[0].trunks[0]: hairpin risk"),
+        "{w:#?}"
+    );
+    assert!(w[0].contains("\"gw\""), "{w:#?}");
+    assert!(
+        w[1].starts_with("t.toml:28: route[2]: route \"no-usages\" is unreachable"),
+        "{w:#?}"
+    );
+    assert!(w[1].contains("no usages"), "{w:#?}");
+    assert!(
+        w[2].starts_with("t.toml:32: route[3]: route \"dead\" is unreachable"),
+        "{w:#?}"
+    );
+    assert!(w[2].contains("(dead)"), "{w:#?}");
 }

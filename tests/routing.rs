@@ -2,9 +2,12 @@
 //! number, compiled from configurations written as a user would write them.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use junction::config::{self, Config, RouteConfig, RoutingSettings, Server, TrunkConfig};
-use junction::routing::{Decision, RoutingTable, TrunkId, UnknownSource, ATTEMPTS_MAX};
+use junction::routing::{
+    Decision, Number, Probe, RoutingTable, TrunkId, UnknownSource, ATTEMPTS_MAX,
+};
 
 const SERVER: &str = "[server]\ncores = 1\nlisten = \"udp:127.0.0.1:5060\"\n";
 
@@ -700,4 +703,583 @@ fn the_embedded_default_routes_loopback_calls_to_the_gateway() {
     }
     assert_eq!(t.route(pbx, b""), t.route(pbx, b"alice"));
     assert!(matches!(t.route(pbx, b""), Decision::Route { .. }));
+}
+
+// ---- the inter-trunk model: usages, rotation, availability, rules ------------------------
+
+/// The attempt list of `route_with` as trunk names, with the route names that offered them.
+fn walk(
+    t: &RoutingTable,
+    ingress: &str,
+    called: &str,
+    rotation: u64,
+    down: &[&str],
+) -> (String, Vec<(String, String)>) {
+    let down: Vec<TrunkId> = down.iter().map(|n| id(t, n)).collect();
+    let usable = |x: TrunkId| !down.contains(&x);
+    match t.route_with(id(t, ingress), called.as_bytes(), rotation, &usable) {
+        Decision::NoRoute => ("NoRoute".into(), vec![]),
+        Decision::NoTrunk => ("NoTrunk".into(), vec![]),
+        Decision::Route { route, attempts } => {
+            let list = (0..attempts.len())
+                .map(|i| {
+                    let trunk = attempts
+                        .get(i)
+                        .and_then(|a| t.trunk(a))
+                        .map(|x| x.name.clone());
+                    let via = attempts.route(i).and_then(|r| t.route_name(r));
+                    (trunk.unwrap_or_default(), via.unwrap_or("?").to_string())
+                })
+                .collect();
+            (t.route_name(route).unwrap_or("?").to_string(), list)
+        }
+    }
+}
+
+/// Just the trunk names of `walk`.
+fn order(
+    t: &RoutingTable,
+    ingress: &str,
+    called: &str,
+    rotation: u64,
+    down: &[&str],
+) -> Vec<String> {
+    walk(t, ingress, called, rotation, down)
+        .1
+        .into_iter()
+        .map(|(trunk, _)| trunk)
+        .collect()
+}
+
+/// A trunk on its own loopback address with a send_to and extra keys.
+fn trunk_with(n: usize, name: &str, extra: &str) -> String {
+    format!(
+        "[[trunk]]\nname = \"{name}\"\npeers = [\"127.0.2.{n}\"]\nsend_to = \"127.0.2.{n}:5060\"\n{extra}\n"
+    )
+}
+
+#[test]
+fn usages_are_walked_in_the_trunk_s_order_before_priority() {
+    let body = format!(
+        "{}{}{}{}{}",
+        trunk_with(
+            1,
+            "pbx",
+            "usages = [\"local\", \"national\", \"international\"]"
+        ),
+        trunk_with(2, "gw-local", "usages = [\"in\"]"),
+        trunk_with(3, "gw-national", "usages = [\"in\"]"),
+        trunk_with(4, "gw-intl", "usages = [\"in\"]"),
+        r#"
+[[route]]
+name = "intl"
+prefixes = ["+"]
+usages = ["international"]
+trunks = ["gw-intl"]
+priority = 0
+[[route]]
+name = "national"
+prefixes = ["+1"]
+usages = ["national"]
+trunks = ["gw-national"]
+priority = 5
+[[route]]
+name = "local"
+prefixes = ["+1212"]
+usages = ["local"]
+trunks = ["gw-local"]
+priority = 50
+[[route]]
+name = "back-in"
+prefixes = [""]
+usages = ["in"]
+trunks = ["pbx"]
+"#
+    );
+    let t = table(&body);
+    // Usage order (local, national, international) wins over priority (0, 5, 50) and
+    // over prefix length.
+    assert_eq!(
+        walk(&t, "pbx", "+12125550100", 0, &[]),
+        (
+            "local".into(),
+            vec![
+                ("gw-local".into(), "local".into()),
+                ("gw-national".into(), "national".into()),
+                ("gw-intl".into(), "intl".into()),
+            ]
+        )
+    );
+    assert_eq!(
+        order(&t, "pbx", "+13105550100", 0, &[]),
+        vec!["gw-national", "gw-intl"]
+    );
+    assert_eq!(order(&t, "pbx", "+442071234567", 0, &[]), vec!["gw-intl"]);
+    // The pbx does not carry usage "in": the catch-all route back to it is not its own.
+    assert_eq!(walk(&t, "pbx", "12345", 0, &[]).0, "NoRoute");
+    // The gateways only reach the pbx, whatever the number.
+    assert_eq!(order(&t, "gw-local", "+12125550100", 0, &[]), vec!["pbx"]);
+}
+
+#[test]
+fn trunks_without_usages_use_every_route_and_routes_without_usages_serve_only_them() {
+    let body = format!(
+        "{}{}{}{}{}",
+        trunk_with(1, "legacy", ""),
+        trunk_with(2, "modern", "usages = [\"u\"]"),
+        trunk_with(3, "gw1", ""),
+        trunk_with(4, "gw2", ""),
+        r#"
+[[route]]
+name = "plain"
+prefixes = ["1"]
+trunks = ["gw1"]
+priority = 1
+[[route]]
+name = "tagged"
+prefixes = ["12"]
+usages = ["u"]
+trunks = ["gw2"]
+priority = 2
+"#
+    );
+    let t = table(&body);
+    // No usages: every route, in (priority, longest prefix, file order).
+    assert_eq!(order(&t, "legacy", "123", 0, &[]), vec!["gw1", "gw2"]);
+    // Usages: only the routes carrying them; the route without usages is not one.
+    assert_eq!(order(&t, "modern", "123", 0, &[]), vec!["gw2"]);
+    assert_eq!(walk(&t, "modern", "13", 0, &[]).0, "NoRoute");
+}
+
+#[test]
+fn within_a_usage_priority_then_longest_prefix_then_file_order() {
+    let body = format!(
+        "{}{}{}{}{}{}",
+        trunk_with(1, "pbx", "usages = [\"out\"]"),
+        trunk_with(2, "a", ""),
+        trunk_with(3, "b", ""),
+        trunk_with(4, "c", ""),
+        trunk_with(5, "d", ""),
+        r#"
+[[route]]
+name = "short-first-priority"
+prefixes = ["+1"]
+usages = ["out"]
+trunks = ["a"]
+priority = 10
+[[route]]
+name = "long"
+prefixes = ["+1212"]
+usages = ["out"]
+trunks = ["b"]
+priority = 20
+[[route]]
+name = "pattern"
+pattern = '\+1\d{10}'
+usages = ["out"]
+trunks = ["c"]
+priority = 20
+[[route]]
+name = "longer"
+prefixes = ["+1212555"]
+usages = ["out"]
+trunks = ["d"]
+priority = 20
+"#
+    );
+    let t = table(&body);
+    // Priority 10 first, then at priority 20: +1212555 (8) before +1212 (5) before the
+    // pattern (length 0).
+    assert_eq!(
+        order(&t, "pbx", "+12125550100", 0, &[]),
+        vec!["a", "d", "b", "c"]
+    );
+}
+
+#[test]
+fn a_route_met_under_two_usages_is_walked_once() {
+    let body = format!(
+        "{}{}{}{}",
+        trunk_with(1, "pbx", "usages = [\"x\", \"y\"]"),
+        trunk_with(2, "a", ""),
+        trunk_with(3, "b", ""),
+        r#"
+[[route]]
+name = "both"
+prefixes = ["1"]
+usages = ["y", "x"]
+trunks = ["a"]
+priority = 5
+[[route]]
+name = "only-x"
+prefixes = ["1"]
+usages = ["x"]
+trunks = ["b"]
+"#
+    );
+    let t = table(&body);
+    assert_eq!(
+        walk(&t, "pbx", "1", 0, &[]).1,
+        vec![
+            ("a".to_string(), "both".to_string()),
+            ("b".into(), "only-x".into())
+        ]
+    );
+}
+
+#[test]
+fn round_robin_rotates_each_route_s_trunks_by_weight() {
+    let body = format!(
+        "{}{}",
+        trunks(&["pbx", "a", "b", "c"]),
+        r#"
+[[route]]
+name = "weighted"
+prefixes = ["1"]
+trunks = ["a", "b"]
+weights = [2, 1]
+[[route]]
+name = "plain"
+prefixes = ["2"]
+trunks = ["a", "b", "c"]
+[[route]]
+name = "backup"
+prefixes = [""]
+trunks = ["c"]
+priority = 200
+"#
+    );
+    let t = table(&body);
+    // Weights [2, 1]: calls start on a, a, b, a, a, b...; every call keeps both trunks,
+    // and the other routes' trunks follow.
+    let firsts: Vec<String> = (0..6)
+        .map(|r| order(&t, "pbx", "1", r, &[])[0].clone())
+        .collect();
+    assert_eq!(firsts, vec!["a", "a", "b", "a", "a", "b"]);
+    assert_eq!(order(&t, "pbx", "1", 2, &[]), vec!["b", "a", "c"]);
+    assert_eq!(order(&t, "pbx", "1", 3, &[]), vec!["a", "b", "c"]);
+    // No weights: plain round robin, rotated.
+    assert_eq!(order(&t, "pbx", "2", 0, &[]), vec!["a", "b", "c"]);
+    assert_eq!(order(&t, "pbx", "2", 1, &[]), vec!["b", "c", "a"]);
+    assert_eq!(order(&t, "pbx", "2", 2, &[]), vec!["c", "a", "b"]);
+    assert_eq!(order(&t, "pbx", "2", 3, &[]), vec!["a", "b", "c"]);
+    // Large counters wrap like small ones.
+    assert_eq!(
+        order(&t, "pbx", "2", u64::MAX, &[]),
+        order(&t, "pbx", "2", 0, &[])
+    );
+    // Over many calls the shares follow the weights.
+    let mut a = 0;
+    for r in 0..3000 {
+        if order(&t, "pbx", "1", r, &[])[0] == "a" {
+            a += 1;
+        }
+    }
+    assert_eq!(a, 2000);
+    // The ingress trunk is skipped wherever the rotation puts it.
+    assert_eq!(order(&t, "a", "2", 0, &[]), vec!["b", "c"]);
+    assert_eq!(order(&t, "a", "2", 2, &[]), vec!["c", "b"]);
+}
+
+#[test]
+fn unusable_trunks_are_skipped_and_none_left_is_no_trunk() {
+    let body = format!(
+        "{}{}",
+        trunks(&["pbx", "a", "b", "c"]),
+        r#"
+[[route]]
+name = "main"
+prefixes = ["+1"]
+trunks = ["a", "b"]
+[[route]]
+name = "backup"
+prefixes = ["+"]
+trunks = ["c"]
+"#
+    );
+    let t = table(&body);
+    assert_eq!(order(&t, "pbx", "+1555", 0, &["a"]), vec!["b", "c"]);
+    // The first attempt comes from the backup route: the decision names it.
+    assert_eq!(
+        walk(&t, "pbx", "+1555", 0, &["a", "b"]),
+        ("backup".into(), vec![("c".into(), "backup".into())])
+    );
+    assert_eq!(walk(&t, "pbx", "+1555", 0, &["a", "b", "c"]).0, "NoTrunk");
+    // Nothing matching stays NoRoute, whatever is down.
+    assert_eq!(walk(&t, "pbx", "44", 0, &["a", "b", "c"]).0, "NoRoute");
+}
+
+const RULES: &str = r#"
+[[trunk]]
+name = "pbx"
+peers = ["127.0.3.1"]
+send_to = "127.0.3.1:5060"
+inbound = [
+  { match = '9(\d{10})', replace = '+1${1}', number = "called" },
+  { match = '(\d{4})', replace = '+1212555${1}', number = "calling" },
+  { match = '0(?P<rest>\d+)', replace = '+${rest}' },
+]
+outbound_called = [{ match = '\+1212555(\d{4})', replace = '${1}' }]
+[[trunk]]
+name = "gw"
+peers = ["127.0.3.2"]
+send_to = "127.0.3.2:5060"
+outbound_called = [
+  { match = '\+1(\d{10})', replace = '${1}' },
+  { match = '\+(\d+)', replace = '011${1}' },
+]
+outbound_calling = [{ match = '\+1(\d{10})', replace = '1${1}' }]
+response_codes = [
+  { code = 486, cause = 34, to = 503 },
+  { code = 480, to = 503 },
+  { code = 486, cause = 17, to = 486 },
+]
+[[trunk]]
+name = "gw-noplus"
+peers = ["127.0.3.3"]
+send_to = "127.0.3.3:5060"
+remove_plus = true
+outbound_calling = [{ match = '\+1(\d{10})', replace = '+${1}' }]
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["gw", "gw-noplus"]
+caller_id = "+12125550100"
+"#;
+
+fn rewrite(
+    f: impl Fn(&RoutingTable, TrunkId, Number, &[u8], &mut Vec<u8>) -> Option<usize>,
+    t: &RoutingTable,
+    trunk: &str,
+    which: Number,
+    number: &str,
+) -> (String, Option<usize>) {
+    let mut out = b"stale".to_vec();
+    let rule = f(t, id(t, trunk), which, number.as_bytes(), &mut out);
+    (String::from_utf8_lossy(&out).into_owned(), rule)
+}
+
+#[test]
+fn inbound_rules_normalize_called_and_calling_numbers() {
+    let t = table(RULES);
+    let n = |which, number| rewrite(RoutingTable::normalize, &t, "pbx", which, number);
+    assert_eq!(
+        n(Number::Called, "92125550100"),
+        ("+12125550100".into(), Some(0))
+    );
+    // A called-only rule does not touch the calling number, and the reverse.
+    assert_eq!(
+        n(Number::Calling, "92125550100"),
+        ("92125550100".into(), None)
+    );
+    assert_eq!(n(Number::Calling, "2001"), ("+12125552001".into(), Some(1)));
+    assert_eq!(n(Number::Called, "2001"), ("2001".into(), None));
+    // A rule for both numbers, with a named group.
+    assert_eq!(
+        n(Number::Called, "0442071234567"),
+        ("+442071234567".into(), Some(2))
+    );
+    assert_eq!(
+        n(Number::Calling, "0442071234567"),
+        ("+442071234567".into(), Some(2))
+    );
+    // Anchored: partial matches do not apply.
+    assert_eq!(
+        n(Number::Called, "x92125550100"),
+        ("x92125550100".into(), None)
+    );
+    assert_eq!(
+        n(Number::Called, "921255501001"),
+        ("921255501001".into(), None)
+    );
+    // A trunk without rules changes nothing.
+    assert_eq!(
+        rewrite(RoutingTable::normalize, &t, "gw", Number::Called, "5551234"),
+        ("5551234".into(), None)
+    );
+}
+
+#[test]
+fn outbound_rules_then_remove_plus() {
+    let t = table(RULES);
+    let tr = |trunk, which, number| rewrite(RoutingTable::translate, &t, trunk, which, number);
+    assert_eq!(
+        tr("gw", Number::Called, "+12125550100"),
+        ("2125550100".into(), Some(0))
+    );
+    // First matching rule wins: +1... never reaches the 011 rule.
+    assert_eq!(
+        tr("gw", Number::Called, "+442071234567"),
+        ("011442071234567".into(), Some(1))
+    );
+    assert_eq!(tr("gw", Number::Called, "911"), ("911".into(), None));
+    assert_eq!(
+        tr("gw", Number::Calling, "+12125550100"),
+        ("12125550100".into(), Some(0))
+    );
+    // remove_plus strips after the rules, whether a rule applied or not, and only a
+    // leading '+'.
+    assert_eq!(
+        tr("gw-noplus", Number::Called, "+442071234567"),
+        ("442071234567".into(), None)
+    );
+    assert_eq!(
+        tr("gw-noplus", Number::Calling, "+12125550100"),
+        ("2125550100".into(), Some(0))
+    );
+    assert_eq!(tr("gw-noplus", Number::Called, "1+2"), ("1+2".into(), None));
+    assert_eq!(tr("gw-noplus", Number::Called, ""), ("".into(), None));
+    // translate_rules is the same without remove_plus.
+    assert_eq!(
+        rewrite(
+            RoutingTable::translate_rules,
+            &t,
+            "gw-noplus",
+            Number::Calling,
+            "+12125550100"
+        ),
+        ("+2125550100".into(), Some(0))
+    );
+}
+
+#[test]
+fn response_codes_match_code_and_cause() {
+    let t = table(RULES);
+    let gw = id(&t, "gw");
+    assert_eq!(t.translate_response(gw, 486, Some(34)), 503);
+    // A rule with a cause needs that cause.
+    assert_eq!(t.translate_response(gw, 486, None), 486);
+    assert_eq!(t.translate_response(gw, 486, Some(17)), 486);
+    assert_eq!(t.translate_response(gw, 486, Some(21)), 486);
+    // A rule without a cause matches any cause, and none.
+    assert_eq!(t.translate_response(gw, 480, None), 503);
+    assert_eq!(t.translate_response(gw, 480, Some(18)), 503);
+    assert_eq!(t.translate_response(gw, 404, Some(1)), 404);
+    // Other trunks' rules do not apply.
+    assert_eq!(t.translate_response(id(&t, "pbx"), 486, Some(34)), 486);
+}
+
+#[test]
+fn caller_id_belongs_to_the_route_that_offered_the_attempt() {
+    let body = format!(
+        "{}{}",
+        trunks(&["pbx", "a", "b"]),
+        r#"
+[[route]]
+name = "main"
+prefixes = ["+1"]
+trunks = ["a"]
+[[route]]
+name = "backup"
+prefixes = ["+"]
+trunks = ["b"]
+caller_id = "+12125550100"
+"#
+    );
+    let t = table(&body);
+    let Decision::Route { attempts, .. } = t.route(id(&t, "pbx"), b"+15551234") else {
+        panic!("no route");
+    };
+    let caller_ids: Vec<Option<&[u8]>> = (0..attempts.len())
+        .map(|i| attempts.route(i).and_then(|r| t.route_caller_id(r)))
+        .collect();
+    assert_eq!(caller_ids, vec![None, Some(&b"+12125550100"[..])]);
+    assert_eq!(attempts.route(attempts.len()), None);
+}
+
+#[test]
+fn trunk_options_and_table_settings_are_compiled() {
+    let t = table(&format!(
+        "{}\n[routing]\nfailover_after_provisional = true\n",
+        r#"
+[[trunk]]
+name = "tuned"
+peers = ["127.0.4.1"]
+send_to = "127.0.4.1:5060"
+remove_plus = true
+forward_pai = false
+progress_timeout_s = 0
+max_calls = 10
+max_cps = 2
+max_early = 3
+probe = { interval_s = 5, up_after = 4 }
+[[trunk]]
+name = "plain"
+send_to = "127.0.4.2:5060"
+"#
+    ));
+    let tuned = t.trunk(id(&t, "tuned")).unwrap_or_else(|| panic!("tuned"));
+    assert!(tuned.remove_plus && !tuned.forward_pai);
+    assert_eq!(tuned.progress_timeout, Duration::ZERO);
+    assert_eq!(
+        (tuned.max_calls, tuned.max_cps, tuned.max_early),
+        (Some(10), Some(2), Some(3))
+    );
+    assert_eq!(
+        tuned.probe,
+        Some(Probe {
+            interval: Duration::from_secs(5),
+            down_after: 3,
+            up_after: 4
+        })
+    );
+    let plain = t.trunk(id(&t, "plain")).unwrap_or_else(|| panic!("plain"));
+    assert!(!plain.remove_plus && plain.forward_pai);
+    assert_eq!(plain.progress_timeout, Duration::from_secs(10));
+    assert_eq!(
+        (plain.max_calls, plain.max_cps, plain.max_early, plain.probe),
+        (None, None, None, None)
+    );
+    assert!(t.failover_after_provisional());
+    assert_eq!(t.unknown_source(), UnknownSource::Reject);
+
+    let drop = format!(
+        "[server]\nlisten = \"127.0.0.1:5060\"\nunknown_source = \"drop\"\n{}",
+        trunks(&["x"])
+    );
+    let c = config::parse(&drop, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = RoutingTable::compile(&c).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(t.unknown_source(), UnknownSource::Drop);
+    assert!(!t.failover_after_provisional());
+}
+
+#[test]
+fn a_million_prefixes_from_a_file_route_longest_first() {
+    // 1,000,000 distinct 9-digit prefixes "+1" + 7 digits, one route; plus a shorter
+    // prefix in a second route. Every number must find its own prefix.
+    let dir = std::env::temp_dir().join(format!("junction-routing-1m-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut csv = String::with_capacity(12_000_000);
+    csv.push_str("prefix,comment\n");
+    for i in 0..1_000_000u32 {
+        csv.push_str(&format!("+1{:07}\n", i * 7 % 10_000_000));
+    }
+    std::fs::write(dir.join("big.csv"), &csv).unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{SERVER}{}[[route]]\nname = \"big\"\nprefix_file = \"big.csv\"\ntrunks = [\"big\"]\n\
+         [[route]]\nname = \"nanp\"\nprefixes = [\"+1\"]\ntrunks = [\"nanp\"]\n",
+        trunks(&["pbx", "big", "nanp"])
+    );
+    let path = dir.join("big.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let started = std::time::Instant::now();
+    let c = config::load(&path).unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = RoutingTable::compile(&c).unwrap_or_else(|e| panic!("{e:#?}"));
+    let took = started.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(t.prefixes_len(), 1_000_001);
+    // Generous for a debug build on a busy machine; the release figure is in the bench.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // 7 * i mod 10^7 for i < 10^6 hits every 7th block of the space.
+    assert_eq!(
+        order(&t, "pbx", "+10000000555", 0, &[]),
+        vec!["big", "nanp"]
+    );
+    assert_eq!(
+        order(&t, "pbx", "+10000007555", 0, &[]),
+        vec!["big", "nanp"]
+    );
+    assert_eq!(order(&t, "pbx", "+10000001555", 0, &[]), vec!["nanp"]);
+    assert_eq!(order(&t, "pbx", "+16999993", 0, &[]), vec!["big", "nanp"]);
+    assert_eq!(order(&t, "pbx", "+1699999", 0, &[]), vec!["nanp"]);
 }

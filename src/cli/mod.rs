@@ -8,14 +8,12 @@ use std::path::Path;
 use junction::config::{self, Config, ConfigError};
 use junction::routing::RoutingTable;
 
-/// Load a file (or the embedded default) and make sure it compiles.
+/// Load a file (or the embedded default) and its compiled routing table.
 pub fn load(file: Option<&str>) -> Result<(Config, RoutingTable), Vec<ConfigError>> {
-    let config = match file {
-        Some(f) => config::load(Path::new(f))?,
-        None => config::parse(config::EMBEDDED_DEFAULT, config::EMBEDDED_SOURCE)?,
-    };
-    let table = RoutingTable::compile(&config)?;
-    Ok((config, table))
+    match file {
+        Some(f) => config::load_compiled(Path::new(f)),
+        None => config::parse_compiled(config::EMBEDDED_DEFAULT, config::EMBEDDED_SOURCE),
+    }
 }
 
 /// "1 trunk", "3 trunks", "2 peer entries", "1 prefix", "4 prefixes".

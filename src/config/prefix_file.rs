@@ -3,11 +3,9 @@
 //! ignored), `#` comment lines and blank lines allowed, and an optional header line whose
 //! first column is `prefix`. Bad lines are reported with the file's own name and line.
 //!
-//! The prefixes are kept in one byte buffer with an end offset and a line number each, so a
-//! million of them cost about 9 bytes plus their length (no allocation per prefix).
-
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+//! The prefixes are kept in byte order in one buffer with an end offset and a line number
+//! each, so a million of them cost about 8 bytes plus their length (no allocation per
+//! prefix).
 
 use super::ConfigError;
 use crate::routing::prefix::PREFIX_BYTES_MAX;
@@ -28,10 +26,32 @@ pub struct PrefixFile {
     lines: Vec<u32>,
 }
 
+/// A prefix found in the text: where, and on which line.
+#[derive(Clone, Copy)]
+struct Found {
+    /// Its first 8 bytes, big-endian, zero-padded: comparing these orders most prefixes
+    /// without touching the text (prefixes never contain a zero byte).
+    key: u64,
+    start: u32,
+    len: u8,
+    line: u32,
+}
+
+fn sort_key(prefix: &[u8]) -> u64 {
+    let mut k = [0u8; 8];
+    for (dst, src) in k.iter_mut().zip(prefix) {
+        *dst = *src;
+    }
+    u64::from_be_bytes(k)
+}
+
 impl PrefixFile {
     /// Parse the file's contents. `key` names the configuration key in messages
     /// (`route[3].prefix_file`). Every bad line is an error (the first
     /// `PREFIX_FILE_ERRORS_MAX` are listed), and so is a file with no prefix at all.
+    ///
+    /// The prefixes are kept in byte order (sorting them finds the duplicates, and hands
+    /// the trie builder a sorted run).
     pub fn parse(path: &str, key: &str, text: &[u8]) -> Result<PrefixFile, Vec<ConfigError>> {
         let error = |line: usize, message: String| ConfigError {
             file: path.to_string(),
@@ -39,18 +59,23 @@ impl PrefixFile {
             key: key.to_string(),
             message,
         };
-        let mut file = PrefixFile {
-            path: path.to_string(),
-            bytes: Vec::with_capacity(text.len() / 2),
-            ends: Vec::with_capacity(text.len() / 10),
-            lines: Vec::with_capacity(text.len() / 10),
-        };
+        if u32::try_from(text.len()).is_err() {
+            return Err(vec![ConfigError {
+                file: path.to_string(),
+                line: None,
+                key: key.to_string(),
+                message: "the file is too large (at most 4 GB)".into(),
+            }]);
+        }
         // Bad lines: the first few in full, the others counted.
         let mut bad: Vec<(usize, String)> = Vec::new();
         let mut bad_count = 0usize;
-        let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
+        let mut found: Vec<Found> =
+            Vec::with_capacity(memchr::memchr_iter(b'\n', text).count() + 1);
+        let base = text.as_ptr() as usize;
+        let body = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text);
         let mut seen_data = false;
-        for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
+        for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
             let line_no = i + 1;
             let line = trim(raw);
             if line.is_empty() || line.first() == Some(&b'#') {
@@ -66,19 +91,13 @@ impl PrefixFile {
             });
             match result {
                 Ok(None) => {}
-                Ok(Some(prefix)) => {
-                    file.bytes.extend_from_slice(prefix);
-                    let (Ok(end), Ok(at)) =
-                        (u32::try_from(file.bytes.len()), u32::try_from(line_no))
-                    else {
-                        return Err(vec![error(
-                            line_no,
-                            "the file is too large (at most 4 GB of prefixes)".into(),
-                        )]);
-                    };
-                    file.ends.push(end);
-                    file.lines.push(at);
-                }
+                Ok(Some(prefix)) => found.push(Found {
+                    key: sort_key(prefix),
+                    // A sub-slice of `text`, which is under 4 GB.
+                    start: (prefix.as_ptr() as usize - base) as u32,
+                    len: prefix.len() as u8,
+                    line: line_no as u32,
+                }),
                 Err(message) => {
                     bad_count += 1;
                     if bad.len() < PREFIX_FILE_ERRORS_MAX {
@@ -88,32 +107,51 @@ impl PrefixFile {
             }
         }
 
+        let bytes_of = |f: &Found| -> &[u8] {
+            let start = f.start as usize;
+            text.get(start..start + f.len as usize).unwrap_or(&[])
+        };
+        found.sort_unstable_by(|a, b| {
+            a.key
+                .cmp(&b.key)
+                .then_with(|| bytes_of(a).cmp(bytes_of(b)))
+                .then(a.line.cmp(&b.line))
+        });
+
+        let total: usize = found.iter().map(|f| f.len as usize).sum();
+        let mut file = PrefixFile {
+            path: path.to_string(),
+            bytes: Vec::with_capacity(total),
+            ends: Vec::with_capacity(found.len()),
+            lines: Vec::with_capacity(found.len()),
+        };
         // The same prefix twice in one file is a mistake in the data (two rows for one
-        // prefix, maybe with different columns): say which lines.
-        let mut first_line: HashMap<&[u8], u32> = HashMap::with_capacity(file.len());
-        for i in 0..file.len() {
-            let (Some(prefix), Some(&line)) = (file.get(i), file.lines.get(i)) else {
-                continue;
-            };
-            let first = match first_line.entry(prefix) {
-                Entry::Occupied(o) => *o.get(),
-                Entry::Vacant(v) => {
-                    v.insert(line);
+        // prefix, maybe with different columns): say which lines. In sorted order the
+        // repeats follow the first.
+        let mut first: Option<(&[u8], u32)> = None;
+        for f in &found {
+            let prefix = bytes_of(f);
+            match first {
+                Some((p, line)) if p == prefix => {
+                    bad_count += 1;
+                    if bad.len() < 2 * PREFIX_FILE_ERRORS_MAX {
+                        bad.push((
+                            f.line as usize,
+                            format!(
+                                "prefix {:?} is listed twice (also line {line})",
+                                String::from_utf8_lossy(prefix)
+                            ),
+                        ));
+                    }
                     continue;
                 }
-            };
-            bad_count += 1;
-            if bad.len() < 2 * PREFIX_FILE_ERRORS_MAX {
-                bad.push((
-                    line as usize,
-                    format!(
-                        "prefix {:?} is listed twice (also line {first})",
-                        String::from_utf8_lossy(prefix)
-                    ),
-                ));
+                _ => first = Some((prefix, f.line)),
             }
+            file.bytes.extend_from_slice(prefix);
+            file.ends.push(file.bytes.len() as u32);
+            file.lines.push(f.line);
         }
-        drop(first_line);
+        drop(found);
 
         if bad_count == 0 && file.is_empty() {
             return Err(vec![ConfigError {
@@ -140,9 +178,6 @@ impl PrefixFile {
             }
             return Err(errors);
         }
-        file.bytes.shrink_to_fit();
-        file.ends.shrink_to_fit();
-        file.lines.shrink_to_fit();
         Ok(file)
     }
 
@@ -165,16 +200,17 @@ impl PrefixFile {
         self.bytes.get(start..end)
     }
 
-    /// Every prefix, in file order.
+    /// Every prefix, in byte order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }
 
-    /// The line `prefix` is on (a linear search: for explanations, not for routing).
+    /// The line `prefix` is on.
     pub fn line_of(&self, prefix: &[u8]) -> Option<usize> {
-        (0..self.len())
-            .find(|&i| self.get(i) == Some(prefix))
-            .and_then(|i| self.lines.get(i))
+        let at = partition_point(self.len(), |i| self.get(i).is_some_and(|p| p < prefix));
+        (self.get(at) == Some(prefix))
+            .then(|| self.lines.get(at))
+            .flatten()
             .map(|&l| l as usize)
     }
 
@@ -182,6 +218,21 @@ impl PrefixFile {
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity() + 4 * self.ends.capacity() + 4 * self.lines.capacity()
     }
+}
+
+/// The first index in `0..len` for which `below` is false (`below` must be true for a
+/// prefix of the indices and false after).
+fn partition_point(len: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, len);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 fn trim(mut s: &[u8]) -> &[u8] {
@@ -285,13 +336,14 @@ mod tests {
         let got = parse(
             "\u{feff}prefix,carrier,rate\n# NANP\n\n+1212,gw-a,0.01\r\n  +1646 , gw-b\n\"#31#\"\n\"\",catch-all\n+1917",
         );
+        // In byte order, each with its line.
         assert_eq!(
             got,
             Ok(vec![
+                ("".into(), 7),
+                ("#31#".into(), 6),
                 ("+1212".into(), 4),
                 ("+1646".into(), 5),
-                ("#31#".into(), 6),
-                ("".into(), 7),
                 ("+1917".into(), 8),
             ])
         );
@@ -300,6 +352,18 @@ mod tests {
             parse("+1\nprefix\n"),
             Ok(vec![("+1".into(), 1), ("prefix".into(), 2)])
         );
+    }
+
+    #[test]
+    fn line_of_finds_every_prefix() {
+        let text = "+44\n+1\n+33\n+1212\n+12\n";
+        let f = PrefixFile::parse("p.csv", "k", text.as_bytes()).unwrap_or_default();
+        for (prefix, line) in [("+44", 1), ("+1", 2), ("+33", 3), ("+1212", 4), ("+12", 5)] {
+            assert_eq!(f.line_of(prefix.as_bytes()), Some(line), "{prefix}");
+        }
+        for absent in ["", "+", "+121", "+45", "+9"] {
+            assert_eq!(f.line_of(absent.as_bytes()), None, "{absent}");
+        }
     }
 
     #[test]

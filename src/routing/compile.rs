@@ -172,7 +172,12 @@ impl RoutingTable {
         }
 
         let mut routes = Vec::with_capacity(config.routes.len());
-        let mut prefix_pairs: Vec<(&[u8], u16)> = Vec::new();
+        let prefixes_total: usize = config
+            .routes
+            .iter()
+            .map(|r| r.prefixes.len() + r.prefix_file.as_ref().map_or(0, |f| f.len()))
+            .sum();
+        let mut prefix_pairs: Vec<(&[u8], u16)> = Vec::with_capacity(prefixes_total);
         let mut pattern_routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
             let index = i as u16;

@@ -13,7 +13,8 @@
 //! chains use one node per `LABEL_BYTES + 1` bytes). In a table of a million prefixes most
 //! prefixes end in a chain of their own below the last shared level, so a lookup touches about
 //! one node per shared level plus one or two, and memory is about 32 bytes per node with fewer
-//! nodes than prefixes' bytes, plus 2 bytes per (prefix, route) entry.
+//! nodes than prefixes' bytes. A prefix listed by one route keeps the route in its node; only
+//! prefixes listed by several routes take 2 bytes per route in a side array.
 
 use std::collections::VecDeque;
 
@@ -38,8 +39,10 @@ struct Node {
     children: u128,
     /// Index of the child with the lowest symbol; the others follow in symbol order.
     first_child: u32,
-    /// First route in `entries`, and how many.
-    entries: u32,
+    /// The routes that listed this prefix: with one route (the usual case) the route
+    /// itself, in `entries[0]`, so a lookup reads nothing outside the nodes; with more, the
+    /// index of the first in `PrefixTrie::entries` (low half, high half).
+    entries: [u16; 2],
     entries_len: u16,
     /// The bytes between the parent's child byte and this node (a compressed chain).
     label_len: u8,
@@ -51,7 +54,7 @@ const _: () = assert!(std::mem::size_of::<Node>() == 32);
 const EMPTY_NODE: Node = Node {
     children: 0,
     first_child: 0,
-    entries: 0,
+    entries: [0; 2],
     entries_len: 0,
     label_len: 0,
     label: [0; LABEL_BYTES],
@@ -64,8 +67,11 @@ pub struct PrefixTrie {
     symbol: [u8; 256],
     /// Node 0 is the root (the empty prefix).
     nodes: Vec<Node>,
-    /// Route indices, grouped per node, each group in the order given at build time.
+    /// Route indices of the nodes listed by more than one route, grouped per node, each
+    /// group in the order given at build time.
     entries: Vec<u16>,
+    /// Number of (prefix, route) entries.
+    len: usize,
 }
 
 impl PrefixTrie {
@@ -78,10 +84,12 @@ impl PrefixTrie {
         rank: impl Fn(u16) -> u64,
     ) -> Result<PrefixTrie, String> {
         pairs.retain(|(p, _)| p.as_ref().len() <= PREFIX_BYTES_MAX);
-        pairs.sort_unstable_by(|(pa, ra), (pb, rb)| {
+        // A stable sort: it merges runs that are already sorted (a prefix file's prefixes
+        // come in byte order) in linear time.
+        pairs.sort_by(|(pa, ra), (pb, rb)| {
             pa.as_ref()
                 .cmp(pb.as_ref())
-                .then(rank(*ra).cmp(&rank(*rb)))
+                .then_with(|| rank(*ra).cmp(&rank(*rb)))
                 .then(ra.cmp(rb))
         });
         pairs.dedup_by(|(pa, ra), (pb, rb)| ra == rb && pa.as_ref() == pb.as_ref());
@@ -113,18 +121,24 @@ impl PrefixTrie {
         let key = |i: usize| -> &[u8] { pairs.get(i).map_or(&[], |(p, _)| p.as_ref()) };
         let mut trie = PrefixTrie {
             symbol,
-            nodes: vec![EMPTY_NODE],
-            entries: Vec::with_capacity(pairs.len()),
+            // Usually fewer nodes than prefixes plus a quarter (chains are compressed).
+            nodes: Vec::with_capacity(1 + pairs.len() + pairs.len() / 4),
+            entries: Vec::new(),
+            len: pairs.len(),
         };
+        trie.nodes.push(EMPTY_NODE);
         // Work items: (node index, depth, range of `pairs` whose prefixes pass through it).
         // `depth` is the length of the node's prefix. In sorted order a node's own entries
         // (prefix length == depth) come first, and its children's ranges are contiguous and
         // in byte (hence symbol) order.
         // Breadth first, so each level's nodes are stored together: the upper levels, which
         // every lookup crosses, stay compact and cache-resident.
-        let mut work: VecDeque<(usize, usize, usize, usize)> = VecDeque::new();
-        work.push_back((0, 0, 0, pairs.len()));
+        // (u32 each: `pairs.len()` was checked, and nodes are fewer than 33 per pair.)
+        let mut work: VecDeque<(u32, u32, u32, u32)> = VecDeque::new();
+        work.push_back((0, 0, 0, pairs.len() as u32));
         while let Some((node, depth, start, end)) = work.pop_front() {
+            let (node, depth) = (node as usize, depth as usize);
+            let (start, end) = (start as usize, end as usize);
             let own = (start..end).take_while(|&i| key(i).len() == depth).count();
             let Ok(entries_len) = u16::try_from(own) else {
                 return Err(format!(
@@ -132,14 +146,15 @@ impl PrefixTrie {
                     u16::MAX
                 ));
             };
-            let entries_at = trie.entries.len();
-            trie.entries.extend(
-                pairs
-                    .get(start..start + own)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|(_, r)| *r),
-            );
+            let own_routes = pairs.get(start..start + own).unwrap_or(&[]);
+            let entries = match own_routes {
+                [(_, route)] => [*route, 0],
+                _ => {
+                    let at = trie.entries.len() as u32;
+                    trie.entries.extend(own_routes.iter().map(|(_, r)| *r));
+                    [at as u16, (at >> 16) as u16]
+                }
+            };
 
             let first_child = trie.nodes.len();
             let mut children = 0u128;
@@ -172,14 +187,14 @@ impl PrefixTrie {
                     dst.copy_from_slice(label);
                 }
                 children |= 1u128 << trie.symbol[byte as usize];
-                work.push_back((trie.nodes.len(), e, i, j));
+                work.push_back((trie.nodes.len() as u32, e as u32, i as u32, j as u32));
                 trie.nodes.push(child);
                 i = j;
             }
             if let Some(n) = trie.nodes.get_mut(node) {
                 n.children = children;
                 n.first_child = first_child as u32;
-                n.entries = entries_at as u32;
+                n.entries = entries;
                 n.entries_len = entries_len;
             }
         }
@@ -200,11 +215,16 @@ impl PrefixTrie {
             symbol: [NO_SYMBOL; 256],
             nodes: vec![EMPTY_NODE],
             entries: Vec::new(),
+            len: 0,
         }
     }
 
-    fn entries_of(&self, node: &Node) -> &[u16] {
-        let at = node.entries as usize;
+    fn entries_of<'a>(&'a self, node: &'a Node) -> &'a [u16] {
+        if node.entries_len == 1 {
+            return node.entries.get(..1).unwrap_or(&[]);
+        }
+        let [low, high] = node.entries;
+        let at = (usize::from(high) << 16) | usize::from(low);
         self.entries
             .get(at..at + node.entries_len as usize)
             .unwrap_or(&[])
@@ -249,11 +269,11 @@ impl PrefixTrie {
 
     /// Number of (prefix, route) entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
     /// Number of nodes (for the benchmark note).

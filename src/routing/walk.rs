@@ -190,9 +190,9 @@ impl RoutingTable {
         }
     }
 
-    /// The route's trunks in the order this call tries them: round robin by `rotation`
-    /// (weighted when the route has weights), as `(first, count)` — the trunk at `first`
-    /// goes first, then the following ones, wrapping around.
+    /// Which of the route's trunks this call tries first: round robin by `rotation`,
+    /// weighted when the route has weights (weights [2, 1]: slots a, a, b, and rotation n
+    /// takes slot n mod 3). The others follow in configured order, wrapping around.
     fn rotation_start(&self, route: u16, rotation: u64) -> usize {
         let Some(r) = self.routes.get(route as usize) else {
             return 0;
