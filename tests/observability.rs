@@ -567,6 +567,20 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
         assert!(p50.is_some() && p50 <= max, "{s}");
     }
 
+    // An interval window: the first `?since=last` covers everything so far, the next one
+    // (nothing happened in between) nothing.
+    let window = || -> serde_json::Value {
+        serde_json::from_str(&http_get(metrics_addr, "/metrics/latency.json?since=last"))
+            .expect("JSON")
+    };
+    let first = window();
+    assert!(first["since_ms"].is_null());
+    assert_eq!(first["trunks"]["gw-a"]["pdd_ms"]["count"], N);
+    let second = window();
+    assert!(second["since_ms"].as_i64() <= second["until_ms"].as_i64());
+    assert_eq!(second["trunks"]["gw-a"]["pdd_ms"]["count"], 0);
+    assert!(second["trunks"]["gw-a"]["pdd_ms"]["p99"].is_null());
+
     // CDRs: one record per call, written within a second (the writer flushes when idle).
     let lines = wait_for("every CDR", || {
         let text = std::fs::read_to_string(&cdr_path).unwrap_or_default();
