@@ -394,16 +394,48 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
     }
     let total = N as f64 + 2.0;
 
-    // /metrics: wait until the shards have published the last call, then check it all.
-    let m = wait_for("the last call in /metrics", || {
+    // Residence time: one value per message junction sent because of a datagram, by kind.
+    // Junction retransmits nothing here (every peer answers at once), so the messages the
+    // peers received, without byte-identical repeats, are exactly those.
+    let mut sent_by_kind: BTreeMap<String, f64> = BTreeMap::new();
+    for peer in [&pbx, &gw_a, &gw_b] {
+        let mut unique: Vec<&String> = peer.received.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for text in unique {
+            *sent_by_kind.entry(kind(text)).or_default() += 1.0;
+        }
+    }
+    let residence_of = |m: &prometheus::Exposition| -> BTreeMap<String, f64> {
+        m.matching("junction_residence_seconds_count", &[])
+            .iter()
+            .map(|s| (s.labels["kind"].clone(), s.value))
+            .collect()
+    };
+
+    // /metrics: wait until both shards have published everything these calls did (a shard
+    // publishes within 100 ms, its histograms a few per loop round), then check it all.
+    // (After WAIT_MAX the last scrape is checked anyway: the assertions below say what is
+    // missing.)
+    let deadline = Instant::now() + WAIT_MAX;
+    let m = loop {
         let text = http_get(metrics_addr, "/metrics");
         let m = prometheus::check(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        let ended = m.get(
-            "junction_trunk_call_duration_seconds_count",
-            &[("trunk", "gw-b")],
-        );
-        (ended == Some(1.0)).then_some(m)
-    });
+        let count =
+            |family: &str, trunk: &str| m.get(&format!("{family}_count"), &[("trunk", trunk)]);
+        let done = residence_of(&m) == sent_by_kind
+            && count("junction_trunk_call_duration_seconds", "gw-a") == Some(N as f64)
+            && count("junction_trunk_call_duration_seconds", "gw-b") == Some(1.0)
+            && count("junction_trunk_pdd_seconds", "gw-a") == Some(N as f64)
+            && m.get(
+                "junction_trunk_calls_total",
+                &[("trunk", "pbx"), ("direction", "in")],
+            ) == Some(total);
+        if done || Instant::now() >= deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     let get = |name: &str, labels: &[(&str, &str)]| {
         m.get(name, labels)
             .unwrap_or_else(|| panic!("no {name}{labels:?}"))
@@ -475,25 +507,8 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
         .sum();
     assert_eq!(created, total);
 
-    // Residence time: one value per message junction sent because of a datagram, by kind.
-    // Junction retransmits nothing here (every peer answers at once), so the messages the
-    // peers received, without byte-identical repeats, are exactly those.
-    let mut sent_by_kind: BTreeMap<String, f64> = BTreeMap::new();
-    for peer in [&pbx, &gw_a, &gw_b] {
-        let mut unique: Vec<&String> = peer.received.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for text in unique {
-            *sent_by_kind.entry(kind(text)).or_default() += 1.0;
-        }
-    }
     assert_eq!(sent_by_kind.get("INVITE"), Some(&(total + 1.0)));
-    let residence: BTreeMap<String, f64> = m
-        .matching("junction_residence_seconds_count", &[])
-        .iter()
-        .map(|s| (s.labels["kind"].clone(), s.value))
-        .collect();
-    assert_eq!(residence, sent_by_kind);
+    assert_eq!(residence_of(&m), sent_by_kind);
 
     // The JSON endpoint: the same counts, percentiles ordered and within the histogram.
     let json: serde_json::Value =
@@ -551,6 +566,20 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
         let (p50, max) = (s["p50"].as_f64(), s["max"].as_f64());
         assert!(p50.is_some() && p50 <= max, "{s}");
     }
+
+    // An interval window: the first `?since=last` covers everything so far, the next one
+    // (nothing happened in between) nothing.
+    let window = || -> serde_json::Value {
+        serde_json::from_str(&http_get(metrics_addr, "/metrics/latency.json?since=last"))
+            .expect("JSON")
+    };
+    let first = window();
+    assert!(first["since_ms"].is_null());
+    assert_eq!(first["trunks"]["gw-a"]["pdd_ms"]["count"], N);
+    let second = window();
+    assert!(second["since_ms"].as_i64() <= second["until_ms"].as_i64());
+    assert_eq!(second["trunks"]["gw-a"]["pdd_ms"]["count"], 0);
+    assert!(second["trunks"]["gw-a"]["pdd_ms"]["p99"].is_null());
 
     // CDRs: one record per call, written within a second (the writer flushes when idle).
     let lines = wait_for("every CDR", || {

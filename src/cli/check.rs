@@ -80,5 +80,26 @@ fn summary(config: &Config, table: &RoutingTable, warnings: usize) -> String {
         } else {
             usages.join(", ")
         },
-    )
+    ) + &observability(config)
+}
+
+/// The `[cdr]` and `[log]` line of the summary.
+fn observability(config: &Config) -> String {
+    let cdr = match &config.cdr {
+        None => "off".to_string(),
+        Some(c) => {
+            let mut rotate = Vec::new();
+            if let Some(bytes) = c.rotate_bytes {
+                rotate.push(format!("at {bytes} bytes"));
+            }
+            if let Some(secs) = c.rotate_secs {
+                rotate.push(format!("every {secs} s"));
+            }
+            if rotate.is_empty() {
+                rotate.push("never".to_string());
+            }
+            format!("{}, rotated {}", c.path.display(), rotate.join(" or "))
+        }
+    };
+    format!("\n  cdr: {cdr}; log level {}", config.log.level.as_str())
 }

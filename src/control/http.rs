@@ -4,8 +4,8 @@
 //! One connection at a time, one request per connection (`Connection: close`). A request
 //! head larger than `limits::HTTP_REQUEST_BYTES_MAX` gets 431, one not complete within
 //! `limits::HTTP_IO_TIMEOUT` gets 408; either way the connection is closed. Routes:
-//! `GET /metrics` (Prometheus text 0.0.4), `GET /metrics/latency.json` (exact percentiles of
-//! the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200 when
+//! `GET /metrics` (Prometheus text 0.0.4), `GET /metrics/latency.json[?since=last]` (exact
+//! percentiles of the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200 when
 //! every shard serves, else 503); HEAD works as GET without a body; other methods on these
 //! paths get 405, other paths 404. When the server gives a reload hook, `POST /reload`
 //! (empty body) reloads the configuration file like SIGHUP: 200 with the report when the
@@ -260,7 +260,7 @@ pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
         b"/metrics/latency.json" => Response {
             status: 200,
             content_type: "application/json",
-            body: hub.latency_json(),
+            body: hub.latency_json(query_has(target, b"since=last")),
             headers: "",
         },
         b"/healthz" => Response::text(200, "ok\n"),
@@ -268,6 +268,14 @@ pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
         _ => Response::text(503, "not ready: not every shard is serving\n"),
     };
     (response, head_only)
+}
+
+/// The request target's query has the parameter `pair` (`name=value`, exactly).
+fn query_has(target: &[u8], pair: &[u8]) -> bool {
+    target
+        .splitn(2, |b| *b == b'?')
+        .nth(1)
+        .is_some_and(|query| query.split(|b| *b == b'&').any(|p| p == pair))
 }
 
 fn handle(mut stream: TcpStream, handlers: &Handlers, limits: HttpLimits) -> io::Result<()> {
@@ -427,7 +435,7 @@ mod tests {
         assert!(latency.starts_with("HTTP/1.1 200 OK\r\n"), "{latency}");
         assert!(latency.contains("Content-Type: application/json\r\n"));
         assert!(
-            latency.ends_with("\r\n\r\n{\"residence_us\":{},\"trunks\":{}}\n"),
+            latency.contains("\r\n\r\n{\"residence_us\":{},\"since_ms\":null,"),
             "{latency}"
         );
         let post = get(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");

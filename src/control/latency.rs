@@ -2,10 +2,15 @@
 //! digits) of the merged hdrhistograms, where /metrics only has buckets.
 //!
 //! ```text
-//! {"trunks":{"gw-a":{"pdd_ms":{"count":120,"p50":180.2,"p90":..,"p99":..,"p99_9":..,"max":..},
+//! {"since_ms":null,"until_ms":1795842790123,
+//!  "trunks":{"gw-a":{"pdd_ms":{"count":120,"p50":180.2,"p90":..,"p99":..,"p99_9":..,"max":..},
 //!                    "answer_ms":{..},"options_rtt_ms":{..},"call_duration_s":{..}}, ...},
 //!  "residence_us":{"INVITE":{..},"2xx":{..}, ...}}
 //! ```
+//!
+//! `since_ms` is null for statistics since start. With `?since=last` the document covers
+//! only what happened since the previous `?since=last` request (since start for the first),
+//! an interval window for a poller; several pollers of `?since=last` share one window.
 //!
 //! Each key names its unit. A histogram with no values has `count` 0 and null percentiles.
 //! Percentiles are the highest value of their hdrhistogram bin, so `p50 <= p90 <= p99 <=
@@ -36,8 +41,15 @@ fn round6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
 }
 
+/// The period a document covers, in ms since the epoch (`since` `None`: since start).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Window {
+    pub since_ms: Option<i64>,
+    pub until_ms: i64,
+}
+
 /// The whole document for the merged statistics.
-pub fn render(stats: &ShardStats) -> String {
+pub fn render(stats: &ShardStats, window: Window) -> String {
     let mut trunks = Map::new();
     for (name, s) in &stats.trunks.by_trunk {
         let l = &s.latency;
@@ -55,7 +67,12 @@ pub fn render(stats: &ShardStats) -> String {
     for (kind, h) in stats.residence.iter() {
         residence.insert(kind.to_string(), summary(h, 1.0));
     }
-    let doc = json!({"trunks": trunks, "residence_us": residence});
+    let doc = json!({
+        "since_ms": window.since_ms,
+        "until_ms": window.until_ms,
+        "trunks": trunks,
+        "residence_us": residence,
+    });
     let mut text = doc.to_string();
     text.push('\n');
     text
@@ -75,7 +92,15 @@ mod tests {
             record_us(&mut gw.latency.pdd_us, Duration::from_millis(ms));
         }
         stats.residence.record(0, Duration::from_micros(25));
-        let v: Value = serde_json::from_str(&render(&stats)).unwrap();
+        let window = Window {
+            since_ms: Some(5),
+            until_ms: 7,
+        };
+        let v: Value = serde_json::from_str(&render(&stats, window)).unwrap();
+        assert_eq!(
+            (v["since_ms"].as_i64(), v["until_ms"].as_i64()),
+            (Some(5), Some(7))
+        );
         let pdd = &v["trunks"]["gw"]["pdd_ms"];
         assert_eq!(pdd["count"], 1000);
         let p = |k: &str| pdd[k].as_f64().unwrap();

@@ -143,6 +143,8 @@ pub struct MetricsHub {
     trunk_states: Mutex<Arc<[Arc<TrunkState>]>>,
     /// The CDR writer's counters, when CDRs are on.
     cdr: Mutex<Option<Arc<CdrCounters>>>,
+    /// The statistics at the last `latency.json?since=last` (epoch ms, merged copy).
+    latency_mark: Mutex<Option<(i64, ShardStats)>>,
 }
 
 impl MetricsHub {
@@ -160,6 +162,7 @@ impl MetricsHub {
             reload_failures: AtomicU64::new(0),
             trunk_states: Mutex::new(Arc::from(Vec::new())),
             cdr: Mutex::new(None),
+            latency_mark: Mutex::new(None),
         }
     }
 
@@ -181,9 +184,27 @@ impl MetricsHub {
         merged
     }
 
-    /// The `/metrics/latency.json` document.
-    pub fn latency_json(&self) -> String {
-        latency::render(&self.merged_stats())
+    /// The `/metrics/latency.json` document: since start, or with `since_last` since the
+    /// previous such request (which this one replaces as the mark).
+    pub fn latency_json(&self, since_last: bool) -> String {
+        let until_ms = clock::now_epoch_ms();
+        let mut stats = self.merged_stats();
+        if !since_last {
+            let window = latency::Window {
+                since_ms: None,
+                until_ms,
+            };
+            return latency::render(&stats, window);
+        }
+        let previous = lock(&self.latency_mark).replace((until_ms, stats.clone()));
+        let since_ms = match previous {
+            Some((at, earlier)) => {
+                stats.subtract(&earlier);
+                Some(at)
+            }
+            None => None,
+        };
+        latency::render(&stats, latency::Window { since_ms, until_ms })
     }
 
     pub fn shards(&self) -> usize {
@@ -252,6 +273,42 @@ mod tests {
         assert_eq!(views[1].snapshot.cpu, 5);
         assert_eq!(views[0].snapshot.shell.datagrams_received, 0);
         assert!(hub.slot(2).is_none());
+    }
+
+    #[test]
+    fn latency_since_last_is_an_interval_window() {
+        use crate::sip::trunk_stats::record_us;
+        use std::time::Duration;
+        let hub = MetricsHub::new(&[0, 1], 4096);
+        let mut trunks = TrunkStatsMap::default();
+        let residence = Residence::new();
+        let publish = |trunks: &TrunkStatsMap| {
+            hub.slot(1).unwrap().publish_stats(trunks, &residence);
+        };
+        let pdd_count = |text: &str| -> u64 {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            v["trunks"]["gw"]["pdd_ms"]["count"].as_u64().unwrap()
+        };
+        record_us(
+            &mut trunks.trunk("gw").latency.pdd_us,
+            Duration::from_millis(9),
+        );
+        publish(&trunks);
+        let first = hub.latency_json(true);
+        assert_eq!(pdd_count(&first), 1, "the first window starts at start");
+        assert!(first.contains("\"since_ms\":null"));
+        for _ in 0..3 {
+            record_us(
+                &mut trunks.trunk("gw").latency.pdd_us,
+                Duration::from_millis(9),
+            );
+        }
+        publish(&trunks);
+        let second = hub.latency_json(true);
+        assert_eq!(pdd_count(&second), 3);
+        assert!(!second.contains("\"since_ms\":null"));
+        assert_eq!(pdd_count(&hub.latency_json(true)), 0);
+        assert_eq!(pdd_count(&hub.latency_json(false)), 4, "since start");
     }
 
     #[test]

@@ -155,6 +155,17 @@ impl Residence {
     }
 }
 
+impl Residence {
+    /// Take an earlier copy of these histograms away (see `ShardStats::subtract`).
+    pub fn subtract(&mut self, earlier: &Residence) {
+        for (dst, src) in self.by_kind.iter_mut().zip(&earlier.by_kind) {
+            if let (Some(dst), Some(src)) = (dst, src) {
+                let _ = dst.subtract(&**src);
+            }
+        }
+    }
+}
+
 /// Overwrite `dst` with `src` when their counts differ; true if it copied.
 pub fn copy_if_changed(dst: &mut Option<Box<Histogram<u64>>>, src: &Histogram<u64>) -> bool {
     match dst {

@@ -93,6 +93,24 @@ impl ShardStats {
     }
 }
 
+impl ShardStats {
+    /// Take `earlier` (a copy of these statistics from before) away: what happened since.
+    /// Statistics only grow, so every count of `earlier` is covered; a histogram that is
+    /// not (never expected) is left whole.
+    pub fn subtract(&mut self, earlier: &ShardStats) {
+        self.residence.subtract(&earlier.residence);
+        for (name, before) in &earlier.trunks.by_trunk {
+            let Some(now) = self.trunks.by_trunk.get_mut(name) else {
+                continue;
+            };
+            sub_counters(now, before);
+            for (d, s) in latency_pairs(&mut now.latency, &before.latency) {
+                let _ = d.subtract(s);
+            }
+        }
+    }
+}
+
 fn latency_pairs<'a>(
     dst: &'a mut TrunkLatency,
     src: &'a TrunkLatency,
@@ -126,6 +144,26 @@ fn add_counters(dst: &mut TrunkStats, src: &TrunkStats) {
     d.refused_limits += s.refused_limits;
     d.rejected_no_route += s.rejected_no_route;
     d.rejected_no_trunk += s.rejected_no_trunk;
+}
+
+fn sub_counters(dst: &mut TrunkStats, src: &TrunkStats) {
+    let d = &mut dst.counters;
+    let s = &src.counters;
+    for (a, b) in [
+        (&mut d.calls_in, s.calls_in),
+        (&mut d.attempts_out, s.attempts_out),
+        (&mut d.answered_out, s.answered_out),
+        (&mut d.failed_4xx, s.failed_4xx),
+        (&mut d.failed_5xx, s.failed_5xx),
+        (&mut d.failed_6xx, s.failed_6xx),
+        (&mut d.failed_timeout, s.failed_timeout),
+        (&mut d.failovers_from, s.failovers_from),
+        (&mut d.refused_limits, s.refused_limits),
+        (&mut d.rejected_no_route, s.rejected_no_route),
+        (&mut d.rejected_no_trunk, s.rejected_no_trunk),
+    ] {
+        *a = a.saturating_sub(b);
+    }
 }
 
 #[cfg(test)]
@@ -197,5 +235,34 @@ mod tests {
             .equivalent(gw.latency.pdd_us.max(), 300_000));
         assert_eq!(merged.trunks.by_trunk["pbx"].counters.calls_in, 5);
         assert_eq!(merged.residence.get(0).map(|h| h.len()), Some(2));
+    }
+
+    #[test]
+    fn subtracting_an_earlier_copy_leaves_what_happened_since() {
+        let (mut map, mut residence) = shard_with(3, 100);
+        let mut before = ShardStats::default();
+        before.copy_changed_from(&map, &residence, usize::MAX);
+        for _ in 0..2 {
+            record_us(
+                &mut map.trunk("gw").latency.pdd_us,
+                Duration::from_millis(700),
+            );
+        }
+        map.trunk("gw").counters.attempts_out += 2;
+        map.trunk("new").counters.calls_in = 1;
+        residence.record(0, Duration::from_micros(90));
+        let mut now = ShardStats::default();
+        now.copy_changed_from(&map, &residence, usize::MAX);
+        now.subtract(&before);
+        let gw = &now.trunks.by_trunk["gw"];
+        assert_eq!(gw.counters.attempts_out, 2);
+        assert_eq!(gw.counters.answered_out, 0);
+        assert_eq!(gw.latency.pdd_us.len(), 2);
+        assert!(gw
+            .latency
+            .pdd_us
+            .equivalent(gw.latency.pdd_us.min(), 700_000));
+        assert_eq!(now.trunks.by_trunk["new"].counters.calls_in, 1);
+        assert_eq!(now.residence.get(0).map(|h| h.len()), Some(1));
     }
 }
