@@ -132,3 +132,12 @@ pub const STATS_COPY_HISTOGRAMS_MAX: usize = 8;
 /// Source addresses one shard's flood guard tracks. A spoofed-source flood cannot grow the
 /// table past this (~64 K entries, ~3 MiB); untracked sources are still never routed.
 pub const FLOOD_SOURCES_MAX: usize = 65_536;
+
+/// Consecutive full receive batches (BATCH_DATAGRAMS_MAX each) after which a shard counts as
+/// overloaded and answers new INVITEs 503 + Retry-After, serving everything else: 8 batches
+/// is 256 datagrams already queued behind the one being handled, several milliseconds of
+/// work, more than a healthy shard ever holds.
+pub const OVERLOAD_FULL_BATCHES: u32 = 8;
+
+/// Retry-After (seconds) in the 503 a shard sends while shedding new calls.
+pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;

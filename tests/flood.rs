@@ -65,3 +65,56 @@ fn trunks_can_have_their_own_threshold() {
     }
     assert_eq!(forwarded, 5);
 }
+
+#[test]
+fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
+    let mut net = Net::new();
+    // A call set up before the overload.
+    let out = net.send(PBX, &invite("up@pbx", "z9hG4bK-up", "2125551234"));
+    let fwd = one(&out, "INVITE", |s| s.method() == "INVITE").clone();
+    net.send(
+        GW,
+        &response_to(&fwd, 200, "OK", Some("g"), "<sip:gw@127.0.0.3:5060>"),
+    );
+
+    net.core.set_overloaded(true);
+    let out = net.send(PBX, &invite("new@pbx", "z9hG4bK-new", "2125551234"));
+    let r = one(&out, "503", |s| s.is_status(503));
+    assert!(r.header("Warning").contains("overload"));
+    assert_eq!(r.header("Retry-After"), "5");
+    assert!(
+        out.iter().all(|s| s.method() != "INVITE"),
+        "no new call reaches a trunk"
+    );
+
+    // The established call still hangs up through the overloaded shard.
+    let bye = msg(
+        &[
+            "BYE sip:gw@127.0.0.3:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>;tag=g",
+            "Call-ID: up@pbx",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    let out = net.send(PBX, &bye);
+    let b = one(&out, "BYE forwarded", |s| {
+        s.method() == "BYE" && s.to == addr(GW)
+    })
+    .clone();
+    let out = net.send(GW, &response_to(&b, 200, "OK", None, ""));
+    one(&out, "200 relayed", |s| {
+        s.is_status(200) && s.to == addr(PBX)
+    });
+
+    // Load gone: new calls are routed again.
+    net.core.set_overloaded(false);
+    let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
+    one(&out, "INVITE", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
+}

@@ -119,6 +119,8 @@ pub struct Core {
     /// Records of ended calls, drained by the shell toward the CDR writer.
     records: std::collections::VecDeque<Box<CallRecord>>,
     flood: super::flood::FloodGuard,
+    /// Set by the shell while this shard cannot keep up: new calls are refused first.
+    overloaded: bool,
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -220,6 +222,7 @@ impl Core {
             probes_due: true,
             records: std::collections::VecDeque::new(),
             flood: super::flood::FloodGuard::new(shards),
+            overloaded: false,
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
@@ -254,6 +257,13 @@ impl Core {
 
     pub fn stats(&self) -> &CoreStats {
         &self.stats
+    }
+
+    /// The shell says whether this shard is saturated (its socket has a backlog). While it
+    /// is, new INVITEs get 503 + Retry-After before any routing work; requests in dialogs,
+    /// responses, CANCEL and ACK are served as usual, so calls already up are never lost.
+    pub fn set_overloaded(&mut self, overloaded: bool) {
+        self.overloaded = overloaded;
     }
 
     /// Move the records of calls that ended into `out` (the shell sends them to the CDR
@@ -555,6 +565,16 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
+        if invite && self.overloaded {
+            self.stats.rejected_overload += 1;
+            let extra = format!(
+                "{}Retry-After: {}\r\n",
+                warning("overload"),
+                limits::OVERLOAD_RETRY_AFTER_SECS
+            );
+            self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+            return;
+        }
         if invite {
             if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
                 self.trunk_stats.trunk(&name).counters.calls_in += 1;
