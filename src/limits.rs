@@ -141,3 +141,8 @@ pub const OVERLOAD_FULL_BATCHES: u32 = 8;
 
 /// Retry-After (seconds) in the 503 a shard sends while shedding new calls.
 pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;
+
+/// How long startup waits for the SIP port to be released before refusing to start: a
+/// predecessor killed with SIGKILL keeps its sockets until the kernel has torn down its
+/// io_uring rings (milliseconds, asynchronously), and a supervisor restarts at once.
+pub const BIND_RELEASE_WAIT: Duration = Duration::from_secs(2);

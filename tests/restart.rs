@@ -3,35 +3,11 @@
 
 mod common;
 
-use common::{msg, response_to, Sent, SDP};
+use common::{msg, peer_socket, recv_until, response_to, SDP};
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bind(ip: &str) -> UdpSocket {
-    let s = UdpSocket::bind((ip, 0)).expect("bind a loopback test peer");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    s
-}
-
-fn recv_until(sock: &UdpSocket, what: &str, want: impl Fn(&Sent) -> bool) -> Sent {
-    let mut buf = vec![0u8; 65_536];
-    for _ in 0..20 {
-        let (n, from) = sock
-            .recv_from(&mut buf)
-            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-        let s = Sent {
-            to: from,
-            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
-        };
-        if want(&s) {
-            return s;
-        }
-    }
-    panic!("never got {what}");
-}
 
 fn ready(metrics: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", metrics)) else {
@@ -72,10 +48,10 @@ fn start(config: &std::path::Path, metrics: u16) -> (Child, Duration) {
 
 #[test]
 fn a_call_survives_a_kill_9_and_restart() {
-    let pbx = bind("127.0.0.2");
-    let gw = bind("127.0.0.3");
+    let pbx = peer_socket("127.0.0.2");
+    let gw = peer_socket("127.0.0.3");
     let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
-    let listen = port(&bind("127.0.0.1"));
+    let listen = port(&peer_socket("127.0.0.1"));
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("free port")

@@ -6,37 +6,11 @@
 
 mod common;
 
-use common::{msg, response_to, Sent, SDP};
+use common::{msg, peer_socket, recv_until, response_to, SDP};
 use junction::config;
 use junction::shard::{self, Options};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
-
-fn bind(ip: &str) -> UdpSocket {
-    let s = UdpSocket::bind((ip, 0)).expect("bind a loopback test peer");
-    s.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    s
-}
-
-/// The next datagram this peer receives that satisfies `want` (others, such as 100 Trying,
-/// are skipped).
-fn recv_until(sock: &UdpSocket, what: &str, want: impl Fn(&Sent) -> bool) -> Sent {
-    let mut buf = vec![0u8; 65_536];
-    for _ in 0..20 {
-        let (n, from) = sock
-            .recv_from(&mut buf)
-            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-        let s = Sent {
-            to: from,
-            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
-        };
-        if want(&s) {
-            return s;
-        }
-    }
-    panic!("never got {what}");
-}
 
 fn nothing_arrives(sock: &UdpSocket) -> bool {
     sock.set_read_timeout(Some(Duration::from_millis(300)))
@@ -56,12 +30,12 @@ fn user_of(header: &str) -> &str {
 
 #[test]
 fn a_call_fails_over_between_gateways_and_hangs_up_cleanly() {
-    let pbx = bind("127.0.0.2");
-    let gw_a = bind("127.0.0.3");
-    let gw_b = bind("127.0.0.4");
-    let stranger = bind("127.0.0.9");
+    let pbx = peer_socket("127.0.0.2");
+    let gw_a = peer_socket("127.0.0.3");
+    let gw_b = peer_socket("127.0.0.4");
+    let stranger = peer_socket("127.0.0.9");
     let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
-    let listen = port(&bind("127.0.0.1"));
+    let listen = port(&peer_socket("127.0.0.1"));
     let text = format!(
         r#"
 [server]

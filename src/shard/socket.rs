@@ -27,16 +27,24 @@ pub fn probe_free(listen: SocketAddr) -> Result<(), String> {
         return Ok(());
     }
     // std never sets SO_REUSEADDR/SO_REUSEPORT on UDP sockets: this bind fails if anyone
-    // else holds the address, whatever options they used.
-    match UdpSocket::bind(listen) {
-        Ok(probe) => {
-            drop(probe);
-            Ok(())
+    // else holds the address, whatever options they used. A predecessor that was just
+    // killed (kill -9, then a restart by systemd) can hold it a little longer while the
+    // kernel tears down its io_uring rings: wait for that, then refuse.
+    let give_up = std::time::Instant::now() + crate::limits::BIND_RELEASE_WAIT;
+    loop {
+        match UdpSocket::bind(listen) {
+            Ok(probe) => {
+                drop(probe);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                if std::time::Instant::now() >= give_up {
+                    return Err(format!("udp:{listen} is already in use by another process"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(format!("udp:{listen}: cannot bind: {e}")),
         }
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            Err(format!("udp:{listen} is already in use by another process"))
-        }
-        Err(e) => Err(format!("udp:{listen}: cannot bind: {e}")),
     }
 }
 

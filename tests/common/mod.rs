@@ -233,3 +233,30 @@ pub fn one<'a>(sent: &'a [Sent], what: &str, pred: impl Fn(&Sent) -> bool) -> &'
     );
     hits[0]
 }
+
+/// A UDP test peer bound on a loopback address (127.0.0.x), reads time out after 5 s.
+pub fn peer_socket(ip: &str) -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind((ip, 0)).expect("bind a loopback test peer");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    s
+}
+
+/// The next datagram a test peer receives that satisfies `want` (others, such as 100
+/// Trying, are skipped).
+pub fn recv_until(sock: &std::net::UdpSocket, what: &str, want: impl Fn(&Sent) -> bool) -> Sent {
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..20 {
+        let (n, from) = sock
+            .recv_from(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
+        let s = Sent {
+            to: from,
+            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+        };
+        if want(&s) {
+            return s;
+        }
+    }
+    panic!("never got {what}");
+}
