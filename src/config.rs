@@ -15,6 +15,7 @@
 //!   printed by `junction check`.
 
 mod addr;
+mod flood;
 mod lint;
 mod names;
 mod observability;
@@ -58,6 +59,8 @@ pub struct Config {
     pub cdr: Option<CdrSettings>,
     /// The `[log]` section.
     pub log: LogSettings,
+    /// The `[flood]` section.
+    pub flood: crate::sip::flood::FloodSettings,
 }
 
 /// Settings of the routing model as a whole (`[routing]`).
@@ -258,7 +261,7 @@ pub fn parse_compiled(
     let root = toml_doc::Section::root(parsed.as_table());
     root.check_keys(
         &mut doc,
-        &["server", "routing", "trunk", "route", "cdr", "log"],
+        &["server", "routing", "trunk", "route", "cdr", "log", "flood"],
         &[],
     );
     let server = server::read(&mut doc, &root);
@@ -268,6 +271,7 @@ pub fn parse_compiled(
     usages::check(&mut doc, &trunk_infos, &route_usages);
     let cdr = observability::read_cdr(&mut doc, &root, Path::new(file));
     let log = observability::read_log(&mut doc, &root);
+    let flood = flood::read(&mut doc, &root);
     let (Some(server), true) = (server, doc.errors.is_empty()) else {
         // In file order (problems without a line last); the sort is stable.
         doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -281,6 +285,7 @@ pub fn parse_compiled(
         routes,
         cdr,
         log,
+        flood,
     };
     // Whatever parses must compile; this also catches limits only the compiled form has.
     let table = crate::routing::RoutingTable::compile(&config)?;

@@ -128,3 +128,16 @@ pub const LOG_REPEAT_INTERVAL: Duration = Duration::from_secs(10);
 /// to copy; a shard whose 100 trunks all carried calls would otherwise stall ~6 ms at once.
 /// 8 bounds a round's extra latency to ~0.1 ms.
 pub const STATS_COPY_HISTOGRAMS_MAX: usize = 8;
+
+/// Source addresses one shard's flood guard tracks. A spoofed-source flood cannot grow the
+/// table past this (~64 K entries, ~3 MiB); untracked sources are still never routed.
+pub const FLOOD_SOURCES_MAX: usize = 65_536;
+
+/// Consecutive full receive batches (BATCH_DATAGRAMS_MAX each) after which a shard counts as
+/// overloaded and answers new INVITEs 503 + Retry-After, serving everything else: 8 batches
+/// is 256 datagrams already queued behind the one being handled, several milliseconds of
+/// work, more than a healthy shard ever holds.
+pub const OVERLOAD_FULL_BATCHES: u32 = 8;
+
+/// Retry-After (seconds) in the 503 a shard sends while shedding new calls.
+pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;

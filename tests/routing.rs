@@ -442,6 +442,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
         routes,
         cdr: None,
         log: Default::default(),
+        flood: Default::default(),
     }
 }
 

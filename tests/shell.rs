@@ -41,6 +41,7 @@ fn config(listen: &str, cores: usize) -> Config {
         routes: Vec::new(),
         cdr: None,
         log: Default::default(),
+        flood: Default::default(),
     }
 }
 

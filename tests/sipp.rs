@@ -99,8 +99,12 @@ trunks = ["sipp-uas"]
         _dir: dir,
     };
     // Ready when the metrics endpoint says so.
+    let mut j = j;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
+        if let Ok(Some(status)) = j.child.try_wait() {
+            panic!("junction exited before it was ready: {status} (its stderr is above)");
+        }
         if let Some(body) = http_get(metrics, "/ready") {
             if body.starts_with("HTTP/1.1 200") {
                 return j;
@@ -145,7 +149,14 @@ fn per_shard(metrics: &str, name: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The SIPp runs take turns: run side by side on two cores they starve each other (and
+/// junction) of CPU, and free ports picked by one could be taken by the other.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_calls(name: &str, transport: &str, calls: u32, rate: u32) -> String {
+    let _turn = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let sipp = sipp();
     let dir = scenarios();
     let port = free_udp_port();

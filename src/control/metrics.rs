@@ -130,7 +130,7 @@ pub struct ShardView {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 21] = [
+const CORE_METRICS: [(&str, Kind, &str); 23] = [
     (
         "requests_in",
         Kind::Counter,
@@ -217,6 +217,16 @@ const CORE_METRICS: [(&str, Kind, &str); 21] = [
         "Call records dropped before reaching the CDR writer.",
     ),
     (
+        "dropped_flood",
+        Kind::Counter,
+        "Datagrams dropped unscanned because their source exceeded its [flood] rate.",
+    ),
+    (
+        "flood_blocks",
+        Kind::Counter,
+        "Times a source address was blocked by flood protection.",
+    ),
+    (
         "calls_created",
         Kind::Counter,
         "Calls this shard has owned (initial INVITEs that created call state).",
@@ -236,7 +246,7 @@ const CORE_METRICS: [(&str, Kind, &str); 21] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 21] {
+fn core_values(stats: &CoreStats) -> [u64; 23] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -255,6 +265,8 @@ fn core_values(stats: &CoreStats) -> [u64; 21] {
         probes_sent,
         probe_failures,
         records_dropped,
+        dropped_flood,
+        flood_blocks,
         calls_created,
         calls_active,
         transactions_active,
@@ -278,6 +290,8 @@ fn core_values(stats: &CoreStats) -> [u64; 21] {
         *probes_sent,
         *probe_failures,
         *records_dropped,
+        *dropped_flood,
+        *flood_blocks,
         *calls_created,
         *calls_active,
         *transactions_active,
@@ -417,7 +431,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 21]> = shards
+    let core: Vec<[u64; 23]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -722,12 +736,14 @@ mod tests {
             probes_sent: 15,
             probe_failures: 16,
             records_dropped: 17,
-            calls_created: 18,
-            calls_active: 19,
-            transactions_active: 20,
-            timers_active: 21,
+            dropped_flood: 18,
+            flood_blocks: 19,
+            calls_created: 20,
+            calls_active: 21,
+            transactions_active: 22,
+            timers_active: 23,
         };
-        let expected: Vec<u64> = (1..=21).collect();
+        let expected: Vec<u64> = (1..=23).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -322,6 +322,7 @@ impl RoutingTable {
             usage_names,
             unknown_source: config.server.unknown_source,
             failover_after_provisional: config.routing.failover_after_provisional,
+            flood: config.flood,
         })
     }
 }

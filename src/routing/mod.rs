@@ -222,9 +222,15 @@ pub struct RoutingTable {
     usage_names: Vec<String>,
     unknown_source: UnknownSource,
     failover_after_provisional: bool,
+    flood: crate::sip::flood::FloodSettings,
 }
 
 impl RoutingTable {
+    /// Flood protection settings (`[flood]`).
+    pub fn flood(&self) -> crate::sip::flood::FloodSettings {
+        self.flood
+    }
+
     /// Which trunk a source address belongs to (most specific peer entry wins).
     pub fn ingress(&self, src: SocketAddr) -> Option<TrunkId> {
         self.peers.lookup(src)

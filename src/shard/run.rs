@@ -256,6 +256,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         shards,
         fd,
         core,
+        full_batches: 0,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
@@ -308,6 +309,8 @@ struct Shard {
     shards: usize,
     fd: RawFd,
     core: Core,
+    /// Consecutive receive batches that came back full: the socket has a backlog.
+    full_batches: u32,
     recv: RecvBatch,
     send: SendBatch,
     /// Foreign datagrams waiting to be handed off, per owner.
@@ -443,6 +446,15 @@ impl Shard {
     /// Give owned datagrams of the receive batch to the core; gather the others per owner.
     fn dispatch_received(&mut self, now: Instant) {
         let count = self.recv.len();
+        // Overload: batch after batch comes back full, so datagrams wait in the kernel.
+        // The core then sheds new calls first and keeps serving calls already up.
+        self.full_batches = if count >= limits::BATCH_DATAGRAMS_MAX {
+            self.full_batches.saturating_add(1)
+        } else {
+            0
+        };
+        self.core
+            .set_overloaded(self.full_batches >= limits::OVERLOAD_FULL_BATCHES);
         self.snapshot.shell.datagrams_received += count as u64;
         self.snapshot.shell.receive_batches += 1;
         for i in 0..count {

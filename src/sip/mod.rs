@@ -2,6 +2,7 @@
 
 pub mod cdr;
 pub mod dialog;
+pub mod flood;
 pub mod header;
 pub mod method;
 pub mod proxy;

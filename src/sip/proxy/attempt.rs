@@ -456,6 +456,22 @@ impl Core {
         let Some(st) = self.txns.servers.get(st_id) else {
             return;
         };
+        if msg.via_count < 2 {
+            // No Via left once ours is removed: it was meant for us (RFC 3261 16.7 step 3).
+            // Answer the caller from its own request instead (or let the transaction's
+            // safety timer end it).
+            self.stats.dropped_stray += 1;
+            let request = self
+                .txns
+                .servers
+                .get_mut(st_id)
+                .map(|st| std::mem::take(&mut st.request))
+                .unwrap_or_default();
+            if !request.is_empty() {
+                self.answer_from_request(now, st_id, &request, code, reason);
+            }
+            return;
+        }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
         if invite {
             self.note_final(call, code, reason);

@@ -14,6 +14,7 @@ mod record;
 
 use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
+use super::flood::Verdict;
 use super::response::{self, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
@@ -73,6 +74,9 @@ pub struct CoreStats {
     pub probe_failures: u64,
     /// Call records dropped because nobody took them in time.
     pub records_dropped: u64,
+    /// Datagrams dropped by flood protection, and source addresses blocked so far.
+    pub dropped_flood: u64,
+    pub flood_blocks: u64,
     /// Calls this shard has owned (INVITEs that created call state).
     pub calls_created: u64,
     /// Gauges.
@@ -114,6 +118,9 @@ pub struct Core {
     probes_due: bool,
     /// Records of ended calls, drained by the shell toward the CDR writer.
     records: std::collections::VecDeque<Box<CallRecord>>,
+    flood: super::flood::FloodGuard,
+    /// Set by the shell while this shard cannot keep up: new calls are refused first.
+    overloaded: bool,
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -197,6 +204,7 @@ impl Core {
         routing: Arc<RoutingTable>,
         states: Arc<[Arc<TrunkState>]>,
     ) -> Core {
+        let shards = config.shards;
         let hash_seed = RandomState::new();
         let boot = hash_seed.hash_one(config.shard) as u32;
         let mut branch_prefix = MAGIC_COOKIE.to_vec();
@@ -213,6 +221,8 @@ impl Core {
             probes: Vec::new(),
             probes_due: true,
             records: std::collections::VecDeque::new(),
+            flood: super::flood::FloodGuard::new(shards),
+            overloaded: false,
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
@@ -249,6 +259,13 @@ impl Core {
         &self.stats
     }
 
+    /// The shell says whether this shard is saturated (its socket has a backlog). While it
+    /// is, new INVITEs get 503 + Retry-After before any routing work; requests in dialogs,
+    /// responses, CANCEL and ACK are served as usual, so calls already up are never lost.
+    pub fn set_overloaded(&mut self, overloaded: bool) {
+        self.overloaded = overloaded;
+    }
+
     /// Move the records of calls that ended into `out` (the shell sends them to the CDR
     /// writer).
     pub fn drain_records(&mut self, out: &mut Vec<Box<CallRecord>>) {
@@ -266,6 +283,7 @@ impl Core {
     }
 
     fn refresh_gauges(&mut self) {
+        self.stats.flood_blocks = self.flood.blocked_sources;
         self.stats.calls_active = self.calls.len() as u64;
         self.stats.transactions_active = self.txns.len() as u64;
         self.stats.timers_active = self.txns.wheel.len() as u64;
@@ -300,12 +318,18 @@ impl Core {
         }
     }
 
+    /// Send `out[range]` (the bytes just written) to `to`: never to an address that cannot
+    /// be a peer, never larger than limits::MESSAGE_BYTES_MAX (an answer copying a huge
+    /// header of its request would be).
     fn queue(&mut self, to: SocketAddr, range: Range<usize>) {
-        if sendable(to) {
-            self.transmits.push((to, range));
-        } else {
+        if !sendable(to) {
             self.out.truncate(range.start);
             self.stats.dropped_stray += 1;
+        } else if range.len() > limits::MESSAGE_BYTES_MAX {
+            self.out.truncate(range.start);
+            self.stats.dropped_malformed += 1;
+        } else {
+            self.transmits.push((to, range));
         }
     }
 
@@ -315,6 +339,18 @@ impl Core {
         self.start_clock(now);
         if data.len() > limits::DATAGRAM_BYTES_MAX {
             self.stats.dropped_malformed += 1;
+            return;
+        }
+        // Flood protection, before any parsing: a source over its rate is not even scanned.
+        let flood = self.routing.flood();
+        let threshold = if self.routing.ingress(from).is_some() {
+            flood.per_trunk_source
+        } else {
+            flood.per_source
+        };
+        if self.flood.check(now, from.ip(), threshold, flood.block) == Verdict::Block {
+            self.stats.dropped_flood += 1;
+            self.stats.flood_blocks = self.flood.blocked_sources;
             return;
         }
         let mut msg = self.msg.take().unwrap_or_default();
@@ -347,7 +383,27 @@ impl Core {
             self.stats.rejected_unknown_source += 1;
             let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
             if method != Method::Ack && answer {
+                // Never more bytes toward an address that has not proved it can receive
+                // than it sent (no amplification): a 403 larger than the request is dropped.
+                let sent = self.transmits.len();
                 self.reply_stateless(buf, msg, from, 403, b"");
+                if self.transmits.len() > sent
+                    && self
+                        .transmits
+                        .last()
+                        .is_some_and(|(_, r)| r.len() > buf.len())
+                {
+                    if let Some((_, r)) = self.transmits.pop() {
+                        self.out.truncate(r.start);
+                    }
+                }
+            }
+            return;
+        };
+        if msg.via_count >= limits::VIAS_MAX {
+            // One more Via would put it over the limit every hop enforces.
+            if method != Method::Ack {
+                self.reply_stateless(buf, msg, from, 483, b"");
             }
             return;
         };
@@ -509,6 +565,16 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
+        if invite && self.overloaded {
+            self.stats.rejected_overload += 1;
+            let extra = format!(
+                "{}Retry-After: {}\r\n",
+                warning("overload"),
+                limits::OVERLOAD_RETRY_AFTER_SECS
+            );
+            self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+            return;
+        }
         if invite {
             if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
                 self.trunk_stats.trunk(&name).counters.calls_in += 1;
@@ -582,7 +648,7 @@ impl Core {
             self.stats.calls_created += 1;
             st.call = Some(id);
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -634,7 +700,7 @@ impl Core {
                 c.ended_by.get_or_insert(side);
             }
         }
-        let st_id = self.txns.servers.insert(st);
+        let st_id = self.insert_server(now, st);
         self.txns
             .server_index
             .insert(self.key.clone().into_boxed_slice(), st_id);
@@ -654,6 +720,22 @@ impl Core {
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
         self.num_b = swap;
+    }
+
+    /// Insert a new server transaction with a safety timeout: one whose branch never gets
+    /// a final response (a peer that answers nothing usable) is forgotten after the longest
+    /// a real one can live (Timer C plus 64*T1 for INVITE, 64*T1 + T4 otherwise). Sending a
+    /// final response re-arms the timer with the RFC 3261 value.
+    fn insert_server(&mut self, now: Instant, st: ServerTxn) -> Id {
+        let life = if st.invite {
+            timer::TIMER_C + timer::T1_X64
+        } else {
+            timer::T1_X64 + timer::T4
+        };
+        let id = self.txns.servers.insert(st);
+        self.txns
+            .arm(TimerTarget::Server(id), TimerKind::Timeout, now + life);
+        id
     }
 
     fn tag_hash(&self, tag: &[u8]) -> u64 {
@@ -1031,6 +1113,11 @@ impl Core {
         let StartLine::Response { code, .. } = msg.start else {
             return;
         };
+        // Too large to relay: nothing to pass on.
+        if buf.len() > limits::MESSAGE_BYTES_MAX {
+            self.stats.dropped_stray += 1;
+            return;
+        }
         let branch = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
         let Some(tail) = branch.strip_prefix(&self.branch_prefix[..]) else {
             self.stats.dropped_stray += 1;
@@ -1137,6 +1224,11 @@ impl Core {
         let Some(st) = self.txns.servers.get(st_id) else {
             return false;
         };
+        if msg.via_count < 2 {
+            // No Via left once ours is removed: it was meant for us (RFC 3261 16.7 step 3).
+            self.stats.dropped_stray += 1;
+            return false;
+        }
         let to = st.reply_to;
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
@@ -1640,9 +1732,21 @@ impl Core {
                     now + next,
                 );
             }
-            // Timer H, I, J or L: the transaction is over.
+            // Timer H, I, J or L: the transaction is over. Still without a final response:
+            // its safety timeout (see insert_server): release what it holds.
             _ => {
-                self.txns.remove_server(id);
+                if let Some(st) = self.txns.remove_server(id) {
+                    if matches!(st.state, ServerState::Trying | ServerState::Proceeding) {
+                        self.stats.dropped_stray += 1;
+                        if let Some(s) = st.admitted {
+                            s.answered();
+                            s.ended();
+                        }
+                        if st.invite {
+                            self.set_call_state(now, st.call, CallState::Terminated);
+                        }
+                    }
+                }
             }
         }
     }

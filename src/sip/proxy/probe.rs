@@ -32,6 +32,11 @@ impl Core {
     pub(super) fn schedule_probes(&mut self, now: Instant) {
         let shards = usize::from(self.config.shards.max(1));
         let me = usize::from(self.config.shard);
+        // Probes still out refer to the previous table's trunk numbers: forget them.
+        let old = std::mem::take(&mut self.probes);
+        for pending in old.iter().filter_map(|p| p.pending) {
+            self.txns.clients.remove(pending);
+        }
         self.probes = vec![ProbeState::default(); self.routing.trunks.len()];
         let routing = self.routing.clone();
         for (i, t) in routing.trunks.iter().enumerate() {

@@ -1,0 +1,115 @@
+# Shared by the loadtest/*.sh scripts: build, start and stop what a run needs, on loopback.
+# Source it; it sets a trap that stops everything started through `start` and removes $WORK.
+
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+JL=$ROOT/target/release/junction-load
+JUNCTION=$ROOT/target/release/junction
+WORK=$(mktemp -d /tmp/junction-load.XXXXXX)
+STARTED=()
+
+cleanup() {
+  local p
+  for p in "${STARTED[@]:-}"; do
+    [ -n "$p" ] && kill "$p" 2>/dev/null || true
+  done
+  for p in "${STARTED[@]:-}"; do
+    [ -n "$p" ] && wait "$p" 2>/dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+build() {
+  (cd "$ROOT" && cargo build --release -q -p junction -p junction-load)
+}
+
+# start NAME LOGFILE COMMAND...: run in the background, remember the pid in $LAST_PID.
+start() {
+  local name=$1 log=$2; shift 2
+  "$@" >"$log" 2>&1 &
+  LAST_PID=$!
+  STARTED+=("$LAST_PID")
+  echo "started $name (pid $LAST_PID)" >&2
+}
+
+# stop PID: SIGTERM and wait (junction-load prints its report on SIGTERM).
+stop() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# wait_udp_port PORT SECONDS: until something listens on 127.0.0.1:PORT/udp.
+wait_udp_port() {
+  local port=$1 i
+  for i in $(seq 1 $(( $2 * 10 ))); do
+    if ss -Hlun "sport = :$port" 2>/dev/null | grep -q .; then return 0; fi
+    sleep 0.1
+  done
+  echo "nothing listens on udp port $port after $2 s" >&2
+  return 1
+}
+
+# wait_http_ready PORT SECONDS: until GET /ready on 127.0.0.1:PORT answers 200.
+wait_http_ready() {
+  local port=$1 i
+  for i in $(seq 1 $(( $2 * 10 ))); do
+    if { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null; then
+      printf 'GET /ready HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3
+      if head -n 1 <&3 | grep -q ' 200'; then exec 3>&-; return 0; fi
+      exec 3>&-
+    fi
+    sleep 0.1
+  done
+  echo "junction not ready on metrics port $port after $2 s" >&2
+  return 1
+}
+
+# proc_cpu PID: utime+stime of a live process, in seconds.
+proc_cpu() {
+  awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
+# junction_config FILE PORT METRICS_PORT CORES TRUNK-LINES...: a config with the UAC trunk
+# (any port on 127.0.0.1) and the given gateway trunks and routes appended verbatim.
+junction_config() {
+  local file=$1 port=$2 metrics=$3 cores=$4; shift 4
+  {
+    cat <<EOF
+[server]
+cores = $cores
+listen = "udp:127.0.0.1:$port"
+metrics = "127.0.0.1:$metrics"
+
+[[trunk]]
+name = "loadgen"
+peers = ["127.0.0.1"]
+EOF
+    printf '%s\n' "$@"
+  } >"$file"
+}
+
+# tree_cpu PID: utime+stime of a process and all its descendants (Kamailio forks workers),
+# in seconds.
+tree_cpu() {
+  local hz total=0 p
+  hz=$(getconf CLK_TCK)
+  local pids=("$1")
+  local i=0
+  while [ $i -lt ${#pids[@]} ]; do
+    for p in $(pgrep -P "${pids[$i]}" 2>/dev/null || true); do pids+=("$p"); done
+    i=$((i + 1))
+  done
+  for p in "${pids[@]}"; do
+    total=$(( total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) ))
+  done
+  awk -v t="$total" -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}'
+}
+
+need() { # need COMMAND DEBIAN-PACKAGE: install the package when the command is missing
+  command -v "$1" >/dev/null && return 0
+  echo "installing $2 for $1" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  }
+}

@@ -1,0 +1,53 @@
+//! `junction-load`: parse the command line, run, print the summary, write the JSON, and exit
+//! non-zero when the failures pass the threshold given with --max-failures.
+
+use junction_load::cli::{self, Threshold};
+use junction_load::report;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let plan = match cli::parse(&args) {
+        Ok(p) => p,
+        Err(e) if e.is_empty() => {
+            print!("{}", cli::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("junction-load: {e}\n\n{}", cli::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match junction_load::io::run(&plan) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("junction-load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report::summary(&outcome));
+    if let Some(path) = &plan.json {
+        let text = serde_json::to_string_pretty(&report::json(&outcome)).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("junction-load: --json {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
+    let failures = report::failure_total(&outcome);
+    let calls = outcome
+        .uac
+        .as_ref()
+        .map(|u| u.started)
+        .or(outcome.uas.as_ref().map(|u| u.uas_calls))
+        .unwrap_or(0);
+    let over = match plan.max_failures {
+        Some(Threshold::Count(n)) => failures > n,
+        Some(Threshold::Percent(p)) => failures as f64 > p / 100.0 * calls as f64,
+        None => false,
+    };
+    if over {
+        eprintln!("junction-load: {failures} failures exceed --max-failures");
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}

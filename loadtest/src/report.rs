@@ -1,0 +1,280 @@
+//! What the operator sees: a live line per second on stderr, the final summary, the JSON file.
+
+use crate::stats::{Lat, Stats};
+use hdrhistogram::Histogram;
+use serde_json::{json, Map, Value};
+
+/// The merged result of a run.
+pub struct Outcome {
+    pub uac: Option<Stats>,
+    pub uas: Option<Stats>,
+    /// Wall-clock seconds from the start to the end of the run.
+    pub elapsed_s: f64,
+    /// CPU seconds of this process (user, system).
+    pub cpu_s: (f64, f64),
+    pub workers: usize,
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn pct(h: &Histogram<u64>, q: f64) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.value_at_quantile(q)
+    }
+}
+
+/// One line: elapsed, call rate over the last interval, active, ok, failed, retransmissions,
+/// p50/p99 of INVITE->200 so far, and the UAS counters.
+pub fn live_line(elapsed_s: f64, uac: Option<&Stats>, rate: f64, uas: Option<&Stats>) -> String {
+    let mut s = format!("[{elapsed_s:6.1}s]");
+    if let Some(u) = uac {
+        s += &format!(
+            " uac: {rate:7.1} cps, started {}, active {}, ok {}, failed {}, retrans {}",
+            u.started, u.active, u.succeeded, u.failed, u.retransmissions
+        );
+        if let Some(h) = u.hist(Lat::Answer).filter(|h| !h.is_empty()) {
+            s += &format!(
+                ", 200 p50/p99 {:.2}/{:.2} ms",
+                ms(pct(h, 0.5)),
+                ms(pct(h, 0.99))
+            );
+        }
+        let fails = u.failures();
+        if !fails.is_empty() {
+            let list: Vec<String> = fails
+                .iter()
+                .take(3)
+                .map(|(k, n)| format!("{k}: {n}"))
+                .collect();
+            s += &format!(" [{}]", list.join("; "));
+        }
+    }
+    if let Some(u) = uas {
+        s += &format!(
+            " | uas: calls {}, active {}, done {}, retrans {}",
+            u.uas_calls, u.active, u.uas_completed, u.retransmissions
+        );
+    }
+    s
+}
+
+fn hist_text(h: &Histogram<u64>) -> String {
+    format!(
+        "n={:<8} min {:>8.3}  p50 {:>8.3}  p90 {:>8.3}  p99 {:>8.3}  p99.9 {:>8.3}  max {:>8.3} ms",
+        h.len(),
+        ms(h.min()),
+        ms(pct(h, 0.5)),
+        ms(pct(h, 0.9)),
+        ms(pct(h, 0.99)),
+        ms(pct(h, 0.999)),
+        ms(h.max())
+    )
+}
+
+pub fn summary(o: &Outcome) -> String {
+    let mut s = String::new();
+    s += &format!(
+        "junction-load: {:.2} s wall, {:.2} s CPU (user {:.2}, sys {:.2}), {} worker(s)\n",
+        o.elapsed_s,
+        o.cpu_s.0 + o.cpu_s.1,
+        o.cpu_s.0,
+        o.cpu_s.1,
+        o.workers
+    );
+    if let Some(u) = &o.uac {
+        let rate = if o.elapsed_s > 0.0 {
+            u.started as f64 / o.elapsed_s
+        } else {
+            0.0
+        };
+        s += &format!(
+            "UAC: {} calls started ({rate:.1}/s), {} succeeded, {} failed\n",
+            u.started, u.succeeded, u.failed
+        );
+        s += "  latency from the intended send time (coordinated omission corrected):\n";
+        for l in Lat::ALL {
+            if let Some(h) = u.hist(l).filter(|h| !h.is_empty()) {
+                s += &format!("    {:<17} {}\n", l.name(), hist_text(h));
+            }
+        }
+        s += &messages(u);
+    }
+    if let Some(u) = &o.uas {
+        s += &format!(
+            "UAS: {} calls received, {} ended by BYE\n",
+            u.uas_calls, u.uas_completed
+        );
+        let codes: Vec<String> = u
+            .uas_answered
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect();
+        if !codes.is_empty() {
+            s += &format!("  answered: {}\n", codes.join(", "));
+        }
+        s += &messages(u);
+    }
+    let fails = failures(o);
+    if fails.is_empty() {
+        s += "failures: none\n";
+    } else {
+        s += "failures by reason:\n";
+        for (k, n) in fails {
+            s += &format!("  {n:>10}  {k}\n");
+        }
+    }
+    s
+}
+
+fn messages(u: &Stats) -> String {
+    format!(
+        "  messages: sent {}, received {}, retransmissions {}, stray {}, unparsable {}, send errors {}, truncated {}\n",
+        u.sent, u.received, u.retransmissions, u.stray, u.parse_errors, u.send_errors, u.truncated
+    )
+}
+
+/// Failures by reason over both roles.
+pub fn failures(o: &Outcome) -> Vec<(String, u64)> {
+    let mut all: Vec<(String, u64)> = Vec::new();
+    for s in [&o.uac, &o.uas].into_iter().flatten() {
+        for (k, n) in s.failures() {
+            match all.iter_mut().find(|(x, _)| *x == k) {
+                Some(e) => e.1 += n,
+                None => all.push((k, n)),
+            }
+        }
+    }
+    all
+}
+
+pub fn failure_total(o: &Outcome) -> u64 {
+    failures(o).iter().map(|(_, n)| n).sum()
+}
+
+fn hist_json(h: &Histogram<u64>) -> Value {
+    json!({
+        "count": h.len(),
+        "min": h.min(), "mean": h.mean(), "p50": pct(h, 0.5), "p90": pct(h, 0.9),
+        "p99": pct(h, 0.99), "p99_9": pct(h, 0.999), "max": h.max(),
+    })
+}
+
+fn stats_json(u: &Stats) -> Value {
+    let mut lat = Map::new();
+    for l in Lat::ALL {
+        if let Some(h) = u.hist(l).filter(|h| !h.is_empty()) {
+            lat.insert(l.name().to_string(), hist_json(h));
+        }
+    }
+    let answered: Map<String, Value> = u
+        .uas_answered
+        .iter()
+        .enumerate()
+        .filter(|(_, &n)| n > 0)
+        .map(|(c, &n)| (c.to_string(), json!(n)))
+        .collect();
+    let failures: Map<String, Value> = u
+        .failures()
+        .into_iter()
+        .map(|(k, n)| (k, json!(n)))
+        .collect();
+    json!({
+        "calls": {"started": u.started, "succeeded": u.succeeded, "failed": u.failed},
+        "uas": {"calls": u.uas_calls, "completed": u.uas_completed, "answered": answered},
+        "latency_us": lat,
+        "failures": failures,
+        "messages": {"sent": u.sent, "received": u.received, "retransmissions": u.retransmissions,
+            "stray": u.stray, "unparsable": u.parse_errors, "send_errors": u.send_errors,
+            "truncated": u.truncated},
+    })
+}
+
+pub fn json(o: &Outcome) -> Value {
+    let failures: Map<String, Value> = failures(o)
+        .into_iter()
+        .map(|(k, n)| (k, json!(n)))
+        .collect();
+    json!({
+        "elapsed_s": o.elapsed_s,
+        "cpu_s": {"user": o.cpu_s.0, "system": o.cpu_s.1, "total": o.cpu_s.0 + o.cpu_s.1},
+        "workers": o.workers,
+        "uac": o.uac.as_ref().map(stats_json),
+        "uas": o.uas.as_ref().map(stats_json),
+        "failures": failures,
+        "failure_total": failure_total(o),
+    })
+}
+
+/// CPU time of this process (user, system) in seconds.
+pub fn cpu_seconds() -> (f64, f64) {
+    // SAFETY: getrusage fills a zeroed rusage struct.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// The per-second CSV: SIPp's -trace_stat column names where the meaning is the same
+/// ((P) since the previous line, (C) since the start), then our latency columns (ms).
+pub struct Csv {
+    file: std::io::BufWriter<std::fs::File>,
+    prev_started: u64,
+    prev_ok: u64,
+    prev_failed: u64,
+}
+
+impl Csv {
+    pub fn create(path: &std::path::Path) -> Result<Csv, String> {
+        use std::io::Write;
+        let f =
+            std::fs::File::create(path).map_err(|e| format!("--csv {}: {e}", path.display()))?;
+        let mut file = std::io::BufWriter::new(f);
+        let _ = writeln!(
+            file,
+            "ElapsedTime(C);CallRate(P);OutgoingCall(P);OutgoingCall(C);CurrentCall;SuccessfulCall(P);\
+             SuccessfulCall(C);FailedCall(P);FailedCall(C);Retransmissions(C);IncomingCall(C);\
+             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C)"
+        );
+        Ok(Csv {
+            file,
+            prev_started: 0,
+            prev_ok: 0,
+            prev_failed: 0,
+        })
+    }
+
+    pub fn row(&mut self, elapsed_s: f64, rate: f64, uac: Option<&Stats>, uas: Option<&Stats>) {
+        use std::io::Write;
+        let (started, ok, failed, active, retrans) = uac.map_or((0, 0, 0, 0, 0), |u| {
+            (
+                u.started,
+                u.succeeded,
+                u.failed,
+                u.active,
+                u.retransmissions,
+            )
+        });
+        let incoming = uas.map_or(0, |u| u.uas_calls);
+        let p = |l: Lat, q: f64| uac.and_then(|u| u.hist(l)).map_or(0.0, |h| ms(pct(h, q)));
+        let _ = writeln!(
+            self.file,
+            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3}",
+            started - self.prev_started.min(started),
+            ok - self.prev_ok.min(ok),
+            failed - self.prev_failed.min(failed),
+            p(Lat::Answer, 0.5),
+            p(Lat::Answer, 0.99),
+            p(Lat::Bye, 0.99),
+        );
+        let _ = self.file.flush();
+        (self.prev_started, self.prev_ok, self.prev_failed) = (started, ok, failed);
+    }
+}

@@ -1,0 +1,120 @@
+//! Flood protection through the core: a source over its `[flood]` rate is dropped unscanned
+//! and stays blocked; a trunk peer is exempt by default and keeps routing calls.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn flood_config() -> String {
+    format!("{CONFIG}\n[flood]\nrequests_per_sec = 10\nblock_secs = 30\n")
+}
+
+fn options(n: u32) -> String {
+    msg(
+        &[
+            "OPTIONS sip:100@127.0.0.1:5060 SIP/2.0",
+            &format!("Via: SIP/2.0/UDP 127.0.0.9:5060;branch=z9hG4bK-scan-{n}"),
+            "Max-Forwards: 70",
+            "From: <sip:scanner@127.0.0.9>;tag=s",
+            "To: <sip:100@127.0.0.1>",
+            &format!("Call-ID: scan-{n}@127.0.0.9"),
+            "CSeq: 1 OPTIONS",
+        ],
+        "",
+    )
+}
+
+#[test]
+fn a_flooding_source_is_blocked_and_trunks_keep_working() {
+    let mut net = Net::with_config(&flood_config());
+    let mut answered = 0;
+    for n in 0..200 {
+        answered += net.send(STRANGER, &options(n)).len();
+    }
+    assert_eq!(answered, 10, "only the first second's worth gets its 403");
+    assert_eq!(net.core.stats().dropped_flood, 190);
+    assert_eq!(net.core.stats().flood_blocks, 1);
+    // Meanwhile the PBX trunk (exempt by default) routes a call.
+    let out = net.send(PBX, &invite("call@pbx", "z9hG4bK-pbx-1", "2125551234"));
+    one(&out, "forwarded INVITE", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
+    // Still blocked 20 s later even at one request per second; released after the block.
+    net.advance(Duration::from_secs(20));
+    assert!(net.send(STRANGER, &options(500)).is_empty());
+    net.advance(Duration::from_secs(31));
+    assert_eq!(net.send(STRANGER, &options(501)).len(), 1);
+}
+
+#[test]
+fn trunks_can_have_their_own_threshold() {
+    let cfg = flood_config().replace(
+        "block_secs = 30",
+        "block_secs = 30\ntrunk_requests_per_sec = 5",
+    );
+    let mut net = Net::with_config(&cfg);
+    let mut forwarded = 0;
+    for n in 0..20 {
+        let inv = invite(&format!("c{n}@pbx"), &format!("z9hG4bK-p{n}"), "2125551234");
+        forwarded += net
+            .send(PBX, &inv)
+            .iter()
+            .filter(|s| s.method() == "INVITE")
+            .count();
+    }
+    assert_eq!(forwarded, 5);
+}
+
+#[test]
+fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
+    let mut net = Net::new();
+    // A call set up before the overload.
+    let out = net.send(PBX, &invite("up@pbx", "z9hG4bK-up", "2125551234"));
+    let fwd = one(&out, "INVITE", |s| s.method() == "INVITE").clone();
+    net.send(
+        GW,
+        &response_to(&fwd, 200, "OK", Some("g"), "<sip:gw@127.0.0.3:5060>"),
+    );
+
+    net.core.set_overloaded(true);
+    let out = net.send(PBX, &invite("new@pbx", "z9hG4bK-new", "2125551234"));
+    let r = one(&out, "503", |s| s.is_status(503));
+    assert!(r.header("Warning").contains("overload"));
+    assert_eq!(r.header("Retry-After"), "5");
+    assert!(
+        out.iter().all(|s| s.method() != "INVITE"),
+        "no new call reaches a trunk"
+    );
+
+    // The established call still hangs up through the overloaded shard.
+    let bye = msg(
+        &[
+            "BYE sip:gw@127.0.0.3:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>;tag=g",
+            "Call-ID: up@pbx",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    let out = net.send(PBX, &bye);
+    let b = one(&out, "BYE forwarded", |s| {
+        s.method() == "BYE" && s.to == addr(GW)
+    })
+    .clone();
+    let out = net.send(GW, &response_to(&b, 200, "OK", None, ""));
+    one(&out, "200 relayed", |s| {
+        s.is_status(200) && s.to == addr(PBX)
+    });
+
+    // Load gone: new calls are routed again.
+    net.core.set_overloaded(false);
+    let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
+    one(&out, "INVITE", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
+}
