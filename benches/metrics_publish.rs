@@ -7,13 +7,16 @@
 //!   shard whose every trunk carried calls in the last 100 ms), plus 6 residence kinds;
 //! - `changed_one_round`: what one loop round copies of that (`STATS_COPY_HISTOGRAMS_MAX`);
 //! - `full_clone`: what copying everything each time would cost (`TrunkStatsMap::clone`);
-//! - `merge_2_shards`: the scrape side, adding two shards' copies.
+//! - `merge_2_shards`: the scrape side, adding two shards' copies;
+//! - `scrape_metrics`, `scrape_latency_json`: a whole scrape of a 2-shard hub (merge and
+//!   render), on the metrics thread.
 //!
 //! `cargo bench --bench metrics_publish`.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use junction::control::residence::Residence;
 use junction::control::stats::ShardStats;
+use junction::control::MetricsHub;
 use junction::limits;
 use junction::sip::trunk_stats::{record_ms, record_us, TrunkStatsMap};
 use std::time::Duration;
@@ -93,6 +96,16 @@ fn bench(c: &mut Criterion) {
                 merged.add(&slot);
                 black_box(merged)
             })
+        });
+        let hub = MetricsHub::new(&[0, 1], 4096);
+        for shard in 0..2 {
+            if let Some(slot) = hub.slot(shard) {
+                slot.publish_stats(&map, &res);
+            }
+        }
+        group.bench_function("scrape_metrics", |b| b.iter(|| black_box(hub.render())));
+        group.bench_function("scrape_latency_json", |b| {
+            b.iter(|| black_box(hub.latency_json(false)))
         });
         group.finish();
     }

@@ -76,7 +76,7 @@ impl Exposition {
         h: &Histogram<u64>,
         scale: Scale,
     ) {
-        let counts = bucket_counts(h, scale);
+        let (counts, sum_units) = bucket_counts(h, scale);
         let mut cumulative = 0u64;
         for (bound, count) in scale.bounds_secs.iter().zip(&counts) {
             cumulative += count;
@@ -88,21 +88,18 @@ impl Exposition {
         self.series(name, "_bucket", labels, Some("+Inf"));
         let _ = writeln!(self.out, " {total}");
         self.series(name, "_sum", labels, None);
-        let sum = if total == 0 {
-            0.0
-        } else {
-            // To the ns: drops float noise (0.5135629999999998) the histogram cannot carry.
-            (h.mean() * total as f64 * scale.unit_secs * 1e9).round() / 1e9
-        };
+        // To the ns: drops float noise (0.5135629999999998) the histogram cannot carry.
+        let sum = (sum_units * scale.unit_secs * 1e9).round() / 1e9;
         let _ = writeln!(self.out, " {sum}");
         self.series(name, "_count", labels, None);
         let _ = writeln!(self.out, " {total}");
     }
 }
 
-/// Values per bucket (not cumulative), one entry per bound; values above the last bound
-/// are in no entry (only in `+Inf`).
-fn bucket_counts(h: &Histogram<u64>, scale: Scale) -> Vec<u64> {
+/// Values per bucket (not cumulative), one entry per bound (values above the last bound
+/// are in no entry, only in `+Inf`), and the sum of the values (each bin counted at its
+/// middle, as `Histogram::mean` does), in one pass over the histogram.
+fn bucket_counts(h: &Histogram<u64>, scale: Scale) -> (Vec<u64>, f64) {
     // Compare in the histogram's integer unit: 0.01 s is exactly 10,000 µs.
     let bounds: Vec<u64> = scale
         .bounds_secs
@@ -110,14 +107,18 @@ fn bucket_counts(h: &Histogram<u64>, scale: Scale) -> Vec<u64> {
         .map(|b| (b / scale.unit_secs).round() as u64)
         .collect();
     let mut counts = vec![0u64; bounds.len()];
+    let mut sum = 0.0;
     for bin in h.iter_recorded() {
-        let low = h.lowest_equivalent(bin.value_iterated_to());
+        let value = bin.value_iterated_to();
+        let n = bin.count_at_value();
+        sum += h.median_equivalent(value) as f64 * n as f64;
+        let low = h.lowest_equivalent(value);
         let i = bounds.partition_point(|b| *b < low);
         if let Some(c) = counts.get_mut(i) {
-            *c += bin.count_at_value();
+            *c += n;
         }
     }
-    counts
+    (counts, sum)
 }
 
 /// `# HELP` text: backslash and newline are escaped.

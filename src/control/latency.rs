@@ -25,13 +25,20 @@ pub fn summary(h: &Histogram<u64>, scale: f64) -> Value {
     if h.is_empty() {
         return json!({"count": 0, "p50": null, "p90": null, "p99": null, "p99_9": null, "max": null});
     }
-    let at = |q: f64| round6(h.value_at_quantile(q) as f64 * scale);
+    // One pass over the counts for all four.
+    let mut at = [0.0f64; 4];
+    for (slot, v) in at
+        .iter_mut()
+        .zip(h.value_at_quantiles([0.5, 0.9, 0.99, 0.999]))
+    {
+        *slot = round6(v as f64 * scale);
+    }
     json!({
         "count": h.len(),
-        "p50": at(0.5),
-        "p90": at(0.9),
-        "p99": at(0.99),
-        "p99_9": at(0.999),
+        "p50": at[0],
+        "p90": at[1],
+        "p99": at[2],
+        "p99_9": at[3],
         "max": round6(h.max() as f64 * scale),
     })
 }

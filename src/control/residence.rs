@@ -146,10 +146,13 @@ impl Residence {
             self.by_kind.resize_with(other.by_kind.len(), || None);
         }
         for (dst, src) in self.by_kind.iter_mut().zip(&other.by_kind) {
-            if let Some(src) = src {
-                let dst = dst.get_or_insert_with(|| Box::new(histogram()));
-                // Same bounds on both sides: cannot fail.
-                let _ = dst.add(&**src);
+            match (dst, src) {
+                (Some(dst), Some(src)) => {
+                    // Same bounds on both sides: cannot fail.
+                    let _ = dst.add(&**src);
+                }
+                (dst @ None, Some(src)) => *dst = Some(src.clone()),
+                (_, None) => {}
             }
         }
     }

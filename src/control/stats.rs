@@ -83,7 +83,11 @@ impl ShardStats {
     pub fn add(&mut self, other: &ShardStats) {
         self.residence.add(&other.residence);
         for (name, src) in &other.trunks.by_trunk {
-            let dst = self.trunks.trunk(name);
+            let Some(dst) = self.trunks.by_trunk.get_mut(name) else {
+                // The first shard with this trunk: a copy (cheaper than zeroing, then adding).
+                self.trunks.by_trunk.insert(name.clone(), src.clone());
+                continue;
+            };
             add_counters(dst, src);
             for (d, s) in latency_pairs(&mut dst.latency, &src.latency) {
                 // Same bounds on both sides (one constructor): cannot fail.
