@@ -69,3 +69,77 @@ mod tests {
         assert_eq!(q.len(), 1);
     }
 }
+
+/// A call slot whose timers this queue drives: its generation and one current deadline per
+/// timer kind (`Micros::MAX`: not armed).
+pub trait Timed {
+    fn gen(&self) -> u32;
+    fn deadlines(&mut self) -> &mut [Micros];
+}
+
+/// Per-slot timer bookkeeping shared by the UAC and the UAS.
+pub mod slots {
+    use super::{Timed, TimerQueue};
+    use crate::time::Micros;
+
+    const NEVER: Micros = Micros::MAX;
+
+    /// Arm timer `kind` of `slot` at `at` (current deadline plus a queue entry).
+    pub fn arm<T: Timed>(
+        calls: &mut [T],
+        timers: &mut TimerQueue,
+        slot: u32,
+        kind: u8,
+        at: Micros,
+    ) {
+        if let Some(c) = calls.get_mut(slot as usize) {
+            if let Some(d) = c.deadlines().get_mut(kind as usize) {
+                *d = at;
+            }
+            timers.push(at, slot, c.gen(), kind);
+        }
+    }
+
+    /// Set a deadline without a queue entry yet: the transaction timeout (Timer B/F/H) is
+    /// only queued when the retransmission timer reaches it, so a transaction answered in
+    /// time leaves no 32 s entry behind.
+    pub fn set_deadline<T: Timed>(calls: &mut [T], slot: u32, kind: u8, at: Micros) {
+        if let Some(d) = calls
+            .get_mut(slot as usize)
+            .and_then(|c| c.deadlines().get_mut(kind as usize))
+        {
+            *d = at;
+        }
+    }
+
+    /// The next retransmission (`retrans`) at `at`, or the transaction timeout (`timeout`,
+    /// whose deadline was set) if that comes first.
+    pub fn rearm_retrans<T: Timed>(
+        calls: &mut [T],
+        timers: &mut TimerQueue,
+        slot: u32,
+        (retrans, timeout): (u8, u8),
+        at: Micros,
+    ) {
+        let due = calls
+            .get_mut(slot as usize)
+            .and_then(|c| c.deadlines().get(timeout as usize).copied())
+            .unwrap_or(NEVER);
+        if due != NEVER && at >= due {
+            arm(calls, timers, slot, timeout, due);
+        } else {
+            arm(calls, timers, slot, retrans, at);
+        }
+    }
+
+    /// Cancel timers `kinds` of `slot` (their queue entries become stale).
+    pub fn disarm<T: Timed>(calls: &mut [T], slot: u32, kinds: &[u8]) {
+        if let Some(c) = calls.get_mut(slot as usize) {
+            for &k in kinds {
+                if let Some(d) = c.deadlines().get_mut(k as usize) {
+                    *d = NEVER;
+                }
+            }
+        }
+    }
+}

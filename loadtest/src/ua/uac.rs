@@ -15,7 +15,7 @@ use crate::sip::write::{parse_hex, Put};
 use crate::sip::Method;
 use crate::stats::{CodeOf, Fail, Lat, Stats};
 use crate::time::Micros;
-use crate::timer::TimerQueue;
+use crate::timer::{slots, Timed, TimerQueue};
 use crate::ua::config::{UacConfig, UacScenario};
 use crate::ua::out::Out;
 use crate::ua::text::sdp;
@@ -148,6 +148,15 @@ struct UacCall {
     dialog: Dialog,
 }
 
+impl Timed for UacCall {
+    fn gen(&self) -> u32 {
+        self.gen
+    }
+    fn deadlines(&mut self) -> &mut [Micros] {
+        &mut self.deadline
+    }
+}
+
 impl UacCall {
     fn new() -> UacCall {
         UacCall {
@@ -244,49 +253,25 @@ impl Uac {
     }
 
     fn arm(&mut self, slot: u32, kind: u8, at: Micros) {
-        if let Some(c) = self.calls.get_mut(slot as usize) {
-            if let Some(d) = c.deadline.get_mut(kind as usize) {
-                *d = at;
-            }
-            self.timers.push(at, slot, c.gen, kind);
-        }
+        slots::arm(&mut self.calls, &mut self.timers, slot, kind, at);
     }
 
-    /// Set a deadline without a heap entry yet: the transaction timeout (Timer B/F/H) is
-    /// only queued when the retransmission timer reaches it, so a transaction answered in time
-    /// leaves no 32 s entry behind.
     fn set_deadline(&mut self, slot: u32, kind: u8, at: Micros) {
-        if let Some(d) = self
-            .calls
-            .get_mut(slot as usize)
-            .and_then(|c| c.deadline.get_mut(kind as usize))
-        {
-            *d = at;
-        }
+        slots::set_deadline(&mut self.calls, slot, kind, at);
     }
 
-    /// The next retransmission at `at`, or the transaction timeout if that comes first.
     fn rearm_retrans(&mut self, slot: u32, at: Micros) {
-        let timeout = self
-            .calls
-            .get(slot as usize)
-            .and_then(|c| c.deadline.get(TIMEOUT as usize).copied())
-            .unwrap_or(NEVER);
-        if timeout != NEVER && at >= timeout {
-            self.arm(slot, TIMEOUT, timeout);
-        } else {
-            self.arm(slot, RETRANS, at);
-        }
+        slots::rearm_retrans(
+            &mut self.calls,
+            &mut self.timers,
+            slot,
+            (RETRANS, TIMEOUT),
+            at,
+        );
     }
 
     fn disarm(&mut self, slot: u32, kinds: &[u8]) {
-        if let Some(c) = self.calls.get_mut(slot as usize) {
-            for &k in kinds {
-                if let Some(d) = c.deadline.get_mut(k as usize) {
-                    *d = NEVER;
-                }
-            }
-        }
+        slots::disarm(&mut self.calls, slot, kinds);
     }
 
     fn release(&mut self, slot: u32) {
