@@ -7,7 +7,7 @@ use crate::routing::{Attempts, Decision, Number, TrunkId};
 use crate::sip::dialog::CallState;
 use crate::sip::header::HeaderName;
 use crate::sip::rewrite::{self, ResponseEdits};
-use crate::sip::scan::{self, Message, StartLine};
+use crate::sip::scan::{Message, StartLine};
 use crate::sip::transaction::{Id, Plan, ServerState};
 use crate::sip::uri::{self, Scheme};
 use crate::sip::Span;
@@ -369,11 +369,9 @@ impl Core {
                 return;
             };
             let request = std::mem::take(&mut st.request);
-            let mut aux = self.aux.take().unwrap_or_default();
-            if scan::scan(&request, &mut aux).is_ok() {
-                self.next_attempt(now, st_id, &request, &aux);
-            }
-            self.aux = Some(aux);
+            self.with_scanned(&request, |core, req| {
+                core.next_attempt(now, st_id, &request, req);
+            });
             if let Some(st) = self.txns.servers.get_mut(st_id) {
                 st.request = request;
             }
@@ -393,11 +391,9 @@ impl Core {
         let request = std::mem::take(&mut st.request);
         match best {
             Some((code, bytes)) if !bytes.is_empty() => {
-                let mut resp = self.resp.take().unwrap_or_default();
-                if scan::scan(&bytes, &mut resp).is_ok() {
-                    self.relay_final(now, st_id, &bytes, &resp, code, "all-attempts-failed");
-                }
-                self.resp = Some(resp);
+                self.with_scanned(&bytes, |core, resp| {
+                    core.relay_final(now, st_id, &bytes, resp, code, "all-attempts-failed");
+                });
             }
             Some((code, _)) => {
                 self.answer_from_request(now, st_id, &request, code, "all-attempts-failed")
@@ -424,19 +420,9 @@ impl Core {
         if reason == "admission-refused" {
             extra.push_str("Retry-After: 5\r\n");
         }
-        let mut aux = self.aux.take().unwrap_or_default();
-        if scan::scan(request, &mut aux).is_ok() {
-            self.answer_upstream(
-                now,
-                st_id,
-                request,
-                &aux,
-                usize::MAX,
-                code,
-                extra.as_bytes(),
-            );
-        }
-        self.aux = Some(aux);
+        self.with_scanned(request, |core, req| {
+            core.answer_upstream(now, st_id, request, req, usize::MAX, code, extra.as_bytes());
+        });
     }
 
     /// Relay final response `msg` upstream as `code` (translated), with a Warning when

@@ -124,7 +124,6 @@ pub struct Core {
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
-    resp: Option<Box<Message>>,
     stats: CoreStats,
     out: Vec<u8>,
     transmits: Vec<(SocketAddr, Range<usize>)>,
@@ -226,7 +225,6 @@ impl Core {
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
-            resp: Some(Box::default()),
             stats: CoreStats::default(),
             out: Vec::new(),
             transmits: Vec::new(),
@@ -985,43 +983,54 @@ impl Core {
         }
     }
 
+    /// Scan `bytes` (a copy we keep: a request we forwarded or received, a stored response)
+    /// into the spare `Message` and run `f` with it; `None` if it does not scan. Re-entrant:
+    /// a nested call finds no spare and uses a fresh one.
+    fn with_scanned<R>(
+        &mut self,
+        bytes: &[u8],
+        f: impl FnOnce(&mut Core, &Message) -> R,
+    ) -> Option<R> {
+        let mut aux = self.aux.take().unwrap_or_default();
+        let result = scan::scan(bytes, &mut aux).is_ok().then(|| f(self, &aux));
+        self.aux = Some(aux);
+        result
+    }
+
     /// Send CANCEL for the INVITE client transaction `ct_id` (RFC 3261 9.1).
     fn send_cancel(&mut self, now: Instant, ct_id: Id) {
         let Some(ct) = self.txns.clients.get(ct_id) else {
             return;
         };
         let dest = ct.dest;
-        let mut aux = self.aux.take().unwrap_or_default();
-        let request = std::mem::take(&mut self.tmp);
-        let mut request = request;
+        let mut request = std::mem::take(&mut self.tmp);
         request.clear();
         request.extend_from_slice(&ct.request);
-        if scan::scan(&request, &mut aux).is_ok() {
-            let r = response::derived_request(&request, &aux, Derived::Cancel, b"", &mut self.out);
-            let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
+        self.with_scanned(&request, |core, req| {
+            let r = response::derived_request(&request, req, Derived::Cancel, b"", &mut core.out);
+            let bytes = core.out.get(r.clone()).unwrap_or(&[]).to_vec();
             let mut cancel = ClientTxn::new(false, dest, None, None);
             cancel.cancel = true;
             cancel.request = bytes;
-            let cancel_id = self.txns.clients.insert(cancel);
-            self.queue(dest, r);
-            self.stats.requests_forwarded += 1;
+            let cancel_id = core.txns.clients.insert(cancel);
+            core.queue(dest, r);
+            core.stats.requests_forwarded += 1;
             let t = TimerTarget::Client(cancel_id);
-            self.txns.arm(t, TimerKind::Retransmit, now + timer::T1);
-            self.txns.arm(t, TimerKind::Timeout, now + timer::T1_X64);
-            if let Some(ct) = self.txns.clients.get_mut(ct_id) {
+            core.txns.arm(t, TimerKind::Retransmit, now + timer::T1);
+            core.txns.arm(t, TimerKind::Timeout, now + timer::T1_X64);
+            if let Some(ct) = core.txns.clients.get_mut(ct_id) {
                 ct.cancel_txn = Some(cancel_id);
                 ct.cancel_sent = true;
                 ct.cancel_pending = false;
             }
             // Give the callee 64*T1 to answer 487 (RFC 3261 9.1), then give up.
-            self.txns.arm(
+            core.txns.arm(
                 TimerTarget::Client(ct_id),
                 TimerKind::ProxyC,
                 now + timer::T1_X64,
             );
-        }
+        });
         self.tmp = request;
-        self.aux = Some(aux);
     }
 
     /// Forward without transaction state (RFC 3261 16.11 rules, used for ACK of 2xx and
@@ -1406,20 +1415,18 @@ impl Core {
             .headers
             .get(msg.to.header)
             .map_or(&[][..], |h| h.line.get(buf));
-        let mut aux = self.aux.take().unwrap_or_default();
         let mut request = std::mem::take(&mut self.tmp);
         request.clear();
         request.extend_from_slice(&ct.request);
-        if scan::scan(&request, &mut aux).is_ok() {
-            let r = response::derived_request(&request, &aux, Derived::Ack, to_line, &mut self.out);
-            let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
-            if let Some(ct) = self.txns.clients.get_mut(id) {
+        self.with_scanned(&request, |core, req| {
+            let r = response::derived_request(&request, req, Derived::Ack, to_line, &mut core.out);
+            let bytes = core.out.get(r.clone()).unwrap_or(&[]).to_vec();
+            if let Some(ct) = core.txns.clients.get_mut(id) {
                 ct.ack = bytes;
             }
-            self.queue(dest, r);
-        }
+            core.queue(dest, r);
+        });
         self.tmp = request;
-        self.aux = Some(aux);
     }
 
     /// A final non-2xx response for server transaction `st_id`: relay it and retransmit it
@@ -1545,11 +1552,9 @@ impl Core {
         let Some(st_id) = st_id else {
             return;
         };
-        let mut aux = self.aux.take().unwrap_or_default();
-        if scan::scan(&request, &mut aux).is_ok() {
-            self.answer_upstream(now, st_id, &request, &aux, aux.top_via_header, code, b"");
-        }
-        self.aux = Some(aux);
+        self.with_scanned(&request, |core, req| {
+            core.answer_upstream(now, st_id, &request, req, req.top_via_header, code, b"");
+        });
     }
 
     fn on_non_invite_response(
