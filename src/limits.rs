@@ -139,8 +139,10 @@ pub const FLOOD_SOURCES_MAX: usize = 65_536;
 /// work, more than a healthy shard ever holds.
 pub const OVERLOAD_FULL_BATCHES: u32 = 8;
 
-/// Retry-After (seconds) in the 503 a shard sends while shedding new calls.
-pub const OVERLOAD_RETRY_AFTER_SECS: u32 = 5;
+/// Retry-After (seconds) in every 503 junction generates for a temporary condition (a shard
+/// shedding new calls, trunks at their admission limits, a full table): long enough for a
+/// burst to pass, short enough that a trunk retries within a caller's patience.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// How long startup waits for the SIP port to be released before refusing to start: a
 /// predecessor killed with SIGKILL keeps its sockets until the kernel has torn down its

@@ -57,6 +57,11 @@ pub(super) fn better(new: u16, old: u16) -> bool {
     }
 }
 
+/// The `Retry-After` header line of junction's 503s for temporary conditions.
+pub(super) fn retry_after() -> String {
+    format!("Retry-After: {}\r\n", crate::limits::RETRY_AFTER_SECS)
+}
+
 /// A `Warning` header line carrying junction's machine-readable reason (empty for none).
 pub(super) fn warning(reason: &str) -> String {
     if reason.is_empty() {
@@ -418,7 +423,7 @@ impl Core {
         self.note_final(call, code, reason);
         let mut extra = warning(reason);
         if reason == "admission-refused" {
-            extra.push_str("Retry-After: 5\r\n");
+            extra.push_str(&retry_after());
         }
         self.with_scanned(request, |core, req| {
             core.answer_upstream(now, st_id, request, req, usize::MAX, code, extra.as_bytes());

@@ -30,7 +30,7 @@ use super::{Method, Span};
 use crate::limits;
 use crate::routing::{RoutingTable, TrunkId};
 use crate::trunks::{Registry, TrunkState};
-use attempt::{user_span, warning};
+use attempt::{retry_after, user_span, warning};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::Write;
@@ -528,7 +528,7 @@ impl Core {
         }
         if self.txns.len() + 2 > limits::TRANSACTIONS_PER_SHARD_MAX {
             self.stats.rejected_overload += 1;
-            self.reply_stateless(buf, msg, from, 503, b"Retry-After: 5\r\n");
+            self.reply_stateless(buf, msg, from, 503, retry_after().as_bytes());
             return;
         }
         // RFC 3261 16.4: a top Route that is ours is removed.
@@ -565,11 +565,7 @@ impl Core {
 
         if invite && self.overloaded {
             self.stats.rejected_overload += 1;
-            let extra = format!(
-                "{}Retry-After: {}\r\n",
-                warning("overload"),
-                limits::OVERLOAD_RETRY_AFTER_SECS
-            );
+            let extra = format!("{}{}", warning("overload"), retry_after());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             return;
         }
@@ -583,7 +579,7 @@ impl Core {
             Err(code) => {
                 let mut extra = warning(code.1);
                 if code.1 == "admission-refused" {
-                    extra.push_str("Retry-After: 5\r\n");
+                    extra.push_str(&retry_after());
                 }
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
                 if invite {
@@ -613,7 +609,7 @@ impl Core {
             if self.calls.len() >= limits::CALLS_PER_SHARD_MAX {
                 self.stats.rejected_overload += 1;
                 st.state = ServerState::Trying;
-                self.reply_stateless(buf, msg, from, 503, b"Retry-After: 5\r\n");
+                self.reply_stateless(buf, msg, from, 503, retry_after().as_bytes());
                 return;
             }
             let expiry = now + limits::CALL_IDLE_MAX;
