@@ -967,9 +967,24 @@ fn response_to_a_stateless_branch_is_not_relayed_to_an_arbitrary_via() {
     let Some((_, fwd_ack)) = sent.iter().find(|(to, _)| *to == addr(GW)) else {
         panic!("ACK not forwarded: {sent:?}");
     };
-    let reflected = String::from_utf8_lossy(&response_to(fwd_ack, 200, false)).replace(
-        "127.0.0.2:5060;branch=z9hG4bKack2xx;rport",
-        "127.0.0.77:5060;branch=z9hG4bKx",
+    // The PBX's Via in the forwarded ACK (second, below ours) now carries rport=/received=;
+    // point the whole value at an address nobody proved.
+    let genuine = String::from_utf8_lossy(&response_to(fwd_ack, 200, false)).into_owned();
+    let pbx_via = genuine
+        .lines()
+        .filter(|l| l.starts_with("Via:"))
+        .nth(1)
+        .expect("the forwarded ACK has the PBX's Via second")
+        .to_owned();
+    assert!(pbx_via.contains("z9hG4bKack2xx"), "{pbx_via}");
+    let reflected = genuine.replacen(
+        &pbx_via,
+        "Via: SIP/2.0/UDP 127.0.0.77:5060;branch=z9hG4bKx",
+        1,
+    );
+    assert_ne!(
+        reflected, genuine,
+        "the reflected response names 127.0.0.77"
     );
     let mut now2 = now;
     ch.run_input(
@@ -982,6 +997,7 @@ fn response_to_a_stateless_branch_is_not_relayed_to_an_arbitrary_via() {
         false,
         &mut now2,
     );
+    // run_input fails the case if anything went to 127.0.0.77 (neither source nor trunk).
     finish(&ch, "stateless reflection");
 }
 

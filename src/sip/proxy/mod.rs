@@ -363,7 +363,7 @@ impl Core {
                 }
             }
             Ok(()) if msg.is_request() => self.on_request(now, from, data, &msg),
-            Ok(()) => self.on_response(now, data, &msg),
+            Ok(()) => self.on_response(now, from, data, &msg),
         }
         self.msg = Some(msg);
         self.refresh_gauges();
@@ -1113,7 +1113,7 @@ impl Core {
 
     // ------------------------------------------------------------ responses
 
-    fn on_response(&mut self, now: Instant, buf: &[u8], msg: &Message) {
+    fn on_response(&mut self, now: Instant, from: SocketAddr, buf: &[u8], msg: &Message) {
         self.stats.responses_in += 1;
         let StartLine::Response { code, .. } = msg.start else {
             return;
@@ -1138,6 +1138,14 @@ impl Core {
                 self.stats.dropped_stray += 1;
                 return;
             };
+            // We forward statelessly only requests that came from trunk peers, so a genuine
+            // answer goes back to a trunk (or comes from one, when a dialog's Contact is
+            // elsewhere). An unknown source aiming it at a non-trunk is a reflection
+            // attempt: a forged Via turning our relay on a third party.
+            if self.routing.ingress(from).is_none() && self.routing.ingress(to).is_none() {
+                self.stats.dropped_stray += 1;
+                return;
+            }
             let edits = ResponseEdits::default();
             let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
             self.stats.responses_forwarded += 1;
