@@ -92,7 +92,7 @@ fn the_reference_configuration_parses() {
     assert_eq!(line_of(c.trunks[1].line), "[[trunk]]");
     assert_eq!(line_of(c.routes[3].line), "[[route]]");
     // The model's keys.
-    assert_eq!(c.server.unknown_source, UnknownSource::Reject);
+    assert_eq!(c.server.unknown_source, UnknownSource::Drop);
     assert!(!c.routing.failover_after_provisional);
     let usages = |t: &TrunkConfig| t.usages.clone().unwrap_or_default();
     assert_eq!(usages(&c.trunks[0]), ["local", "national", "international"]);
@@ -135,7 +135,7 @@ fn defaults_apply() {
     assert!(c.trunks[0].peers.is_empty());
     assert_eq!(c.trunks[0].send_to, Some(addr("127.0.0.2:5060")));
     assert_eq!(c.routes[0].priority, 100);
-    assert_eq!(c.server.unknown_source, UnknownSource::Reject);
+    assert_eq!(c.server.unknown_source, UnknownSource::Drop);
     assert!(!c.routing.failover_after_provisional);
     let t = &c.trunks[0];
     assert_eq!(t.usages, None);

@@ -458,7 +458,15 @@ fn validation_rejects_before_routing() {
 
 #[test]
 fn unknown_sources_are_never_routed() {
+    // By default: no answer at all.
     let mut net = Net::new();
+    let out = net.send(STRANGER, &invite("s-1@x", "z9hG4bK-s1", "2125551234"));
+    assert!(out.is_empty(), "{out:#?}");
+    assert_eq!(net.core.stats().rejected_unknown_source, 1);
+    // With unknown_source = "reject": a 403 to the stranger, still nothing routed.
+    let reject = CONFIG.replacen("[server]\n", "[server]\nunknown_source = \"reject\"\n", 1);
+    assert_ne!(reject, CONFIG);
+    let mut net = Net::with_config(&reject);
     let out = net.send(STRANGER, &invite("s-1@x", "z9hG4bK-s1", "2125551234"));
     assert_eq!(out.len(), 1, "{out:#?}");
     assert!(out[0].is_status(403));

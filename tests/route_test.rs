@@ -193,7 +193,7 @@ fn final_answers_say_why() {
     };
     assert_eq!(
         answer(&["--from", "192.0.2.99", "--called", "911"]),
-        "result: 403 Forbidden (unknown source; server.unknown_source = \"reject\")"
+        "result: no answer: dropped (unknown source; server.unknown_source = \"drop\")"
     );
     assert!(
         answer(&["--from", "pbx-nyc", "--called", "12345"]).starts_with("result: 404 Not Found")
@@ -256,7 +256,7 @@ fn a_file_of_calls_gives_one_line_each() {
             "pbx-nyc,912125550199,2001 => pbx-nyc +12125550199 +12125552001 => gw-a(2125550199,2125552001) gw-b(12125550199,12125552001)",
             "pbx-nyc,912125550199,2001 => pbx-nyc +12125550199 +12125552001 => gw-b(12125550199,12125552001) gw-a(2125550199,2125552001)",
             "198.51.100.10,2125554567,3105551234 => gw-a +12125554567 +13105551234 => pbx-nyc(4567,+13105551234)",
-            "192.0.2.99,911 => 403 unknown source",
+            "192.0.2.99,911 => dropped: unknown source",
             "pbx-nyc,12345 => pbx-nyc 12345 - => 404 no route",
         ]
     );

@@ -1232,15 +1232,15 @@ send_to = "127.0.4.2:5060"
         (None, None, None, None)
     );
     assert!(t.failover_after_provisional());
-    assert_eq!(t.unknown_source(), UnknownSource::Reject);
+    assert_eq!(t.unknown_source(), UnknownSource::Drop);
 
-    let drop = format!(
-        "[server]\nlisten = \"127.0.0.1:5060\"\nunknown_source = \"drop\"\n{}",
+    let reject = format!(
+        "[server]\nlisten = \"127.0.0.1:5060\"\nunknown_source = \"reject\"\n{}",
         trunks(&["x"])
     );
-    let c = config::parse(&drop, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let c = config::parse(&reject, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
     let t = RoutingTable::compile(&c).unwrap_or_else(|e| panic!("{e:#?}"));
-    assert_eq!(t.unknown_source(), UnknownSource::Drop);
+    assert_eq!(t.unknown_source(), UnknownSource::Reject);
     assert!(!t.failover_after_provisional());
 }
 

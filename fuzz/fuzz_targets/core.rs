@@ -1,15 +1,19 @@
 //! The whole sans-IO core with the trunks of tests/common CONFIG. The first byte picks the
 //! source (a trunk or an unknown address) and whether to run the timers; the rest is the
 //! datagram. Invariants: no panic; every datagram goes to the source's IP or a trunk's;
-//! toward an unknown IP only 4xx/5xx responses; a forwarded request keeps the Call-ID and
-//! CSeq of its input. (Output size and re-scan are not asserted here: known findings F2-F5
-//! in tests/mutation.rs would stop the fuzzer at once.)
+//! toward an unknown IP only 4xx/5xx responses, never more bytes in total than it sent (no
+//! amplification); nothing larger than limits::MESSAGE_BYTES_MAX; every datagram sent
+//! re-scans, except the answer to a request the scanner rejected (known F2 in
+//! tests/mutation.rs: RFC 3261 8.2.6 copies the offending header into it); a forwarded
+//! request keeps the Call-ID, CSeq and body of its input (Content-Length framing), has one
+//! more Via, ours on top and the input's top branch second.
 #![no_main]
 
 use junction::config;
+use junction::limits;
 use junction::routing::RoutingTable;
 use junction::sip::proxy::{Core, CoreConfig};
-use junction::sip::scan::{self, Message};
+use junction::sip::scan::{self, Message, ScanError};
 use libfuzzer_sys::fuzz_target;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -55,9 +59,17 @@ fn trunk(ip: IpAddr) -> bool {
     ip == IpAddr::from([127, 0, 0, 2]) || ip == IpAddr::from([127, 0, 0, 3])
 }
 
-fn check(core: &mut Core, from: SocketAddr, input: Option<&[u8]>) {
+/// What went toward the unknown source so far, against what it sent.
+struct Budget {
+    received: usize,
+    sent: usize,
+}
+
+fn check(core: &mut Core, from: SocketAddr, input: Option<&[u8]>, budget: &mut Budget) {
     let mut im = Box::<Message>::default();
-    let in_ok = input.is_some_and(|i| scan::scan(i, &mut im).is_ok() && im.is_request());
+    let in_scan = input.map(|i| scan::scan(i, &mut im));
+    let in_ok = matches!(in_scan, Some(Ok(()))) && im.is_request();
+    let in_rejected = matches!(in_scan, Some(Err(ScanError::Reject { .. })));
     for (to, out) in core.transmits() {
         let status = out
             .strip_prefix(b"SIP/2.0 ")
@@ -67,17 +79,48 @@ fn check(core: &mut Core, from: SocketAddr, input: Option<&[u8]>) {
             trunk(to.ip()) || same,
             "sent to {to}, neither source {from} nor a trunk"
         );
+        assert!(
+            out.len() <= limits::MESSAGE_BYTES_MAX,
+            "{} bytes sent, over MESSAGE_BYTES_MAX",
+            out.len()
+        );
         if !trunk(to.ip()) {
             assert!(
                 status.is_some_and(|s| (400..600).contains(&s)),
                 "not a 4xx/5xx toward unknown {to}"
             );
+            budget.sent += out.len();
+            assert!(
+                budget.sent <= budget.received,
+                "amplification: {} bytes toward {to}, which sent {}",
+                budget.sent,
+                budget.received
+            );
+        }
+        let mut om = Box::<Message>::default();
+        if let Err(e) = scan::scan(out, &mut om) {
+            let answer_to_rejected = in_rejected && same && status.is_some();
+            assert!(
+                answer_to_rejected,
+                "sent datagram does not re-scan ({e:?}):\n{}",
+                String::from_utf8_lossy(out)
+            );
+            continue;
         }
         if let (true, Some(inp), None) = (in_ok, input, status) {
-            let mut om = Box::<Message>::default();
-            if scan::scan(out, &mut om).is_ok() {
-                assert_eq!(om.call_id.get(out), im.call_id.get(inp), "Call-ID changed");
-                assert_eq!(om.cseq, im.cseq, "CSeq changed");
+            assert_eq!(om.call_id.get(out), im.call_id.get(inp), "Call-ID changed");
+            assert_eq!(om.cseq, im.cseq, "CSeq changed");
+            if om.cseq_method == im.cseq_method {
+                assert_eq!(om.body.get(out), im.body.get(inp), "body changed");
+                assert_eq!(om.via_count, im.via_count + 1, "not one more Via");
+                let top = om.top_via.branch.map_or(&[][..], |b| b.get(out));
+                assert!(top.starts_with(b"z9hG4bK"), "our branch is not on top");
+                let second = om.second_via.and_then(|v| v.branch).map(|b| b.get(out));
+                assert_eq!(
+                    second,
+                    im.top_via.branch.map(|b| b.get(inp)),
+                    "input's top branch not second"
+                );
             }
         }
     }
@@ -104,8 +147,12 @@ fuzz_target!(|data: &[u8]| {
         routing(),
     );
     let mut now = Instant::now();
+    let mut budget = Budget {
+        received: bytes.len(),
+        sent: 0,
+    };
     core.handle_datagram(now, from, bytes);
-    check(&mut core, from, Some(bytes));
+    check(&mut core, from, Some(bytes), &mut budget);
     if sel & 4 != 0 {
         let end = now + Duration::from_secs(70);
         while let Some(d) = core.next_deadline() {
@@ -114,7 +161,7 @@ fuzz_target!(|data: &[u8]| {
             }
             now = now.max(d);
             core.handle_timeout(now);
-            check(&mut core, from, None);
+            check(&mut core, from, None, &mut budget);
         }
     }
 });

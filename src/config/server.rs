@@ -76,7 +76,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
 
 fn read_unknown_source(doc: &mut Doc<'_>, server: &Section<'_>) -> UnknownSource {
     let Some(f) = server.field(doc, "unknown_source") else {
-        return UnknownSource::Reject;
+        return UnknownSource::Drop;
     };
     const EXPECTED: &str = "\"reject\" (answer 403 Forbidden) or \"drop\" (no answer)";
     match f.string(doc, EXPECTED) {
@@ -84,9 +84,9 @@ fn read_unknown_source(doc: &mut Doc<'_>, server: &Section<'_>) -> UnknownSource
         Some("drop") => UnknownSource::Drop,
         Some(other) => {
             doc.error(f.line, &f.key, format!("{other:?}: must be {EXPECTED}"));
-            UnknownSource::Reject
+            UnknownSource::Drop
         }
-        None => UnknownSource::Reject,
+        None => UnknownSource::Drop,
     }
 }
 

@@ -92,9 +92,10 @@ pub struct Probe {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum UnknownSource {
     /// Answer 403 Forbidden.
-    #[default]
     Reject,
-    /// No answer at all (scanners learn nothing).
+    /// No answer at all (scanners learn nothing). The default (issue 6: an edge router
+    /// tells an unknown address nothing, not even that something listens).
+    #[default]
     Drop,
 }
 
