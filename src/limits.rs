@@ -133,11 +133,36 @@ pub const STATS_COPY_HISTOGRAMS_MAX: usize = 8;
 /// table past this (~64 K entries, ~3 MiB); untracked sources are still never routed.
 pub const FLOOD_SOURCES_MAX: usize = 65_536;
 
-/// Consecutive full receive batches (BATCH_DATAGRAMS_MAX each) after which a shard counts as
-/// overloaded and answers new INVITEs 503 + Retry-After, serving everything else: 8 batches
-/// is 256 datagrams already queued behind the one being handled, several milliseconds of
-/// work, more than a healthy shard ever holds.
-pub const OVERLOAD_FULL_BATCHES: u32 = 8;
+/// Overload control (src/sip/overload.rs) re-evaluates its admission fraction this often.
+/// 50 ms: a rising backlog is met within a few intervals, long before the callers' T1
+/// (500 ms) retransmissions would add to it, and an interval still spans hundreds of
+/// receive batches, so its smallest queueing delay is a reliable "did the shard ever
+/// catch up" signal.
+pub const OVERLOAD_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A standing queue (smallest kernel queueing delay of a whole interval) above this means
+/// the shard is saturated. A shard that keeps up empties its socket every few hundred
+/// microseconds; 5 ms of standing queue is ~500 datagrams at 100 k/s, a quarter of what
+/// the SOCKET_BUFFER_BYTES receive buffer holds before the kernel starts dropping blindly.
+pub const OVERLOAD_DELAY_TARGET: Duration = Duration::from_millis(5);
+
+/// A standing queue above this means even answering 503 costs more than the shard has: new
+/// calls that are not admitted are then dropped before parsing (their callers retransmit
+/// after T1). 20 ms is about where the receive buffer fills and the kernel would start
+/// dropping everyone's datagrams, including those of calls already up.
+pub const OVERLOAD_DROP_DELAY: Duration = Duration::from_millis(20);
+
+/// Per overloaded interval the admission fraction is multiplied by this (from full
+/// admission to half in three intervals, 150 ms) ...
+pub const OVERLOAD_DECREASE: f64 = 0.8;
+
+/// ... and per interval without a standing queue it grows by this (from half back to full
+/// in 25 intervals, 1.25 s): slow enough not to readmit a burst that refills the queue.
+pub const OVERLOAD_INCREASE: f64 = 0.02;
+
+/// The admission fraction never falls below this: a few new calls per hundred still get
+/// through, so the shard keeps measuring what it can carry and never starves a trunk.
+pub const OVERLOAD_ADMIT_MIN: f64 = 0.02;
 
 /// Retry-After (seconds) in every 503 junction generates for a temporary condition (a shard
 /// shedding new calls, trunks at their admission limits, a full table): long enough for a

@@ -70,6 +70,37 @@ fn trunks_can_have_their_own_threshold() {
     assert_eq!(forwarded, 5);
 }
 
+/// The shard's socket shows a standing queue of `delay` for `ms` virtual milliseconds
+/// (what the shell reports from kernel receive timestamps).
+fn queue_for(net: &mut Net, delay: Duration, ms: u64) {
+    for _ in 0..ms {
+        net.now += Duration::from_millis(1);
+        net.core.observe_queue_delay(net.now, delay);
+    }
+}
+
+/// A request in the call "up@pbx" from the PBX (the gateway's tag is "g").
+fn in_call(method: &str, cseq: u32, branch: &str) -> String {
+    msg(
+        &[
+            &format!("{method} sip:gw@127.0.0.3:5060 SIP/2.0"),
+            &format!("Via: SIP/2.0/UDP 127.0.0.2:5060;branch={branch}"),
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            "To: <sip:2125551234@127.0.0.1>;tag=g",
+            "Call-ID: up@pbx",
+            &format!("CSeq: {cseq} {method}"),
+            "Contact: <sip:alice@127.0.0.2:5060>",
+        ],
+        "",
+    )
+}
+
+fn bye_up(branch: &str) -> String {
+    in_call("BYE", 3, branch)
+}
+
 #[test]
 fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     let mut net = Net::new();
@@ -81,31 +112,66 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
         &response_to(&fwd, 200, "OK", Some("g"), "<sip:gw@127.0.0.3:5060>"),
     );
 
-    net.core.set_overloaded(true);
-    let out = net.send(PBX, &invite("new@pbx", "z9hG4bK-new", "2125551234"));
-    let r = one(&out, "503", |s| s.is_status(503));
-    assert!(r.header("Warning").contains("overload"));
-    assert_eq!(r.header("Retry-After"), "5");
-    assert!(
-        out.iter().all(|s| s.method() != "INVITE"),
-        "no new call reaches a trunk"
-    );
+    // Bursts are not overload: the socket is found empty now and then.
+    for _ in 0..100 {
+        queue_for(&mut net, Duration::from_millis(40), 9);
+        queue_for(&mut net, Duration::ZERO, 1);
+    }
+    assert_eq!(net.core.stats_snapshot().admission_percent, 100);
+    let out = net.send(PBX, &invite("burst@pbx", "z9hG4bK-burst", "2125551234"));
+    one(&out, "INVITE", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
 
-    // The established call still hangs up through the overloaded shard.
-    let bye = msg(
-        &[
-            "BYE sip:gw@127.0.0.3:5060 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye",
-            "Route: <sip:127.0.0.1:5060;lr>",
-            "Max-Forwards: 70",
-            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            "To: <sip:2125551234@127.0.0.1>;tag=g",
-            "Call-ID: up@pbx",
-            "CSeq: 2 BYE",
-        ],
-        "",
-    );
-    let out = net.send(PBX, &bye);
+    // A standing 10 ms queue for a second: nearly every new call gets 503 + Retry-After.
+    queue_for(&mut net, Duration::from_millis(10), 1000);
+    let (mut shed, mut routed) = (0, 0);
+    for n in 0..100 {
+        let out = net.send(
+            PBX,
+            &invite(
+                &format!("new-{n}@pbx"),
+                &format!("z9hG4bK-new{n}"),
+                "2125551234",
+            ),
+        );
+        if out.iter().any(|s| s.method() == "INVITE") {
+            routed += 1;
+            continue;
+        }
+        let r = one(&out, "503", |s| s.is_status(503));
+        assert!(r.header("Warning").contains("overload"));
+        assert_eq!(r.header("Retry-After"), "5");
+        shed += 1;
+    }
+    // The admission floor (OVERLOAD_ADMIT_MIN) still lets a few through.
+    assert!(shed >= 90 && routed >= 1, "{shed} shed, {routed} routed");
+    assert_eq!(net.core.stats().rejected_overload, shed);
+    assert!(net.core.stats_snapshot().admission_percent <= 5);
+
+    // A severe backlog (50 ms standing): new calls are dropped unparsed, no answer at all,
+    // while the call in progress is served: a re-INVITE and its BYE go through.
+    queue_for(&mut net, Duration::from_millis(50), 200);
+    let mut silent = 0;
+    for n in 0..20 {
+        let out = net.send(
+            PBX,
+            &invite(
+                &format!("sev-{n}@pbx"),
+                &format!("z9hG4bK-sev{n}"),
+                "2125551234",
+            ),
+        );
+        silent += usize::from(out.is_empty());
+    }
+    assert!(silent >= 18, "{silent} of 20 dropped");
+    assert_eq!(net.core.stats().dropped_overload, silent as u64);
+    let reinvite = in_call("INVITE", 2, "z9hG4bK-reinv");
+    let out = net.send(PBX, &reinvite);
+    one(&out, "re-INVITE forwarded", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
+    let out = net.send(PBX, &bye_up("z9hG4bK-bye"));
     let b = one(&out, "BYE forwarded", |s| {
         s.method() == "BYE" && s.to == addr(GW)
     })
@@ -115,8 +181,33 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
         s.is_status(200) && s.to == addr(PBX)
     });
 
-    // Load gone: new calls are routed again.
-    net.core.set_overloaded(false);
+    // Load gone for a few seconds: new calls are routed again.
+    queue_for(&mut net, Duration::ZERO, 3000);
+    assert_eq!(net.core.stats_snapshot().admission_percent, 100);
+    let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
+    one(&out, "INVITE", |s| {
+        s.method() == "INVITE" && s.to == addr(GW)
+    });
+}
+
+#[test]
+fn memory_pressure_sheds_new_calls_only() {
+    let mut net = Net::new();
+    let out = net.send(PBX, &invite("up@pbx", "z9hG4bK-up", "2125551234"));
+    let fwd = one(&out, "INVITE", |s| s.method() == "INVITE").clone();
+    net.send(
+        GW,
+        &response_to(&fwd, 200, "OK", Some("g"), "<sip:gw@127.0.0.3:5060>"),
+    );
+    net.core.set_memory_pressure(true);
+    let out = net.send(PBX, &invite("new@pbx", "z9hG4bK-new", "2125551234"));
+    one(&out, "503", |s| s.is_status(503));
+    assert!(out.iter().all(|s| s.method() != "INVITE"));
+    let out = net.send(PBX, &bye_up("z9hG4bK-bye"));
+    one(&out, "BYE forwarded", |s| {
+        s.method() == "BYE" && s.to == addr(GW)
+    });
+    net.core.set_memory_pressure(false);
     let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
     one(&out, "INVITE", |s| {
         s.method() == "INVITE" && s.to == addr(GW)

@@ -130,7 +130,7 @@ pub struct ShardView {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 23] = [
+const CORE_METRICS: [(&str, Kind, &str); 25] = [
     (
         "requests_in",
         Kind::Counter,
@@ -189,7 +189,12 @@ const CORE_METRICS: [(&str, Kind, &str); 23] = [
     (
         "rejected_overload",
         Kind::Counter,
-        "Requests refused because a table was full (503).",
+        "New calls answered 503: the shard was saturated (overload control), the process near its memory cap, or a table full.",
+    ),
+    (
+        "dropped_overload",
+        Kind::Counter,
+        "New calls dropped unparsed: the shard was too saturated even to answer 503.",
     ),
     (
         "rejected_admission",
@@ -242,11 +247,16 @@ const CORE_METRICS: [(&str, Kind, &str); 23] = [
         Kind::Gauge,
         "Protocol timers armed on the shard.",
     ),
+    (
+        "admission_percent",
+        Kind::Gauge,
+        "Percentage of new calls overload control admits (100: not overloaded; 0: memory pressure).",
+    ),
 ];
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 23] {
+fn core_values(stats: &CoreStats) -> [u64; 25] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -260,6 +270,7 @@ fn core_values(stats: &CoreStats) -> [u64; 23] {
         rejected_unknown_source,
         rejected_no_route,
         rejected_overload,
+        dropped_overload,
         rejected_admission,
         failovers,
         probes_sent,
@@ -271,6 +282,7 @@ fn core_values(stats: &CoreStats) -> [u64; 23] {
         calls_active,
         transactions_active,
         timers_active,
+        admission_percent,
     } = stats;
     [
         *requests_in,
@@ -285,6 +297,7 @@ fn core_values(stats: &CoreStats) -> [u64; 23] {
         *rejected_unknown_source,
         *rejected_no_route,
         *rejected_overload,
+        *dropped_overload,
         *rejected_admission,
         *failovers,
         *probes_sent,
@@ -296,6 +309,7 @@ fn core_values(stats: &CoreStats) -> [u64; 23] {
         *calls_active,
         *transactions_active,
         *timers_active,
+        *admission_percent,
     ]
 }
 
@@ -431,7 +445,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 23]> = shards
+    let core: Vec<[u64; 25]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -731,19 +745,21 @@ mod tests {
             rejected_unknown_source: 10,
             rejected_no_route: 11,
             rejected_overload: 12,
-            rejected_admission: 13,
-            failovers: 14,
-            probes_sent: 15,
-            probe_failures: 16,
-            records_dropped: 17,
-            dropped_flood: 18,
-            flood_blocks: 19,
-            calls_created: 20,
-            calls_active: 21,
-            transactions_active: 22,
-            timers_active: 23,
+            dropped_overload: 13,
+            rejected_admission: 14,
+            failovers: 15,
+            probes_sent: 16,
+            probe_failures: 17,
+            records_dropped: 18,
+            dropped_flood: 19,
+            flood_blocks: 20,
+            calls_created: 21,
+            calls_active: 22,
+            transactions_active: 23,
+            timers_active: 24,
+            admission_percent: 25,
         };
-        let expected: Vec<u64> = (1..=23).collect();
+        let expected: Vec<u64> = (1..=25).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

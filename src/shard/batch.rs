@@ -11,6 +11,7 @@ use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::time::Duration;
 
 /// One received datagram, borrowed from a `RecvBatch`.
 #[derive(Debug)]
@@ -29,9 +30,16 @@ pub struct RecvBatch {
     iovecs: Vec<libc::iovec>,
     addresses: Vec<libc::sockaddr_storage>,
     headers: Vec<libc::mmsghdr>,
+    /// Ancillary data per datagram: the kernel's receive timestamp (SO_TIMESTAMPNS).
+    /// u64 elements keep each buffer aligned for `cmsghdr`.
+    controls: Vec<[u64; CONTROL_WORDS]>,
     /// Datagrams held by the last successful `recv`.
     len: usize,
 }
+
+/// Room for one SCM_TIMESTAMPNS message (CMSG_SPACE(sizeof(timespec)) = 32 bytes on
+/// 64-bit Linux), with slack.
+const CONTROL_WORDS: usize = 8;
 
 impl RecvBatch {
     pub fn new() -> RecvBatch {
@@ -43,6 +51,7 @@ impl RecvBatch {
             iovecs: vec![unsafe { mem::zeroed() }; n],
             addresses: vec![unsafe { mem::zeroed() }; n],
             headers: vec![unsafe { mem::zeroed() }; n],
+            controls: vec![[0u64; CONTROL_WORDS]; n],
             len: 0,
         }
     }
@@ -52,7 +61,7 @@ impl RecvBatch {
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         self.len = 0;
         let n = self.headers.len();
-        assert!(self.iovecs.len() == n && self.addresses.len() == n);
+        assert!(self.iovecs.len() == n && self.addresses.len() == n && self.controls.len() == n);
         assert!(self.buffers.len() == n * limits::DATAGRAM_BYTES_MAX);
         let base = self.buffers.as_mut_ptr();
         for i in 0..n {
@@ -70,8 +79,8 @@ impl RecvBatch {
                 mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             header.msg_hdr.msg_iov = &mut self.iovecs[i];
             header.msg_hdr.msg_iovlen = 1;
-            header.msg_hdr.msg_control = std::ptr::null_mut();
-            header.msg_hdr.msg_controllen = 0;
+            header.msg_hdr.msg_control = self.controls[i].as_mut_ptr().cast();
+            header.msg_hdr.msg_controllen = mem::size_of::<[u64; CONTROL_WORDS]>() as _;
             header.msg_hdr.msg_flags = 0;
             header.msg_len = 0;
         }
@@ -107,6 +116,35 @@ impl RecvBatch {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// When the kernel received datagram `i` of the last `recv` (CLOCK_REALTIME, as time
+    /// since the Unix epoch), if the socket has SO_TIMESTAMPNS on.
+    pub fn kernel_time(&self, i: usize) -> Option<Duration> {
+        if i >= self.len {
+            return None;
+        }
+        let header = &self.headers.get(i)?.msg_hdr;
+        if header.msg_controllen == 0 || header.msg_control.is_null() {
+            return None;
+        }
+        // SAFETY: `header` describes a control buffer of ours that the kernel filled
+        // (msg_controllen is what it wrote); CMSG_FIRSTHDR/CMSG_NXTHDR stay within it.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(header);
+            while !cmsg.is_null() {
+                let c = &*cmsg;
+                if c.cmsg_level == libc::SOL_SOCKET && c.cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::timespec>());
+                    let secs = u64::try_from(ts.tv_sec).ok()?;
+                    let nanos = u32::try_from(ts.tv_nsec).ok()?;
+                    return Some(Duration::new(secs, nanos));
+                }
+                cmsg = libc::CMSG_NXTHDR(header, cmsg);
+            }
+        }
+        None
     }
 
     /// Datagram `i` of the last `recv` (`None` past the end).

@@ -74,7 +74,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a yield may last at most if glommio parks the executor by mistake (see the
 /// module comment, point 1). Yields happen once per glommio preempt period (100 ms) of
@@ -256,7 +256,6 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         shards,
         fd,
         core,
-        full_batches: 0,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
@@ -309,8 +308,6 @@ struct Shard {
     shards: usize,
     fd: RawFd,
     core: Core,
-    /// Consecutive receive batches that came back full: the socket has a backlog.
-    full_batches: u32,
     recv: RecvBatch,
     send: SendBatch,
     /// Foreign datagrams waiting to be handed off, per owner.
@@ -373,7 +370,12 @@ impl Shard {
             let mut socket_empty = false;
             self.residence.begin_round(queued(&self.core));
             match self.recv.recv(self.fd) {
-                Ok(0) => socket_empty = true,
+                Ok(0) => {
+                    socket_empty = true;
+                    // Nothing queued: no queueing delay (overload control).
+                    self.core
+                        .observe_queue_delay(Instant::now(), Duration::ZERO);
+                }
                 Ok(_) => {
                     busy = true;
                     self.dispatch_received(Instant::now());
@@ -446,15 +448,15 @@ impl Shard {
     /// Give owned datagrams of the receive batch to the core; gather the others per owner.
     fn dispatch_received(&mut self, now: Instant) {
         let count = self.recv.len();
-        // Overload: batch after batch comes back full, so datagrams wait in the kernel.
-        // The core then sheds new calls first and keeps serving calls already up.
-        self.full_batches = if count >= limits::BATCH_DATAGRAMS_MAX {
-            self.full_batches.saturating_add(1)
-        } else {
-            0
-        };
-        self.core
-            .set_overloaded(self.full_batches >= limits::OVERLOAD_FULL_BATCHES);
+        // Overload: how long the oldest datagram of the batch waited in the kernel. The core
+        // sheds new calls when a queue persists and keeps serving calls already up.
+        if let Some(received) = self.recv.kernel_time(0) {
+            let wall = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or(Duration::ZERO);
+            self.core
+                .observe_queue_delay(now, wall.saturating_sub(received));
+        }
         self.snapshot.shell.datagrams_received += count as u64;
         self.snapshot.shell.receive_batches += 1;
         for i in 0..count {

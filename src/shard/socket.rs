@@ -91,6 +91,25 @@ fn new_socket(addr: SocketAddr, warnings: &mut Vec<String>) -> io::Result<Socket
     socket.set_nonblocking(true)?;
     set_buffer(&socket, Buffer::Receive, warnings)?;
     set_buffer(&socket, Buffer::Send, warnings)?;
+    // Kernel receive timestamps: the shard measures how long datagrams queued (overload
+    // control). Without them overload control stays idle; that is worth a warning only.
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        warnings.push(format!(
+            "SO_TIMESTAMPNS refused ({}): overload control cannot measure queueing delay",
+            io::Error::last_os_error()
+        ));
+    }
     Ok(socket)
 }
 

@@ -5,6 +5,7 @@ pub mod dialog;
 pub mod flood;
 pub mod header;
 pub mod method;
+pub mod overload;
 pub mod proxy;
 pub mod response;
 pub mod rewrite;

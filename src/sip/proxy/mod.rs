@@ -15,6 +15,7 @@ mod record;
 use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
 use super::flood::Verdict;
+use super::overload::{Admission, OverloadControl};
 use super::response::{self, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
@@ -63,7 +64,11 @@ pub struct CoreStats {
     pub dropped_stray: u64,
     pub rejected_unknown_source: u64,
     pub rejected_no_route: u64,
+    /// New calls answered 503 because the shard was saturated (overload control), near
+    /// the memory cap, or a table was full.
     pub rejected_overload: u64,
+    /// New calls dropped unparsed because the shard was too saturated even to answer 503.
+    pub dropped_overload: u64,
     /// Trunks that refused a call for their limits (each refusal; the call may go on to
     /// the next trunk).
     pub rejected_admission: u64,
@@ -83,6 +88,8 @@ pub struct CoreStats {
     pub calls_active: u64,
     pub transactions_active: u64,
     pub timers_active: u64,
+    /// Percentage of new calls overload control admits (100 when not overloaded).
+    pub admission_percent: u64,
 }
 
 /// Method class byte of a server transaction key (ACK matches INVITE).
@@ -120,7 +127,9 @@ pub struct Core {
     records: std::collections::VecDeque<Box<CallRecord>>,
     flood: super::flood::FloodGuard,
     /// Set by the shell while this shard cannot keep up: new calls are refused first.
-    overloaded: bool,
+    overload: OverloadControl,
+    /// Overload control refused the INVITE being handled (503 once it is parsed).
+    shed_this: bool,
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -221,11 +230,15 @@ impl Core {
             probes_due: true,
             records: std::collections::VecDeque::new(),
             flood: super::flood::FloodGuard::new(shards),
-            overloaded: false,
+            overload: OverloadControl::default(),
+            shed_this: false,
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
-            stats: CoreStats::default(),
+            stats: CoreStats {
+                admission_percent: 100,
+                ..CoreStats::default()
+            },
             out: Vec::new(),
             transmits: Vec::new(),
             txns: Transactions::new(now),
@@ -257,11 +270,22 @@ impl Core {
         &self.stats
     }
 
-    /// The shell says whether this shard is saturated (its socket has a backlog). While it
-    /// is, new INVITEs get 503 + Retry-After before any routing work; requests in dialogs,
-    /// responses, CANCEL and ACK are served as usual, so calls already up are never lost.
-    pub fn set_overloaded(&mut self, overloaded: bool) {
-        self.overloaded = overloaded;
+    /// The shell measured how long the oldest datagram of a receive batch waited in the
+    /// kernel (zero when it found the socket empty). From this overload control decides
+    /// how many new INVITEs to admit; the rest get 503 + Retry-After before any routing
+    /// work, or are dropped unparsed when even that falls behind. Requests in calls we
+    /// know, responses, CANCEL and ACK are always served, so calls already up are never
+    /// lost (src/sip/overload.rs).
+    pub fn observe_queue_delay(&mut self, now: Instant, delay: std::time::Duration) {
+        self.overload.observe(now, delay);
+        self.stats.admission_percent = self.overload.percent();
+    }
+
+    /// The process is near (or back below) its memory cap: while it is, every new call
+    /// gets 503 + Retry-After.
+    pub fn set_memory_pressure(&mut self, pressure: bool) {
+        self.overload.set_memory_pressure(pressure);
+        self.stats.admission_percent = self.overload.percent();
     }
 
     /// Move the records of calls that ended into `out` (the shell sends them to the CDR
@@ -339,9 +363,39 @@ impl Core {
             self.stats.dropped_malformed += 1;
             return;
         }
+        let known = self.routing.ingress(from).is_some();
+        // A request from an address that is no trunk is never routed; with the default
+        // `unknown_source = "drop"` it gets no answer either, so it is not even scanned and
+        // leaves no state (a spoofed-source flood costs one lookup per datagram). Responses
+        // are still looked at: a dialog's far end may answer from an address of its own.
+        if !known
+            && self.routing.unknown_source() == crate::routing::UnknownSource::Drop
+            && !data.starts_with(b"SIP/2.0 ")
+        {
+            self.stats.requests_in += 1;
+            self.stats.rejected_unknown_source += 1;
+            return;
+        }
+        // Overload control, before any parsing: a new call the shard cannot take is
+        // answered 503 once parsed, or dropped here when the shard is too far behind.
+        self.shed_this = false;
+        if known && self.overload.active() && data.starts_with(b"INVITE ") {
+            let new_call =
+                scan::peek_call_id(data).is_none_or(|id| self.calls.find(id.get(data)).is_none());
+            if new_call {
+                match self.overload.admit() {
+                    Admission::Admit => {}
+                    Admission::Reject => self.shed_this = true,
+                    Admission::Drop => {
+                        self.stats.dropped_overload += 1;
+                        return;
+                    }
+                }
+            }
+        }
         // Flood protection, before any parsing: a source over its rate is not even scanned.
         let flood = self.routing.flood();
-        let threshold = if self.routing.ingress(from).is_some() {
+        let threshold = if known {
             flood.per_trunk_source
         } else {
             flood.per_source
@@ -563,7 +617,7 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
-        if invite && self.overloaded {
+        if invite && self.shed_this {
             self.stats.rejected_overload += 1;
             let extra = format!("{}{}", warning("overload"), retry_after());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());

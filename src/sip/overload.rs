@@ -1,0 +1,232 @@
+//! Overload control: how many new calls a saturated shard still admits.
+//!
+//! The signal is queueing delay: how long the oldest datagram of each receive batch waited
+//! in the kernel before the shard read it (the shell measures it from kernel receive
+//! timestamps). A shard that keeps up reads its socket empty over and over, so the smallest
+//! delay seen in an interval is ~0 however bursty the traffic; a standing queue (the
+//! smallest delay of a whole interval above `OVERLOAD_DELAY_TARGET`) means more work
+//! arrives than the shard can do.
+//!
+//! The response is an admission fraction for new INVITEs, adjusted once per interval:
+//! multiplied down while there is a standing queue, raised slowly (additively) while
+//! there is none (AIMD). New calls beyond the fraction are shed: answered 503 +
+//! Retry-After, or, when even that falls behind (a standing queue above
+//! `OVERLOAD_DROP_DELAY`), dropped before parsing; the caller retransmits after T1 and is
+//! admitted once there is room. Everything else (responses, ACK, CANCEL, BYE, requests
+//! in calls we know) is always served: calls already up are never lost, and goodput does
+//! not collapse under the retransmissions of calls that were admitted.
+//!
+//! Independently, memory pressure (the process near its configured memory cap) sheds every
+//! new call with 503 until it clears.
+//!
+//! Sans-IO: time comes in as arguments, so the behaviour is tested with virtual time.
+
+use crate::limits;
+use std::time::{Duration, Instant};
+
+/// What to do with one new call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    Admit,
+    /// 503 + Retry-After.
+    Reject,
+    /// No answer, not even parsed.
+    Drop,
+}
+
+#[derive(Debug)]
+pub struct OverloadControl {
+    interval_start: Option<Instant>,
+    /// Smallest queueing delay observed in the current interval.
+    min_delay: Option<Duration>,
+    /// Fraction of new calls admitted, in [OVERLOAD_ADMIT_MIN, 1].
+    fraction: f64,
+    /// Admission credit: each new call adds `fraction`; a call is admitted while it is >= 1.
+    credit: f64,
+    /// The last interval's standing queue exceeded OVERLOAD_DROP_DELAY.
+    severe: bool,
+    memory_pressure: bool,
+}
+
+impl Default for OverloadControl {
+    fn default() -> Self {
+        OverloadControl {
+            interval_start: None,
+            min_delay: None,
+            fraction: 1.0,
+            credit: 0.0,
+            severe: false,
+            memory_pressure: false,
+        }
+    }
+}
+
+impl OverloadControl {
+    /// The oldest datagram of a receive batch waited `delay` in the kernel (zero when the
+    /// socket was found empty).
+    pub fn observe(&mut self, now: Instant, delay: Duration) {
+        let start = *self.interval_start.get_or_insert(now);
+        if now.saturating_duration_since(start) >= limits::OVERLOAD_INTERVAL {
+            self.end_interval(now);
+        }
+        self.min_delay = Some(self.min_delay.map_or(delay, |m| m.min(delay)));
+    }
+
+    fn end_interval(&mut self, now: Instant) {
+        // An interval with no observation at all: the shard was idle.
+        let standing = self.min_delay.unwrap_or(Duration::ZERO);
+        if standing > limits::OVERLOAD_DELAY_TARGET {
+            self.fraction =
+                (self.fraction * limits::OVERLOAD_DECREASE).max(limits::OVERLOAD_ADMIT_MIN);
+        } else {
+            self.fraction = (self.fraction + limits::OVERLOAD_INCREASE).min(1.0);
+        }
+        self.severe = standing > limits::OVERLOAD_DROP_DELAY;
+        self.min_delay = None;
+        self.interval_start = Some(now);
+    }
+
+    /// The process is (or no longer is) near its memory cap.
+    pub fn set_memory_pressure(&mut self, pressure: bool) {
+        self.memory_pressure = pressure;
+    }
+
+    pub fn memory_pressure(&self) -> bool {
+        self.memory_pressure
+    }
+
+    /// Whether any new call may be shed now (checking costs nothing otherwise).
+    pub fn active(&self) -> bool {
+        self.fraction < 1.0 || self.memory_pressure
+    }
+
+    /// The fraction of new calls admitted (1.0 when not overloaded), for metrics.
+    pub fn fraction(&self) -> f64 {
+        if self.memory_pressure {
+            0.0
+        } else {
+            self.fraction
+        }
+    }
+
+    /// `fraction` as a whole percentage.
+    pub fn percent(&self) -> u64 {
+        (self.fraction() * 100.0).round() as u64
+    }
+
+    /// Decide one new call.
+    pub fn admit(&mut self) -> Admission {
+        if self.memory_pressure {
+            return Admission::Reject;
+        }
+        if self.fraction >= 1.0 {
+            self.credit = 0.0;
+            return Admission::Admit;
+        }
+        self.credit += self.fraction;
+        if self.credit >= 1.0 {
+            self.credit -= 1.0;
+            Admission::Admit
+        } else if self.severe {
+            Admission::Drop
+        } else {
+            Admission::Reject
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    /// Feed `delay` every millisecond for `ms` milliseconds.
+    fn run(o: &mut OverloadControl, t: &mut Instant, ms: u32, delay: Duration) {
+        for _ in 0..ms {
+            *t += MS;
+            o.observe(*t, delay);
+        }
+    }
+
+    fn admitted_of(o: &mut OverloadControl, n: usize) -> (usize, usize, usize) {
+        let mut counts = (0, 0, 0);
+        for _ in 0..n {
+            match o.admit() {
+                Admission::Admit => counts.0 += 1,
+                Admission::Reject => counts.1 += 1,
+                Admission::Drop => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn a_shard_that_keeps_up_admits_everything_despite_bursts() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        // Bursts: most batches wait 40 ms, but the socket is found empty now and then.
+        for _ in 0..100 {
+            run(&mut o, &mut t, 9, 40 * MS);
+            run(&mut o, &mut t, 1, Duration::ZERO);
+        }
+        assert!(!o.active());
+        assert_eq!(admitted_of(&mut o, 100), (100, 0, 0));
+    }
+
+    #[test]
+    fn a_standing_queue_sheds_a_growing_share_and_recovery_readmits() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        run(&mut o, &mut t, 500, 10 * MS);
+        assert!(o.active());
+        let f = o.fraction();
+        assert!(f < 0.5, "{f}");
+        let (a, r, d) = admitted_of(&mut o, 1000);
+        assert_eq!(d, 0, "10 ms is not severe: 503s, no drops");
+        assert!(a > 0 && r > 0);
+        // The admitted share follows the fraction exactly (deterministic credit).
+        assert!((a as f64 - 1000.0 * f).abs() <= 1.0, "{a} vs {f}");
+        // The queue is gone: the fraction climbs back to 1.
+        run(&mut o, &mut t, 5_000, Duration::ZERO);
+        assert!(!o.active());
+        assert_eq!(admitted_of(&mut o, 10), (10, 0, 0));
+    }
+
+    #[test]
+    fn a_severe_backlog_drops_unparsed_what_it_does_not_admit() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        run(&mut o, &mut t, 300, 400 * MS);
+        let (a, r, d) = admitted_of(&mut o, 1000);
+        assert_eq!(r, 0);
+        assert!(d > 0 && a > 0, "{a} admitted, {d} dropped");
+        // Never starved completely: the floor still admits some new calls.
+        assert!(o.fraction() >= limits::OVERLOAD_ADMIT_MIN);
+    }
+
+    #[test]
+    fn the_fraction_is_adjusted_once_per_interval_not_per_observation() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        // Many observations within one interval change nothing yet.
+        for _ in 0..1000 {
+            o.observe(t, 100 * MS);
+        }
+        assert!(!o.active());
+        t += limits::OVERLOAD_INTERVAL;
+        o.observe(t, 100 * MS);
+        assert!((o.fraction() - limits::OVERLOAD_DECREASE).abs() < 1e-9);
+    }
+
+    #[test]
+    fn memory_pressure_rejects_every_new_call_until_it_clears() {
+        let mut o = OverloadControl::default();
+        o.set_memory_pressure(true);
+        assert!(o.active());
+        assert_eq!(admitted_of(&mut o, 10), (0, 10, 0));
+        assert_eq!(o.fraction(), 0.0);
+        o.set_memory_pressure(false);
+        assert_eq!(admitted_of(&mut o, 10), (10, 0, 0));
+    }
+}
