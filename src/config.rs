@@ -16,6 +16,7 @@
 
 mod addr;
 mod flood;
+mod limits_section;
 mod lint;
 mod names;
 mod observability;
@@ -61,6 +62,8 @@ pub struct Config {
     pub log: LogSettings,
     /// The `[flood]` section.
     pub flood: crate::sip::flood::FloodSettings,
+    /// The `[limits]` section.
+    pub limits: crate::limits::InputLimits,
 }
 
 /// Settings of the routing model as a whole (`[routing]`).
@@ -84,8 +87,10 @@ pub struct Server {
     pub advertise: SocketAddr,
     /// Metrics HTTP address; `None` disables the endpoint.
     pub metrics: Option<SocketAddr>,
-    /// What requests from addresses that match no trunk get (default: 403).
+    /// What requests from addresses that match no trunk get (default: nothing).
     pub unknown_source: UnknownSource,
+    /// The memory cap (MiB of resident memory): near it, new calls get 503.
+    pub max_memory_mb: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -261,7 +266,9 @@ pub fn parse_compiled(
     let root = toml_doc::Section::root(parsed.as_table());
     root.check_keys(
         &mut doc,
-        &["server", "routing", "trunk", "route", "cdr", "log", "flood"],
+        &[
+            "server", "routing", "trunk", "route", "cdr", "log", "flood", "limits",
+        ],
         &[],
     );
     let server = server::read(&mut doc, &root);
@@ -272,6 +279,7 @@ pub fn parse_compiled(
     let cdr = observability::read_cdr(&mut doc, &root, Path::new(file));
     let log = observability::read_log(&mut doc, &root);
     let flood = flood::read(&mut doc, &root);
+    let limits = limits_section::read(&mut doc, &root);
     let (Some(server), true) = (server, doc.errors.is_empty()) else {
         // In file order (problems without a line last); the sort is stable.
         doc.errors.sort_by_key(|e| e.line.unwrap_or(usize::MAX));
@@ -286,6 +294,7 @@ pub fn parse_compiled(
         cdr,
         log,
         flood,
+        limits,
     };
     // Whatever parses must compile; this also catches limits only the compiled form has.
     let table = crate::routing::RoutingTable::compile(&config)?;

@@ -20,6 +20,45 @@ pub const HEADERS_MAX: usize = 128;
 /// legitimate request never carries more than 70.
 pub const VIAS_MAX: usize = 70;
 
+/// Longest header line (name, colon and value, folded continuation lines included) in a
+/// message, by default (`[limits] max_header_line_bytes`). Real header lines are under
+/// 1 KB; the longest legitimate ones (Authorization, long Via branches, P-Charging-Vector,
+/// RFC 4475's torture cases) stay under 2 KB. Longer: 400 to a request, a response dropped.
+pub const HEADER_LINE_BYTES_DEFAULT: usize = 4096;
+
+/// Longest Request-URI by default (`[limits] max_uri_bytes`). A trunk's Request-URI is a
+/// number at a host with a few parameters (~100 bytes); 1 KB leaves room for long tgrp/
+/// routing parameters. Longer: 414 Request-URI Too Long (RFC 3261 21.4.12).
+pub const URI_BYTES_DEFAULT: usize = 1024;
+
+/// The configurable input limits (`[limits]`), each no looser than the hard bound above it
+/// (MESSAGE_BYTES_MAX, HEADERS_MAX, VIAS_MAX are also the defaults). Over a limit: a 4xx to
+/// a request from a trunk (513 for size, 483 for Vias, 414 for the URI, 400 otherwise),
+/// otherwise drop; counted in `rejected_input_limits`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputLimits {
+    pub max_message_bytes: usize,
+    pub max_headers: usize,
+    pub max_header_line_bytes: usize,
+    pub max_uri_bytes: usize,
+    pub max_vias: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        InputLimits {
+            max_message_bytes: MESSAGE_BYTES_MAX,
+            max_headers: HEADERS_MAX,
+            max_header_line_bytes: HEADER_LINE_BYTES_DEFAULT,
+            max_uri_bytes: URI_BYTES_DEFAULT,
+            max_vias: VIAS_MAX,
+        }
+    }
+}
+
+/// Largest `max_message_bytes` an operator may set: a UDP datagram, less what our edits add.
+pub const MESSAGE_BYTES_CONFIGURABLE_MAX: usize = DATAGRAM_BYTES_MAX - REWRITE_GROWTH_BYTES_MAX;
+
 /// Extra bytes our edits may add to a forwarded message (Via, Record-Route, received/rport,
 /// Max-Forwards, Content-Length). Output buffers are sized input + this.
 pub const REWRITE_GROWTH_BYTES_MAX: usize = 512;
@@ -168,6 +207,31 @@ pub const OVERLOAD_ADMIT_MIN: f64 = 0.02;
 /// shedding new calls, trunks at their admission limits, a full table): long enough for a
 /// burst to pass, short enough that a trunk retries within a caller's patience.
 pub const RETRY_AFTER_SECS: u32 = 5;
+
+/// The memory cap by default (`[server] max_memory_mb`, MiB of resident memory). junction
+/// at rest is ~30 MiB plus its routing tables (a million prefixes ~40 MiB); a call costs
+/// ~1 KB once up and a few KB while being set up, so 4 GiB is far above what any flood of
+/// our bounded tables can reach on a carrier server, and far below its RAM.
+pub const MEMORY_MB_DEFAULT: u64 = 4096;
+
+/// Smallest cap accepted: below this, the fixed buffers (~2 MiB receive batch per shard,
+/// histograms, routing tables) leave no room for calls.
+pub const MEMORY_MB_MIN: u64 = 64;
+
+/// Largest cap accepted (1 TiB): a typo guard.
+pub const MEMORY_MB_MAX: u64 = 1 << 20;
+
+/// Memory pressure starts when resident memory exceeds this share of the cap (every new
+/// call gets 503 + Retry-After) ...
+pub const MEMORY_PRESSURE_ON: f64 = 0.9;
+
+/// ... and ends when it falls below this share: the gap keeps it from flapping with every
+/// call that ends.
+pub const MEMORY_PRESSURE_OFF: f64 = 0.8;
+
+/// How often the control plane reads resident memory (/proc/self/statm): a flood grows
+/// state at most a few MB per 100 ms, well within the 10% margin above.
+pub const MEMORY_CHECK_INTERVAL: Duration = Duration::from_millis(100);
 
 /// How long startup waits for the SIP port to be released before refusing to start: a
 /// predecessor killed with SIGKILL keeps its sockets until the kernel has torn down its

@@ -1219,3 +1219,40 @@ trunks = [\"gw\"]
     );
     assert!(w[2].contains("(dead)"), "{w:#?}");
 }
+
+#[test]
+fn input_limits_are_read_and_checked() {
+    let c = config::parse(
+        &format!("{SERVER}\n[limits]\nmax_headers = 40\nmax_uri_bytes = 256\n"),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.limits.max_headers, 40);
+    assert_eq!(c.limits.max_uri_bytes, 256);
+    assert_eq!(
+        c.limits.max_message_bytes,
+        junction::limits::MESSAGE_BYTES_MAX
+    );
+    // Line 7 is `max_headers = 500`: beyond what the scanner indexes.
+    only_error(
+        &format!("{SERVER}\n[limits]\nmax_vias = 10\nmax_headers = 500\n"),
+        7,
+        "limits.max_headers",
+        "from 16 to 128",
+    );
+    only_error(
+        &format!("{SERVER}\n[limits]\nmax_size = 10\n"),
+        6,
+        "limits.max_size",
+        "",
+    );
+    only_error(
+        &format!("{SERVER}max_memory_mb = 8\n"),
+        4,
+        "server.max_memory_mb",
+        "from 64",
+    );
+    let c = config::parse(&format!("{SERVER}max_memory_mb = 512\n"), "t.toml")
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.server.max_memory_mb, 512);
+}

@@ -436,6 +436,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
             advertise: addr("127.0.0.1:5060"),
             metrics: None,
             unknown_source: UnknownSource::Reject,
+            max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
         },
         routing: RoutingSettings::default(),
         trunks,
@@ -443,6 +444,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
         cdr: None,
         log: Default::default(),
         flood: Default::default(),
+        limits: Default::default(),
     }
 }
 

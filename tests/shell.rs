@@ -35,6 +35,7 @@ fn config(listen: &str, cores: usize) -> Config {
             advertise: listen,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
             unknown_source: Default::default(),
+            max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
         },
         routing: Default::default(),
         trunks: Vec::new(),
@@ -42,6 +43,7 @@ fn config(listen: &str, cores: usize) -> Config {
         cdr: None,
         log: Default::default(),
         flood: Default::default(),
+        limits: Default::default(),
     }
 }
 

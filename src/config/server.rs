@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "advertise",
     "metrics",
     "unknown_source",
+    "max_memory_mb",
 ];
 const LATER: &[&str] = &["reload"];
 
@@ -60,6 +61,14 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
     });
 
     let unknown_source = read_unknown_source(doc, &server);
+    let mut max_memory_mb = crate::limits::MEMORY_MB_DEFAULT;
+    if let Some(f) = server.field(doc, "max_memory_mb") {
+        let (min, max) = (crate::limits::MEMORY_MB_MIN, crate::limits::MEMORY_MB_MAX);
+        let expected = format!("a whole number of MiB from {min} to {max}");
+        if let Some(n) = f.integer_in(doc, min as i64, max as i64, &expected) {
+            max_memory_mb = n as u64;
+        }
+    }
 
     if doc.errors.len() != ok_before {
         return None;
@@ -71,6 +80,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         advertise: advertise?,
         metrics,
         unknown_source,
+        max_memory_mb,
     })
 }
 

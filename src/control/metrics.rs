@@ -130,7 +130,7 @@ pub struct ShardView {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 25] = [
+const CORE_METRICS: [(&str, Kind, &str); 26] = [
     (
         "requests_in",
         Kind::Counter,
@@ -170,6 +170,11 @@ const CORE_METRICS: [(&str, Kind, &str); 25] = [
         "dropped_malformed",
         Kind::Counter,
         "Messages dropped as malformed.",
+    ),
+    (
+        "rejected_input_limits",
+        Kind::Counter,
+        "Messages over a [limits] input limit (answered 4xx when from a trunk, else dropped).",
     ),
     (
         "dropped_stray",
@@ -256,7 +261,7 @@ const CORE_METRICS: [(&str, Kind, &str); 25] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 25] {
+fn core_values(stats: &CoreStats) -> [u64; 26] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -266,6 +271,7 @@ fn core_values(stats: &CoreStats) -> [u64; 25] {
         retransmissions_absorbed,
         retransmissions_sent,
         dropped_malformed,
+        rejected_input_limits,
         dropped_stray,
         rejected_unknown_source,
         rejected_no_route,
@@ -293,6 +299,7 @@ fn core_values(stats: &CoreStats) -> [u64; 25] {
         *retransmissions_absorbed,
         *retransmissions_sent,
         *dropped_malformed,
+        *rejected_input_limits,
         *dropped_stray,
         *rejected_unknown_source,
         *rejected_no_route,
@@ -445,7 +452,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 25]> = shards
+    let core: Vec<[u64; 26]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -741,25 +748,26 @@ mod tests {
             retransmissions_absorbed: 6,
             retransmissions_sent: 7,
             dropped_malformed: 8,
-            dropped_stray: 9,
-            rejected_unknown_source: 10,
-            rejected_no_route: 11,
-            rejected_overload: 12,
-            dropped_overload: 13,
-            rejected_admission: 14,
-            failovers: 15,
-            probes_sent: 16,
-            probe_failures: 17,
-            records_dropped: 18,
-            dropped_flood: 19,
-            flood_blocks: 20,
-            calls_created: 21,
-            calls_active: 22,
-            transactions_active: 23,
-            timers_active: 24,
-            admission_percent: 25,
+            rejected_input_limits: 9,
+            dropped_stray: 10,
+            rejected_unknown_source: 11,
+            rejected_no_route: 12,
+            rejected_overload: 13,
+            dropped_overload: 14,
+            rejected_admission: 15,
+            failovers: 16,
+            probes_sent: 17,
+            probe_failures: 18,
+            records_dropped: 19,
+            dropped_flood: 20,
+            flood_blocks: 21,
+            calls_created: 22,
+            calls_active: 23,
+            transactions_active: 24,
+            timers_active: 25,
+            admission_percent: 26,
         };
-        let expected: Vec<u64> = (1..=25).collect();
+        let expected: Vec<u64> = (1..=26).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -19,6 +19,7 @@ pub mod exposition;
 pub mod http;
 pub mod latency;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod residence;
 pub mod rotating_file;
@@ -145,6 +146,8 @@ pub struct MetricsHub {
     cdr: Mutex<Option<Arc<CdrCounters>>>,
     /// The statistics at the last `latency.json?since=last` (epoch ms, merged copy).
     latency_mark: Mutex<Option<(i64, ShardStats)>>,
+    /// The memory cap's watchdog state, once started.
+    memory: Mutex<Option<Arc<memory::MemoryGuard>>>,
 }
 
 impl MetricsHub {
@@ -163,7 +166,12 @@ impl MetricsHub {
             trunk_states: Mutex::new(Arc::from(Vec::new())),
             cdr: Mutex::new(None),
             latency_mark: Mutex::new(None),
+            memory: Mutex::new(None),
         }
+    }
+
+    pub fn set_memory(&self, guard: Arc<memory::MemoryGuard>) {
+        *lock(&self.memory) = Some(guard);
     }
 
     /// The trunk states to show (at start and after every reload).
@@ -246,6 +254,9 @@ impl MetricsHub {
             cdr: lock(&self.cdr).as_ref().map(|c| c.totals()),
         };
         trunk_metrics::render(&self.merged_stats(), &extras, &mut text);
+        if let Some(memory) = lock(&self.memory).as_ref() {
+            memory.render(&mut text);
+        }
         text
     }
 }

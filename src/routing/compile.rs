@@ -323,6 +323,7 @@ impl RoutingTable {
             unknown_source: config.server.unknown_source,
             failover_after_provisional: config.routing.failover_after_provisional,
             flood: config.flood,
+            input_limits: config.limits,
         })
     }
 }

@@ -221,12 +221,18 @@ pub struct RoutingTable {
     patterns: Patterns,
     /// Usage names, by id.
     usage_names: Vec<String>,
+    input_limits: crate::limits::InputLimits,
     unknown_source: UnknownSource,
     failover_after_provisional: bool,
     flood: crate::sip::flood::FloodSettings,
 }
 
 impl RoutingTable {
+    /// Input limits (`[limits]`).
+    pub fn input_limits(&self) -> &crate::limits::InputLimits {
+        &self.input_limits
+    }
+
     /// Flood protection settings (`[flood]`).
     pub fn flood(&self) -> crate::sip::flood::FloodSettings {
         self.flood

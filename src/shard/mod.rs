@@ -24,6 +24,7 @@ use crate::config::{Config, ConfigError};
 use crate::control::cdr::{self, CdrWriter};
 use crate::control::clock::WallClock;
 use crate::control::http::{self, Handlers, HttpLimits, HttpServer, ReloadHook};
+use crate::control::memory::MemoryGuard;
 use crate::control::metrics::ShardState;
 use crate::control::MetricsHub;
 use crate::limits;
@@ -105,6 +106,8 @@ pub struct Server {
     reloader: Option<Arc<Reloader>>,
     /// The CDR writer (`None`: CDRs are off).
     cdr: Option<CdrWriter>,
+    /// The memory cap's watchdog thread (stops with `stop`).
+    memory_watchdog: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Start with the production options.
@@ -174,6 +177,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         None => (None, None),
     };
     let stop = Arc::new(AtomicBool::new(false));
+    let memory = Arc::new(MemoryGuard::new(server.max_memory_mb));
+    hub.set_memory(Arc::clone(&memory));
     let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
 
@@ -204,6 +209,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         warnings: bound.warnings,
         reloader: None,
         cdr: cdr_writer,
+        memory_watchdog: None,
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
@@ -239,6 +245,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             cdr: cdr_sink.clone(),
             call_id: options.call_id,
             stop: Arc::clone(&stop),
+            memory: Arc::clone(&memory),
             started: started_tx.clone(),
         });
     }
@@ -285,6 +292,14 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
             "shard {failed} on CPU {} failed to start{detail}",
             cpus[failed]
         ));
+    }
+
+    match crate::control::memory::spawn(Arc::clone(&memory), Arc::clone(&stop)) {
+        Ok(handle) => server.memory_watchdog = Some(handle),
+        Err(e) => {
+            let _ = server.stop_everything();
+            return Err(e);
+        }
     }
 
     let wake = match server.wake.try_clone() {
@@ -484,6 +499,9 @@ impl Server {
         // After the shards: the writer writes what they queued, then ends.
         if let Some(cdr) = self.cdr.take() {
             cdr.shutdown();
+        }
+        if let Some(watchdog) = self.memory_watchdog.take() {
+            let _ = watchdog.join();
         }
         errors
     }

@@ -176,6 +176,7 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         metrics,
         // Compiled into the routing table: a reload applies it.
         unknown_source: _,
+        max_memory_mb,
     } = new;
     let mut keys = Vec::new();
     if *cores != running.cores {
@@ -192,6 +193,9 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
     }
     if *metrics != running.metrics {
         keys.push("server.metrics");
+    }
+    if *max_memory_mb != running.max_memory_mb {
+        keys.push("server.max_memory_mb");
     }
     keys
 }
@@ -366,6 +370,7 @@ mod tests {
             advertise: listen,
             metrics: None,
             unknown_source: crate::routing::UnknownSource::Reject,
+            max_memory_mb: crate::limits::MEMORY_MB_DEFAULT,
         }
     }
 

@@ -103,6 +103,8 @@ pub(crate) struct ShardSetup {
     pub cdr: Option<CdrSink>,
     pub call_id: CallIdFinder,
     pub stop: Arc<AtomicBool>,
+    /// The memory cap's pressure flag (new calls refused while set).
+    pub memory: Arc<crate::control::memory::MemoryGuard>,
     /// Told once the shard serves (then dropped).
     pub started: mpsc::Sender<usize>,
 }
@@ -189,6 +191,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         cdr,
         call_id,
         stop,
+        memory,
         started,
     } = setup;
     let _stopped = StoppedOnDrop(Arc::clone(&slot));
@@ -265,6 +268,8 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         handoff_counters,
         signals: Rc::clone(&signals),
         stop,
+        memory,
+        memory_pressure: false,
         reload,
         generation: 0,
         snapshot: ShardSnapshot::new(index, shards, cpu),
@@ -320,6 +325,9 @@ struct Shard {
     handoff_counters: Arc<HandoffCounters>,
     signals: Rc<Signals>,
     stop: Arc<AtomicBool>,
+    memory: Arc<crate::control::memory::MemoryGuard>,
+    /// The memory pressure the core was last told.
+    memory_pressure: bool,
     reload: Arc<ReloadSlot>,
     /// The configuration generation the core routes with.
     generation: u64,
@@ -365,6 +373,11 @@ impl Shard {
             }
             if self.reload.pending(self.generation) {
                 self.switch_routing();
+            }
+            let pressure = self.memory.pressure();
+            if pressure != self.memory_pressure {
+                self.memory_pressure = pressure;
+                self.core.set_memory_pressure(pressure);
             }
             let mut busy = false;
             let mut socket_empty = false;

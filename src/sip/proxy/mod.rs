@@ -61,6 +61,8 @@ pub struct CoreStats {
     pub retransmissions_absorbed: u64,
     pub retransmissions_sent: u64,
     pub dropped_malformed: u64,
+    /// Messages over a `[limits]` input limit (answered 4xx when from a trunk, else dropped).
+    pub rejected_input_limits: u64,
     pub dropped_stray: u64,
     pub rejected_unknown_source: u64,
     pub rejected_no_route: u64,
@@ -341,13 +343,13 @@ impl Core {
     }
 
     /// Send `out[range]` (the bytes just written) to `to`: never to an address that cannot
-    /// be a peer, never larger than limits::MESSAGE_BYTES_MAX (an answer copying a huge
+    /// be a peer, never larger than `[limits] max_message_bytes` (an answer copying a huge
     /// header of its request would be).
     fn queue(&mut self, to: SocketAddr, range: Range<usize>) {
         if !sendable(to) {
             self.out.truncate(range.start);
             self.stats.dropped_stray += 1;
-        } else if range.len() > limits::MESSAGE_BYTES_MAX {
+        } else if range.len() > self.routing.input_limits().max_message_bytes {
             self.out.truncate(range.start);
             self.stats.dropped_malformed += 1;
         } else {
@@ -416,11 +418,45 @@ impl Core {
                     self.reply_stateless(data, &msg, from, status, b"");
                 }
             }
+            Ok(()) if self.over_input_limits(from, data, &msg) => {}
             Ok(()) if msg.is_request() => self.on_request(now, from, data, &msg),
             Ok(()) => self.on_response(now, from, data, &msg),
         }
         self.msg = Some(msg);
         self.refresh_gauges();
+    }
+
+    /// `[limits]`: header count, header line length and Request-URI length (message size
+    /// and Vias are checked where the answer depends on the method). Over a limit: a
+    /// request from a trunk gets 414 (URI) or 400, with a Warning naming the limit; anything
+    /// else is dropped. Returns whether the message was refused.
+    fn over_input_limits(&mut self, from: SocketAddr, buf: &[u8], msg: &Message) -> bool {
+        let lim = *self.routing.input_limits();
+        let refused = if msg.header_count > lim.max_headers {
+            Some((400, "too many headers"))
+        } else if msg
+            .headers
+            .get(..msg.header_count)
+            .unwrap_or(&[])
+            .iter()
+            .any(|h| h.line.len() > lim.max_header_line_bytes)
+        {
+            Some((400, "header line too long"))
+        } else if let StartLine::Request { uri, .. } = msg.start {
+            (uri.len() > lim.max_uri_bytes).then_some((414, "request-uri too long"))
+        } else {
+            None
+        };
+        let Some((status, reason)) = refused else {
+            return false;
+        };
+        self.stats.rejected_input_limits += 1;
+        let answer = matches!(msg.start, StartLine::Request { method, .. } if method != Method::Ack)
+            && self.routing.ingress(from).is_some();
+        if answer {
+            self.reply_stateless(buf, msg, from, status, warning(reason).as_bytes());
+        }
+        true
     }
 
     // ------------------------------------------------------------- requests
@@ -452,14 +488,14 @@ impl Core {
             }
             return;
         };
-        if msg.via_count >= limits::VIAS_MAX {
+        if msg.via_count >= self.routing.input_limits().max_vias {
             // One more Via would put it over the limit every hop enforces.
             if method != Method::Ack {
                 self.reply_stateless(buf, msg, from, 483, b"");
             }
             return;
         };
-        if buf.len() > limits::MESSAGE_BYTES_MAX {
+        if buf.len() > self.routing.input_limits().max_message_bytes {
             if method != Method::Ack {
                 self.reply_stateless(buf, msg, from, 513, b"");
             }
@@ -619,7 +655,12 @@ impl Core {
 
         if invite && self.shed_this {
             self.stats.rejected_overload += 1;
-            let extra = format!("{}{}", warning("overload"), retry_after());
+            let reason = if self.overload.memory_pressure() {
+                "memory-cap"
+            } else {
+                "overload"
+            };
+            let extra = format!("{}{}", warning(reason), retry_after());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             return;
         }
@@ -1173,7 +1214,7 @@ impl Core {
             return;
         };
         // Too large to relay: nothing to pass on.
-        if buf.len() > limits::MESSAGE_BYTES_MAX {
+        if buf.len() > self.routing.input_limits().max_message_bytes {
             self.stats.dropped_stray += 1;
             return;
         }
