@@ -16,6 +16,12 @@
 //! in calls we know) is always served: calls already up are never lost, and goodput does
 //! not collapse under the retransmissions of calls that were admitted.
 //!
+//! A backlog of junk is not overload of the kind shedding cures: when most datagrams of an
+//! interval were discarded before parsing (unknown sources, flood-blocked sources), the
+//! callers' new calls are not what fills the queue, and refusing them would only hand a
+//! flood its win. Such an interval leaves the fraction as it is; the kernel's own drops,
+//! which retransmissions recover, are the flood's only effect on calls.
+//!
 //! Independently, memory pressure (the process near its configured memory cap) sheds every
 //! new call with 503 until it clears.
 //!
@@ -45,6 +51,10 @@ pub struct OverloadControl {
     credit: f64,
     /// The last interval's standing queue exceeded OVERLOAD_DROP_DELAY.
     severe: bool,
+    /// Datagrams of the current interval that were worked on, and that were discarded
+    /// before parsing.
+    worked: u64,
+    discarded: u64,
     memory_pressure: bool,
 }
 
@@ -56,6 +66,8 @@ impl Default for OverloadControl {
             fraction: 1.0,
             credit: 0.0,
             severe: false,
+            worked: 0,
+            discarded: 0,
             memory_pressure: false,
         }
     }
@@ -72,16 +84,31 @@ impl OverloadControl {
         self.min_delay = Some(self.min_delay.map_or(delay, |m| m.min(delay)));
     }
 
+    /// One datagram was handled: `discarded` when it was dropped before parsing.
+    pub fn count(&mut self, discarded: bool) {
+        if discarded {
+            self.discarded += 1;
+        } else {
+            self.worked += 1;
+        }
+    }
+
     fn end_interval(&mut self, now: Instant) {
         // An interval with no observation at all: the shard was idle.
         let standing = self.min_delay.unwrap_or(Duration::ZERO);
-        if standing > limits::OVERLOAD_DELAY_TARGET {
+        let junk = self.discarded > self.worked;
+        self.worked = 0;
+        self.discarded = 0;
+        if junk {
+            // The backlog is a flood we discard: shedding callers would not shorten it.
+            self.severe = false;
+        } else if standing > limits::OVERLOAD_DELAY_TARGET {
             self.fraction =
                 (self.fraction * limits::OVERLOAD_DECREASE).max(limits::OVERLOAD_ADMIT_MIN);
         } else {
             self.fraction = (self.fraction + limits::OVERLOAD_INCREASE).min(1.0);
         }
-        self.severe = standing > limits::OVERLOAD_DROP_DELAY;
+        self.severe = !junk && standing > limits::OVERLOAD_DROP_DELAY;
         self.min_delay = None;
         self.interval_start = Some(now);
     }
@@ -217,6 +244,31 @@ mod tests {
         t += limits::OVERLOAD_INTERVAL;
         o.observe(t, 100 * MS);
         assert!((o.fraction() - limits::OVERLOAD_DECREASE).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_backlog_of_discarded_junk_sheds_no_callers() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        for _ in 0..1000 {
+            t += MS;
+            o.observe(t, 50 * MS);
+            for _ in 0..30 {
+                o.count(true);
+            }
+            o.count(false);
+        }
+        assert!(!o.active(), "{}", o.fraction());
+        // The same backlog made of real work is overload.
+        for _ in 0..1000 {
+            t += MS;
+            o.observe(t, 50 * MS);
+            o.count(true);
+            o.count(false);
+            o.count(false);
+        }
+        assert!(o.active());
+        assert!(o.fraction() < 0.1);
     }
 
     #[test]

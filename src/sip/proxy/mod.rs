@@ -363,6 +363,7 @@ impl Core {
         self.start_clock(now);
         if data.len() > limits::DATAGRAM_BYTES_MAX {
             self.stats.dropped_malformed += 1;
+            self.overload.count(true);
             return;
         }
         let known = self.routing.ingress(from).is_some();
@@ -376,6 +377,7 @@ impl Core {
         {
             self.stats.requests_in += 1;
             self.stats.rejected_unknown_source += 1;
+            self.overload.count(true);
             return;
         }
         // Overload control, before any parsing: a new call the shard cannot take is
@@ -389,6 +391,7 @@ impl Core {
                     Admission::Admit => {}
                     Admission::Reject => self.shed_this = true,
                     Admission::Drop => {
+                        // Not counted as junk: these are callers we shed.
                         self.stats.dropped_overload += 1;
                         return;
                     }
@@ -405,8 +408,10 @@ impl Core {
         if self.flood.check(now, from.ip(), threshold, flood.block) == Verdict::Block {
             self.stats.dropped_flood += 1;
             self.stats.flood_blocks = self.flood.blocked_sources;
+            self.overload.count(true);
             return;
         }
+        self.overload.count(false);
         let mut msg = self.msg.take().unwrap_or_default();
         let result = scan::scan(data, &mut msg);
         match result {
