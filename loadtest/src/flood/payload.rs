@@ -18,7 +18,7 @@ impl Rng {
         Rng((s ^ (s >> 31)) | 1)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -32,7 +32,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            (self.next() % n as u64) as usize
+            (self.next_u64() % n as u64) as usize
         }
     }
 
@@ -194,7 +194,7 @@ pub fn junk(rng: &mut Rng) -> Payload {
     let len = rng.range(1, JUNK_MAX);
     let mut bytes = Vec::with_capacity(len);
     while bytes.len() < len {
-        let word = rng.next().to_le_bytes();
+        let word = rng.next_u64().to_le_bytes();
         let take = (len - bytes.len()).min(8);
         bytes.extend_from_slice(&word[..take]);
     }
@@ -363,7 +363,7 @@ pub fn deck(weights: [u32; 4], rng: &mut Rng) -> Vec<Kind> {
     }
     for (k, kind) in KINDS.into_iter().enumerate() {
         let n = (u64::from(weights[k]) * DECK_LEN as u64).div_ceil(total);
-        deck.extend(std::iter::repeat_n(kind, n as usize));
+        deck.extend(std::iter::repeat(kind).take(n as usize));
     }
     // Fisher-Yates.
     for i in (1..deck.len()).rev() {

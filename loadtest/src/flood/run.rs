@@ -337,8 +337,10 @@ fn work(mut w: Worker, target: SocketAddr, duration: Micros, drain_for: Micros, 
     let mut source = 0usize;
     let end = Duration::from_micros(duration);
     let per_sec = w.rate;
-    // Pacing: the schedule allows rate * elapsed datagrams; never more than a second's worth
-    // of debt is kept (a worker that was descheduled does not burst to catch up).
+    // Pacing: the schedule allows rate * elapsed datagrams; at most 10 ms worth of debt (and
+    // at least a batch) is kept, so a worker that was descheduled does not burst to catch up:
+    // the time lost shows as a lower achieved rate.
+    let slack = ((per_sec / 100.0) as u64).max(BATCH_MAX as u64);
     let mut allowed_base: u64 = 0;
     let mut base_time = Duration::ZERO;
     loop {
@@ -351,10 +353,10 @@ fn work(mut w: Worker, target: SocketAddr, duration: Micros, drain_for: Micros, 
         }
         let due = if per_sec > 0.0 {
             let allowed = allowed_base + ((now - base_time).as_secs_f64() * per_sec) as u64;
-            if allowed > counter + per_sec as u64 + BATCH_MAX as u64 {
-                allowed_base = counter;
+            if allowed > counter + slack {
+                allowed_base = counter + slack;
                 base_time = now;
-                BATCH_MAX as u64
+                slack
             } else {
                 allowed.saturating_sub(counter)
             }
