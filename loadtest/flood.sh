@@ -42,7 +42,7 @@ MEMORY_CAP_MB=${MEMORY_CAP_MB:-1024}
 PORT=${PORT:-5060}
 UAS_PORT=${UAS_PORT:-5070}
 METRICS=${METRICS:-9091}
-SUMMARY=${SUMMARY:-flood-summary.json}
+SUMMARY=${SUMMARY:-$ROOT/target/flood-summary.json}
 MEASURE=${MEASURE:-0}
 LIMIT=$(( DURATION + 120 ))
 
@@ -163,7 +163,7 @@ core_counters=(rejected_unknown_source dropped_flood flood_blocks dropped_malfor
   echo "flood: $(fj .datagrams_sent) datagrams sent ($(fj .bytes_sent) bytes), achieved $(fj .achieved_rate | xargs printf '%.0f') datagrams/s, $(fj .send_errors.total) send errors"
   echo "replies to flood sources: $(fj .replies) datagrams, $(fj .reply_bytes) bytes"
   echo "kernel UDP RcvbufErrors during the run (whole machine): $(( RCVBUF_AFTER - RCVBUF_BEFORE ))"
-  echo "junction datagrams received: $(delta junction_datagrams_received_total)"
+  echo "junction datagrams received: $(delta junction_datagrams_received_total) in $(delta junction_receive_batches_total) receive batches; parks $(delta junction_parks_total)"
   line="junction datagrams dropped:"
   for r in "${drop_reasons[@]}"; do line+=" $r $(delta junction_datagrams_dropped_total "reason=\"$r\"")"; done
   echo "$line"
@@ -180,6 +180,8 @@ jq -n --argjson started "$started" --argjson ok "$ok" --argjson pct "$pct" \
   --argjson cap_in_config "$CAP_IN_CONFIG" \
   --argjson rcvbuf "$(( RCVBUF_AFTER - RCVBUF_BEFORE ))" \
   --argjson received "$(delta junction_datagrams_received_total)" \
+  --argjson batches "$(delta junction_receive_batches_total)" \
+  --argjson parks "$(delta junction_parks_total)" \
   --argjson drops "{$drops_json}" --argjson core "{$core_json}" \
   --argjson flood "$(cat "$WORK/flood.json" 2>/dev/null || echo null)" \
   --argjson params "{\"cores\": $CORES, \"duration_s\": $DURATION, \"legit_rate\": $LEGIT_RATE, \"capacity\": $CAPACITY, \"flood_rate\": $FLOOD_RATE, \"source_count\": $SOURCE_COUNT, \"mix\": \"$MIX\"}" \
@@ -187,6 +189,7 @@ jq -n --argjson started "$started" --argjson ok "$ok" --argjson pct "$pct" \
     legitimate: {attempted: $started, completed: $ok, success_pct: $pct},
     junction: {alive: $alive, peak_rss_kb: $peak_kb, memory_cap_mb: $cap,
                cap_in_config: $cap_in_config, datagrams_received: $received,
+               receive_batches: $batches, parks: $parks,
                datagrams_dropped: $drops, core: $core},
     kernel_rcvbuf_errors: $rcvbuf,
     flood: $flood}' >"$SUMMARY"
