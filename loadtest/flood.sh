@@ -23,8 +23,8 @@
 #
 #   loadtest/flood.sh                                   # 30 s, 100 calls/s, 800000 datagrams/s asked
 #   FLOOD_RATE=1600000 loadtest/flood.sh                # twice the default flood
-#   SOURCE_COUNT=60000 loadtest/flood.sh                # a wide botnet: each source under the
-#                                                       # [flood] per-source threshold
+#   SOURCE_COUNT=16000 loadtest/flood.sh                # a wide botnet: each source under the
+#                          # [flood] per-source threshold (one fd per source: mind ulimit -Hn)
 #   MIX=junk=1 DURATION=60 LEGIT_RATE=200 loadtest/flood.sh
 source "$(dirname "$0")/lib.sh"
 CORES=${CORES:-1}
