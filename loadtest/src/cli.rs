@@ -19,6 +19,8 @@ usage:
   junction-load uac  --target IP:PORT [uac options] [common options]
   junction-load both --listen IP:PORT [--target IP:PORT] [uac and uas options]
       (both: UAC and UAS in one process; the target defaults to the listen address)
+  junction-load flood --target IP:PORT --duration S [flood options]
+      (junk and valid requests from many unknown source addresses: junction-load flood --help)
 
 uac options:
   --target IP:PORT        where INVITEs go (a proxy, or a UAS)
@@ -225,7 +227,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         Some("uac") => Role::Uac,
         Some("uas") => Role::Uas,
         Some("both") => Role::Both,
-        Some(other) => return Err(format!("unknown role {other:?}: uac, uas or both")),
+        Some(other) => return Err(format!("unknown role {other:?}: uac, uas, both or flood")),
         None => return Err("a role is required: uac, uas or both".into()),
     };
     let mut p = Plan {

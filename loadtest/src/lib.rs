@@ -4,8 +4,10 @@
 //! driven by `now`), `scenario` (SIPp XML scenario files, interpreted by another sans-IO engine),
 //! `rate` (the open-loop call schedule), `stats` and `report` (counters, HDR histograms, the
 //! live line, the summary), and `io` (worker threads, sockets, the clock) around them.
+//! `flood` is apart: the `flood` subcommand, junk and valid requests from unknown sources.
 
 pub mod cli;
+pub mod flood;
 pub mod io;
 pub mod limits;
 pub mod rate;

@@ -2,11 +2,15 @@
 //! non-zero when the failures pass the threshold given with --max-failures.
 
 use junction_load::cli::{self, Threshold};
+use junction_load::flood;
 use junction_load::report;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("flood") {
+        return flood(&args[1..]);
+    }
     let plan = match cli::parse(&args) {
         Ok(p) => p,
         Err(e) if e.is_empty() => {
@@ -48,6 +52,38 @@ fn main() -> ExitCode {
     if over {
         eprintln!("junction-load: {failures} failures exceed --max-failures");
         return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+/// `junction-load flood ...`: exit 0 when the run completed (what came back is for the caller
+/// to judge), 2 for usage or start-up errors.
+fn flood(args: &[String]) -> ExitCode {
+    let plan = match flood::parse(args) {
+        Ok(p) => p,
+        Err(e) if e.is_empty() => {
+            print!("{}", flood::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("junction-load flood: {e}\n\n{}", flood::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match flood::run(&plan) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("junction-load flood: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", outcome.summary());
+    if let Some(path) = &plan.json {
+        let text = serde_json::to_string_pretty(&outcome.json()).unwrap_or_default();
+        if let Err(e) = std::fs::write(path, text + "\n") {
+            eprintln!("junction-load flood: --json {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
     }
     ExitCode::SUCCESS
 }
