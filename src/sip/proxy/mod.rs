@@ -1006,6 +1006,20 @@ impl Core {
                 _ => {}
             }
         }
+        // ACK for a final response we generated without state (503 while shedding, 404,
+        // 4xx for limits...): its To tag is the one we wrote. Absorb it (RFC 3261 17.2.1:
+        // the ACK for a non-2xx ends at the element that sent the response).
+        if let Some(to_tag) = msg.to.tag {
+            let mut tag = std::mem::take(&mut self.tmp);
+            tag.clear();
+            self.local_tag(buf, msg, &mut tag);
+            let ours = to_tag.get(buf) == &tag[..];
+            self.tmp = tag;
+            if ours {
+                self.stats.retransmissions_absorbed += 1;
+                return;
+            }
+        }
         // ACK for a 2xx (end to end) or an ACK we know nothing of: forward statelessly.
         self.forward_stateless(now, from, buf, msg, ingress);
     }
