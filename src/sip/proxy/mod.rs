@@ -622,8 +622,16 @@ impl Core {
             return;
         }
         if self.txns.len() + 2 > limits::TRANSACTIONS_PER_SHARD_MAX {
-            self.stats.rejected_overload += 1;
-            self.reply_stateless(buf, msg, from, 503, retry_after().as_bytes());
+            if method == Method::Invite && msg.to.tag.is_none() {
+                // A new call: refused like any the shard cannot take.
+                self.stats.rejected_overload += 1;
+                let extra = format!("{}{}", warning("overload"), retry_after());
+                self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+            } else {
+                // Calls already up are never lost: without room for a transaction, a
+                // request in a dialog (or any other) is relayed statelessly.
+                self.forward_stateless(now, from, buf, msg, ingress);
+            }
             return;
         }
         // RFC 3261 16.4: a top Route that is ours is removed.
@@ -1456,6 +1464,9 @@ impl Core {
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
                 ct.state = ClientState::Accepted;
+                // Nothing is retransmitted or CANCELled after a 2xx: the copy of the
+                // request is dead weight for the 32 s the transaction lingers.
+                ct.request = Vec::new();
                 self.txns.disarm(t, TimerKind::Retransmit);
                 self.txns.disarm(t, TimerKind::ProxyC);
                 self.txns.disarm(t, TimerKind::Progress);
@@ -1470,6 +1481,8 @@ impl Core {
                             }
                             st.state = ServerState::Accepted;
                             st.last_code = code;
+                            // No failover or local answer after a 2xx (see above).
+                            st.request = Vec::new();
                             let s = TimerTarget::Server(st_id);
                             self.txns.disarm(s, TimerKind::ResponseRetransmit);
                             self.txns.arm(s, TimerKind::Timeout, now + timer::T1_X64);
