@@ -15,6 +15,13 @@
 #   # junction alone on CPU 0, the load generator on CPU 1:
 #   CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 START=2000 STEP=2000 PERIOD_MS=3000 MAX=30000 \
 #     DURATION=45 loadtest/overload.sh
+#   # the same with junction held to 40% of its CPU (a cgroup CPU quota, root only), so that
+#   # one load generator CPU can offer twice junction's capacity:
+#   CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 JUNCTION_CPU_QUOTA=40 START=1000 STEP=1000 \
+#     PERIOD_MS=2000 MAX=20000 DURATION=45 loadtest/overload.sh
+#
+# Goodput is judged per ramp step (each PERIOD_MS long, its first second left out): a single
+# second of the load generator's own report jitters when it runs near its CPU limit.
 source "$(dirname "$0")/lib.sh"
 START=${START:-1000}
 STEP=${STEP:-1000}
@@ -29,6 +36,7 @@ METRICS=${METRICS:-9091}
 CORES=${CORES:-2}
 JUNCTION_CPUS=${JUNCTION_CPUS:-}
 LOAD_CPUS=${LOAD_CPUS:-}
+JUNCTION_CPU_QUOTA=${JUNCTION_CPU_QUOTA:-}
 LIMIT=$(( DURATION + 120 ))
 LOAD_PIN=()
 [ -n "$LOAD_CPUS" ] && LOAD_PIN=(--cpus "$LOAD_CPUS")
@@ -42,6 +50,23 @@ if [ -n "$JUNCTION_CPUS" ]; then
 fi
 start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
 J=$LAST_PID
+if [ -n "$JUNCTION_CPU_QUOTA" ]; then
+  # A CPU quota over 10 ms periods (short, so throttling shows as load, not as stalls).
+  quota=$(( JUNCTION_CPU_QUOTA * 100 ))
+  if [ -d /sys/fs/cgroup/cpu ]; then          # cgroup v1
+    CG=/sys/fs/cgroup/cpu/junction-overload-$$
+    mkdir -p "$CG"
+    echo 10000 >"$CG/cpu.cfs_period_us"
+    echo "$quota" >"$CG/cpu.cfs_quota_us"
+  else                                         # cgroup v2
+    CG=/sys/fs/cgroup/junction-overload-$$
+    mkdir -p "$CG"
+    echo "$quota 10000" >"$CG/cpu.max"
+  fi
+  echo "$J" >"$CG/cgroup.procs"
+  trap 'cleanup; rmdir "$CG" 2>/dev/null || true' EXIT
+  echo "junction held to $JUNCTION_CPU_QUOTA% of a CPU ($CG)" >&2
+fi
 wait_http_ready "$METRICS" 20
 start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.1:$UAS_PORT" "${LOAD_PIN[@]}" --quiet
 UAS=$LAST_PID
@@ -55,12 +80,28 @@ timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$START" --rate-ste
 echo "--- junction: $(proc_cpu "$J") s CPU"
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s"
 awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d\n", $1, $2, $6, $8}' "$WORK/uac.csv"
-awk -F';' 'NR > 1 && $2 > 0 {
-    ok[n] = $6; n++; if ($6 > peak) {peak = $6; at = n - 1}
+awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" '
+  NR > 1 && $2 > 0 && $1 != last {
+    last = $1
+    i = int(($1 - 0.5) * 1000 / period)          # the ramp step this second belongs to
+    if (i != cur) {cur = i; first = 1} else first = 0
+    if (first) next                               # a step'"'"'s first second is a transition
+    ok[i] += $6; bad[i] += $8; cnt[i]++; if (i > top) top = i
   }
   END {
-    low = peak; for (i = at; i < n; i++) if (ok[i] < low) low = ok[i]
-    if (peak > 0) printf "--- goodput: peak %d completed calls/s; lowest after the peak %d (%.1f%% of the peak)\n", peak, low, 100 * low / peak
+    print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s"
+    for (i = 0; i <= top; i++) {
+      if (!cnt[i]) continue
+      o = start + step * i; if (o > max) o = max
+      c = ok[i] / cnt[i]; f = bad[i] / cnt[i]
+      printf "%8d %10.0f %10.0f\n", o, c, f
+      off[i] = o; good[i] = c
+      if (c > peak) {peak = c; at = i}
+    }
+    low = peak
+    for (i = at; i <= top; i++) if (cnt[i] && good[i] < low) {low = good[i]; lowoff = off[i]}
+    if (low == peak) lowoff = off[at]
+    if (peak > 0) printf "--- goodput: peak %.0f completed calls/s (offered %d); lowest at a higher offered rate %.0f (offered %d): %.1f%% of the peak; offered up to %d calls/s = %.2fx the peak\n", peak, off[at], low, lowoff, 100 * low / peak, off[top], off[top] / peak
   }' "$WORK/uac.csv"
 stop "$UAS"
 echo "--- UAS"
