@@ -78,6 +78,9 @@ timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$START" --rate-ste
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
   "${LOAD_PIN[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
 echo "--- junction: $(proc_cpu "$J") s CPU"
+curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
+  grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_datagrams_(received|dropped)_total' |
+  sed 's/^/    /' || true
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s"
 awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d\n", $1, $2, $6, $8}' "$WORK/uac.csv"
 awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" '

@@ -123,9 +123,9 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
         s.method() == "INVITE" && s.to == addr(GW)
     });
 
-    // A standing 10 ms queue for one 50 ms interval: a fifth of new calls get 503 +
-    // Retry-After (OVERLOAD_DECREASE), before any routing work.
-    queue_for(&mut net, Duration::from_millis(10), 60);
+    // A standing 10 ms queue for two 50 ms intervals (one could be a stall): a fifth of new
+    // calls get 503 + Retry-After (OVERLOAD_DECREASE), before any routing work.
+    queue_for(&mut net, Duration::from_millis(10), 110);
     let (mut shed, mut routed) = (0, 0);
     let mut last_503 = None;
     for n in 0..100 {

@@ -50,8 +50,10 @@ pub struct OverloadControl {
     fraction: f64,
     /// Admission credit: each new call adds `fraction`; a call is admitted while it is >= 1.
     credit: f64,
-    /// The last interval's standing queue exceeded OVERLOAD_DROP_DELAY.
+    /// Calls not admitted are dropped unparsed rather than answered 503.
     severe: bool,
+    /// Consecutive intervals with a standing queue (of work, not junk).
+    backlogged: u32,
     /// Datagrams of the current interval that were worked on, and that were discarded
     /// before parsing.
     worked: u64,
@@ -67,6 +69,7 @@ impl Default for OverloadControl {
             fraction: 1.0,
             credit: 0.0,
             severe: false,
+            backlogged: 0,
             worked: 0,
             discarded: 0,
             memory_pressure: false,
@@ -100,22 +103,28 @@ impl OverloadControl {
         let junk = self.discarded > self.worked;
         self.worked = 0;
         self.discarded = 0;
-        if junk {
-            // The backlog is a flood we discard: shedding callers would not shorten it.
-            self.severe = false;
-        } else if standing > limits::OVERLOAD_DELAY_TARGET {
+        // One interval with a backlog can be a stall of the shard's thread rather than more
+        // work than it can do: only a backlog that persists is overload.
+        self.backlogged = if standing > limits::OVERLOAD_DELAY_TARGET && !junk {
+            self.backlogged.saturating_add(1)
+        } else {
+            0
+        };
+        let persistent = self.backlogged >= limits::OVERLOAD_PERSIST_INTERVALS;
+        if persistent {
             self.fraction =
                 (self.fraction * limits::OVERLOAD_DECREASE).max(limits::OVERLOAD_ADMIT_MIN);
-        } else {
+        } else if self.backlogged == 0 && !junk {
             self.fraction = (self.fraction + limits::OVERLOAD_INCREASE).min(1.0);
         }
+        // Otherwise hold: a first interval of backlog (maybe a stall), or a backlog of
+        // discarded junk (shedding callers would not shorten it).
         // Drop instead of 503 when the backlog is deep, or when it persists although a good
         // share of new calls is already refused: then the refusals themselves (parse, 503,
         // the caller's ACK) are what the shard cannot afford.
-        self.severe = !junk
+        self.severe = persistent
             && (standing > limits::OVERLOAD_DROP_DELAY
-                || (standing > limits::OVERLOAD_DELAY_TARGET
-                    && self.fraction < limits::OVERLOAD_DROP_BELOW));
+                || self.fraction < limits::OVERLOAD_DROP_BELOW);
         self.min_delay = None;
         self.interval_start = Some(now);
     }
@@ -212,8 +221,8 @@ mod tests {
     fn a_standing_queue_sheds_a_growing_share_and_recovery_readmits() {
         let mut o = OverloadControl::default();
         let mut t = Instant::now();
-        // One interval of a 10 ms backlog: a fifth of new calls refused with 503.
-        run(&mut o, &mut t, 60, 10 * MS);
+        // Two intervals of a 10 ms backlog: a fifth of new calls refused with 503.
+        run(&mut o, &mut t, 110, 10 * MS);
         assert!(o.active());
         let f = o.fraction();
         assert!((f - limits::OVERLOAD_DECREASE).abs() < 1e-9, "{f}");
@@ -257,9 +266,25 @@ mod tests {
             o.observe(t, 100 * MS);
         }
         assert!(!o.active());
+        // The first interval with a backlog may be a stall: held.
+        t += limits::OVERLOAD_INTERVAL;
+        o.observe(t, 100 * MS);
+        assert!(!o.active());
+        // The second in a row is overload.
         t += limits::OVERLOAD_INTERVAL;
         o.observe(t, 100 * MS);
         assert!((o.fraction() - limits::OVERLOAD_DECREASE).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_stall_of_one_interval_sheds_nothing() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        // The thread was away: one interval whose every batch waited 45 ms, then normal.
+        run(&mut o, &mut t, 50, 45 * MS);
+        run(&mut o, &mut t, 500, Duration::ZERO);
+        assert!(!o.active());
+        assert_eq!(admitted_of(&mut o, 100), (100, 0, 0));
     }
 
     #[test]
