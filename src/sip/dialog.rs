@@ -3,10 +3,10 @@
 //! (limits::CALL_IDLE_MAX, limits::CALL_LINGER).
 
 use super::cdr::{CallRecord, EndedBy};
+use super::index::Index;
 use super::transaction::{Id, Slab};
 use crate::routing::TrunkId;
 use crate::trunks::TrunkState;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,7 +55,7 @@ pub struct Call {
 #[derive(Default)]
 pub struct Calls {
     slab: Slab<Call>,
-    index: HashMap<Box<[u8]>, Id>,
+    index: Index,
 }
 
 impl Calls {

@@ -1,88 +1,16 @@
 //! Transaction records (RFC 3261 17, with RFC 6026's Accepted state) and the per-shard tables
 //! that hold them. The state transitions live in `proxy`, which owns the tables; this file is
-//! the data: states, timers, and a generation-checked slab so a stale timer or branch never
-//! reaches a reused slot.
+//! the data: states, timers, and generation-checked slabs (`slab`) so a stale timer or
+//! branch never reaches a reused slot.
 
+use super::index::Index;
+pub use super::slab::{Id, Slab};
 use super::timer::TimerWheel;
 use crate::routing::{Attempts, RoutingTable, TrunkId};
 use crate::trunks::TrunkState;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// A slot index plus the generation it was allocated with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Id {
-    pub idx: u32,
-    pub gen: u32,
-}
-
-/// A slab whose ids go stale when their slot is freed.
-pub struct Slab<T> {
-    slots: Vec<(u32, Option<T>)>,
-    free: Vec<u32>,
-    len: usize,
-}
-
-impl<T> Default for Slab<T> {
-    fn default() -> Self {
-        Slab {
-            slots: Vec::new(),
-            free: Vec::new(),
-            len: 0,
-        }
-    }
-}
-
-impl<T> Slab<T> {
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn insert(&mut self, value: T) -> Id {
-        self.len += 1;
-        if let Some(idx) = self.free.pop() {
-            if let Some(slot) = self.slots.get_mut(idx as usize) {
-                slot.0 = slot.0.wrapping_add(1);
-                slot.1 = Some(value);
-                return Id { idx, gen: slot.0 };
-            }
-        }
-        let idx = self.slots.len() as u32;
-        self.slots.push((0, Some(value)));
-        Id { idx, gen: 0 }
-    }
-
-    pub fn get(&self, id: Id) -> Option<&T> {
-        match self.slots.get(id.idx as usize) {
-            Some((gen, Some(v))) if *gen == id.gen => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn get_mut(&mut self, id: Id) -> Option<&mut T> {
-        match self.slots.get_mut(id.idx as usize) {
-            Some((gen, Some(v))) if *gen == id.gen => Some(v),
-            _ => None,
-        }
-    }
-
-    pub fn remove(&mut self, id: Id) -> Option<T> {
-        match self.slots.get_mut(id.idx as usize) {
-            Some((gen, slot @ Some(_))) if *gen == id.gen => {
-                self.len -= 1;
-                self.free.push(id.idx);
-                slot.take()
-            }
-            _ => None,
-        }
-    }
-}
 
 /// Server transaction states (RFC 3261 17.2.1 / 17.2.2, RFC 6026 7.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,7 +249,7 @@ pub struct ClientTxn {
 pub struct Transactions {
     pub servers: Slab<ServerTxn>,
     pub clients: Slab<ClientTxn>,
-    pub server_index: HashMap<Box<[u8]>, Id>,
+    pub server_index: Index,
     pub wheel: TimerWheel<TimerKey>,
 }
 
@@ -330,7 +258,7 @@ impl Transactions {
         Transactions {
             servers: Slab::default(),
             clients: Slab::default(),
-            server_index: HashMap::new(),
+            server_index: Index::default(),
             wheel: TimerWheel::new(origin),
         }
     }
