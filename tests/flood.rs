@@ -123,7 +123,7 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
         s.method() == "INVITE" && s.to == addr(GW)
     });
 
-    // A standing 10 ms queue for two 50 ms intervals (one could be a stall): a fifth of new
+    // A standing 10 ms queue for two 50 ms intervals (one could be a stall): a tenth of new
     // calls get 503 + Retry-After (OVERLOAD_DECREASE), before any routing work.
     queue_for(&mut net, Duration::from_millis(10), 110);
     let (mut shed, mut routed) = (0, 0);
@@ -166,14 +166,18 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     let absorbed = net.core.stats().retransmissions_absorbed;
     assert!(net.send(PBX, &ack).is_empty(), "the ACK went somewhere");
     assert_eq!(net.core.stats().retransmissions_absorbed, absorbed + 1);
-    assert_eq!((shed, routed), (20, 80));
+    // OVERLOAD_DECREASE is 0.9: one in ten refused (the admission credit rounds).
+    assert!(
+        (9..=11).contains(&shed) && shed + routed == 100,
+        "{shed} shed"
+    );
     assert_eq!(net.core.stats().rejected_overload, shed);
-    assert_eq!(net.core.stats_snapshot().admission_percent, 80);
+    assert_eq!(net.core.stats_snapshot().admission_percent, 90);
 
-    // A backlog that persists although calls are refused (or is deep): new calls beyond the
-    // admitted share are dropped unparsed, no answer at all, while the call in progress is
-    // served: a re-INVITE and its BYE go through.
-    queue_for(&mut net, Duration::from_millis(10), 1000);
+    // A deep backlog (50 ms standing) that persists: even 503s cost too much, so new calls
+    // beyond the admitted share are dropped unparsed, no answer at all, while the call in
+    // progress is served: a re-INVITE and its BYE go through.
+    queue_for(&mut net, Duration::from_millis(50), 1500);
     let mut silent = 0;
     for n in 0..20 {
         let out = net.send(

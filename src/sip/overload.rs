@@ -11,8 +11,7 @@
 //! multiplied down while there is a standing queue, raised slowly (additively) while
 //! there is none (AIMD). New calls beyond the fraction are shed: answered 503 +
 //! Retry-After, or, when even that falls behind (a standing queue above
-//! `OVERLOAD_DROP_DELAY`, or one that persists although the fraction is already below
-//! `OVERLOAD_DROP_BELOW`), dropped before parsing; the caller retransmits after T1 and is
+//! `OVERLOAD_DROP_DELAY`), dropped before parsing; the caller retransmits after T1 and is
 //! admitted once there is room. Everything else (responses, ACK, CANCEL, BYE, requests
 //! in calls we know) is always served: calls already up are never lost, and goodput does
 //! not collapse under the retransmissions of calls that were admitted.
@@ -119,12 +118,11 @@ impl OverloadControl {
         }
         // Otherwise hold: a first interval of backlog (maybe a stall), or a backlog of
         // discarded junk (shedding callers would not shorten it).
-        // Drop instead of 503 when the backlog is deep, or when it persists although a good
-        // share of new calls is already refused: then the refusals themselves (parse, 503,
-        // the caller's ACK) are what the shard cannot afford.
-        self.severe = persistent
-            && (standing > limits::OVERLOAD_DROP_DELAY
-                || self.fraction < limits::OVERLOAD_DROP_BELOW);
+        // Drop instead of 503 when the backlog is deep: then the refusals themselves (parse,
+        // 503, the caller's ACK) are more than the shard can afford. Not sooner: a dropped
+        // INVITE comes back up to six times (the caller's retransmissions), which in a
+        // steady 2x overload cost more than the 503 would have.
+        self.severe = persistent && standing > limits::OVERLOAD_DROP_DELAY;
         self.min_delay = None;
         self.interval_start = Some(now);
     }
@@ -221,24 +219,22 @@ mod tests {
     fn a_standing_queue_sheds_a_growing_share_and_recovery_readmits() {
         let mut o = OverloadControl::default();
         let mut t = Instant::now();
-        // Two intervals of a 10 ms backlog: a fifth of new calls refused with 503.
+        // Two intervals of a 10 ms backlog: a tenth of new calls refused with 503.
         run(&mut o, &mut t, 110, 10 * MS);
         assert!(o.active());
         let f = o.fraction();
         assert!((f - limits::OVERLOAD_DECREASE).abs() < 1e-9, "{f}");
         let (a, r, d) = admitted_of(&mut o, 1000);
-        assert_eq!(d, 0, "a brief 10 ms backlog is not severe: 503s, no drops");
+        assert_eq!(d, 0, "a 10 ms backlog is not severe: 503s, no drops");
         // The admitted share follows the fraction exactly (deterministic credit).
         assert!((a as f64 - 1000.0 * f).abs() <= 1.0, "{a} vs {f}");
         assert_eq!(a + r, 1000);
-        // The backlog persists although calls are refused: refusing costs too much, so the
-        // calls not admitted are dropped unparsed.
+        // The backlog persists: a growing share is refused, still with 503.
         run(&mut o, &mut t, 500, 10 * MS);
-        let f = o.fraction();
-        assert!(f < limits::OVERLOAD_DROP_BELOW, "{f}");
+        assert!(o.fraction() < 0.5, "{}", o.fraction());
         let (a, r, d) = admitted_of(&mut o, 1000);
-        assert_eq!(r, 0);
-        assert!(a > 0 && d > 0);
+        assert_eq!(d, 0);
+        assert!(a > 0 && r > a);
         // The queue is gone: the fraction climbs back to 1.
         run(&mut o, &mut t, 5_000, Duration::ZERO);
         assert!(!o.active());
@@ -309,7 +305,7 @@ mod tests {
             o.count(false);
         }
         assert!(o.active());
-        assert!(o.fraction() < 0.1);
+        assert!(o.fraction() < 0.2, "{}", o.fraction());
     }
 
     #[test]
