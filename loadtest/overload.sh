@@ -83,8 +83,8 @@ curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
   sed 's/^/    /' || true
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s"
 awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d\n", $1, $2, $6, $8}' "$WORK/uac.csv"
-awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" '
-  NR > 1 && $2 > 0 && $1 != last {
+awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" '
+  NR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
     last = $1
     i = int(($1 - 0.5) * 1000 / period)          # the ramp step this second belongs to
     if (i != cur) {cur = i; first = 1} else first = 0
