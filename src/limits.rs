@@ -238,8 +238,10 @@ pub const MEMORY_MB_MAX: u64 = 1 << 20;
 /// call gets 503 + Retry-After) ...
 pub const MEMORY_PRESSURE_ON: f64 = 0.9;
 
-/// ... and ends when it falls below this share: the gap keeps it from flapping with every
-/// call that ends.
+/// ... and ends when it falls below this share, or when the live calls + transactions fall
+/// below this share of their number when memory neared the cap (resident memory does not
+/// fall when calls end: tables keep their capacity for reuse). The gap keeps it from
+/// flapping with every call that ends.
 pub const MEMORY_PRESSURE_OFF: f64 = 0.8;
 
 /// How often the control plane reads resident memory (/proc/self/statm): a flood grows

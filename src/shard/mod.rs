@@ -294,7 +294,15 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         ));
     }
 
-    match crate::control::memory::spawn(Arc::clone(&memory), Arc::clone(&stop)) {
+    let live_hub = Arc::clone(&hub);
+    let live = move || {
+        live_hub
+            .views()
+            .iter()
+            .map(|v| v.snapshot.core.calls_active + v.snapshot.core.transactions_active)
+            .sum()
+    };
+    match crate::control::memory::spawn(Arc::clone(&memory), Arc::clone(&stop), live) {
         Ok(handle) => server.memory_watchdog = Some(handle),
         Err(e) => {
             let _ = server.stop_everything();

@@ -1481,8 +1481,11 @@ impl Core {
                             }
                             st.state = ServerState::Accepted;
                             st.last_code = code;
-                            // No failover or local answer after a 2xx (see above).
+                            // No failover or local answer after a 2xx (see above), and
+                            // no retransmission of our own: 2xx retransmissions come from
+                            // downstream (RFC 6026).
                             st.request = Vec::new();
+                            st.last_response = Vec::new();
                             let s = TimerTarget::Server(st_id);
                             self.txns.disarm(s, TimerKind::ResponseRetransmit);
                             self.txns.arm(s, TimerKind::Timeout, now + timer::T1_X64);
