@@ -11,18 +11,20 @@
 # Exit 1 when success < MIN_SUCCESS %, junction died, or peak RSS > MEMORY_CAP_MB.
 #
 # CAPACITY is junction's measured datagram capacity (datagrams/s received at peak goodput),
-# and FLOOD_RATE defaults to 10 x CAPACITY. The default, 80000, was measured on the 2-vCPU
-# development VM (1 shard pinned on CPU 0, UAC and UAS on CPU 1, a fuzzer at nice 19 sharing
-# both): a ramp of basic calls from the pbx trunk (as overload.sh does, 2000 -> 40000 calls/s
-# by 1000 every 2 s) peaked at about 13000 completed calls/s while
-# sum(rate(junction_datagrams_received_total)) read 70000-90000/s. To measure it on another
-# machine, run that ramp with CORES=1 and read the received rate where goodput stops growing:
-#   MEASURE=1 loadtest/flood.sh          # the ramp alone, no flood; prints datagrams/s each second
-# The flood generator itself tops out near 300000 datagrams/s on one loopback CPU here, so
-# the achieved flood rate (printed) may be below FLOOD_RATE; compare the two.
+# and FLOOD_RATE defaults to 10 x CAPACITY. The default, 125000, was measured on the 2-vCPU
+# development VM (1 shard pinned on CPU 0, UAC and UAS on CPU 1): the capacity ramp below
+# (2000 -> 40000 calls/s by 1000 every 2 s, MEMORY_CAP_MB=8192 so the cap does not shed)
+# reached 21000 completed calls/s with no failure while junction received 125000
+# datagrams/s, where the load generator's one CPU ran out, so it is a lower bound (the
+# overload ramp, loadtest/overload.sh, saw 27000-30000 calls/s). The flood generator tops
+# out at 600000-800000 datagrams/s on one loopback CPU here, so the achieved flood rate
+# (printed) stays below FLOOD_RATE on such a machine; compare the two. To measure CAPACITY
+# on another machine, run the ramp and read the received rate where goodput stops growing:
+#   MEMORY_CAP_MB=8192 MEASURE=1 loadtest/flood.sh   # the ramp alone, no flood; prints
+#                                                    # datagrams/s each second
 #
-#   loadtest/flood.sh                                   # 30 s, 100 calls/s, 800000 datagrams/s asked
-#   FLOOD_RATE=1600000 loadtest/flood.sh                # twice the default flood
+#   loadtest/flood.sh                                   # 30 s, 100 calls/s, 1250000 datagrams/s asked
+#   FLOOD_RATE=2500000 loadtest/flood.sh                # twice the default flood
 #   SOURCE_COUNT=16000 loadtest/flood.sh                # a wide botnet: each source under the
 #                          # [flood] per-source threshold (one fd per source: mind ulimit -Hn)
 #   MIX=junk=1 DURATION=60 LEGIT_RATE=200 loadtest/flood.sh
@@ -32,7 +34,7 @@ JUNCTION_CPUS=${JUNCTION_CPUS:-$(seq -s, 0 $(( CORES - 1 )))}
 FLOOD_CPU=${FLOOD_CPU:-1}
 DURATION=${DURATION:-30}
 LEGIT_RATE=${LEGIT_RATE:-100}
-CAPACITY=${CAPACITY:-80000}
+CAPACITY=${CAPACITY:-125000}
 FLOOD_RATE=${FLOOD_RATE:-$(( 10 * CAPACITY ))}
 MIX=${MIX:-invite=50,junk=30,mutated=15,options=5}
 SOURCES=${SOURCES:-127.1.0.0/16}
