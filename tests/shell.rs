@@ -34,7 +34,9 @@ fn config(listen: &str, cores: usize) -> Config {
             listen,
             advertise: listen,
             metrics: Some("127.0.0.1:0".parse().unwrap()),
-            unknown_source: Default::default(),
+            // These tests count what the shards read from unknown test peers: "reject"
+            // attaches no kernel pre-filter (with "drop" the kernel would discard them).
+            unknown_source: junction::routing::UnknownSource::Reject,
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
         },
         routing: Default::default(),

@@ -513,6 +513,25 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
     e.out
 }
 
+/// The kernel's drop counter of each shard's socket (SO_MEMINFO): its receive buffer was
+/// full, or the kernel pre-filter discarded the datagram (src/shard/filter.rs).
+pub fn render_socket_drops(fds: &[std::os::fd::RawFd], out: &mut String) {
+    let mut e = Exposition {
+        out: std::mem::take(out),
+    };
+    let name = "junction_socket_drops_total";
+    e.family(
+        name,
+        Kind::Counter,
+        "Datagrams the kernel dropped on the shard's socket: receive buffer full, or discarded by the kernel pre-filter (requests from unknown sources with unknown_source = \"drop\").",
+    );
+    for (shard, fd) in fds.iter().enumerate() {
+        let drops = crate::shard::socket_drops(*fd).unwrap_or(0);
+        e.sample(name, &[("shard", &shard.to_string())], drops);
+    }
+    *out = e.out;
+}
+
 /// The control plane's own counters (not per shard).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ControlCounters {

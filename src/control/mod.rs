@@ -148,6 +148,8 @@ pub struct MetricsHub {
     latency_mark: Mutex<Option<(i64, ShardStats)>>,
     /// The memory cap's watchdog state, once started.
     memory: Mutex<Option<Arc<memory::MemoryGuard>>>,
+    /// Each shard's socket, to read the kernel's drop counter when rendering.
+    socket_fds: Mutex<Vec<std::os::fd::RawFd>>,
 }
 
 impl MetricsHub {
@@ -167,7 +169,13 @@ impl MetricsHub {
             cdr: Mutex::new(None),
             latency_mark: Mutex::new(None),
             memory: Mutex::new(None),
+            socket_fds: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The shards' sockets (index = shard), open for as long as the metrics endpoint is.
+    pub fn set_socket_fds(&self, fds: Vec<std::os::fd::RawFd>) {
+        *lock(&self.socket_fds) = fds;
     }
 
     pub fn set_memory(&self, guard: Arc<memory::MemoryGuard>) {
@@ -257,6 +265,7 @@ impl MetricsHub {
         if let Some(memory) = lock(&self.memory).as_ref() {
             memory.render(&mut text);
         }
+        metrics::render_socket_drops(&lock(&self.socket_fds), &mut text);
         text
     }
 }

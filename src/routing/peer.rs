@@ -266,6 +266,32 @@ impl PeerIndex {
         }
     }
 
+    /// The IPv4 sources this index knows: exact addresses (from ip and ip:port entries,
+    /// deduplicated, sorted) and networks as (network, mask). For a kernel pre-filter.
+    pub fn ipv4_sources(&self) -> (Vec<u32>, Vec<(u32, u32)>) {
+        let mut exact: Vec<u32> = self
+            .by_ip
+            .keys()
+            .chain(self.by_addr.keys().map(|(ip, _)| ip))
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(u32::from(*v4)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        exact.sort_unstable();
+        exact.dedup();
+        let mut nets: Vec<(u32, u32)> = self
+            .nets_v4
+            .iter()
+            .flat_map(|(len, map)| {
+                let mask = mask_v4(u32::MAX, *len);
+                map.keys().map(move |net| (*net, mask))
+            })
+            .collect();
+        nets.sort_unstable();
+        (exact, nets)
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.by_addr.len()

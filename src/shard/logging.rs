@@ -57,6 +57,7 @@ impl Startup {
             routes = self.routes,
             cdr = self.cdr,
             cdr_cpu = cdr_cpu,
+            kernel_filter = server.kernel_filter(),
             log_level = self.log_level
         );
     }

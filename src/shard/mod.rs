@@ -9,6 +9,8 @@
 //! `Server::reload` and stop it with `Server::shutdown`.
 
 pub mod batch;
+mod filter;
+pub use filter::socket_drops;
 pub mod handoff;
 mod logging;
 pub mod owner;
@@ -35,6 +37,7 @@ use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use reload::{ReloadSlot, Reloader};
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -108,6 +111,8 @@ pub struct Server {
     cdr: Option<CdrWriter>,
     /// The memory cap's watchdog thread (stops with `stop`).
     memory_watchdog: Option<std::thread::JoinHandle<()>>,
+    /// The kernel pre-filter's state, for the startup line.
+    kernel_filter: String,
 }
 
 /// Start with the production options.
@@ -149,7 +154,22 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     // Everything that can be refused is checked before any shard starts.
     socket::probe_free(server.listen)?;
     let listener = server.metrics.map(http::bind).transpose()?;
-    let bound = socket::bind_shard_sockets(server.listen, shards)?;
+    let mut bound = socket::bind_shard_sockets(server.listen, shards)?;
+    // The kernel pre-filter (unknown sources dropped before they are queued), before any
+    // datagram is read; reloads re-apply it in each shard.
+    let mut kernel_filter = String::from("off");
+    for socket in &bound.sockets {
+        match filter::apply(socket.as_raw_fd(), bound.local.is_ipv4(), &routing) {
+            Ok(filter::Applied::Attached(n)) => kernel_filter = format!("{n}-instructions"),
+            Ok(filter::Applied::None(why)) => kernel_filter = format!("off: {why}"),
+            Err(e) => {
+                kernel_filter = "off".into();
+                bound.warnings.push(format!(
+                    "kernel filter not attached ({e}): unknown sources are dropped by the shards"
+                ));
+            }
+        }
+    }
     let socket::WakeSockets {
         control: wake_control,
         shards: wake_sockets,
@@ -179,6 +199,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let memory = Arc::new(MemoryGuard::new(server.max_memory_mb));
     hub.set_memory(Arc::clone(&memory));
+    hub.set_socket_fds(bound.sockets.iter().map(|s| s.as_raw_fd()).collect());
     let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
 
@@ -210,6 +231,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         reloader: None,
         cdr: cdr_writer,
         memory_watchdog: None,
+        kernel_filter,
     };
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
@@ -408,6 +430,11 @@ impl Server {
     }
 
     /// Non-fatal problems found while starting (e.g. socket buffers capped by sysctl).
+    /// "N-instructions", or "off: why".
+    pub fn kernel_filter(&self) -> &str {
+        &self.kernel_filter
+    }
+
     pub fn warnings(&self) -> &[String] {
         &self.warnings
     }

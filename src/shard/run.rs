@@ -258,6 +258,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         index,
         shards,
         fd,
+        ipv6,
         core,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
@@ -312,6 +313,8 @@ struct Shard {
     index: usize,
     shards: usize,
     fd: RawFd,
+    /// The socket is IPv6 (no kernel pre-filter).
+    ipv6: bool,
     core: Core,
     recv: RecvBatch,
     send: SendBatch,
@@ -447,6 +450,15 @@ impl Shard {
         };
         if next.generation <= self.generation {
             return;
+        }
+        // The kernel pre-filter follows the new trunk peers.
+        match super::filter::apply(self.fd, !self.ipv6, &next.routing) {
+            Ok(_) => {}
+            Err(e) => crate::log_warn!(
+                "kernel filter not replaced: unknown sources are dropped by the shard",
+                shard = self.index,
+                error = e.to_string()
+            ),
         }
         self.core.set_routing(next.routing, next.states);
         // Let the core schedule the probes of the new table's trunks now.
