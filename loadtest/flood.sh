@@ -28,8 +28,12 @@
 #   SOURCE_COUNT=16000 loadtest/flood.sh                # a wide botnet: each source under the
 #                          # [flood] per-source threshold (one fd per source: mind ulimit -Hn)
 #   MIX=junk=1 DURATION=60 LEGIT_RATE=200 loadtest/flood.sh
+#   # junction held to 40% of its CPU, whose capacity (~66000 datagrams/s, 11000 calls/s,
+#   # loadtest/overload.sh) one flood CPU can then exceed tenfold:
+#   JUNCTION_CPU_QUOTA=40 CAPACITY=66000 loadtest/flood.sh
 source "$(dirname "$0")/lib.sh"
 CORES=${CORES:-1}
+JUNCTION_CPU_QUOTA=${JUNCTION_CPU_QUOTA:-}
 JUNCTION_CPUS=${JUNCTION_CPUS:-$(seq -s, 0 $(( CORES - 1 )))}
 FLOOD_CPU=${FLOOD_CPU:-1}
 DURATION=${DURATION:-30}
@@ -98,6 +102,21 @@ rcvbuf_errors() { awk '/^Udp:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "Rc
 
 start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
 J=$LAST_PID
+if [ -n "$JUNCTION_CPU_QUOTA" ]; then
+  # Hold junction to a share of its CPU (cgroup quota over 10 ms periods, root only): its
+  # capacity shrinks to that share, so one flood CPU can send ten times it.
+  quota=$(( JUNCTION_CPU_QUOTA * 100 ))
+  if [ -d /sys/fs/cgroup/cpu ]; then
+    CG=/sys/fs/cgroup/cpu/junction-flood-$$
+    mkdir -p "$CG"; echo 10000 >"$CG/cpu.cfs_period_us"; echo "$quota" >"$CG/cpu.cfs_quota_us"
+  else
+    CG=/sys/fs/cgroup/junction-flood-$$
+    mkdir -p "$CG"; echo "$quota 10000" >"$CG/cpu.max"
+  fi
+  echo "$J" >"$CG/cgroup.procs"
+  trap 'cleanup; rmdir "$CG" 2>/dev/null || true' EXIT
+  echo "junction held to $JUNCTION_CPU_QUOTA% of a CPU ($CG)" >&2
+fi
 wait_http_ready "$METRICS" 20
 start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.3:$UAS_PORT" --cpus "$FLOOD_CPU" --t1-ms 500 --quiet
 UAS=$LAST_PID
@@ -159,13 +178,14 @@ core_counters=(rejected_unknown_source dropped_flood flood_blocks dropped_malfor
   rejected_overload rejected_admission requests_in responses_local)
 
 {
-  echo "--- flood.sh: CORES=$CORES on CPU $JUNCTION_CPUS, $DURATION s, legit $LEGIT_RATE calls/s, flood $FLOOD_RATE datagrams/s asked (CAPACITY $CAPACITY), $SOURCE_COUNT sources in $SOURCES, mix $MIX"
+  echo "--- flood.sh: CORES=$CORES on CPU $JUNCTION_CPUS${JUNCTION_CPU_QUOTA:+ held to $JUNCTION_CPU_QUOTA%}, $DURATION s, legit $LEGIT_RATE calls/s, flood $FLOOD_RATE datagrams/s asked (CAPACITY $CAPACITY), $SOURCE_COUNT sources in $SOURCES, mix $MIX"
   echo "legitimate calls: $started attempted, $ok completed, $pct % (minimum $MIN_SUCCESS %)"
   echo "junction: alive at the end: $ALIVE; peak RSS (VmHWM) $peak_mb MiB, cap $MEMORY_CAP_MB MiB (in config: $CAP_IN_CONFIG); $JCPU s CPU"
   echo "flood: $(fj .datagrams_sent) datagrams sent ($(fj .bytes_sent) bytes), achieved $(fj .achieved_rate | xargs printf '%.0f') datagrams/s, $(fj .send_errors.total) send errors"
   echo "replies to flood sources: $(fj .replies) datagrams, $(fj .reply_bytes) bytes"
   echo "kernel UDP RcvbufErrors during the run (whole machine): $(( RCVBUF_AFTER - RCVBUF_BEFORE ))"
   echo "junction datagrams received: $(delta junction_datagrams_received_total) in $(delta junction_receive_batches_total) receive batches; parks $(delta junction_parks_total)"
+  echo "junction socket drops (kernel pre-filter and full receive buffer): $(delta junction_socket_drops_total)"
   line="junction datagrams dropped:"
   for r in "${drop_reasons[@]}"; do line+=" $r $(delta junction_datagrams_dropped_total "reason=\"$r\"")"; done
   echo "$line"
@@ -184,6 +204,7 @@ jq -n --argjson started "$started" --argjson ok "$ok" --argjson pct "$pct" \
   --argjson received "$(delta junction_datagrams_received_total)" \
   --argjson batches "$(delta junction_receive_batches_total)" \
   --argjson parks "$(delta junction_parks_total)" \
+  --argjson socket_drops "$(delta junction_socket_drops_total)" \
   --argjson drops "{$drops_json}" --argjson core "{$core_json}" \
   --argjson flood "$(cat "$WORK/flood.json" 2>/dev/null || echo null)" \
   --argjson params "{\"cores\": $CORES, \"duration_s\": $DURATION, \"legit_rate\": $LEGIT_RATE, \"capacity\": $CAPACITY, \"flood_rate\": $FLOOD_RATE, \"source_count\": $SOURCE_COUNT, \"mix\": \"$MIX\"}" \
@@ -191,7 +212,7 @@ jq -n --argjson started "$started" --argjson ok "$ok" --argjson pct "$pct" \
     legitimate: {attempted: $started, completed: $ok, success_pct: $pct},
     junction: {alive: $alive, peak_rss_kb: $peak_kb, memory_cap_mb: $cap,
                cap_in_config: $cap_in_config, datagrams_received: $received,
-               receive_batches: $batches, parks: $parks,
+               receive_batches: $batches, parks: $parks, socket_drops: $socket_drops,
                datagrams_dropped: $drops, core: $core},
     kernel_rcvbuf_errors: $rcvbuf,
     flood: $flood}' >"$SUMMARY"
