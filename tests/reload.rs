@@ -880,3 +880,66 @@ fn reload_under_sipp_load_loses_no_call() {
     drop(junction);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The kernel pre-filter follows the trunks: an address that is no trunk peer is discarded
+/// by the kernel (counted in junction_socket_drops_total, never read by a shard); once a
+/// reload makes it a trunk peer, its calls are routed on every shard.
+#[test]
+fn a_reload_that_adds_a_trunk_peer_opens_the_kernel_filter_to_it() {
+    let _guard = one_server_at_a_time();
+    let dir = temp_dir("filter");
+    let path = dir.join("junction.toml");
+    let newcomer = Peer::bind("127.0.0.5");
+    let gw_a = Peer::bind("127.0.0.3");
+    let gw_b = Peer::bind("127.0.0.4");
+    let (listen, metrics_port) = (free_udp_port(), free_tcp_port());
+    let base = routed_config(
+        listen,
+        metrics_port,
+        gw_a.addr.port(),
+        gw_b.addr.port(),
+        "gw-a",
+    );
+    write_file(&path, &base);
+    let server = start(&path);
+    let junction = server.local_addr();
+    let metrics_addr = server.metrics_addr().expect("metrics enabled");
+    let drops = |m: &str| {
+        per_shard(m, "junction_socket_drops_total")
+            .iter()
+            .sum::<u64>()
+    };
+    let before = drops(&metrics(metrics_addr));
+    let ids = call_ids_on_every_shard(&server, "filtered");
+    for id in &ids {
+        newcomer.send(junction, &invite(&newcomer, junction, id));
+    }
+    let m = wait_metrics(metrics_addr, "the kernel dropping the stranger", |m| {
+        drops(m) >= before + ids.len() as u64
+    });
+    assert_eq!(
+        per_shard(&m, "junction_core_requests_in_total")
+            .iter()
+            .sum::<u64>(),
+        0,
+        "no shard read the stranger's INVITEs"
+    );
+    assert!(gw_a
+        .wait_for("INVITE ", &ids[0], Duration::from_millis(300))
+        .is_err());
+
+    // The newcomer becomes a trunk.
+    let with_newcomer = base.replace(
+        "[[trunk]]\nname = \"pbx\"",
+        "[[trunk]]\nname = \"newcomer\"\npeers = [\"127.0.0.5\"]\n\n[[trunk]]\nname = \"pbx\"",
+    );
+    assert_ne!(with_newcomer, base);
+    write_file(&path, &with_newcomer);
+    if let Err(errors) = server.reload() {
+        panic!("reload refused: {errors:?}");
+    }
+    for id in call_ids_on_every_shard(&server, "admitted") {
+        call(&newcomer, &gw_a, junction, &id);
+    }
+    server.shutdown().expect("clean shutdown");
+}
