@@ -366,7 +366,9 @@ impl Core {
             self.overload.count(true);
             return;
         }
-        let known = self.routing.ingress(from).is_some();
+        // The source's trunk, looked up once per datagram.
+        let ingress = self.routing.ingress(from);
+        let known = ingress.is_some();
         // A request from an address that is no trunk is never routed; with the default
         // `unknown_source = "drop"` it gets no answer either, so it is not even scanned and
         // leaves no state (a spoofed-source flood costs one lookup per datagram). Responses
@@ -418,13 +420,12 @@ impl Core {
             Err(ScanError::Drop(_)) => self.stats.dropped_malformed += 1,
             Err(ScanError::Reject { status, .. }) => {
                 self.stats.dropped_malformed += 1;
-                let known = self.routing.ingress(from).is_some();
                 if msg.is_request() && known && msg.top_via_header != usize::MAX {
                     self.reply_stateless(data, &msg, from, status, b"");
                 }
             }
-            Ok(()) if self.over_input_limits(from, data, &msg) => {}
-            Ok(()) if msg.is_request() => self.on_request(now, from, data, &msg),
+            Ok(()) if self.over_input_limits(from, known, data, &msg) => {}
+            Ok(()) if msg.is_request() => self.on_request(now, from, ingress, data, &msg),
             Ok(()) => self.on_response(now, from, data, &msg),
         }
         self.msg = Some(msg);
@@ -435,7 +436,13 @@ impl Core {
     /// and Vias are checked where the answer depends on the method). Over a limit: a
     /// request from a trunk gets 414 (URI) or 400, with a Warning naming the limit; anything
     /// else is dropped. Returns whether the message was refused.
-    fn over_input_limits(&mut self, from: SocketAddr, buf: &[u8], msg: &Message) -> bool {
+    fn over_input_limits(
+        &mut self,
+        from: SocketAddr,
+        known: bool,
+        buf: &[u8],
+        msg: &Message,
+    ) -> bool {
         let lim = *self.routing.input_limits();
         let refused = if msg.header_count > lim.max_headers {
             Some((400, "too many headers"))
@@ -456,8 +463,8 @@ impl Core {
             return false;
         };
         self.stats.rejected_input_limits += 1;
-        let answer = matches!(msg.start, StartLine::Request { method, .. } if method != Method::Ack)
-            && self.routing.ingress(from).is_some();
+        let answer = known
+            && matches!(msg.start, StartLine::Request { method, .. } if method != Method::Ack);
         if answer {
             self.reply_stateless(buf, msg, from, status, warning(reason).as_bytes());
         }
@@ -466,12 +473,19 @@ impl Core {
 
     // ------------------------------------------------------------- requests
 
-    fn on_request(&mut self, now: Instant, from: SocketAddr, buf: &[u8], msg: &Message) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        ingress: Option<TrunkId>,
+        buf: &[u8],
+        msg: &Message,
+    ) {
         self.stats.requests_in += 1;
         let StartLine::Request { method, .. } = msg.start else {
             return;
         };
-        let Some(ingress) = self.routing.ingress(from) else {
+        let Some(ingress) = ingress else {
             // Never route for an unknown source (toll fraud); never answer an ACK.
             self.stats.rejected_unknown_source += 1;
             let answer = self.routing.unknown_source() == crate::routing::UnknownSource::Reject;
