@@ -140,17 +140,8 @@ fn attach(fd: RawFd, program: &[libc::sock_filter]) -> io::Result<()> {
 }
 
 fn detach(fd: RawFd) {
-    let zero: libc::c_int = 0;
-    // SAFETY: reads one c_int. ENOENT (no filter attached) is the expected "error".
-    let _ = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_DETACH_FILTER,
-            (&zero as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
+    // ENOENT (no filter attached) is the expected "error".
+    let _ = super::socket::set_int_option(fd, libc::SO_DETACH_FILTER, 0);
 }
 
 /// Datagrams the kernel dropped for this socket so far (receive buffer full, or the

@@ -9,7 +9,7 @@ use crate::limits;
 use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 /// The per-shard sockets, bound to one address.
 pub struct ShardSockets {
@@ -93,24 +93,31 @@ fn new_socket(addr: SocketAddr, warnings: &mut Vec<String>) -> io::Result<Socket
     set_buffer(&socket, Buffer::Send, warnings)?;
     // Kernel receive timestamps: the shard measures how long datagrams queued (overload
     // control). Without them overload control stays idle; that is worth a warning only.
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
-    let rc = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_TIMESTAMPNS,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
+    if let Err(e) = set_int_option(socket.as_raw_fd(), libc::SO_TIMESTAMPNS, 1) {
         warnings.push(format!(
-            "SO_TIMESTAMPNS refused ({}): overload control cannot measure queueing delay",
-            io::Error::last_os_error()
+            "SO_TIMESTAMPNS refused ({e}): overload control cannot measure queueing delay"
         ));
     }
     Ok(socket)
+}
+
+/// setsockopt(SOL_SOCKET, option, value) for an int-valued socket option.
+pub(super) fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            option,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -140,17 +147,7 @@ fn set_buffer(socket: &Socket, which: Buffer, warnings: &mut Vec<String>) -> io:
         Buffer::Receive => libc::SO_RCVBUFFORCE,
         Buffer::Send => libc::SO_SNDBUFFORCE,
     };
-    let value = want as libc::c_int;
-    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
-    let forced = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            option,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    } == 0;
+    let forced = set_int_option(socket.as_raw_fd(), option, want as libc::c_int).is_ok();
     let now = got()?;
     if !forced || now < want {
         let (name, sysctl) = match which {
