@@ -270,7 +270,6 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         signals: Rc::clone(&signals),
         stop,
         memory,
-        memory_pressure: false,
         reload,
         generation: 0,
         snapshot: ShardSnapshot::new(index, shards, cpu),
@@ -329,8 +328,6 @@ struct Shard {
     signals: Rc<Signals>,
     stop: Arc<AtomicBool>,
     memory: Arc<crate::control::memory::MemoryGuard>,
-    /// The memory pressure the core was last told.
-    memory_pressure: bool,
     reload: Arc<ReloadSlot>,
     /// The configuration generation the core routes with.
     generation: u64,
@@ -377,11 +374,7 @@ impl Shard {
             if self.reload.pending(self.generation) {
                 self.switch_routing();
             }
-            let pressure = self.memory.pressure();
-            if pressure != self.memory_pressure {
-                self.memory_pressure = pressure;
-                self.core.set_memory_pressure(pressure);
-            }
+            self.core.set_memory_pressure(self.memory.pressure());
             let mut busy = false;
             let mut socket_empty = false;
             self.residence.begin_round(queued(&self.core));

@@ -284,8 +284,11 @@ impl Core {
     }
 
     /// The process is near (or back below) its memory cap: while it is, every new call
-    /// gets 503 + Retry-After.
+    /// gets 503 + Retry-After. The shell tells the core every loop round.
     pub fn set_memory_pressure(&mut self, pressure: bool) {
+        if pressure == self.overload.memory_pressure() {
+            return;
+        }
         self.overload.set_memory_pressure(pressure);
         self.stats.admission_percent = self.overload.percent();
     }
