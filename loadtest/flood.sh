@@ -103,19 +103,7 @@ rcvbuf_errors() { awk '/^Udp:/ {if (!h) {for (i = 1; i <= NF; i++) if ($i == "Rc
 start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
 J=$LAST_PID
 if [ -n "$JUNCTION_CPU_QUOTA" ]; then
-  # Hold junction to a share of its CPU (cgroup quota over 10 ms periods, root only): its
-  # capacity shrinks to that share, so one flood CPU can send ten times it.
-  quota=$(( JUNCTION_CPU_QUOTA * 100 ))
-  if [ -d /sys/fs/cgroup/cpu ]; then
-    CG=/sys/fs/cgroup/cpu/junction-flood-$$
-    mkdir -p "$CG"; echo 10000 >"$CG/cpu.cfs_period_us"; echo "$quota" >"$CG/cpu.cfs_quota_us"
-  else
-    CG=/sys/fs/cgroup/junction-flood-$$
-    mkdir -p "$CG"; echo "$quota 10000" >"$CG/cpu.max"
-  fi
-  echo "$J" >"$CG/cgroup.procs"
-  trap 'cleanup; rmdir "$CG" 2>/dev/null || true' EXIT
-  echo "junction held to $JUNCTION_CPU_QUOTA% of a CPU ($CG)" >&2
+  cpu_quota "$J" "$JUNCTION_CPU_QUOTA"
 fi
 wait_http_ready "$METRICS" 20
 start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.3:$UAS_PORT" --cpus "$FLOOD_CPU" --t1-ms 500 --quiet

@@ -16,6 +16,7 @@ cleanup() {
   for p in "${STARTED[@]:-}"; do
     [ -n "$p" ] && wait "$p" 2>/dev/null || true
   done
+  [ -n "${CPU_CGROUP:-}" ] && rmdir "$CPU_CGROUP" 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT INT TERM
@@ -63,6 +64,25 @@ wait_http_ready() {
   done
   echo "junction not ready on metrics port $port after $2 s" >&2
   return 1
+}
+
+# cpu_quota PID PERCENT: hold a process to PERCENT of one CPU with a cgroup CPU quota over
+# 10 ms periods (short, so throttling shows as load, not as stalls). Root only; the cgroup is
+# removed on exit. Used to shrink junction's capacity below what one load CPU can offer.
+cpu_quota() {
+  local pid=$1 quota=$(( $2 * 100 ))
+  if [ -d /sys/fs/cgroup/cpu ]; then          # cgroup v1
+    CPU_CGROUP=/sys/fs/cgroup/cpu/junction-load-$$
+    mkdir -p "$CPU_CGROUP"
+    echo 10000 >"$CPU_CGROUP/cpu.cfs_period_us"
+    echo "$quota" >"$CPU_CGROUP/cpu.cfs_quota_us"
+  else                                         # cgroup v2
+    CPU_CGROUP=/sys/fs/cgroup/junction-load-$$
+    mkdir -p "$CPU_CGROUP"
+    echo "$quota 10000" >"$CPU_CGROUP/cpu.max"
+  fi
+  echo "$pid" >"$CPU_CGROUP/cgroup.procs"
+  echo "pid $pid held to $2% of a CPU ($CPU_CGROUP)" >&2
 }
 
 # proc_cpu PID: utime+stime of a live process, in seconds.

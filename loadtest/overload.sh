@@ -51,21 +51,7 @@ fi
 start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
 J=$LAST_PID
 if [ -n "$JUNCTION_CPU_QUOTA" ]; then
-  # A CPU quota over 10 ms periods (short, so throttling shows as load, not as stalls).
-  quota=$(( JUNCTION_CPU_QUOTA * 100 ))
-  if [ -d /sys/fs/cgroup/cpu ]; then          # cgroup v1
-    CG=/sys/fs/cgroup/cpu/junction-overload-$$
-    mkdir -p "$CG"
-    echo 10000 >"$CG/cpu.cfs_period_us"
-    echo "$quota" >"$CG/cpu.cfs_quota_us"
-  else                                         # cgroup v2
-    CG=/sys/fs/cgroup/junction-overload-$$
-    mkdir -p "$CG"
-    echo "$quota 10000" >"$CG/cpu.max"
-  fi
-  echo "$J" >"$CG/cgroup.procs"
-  trap 'cleanup; rmdir "$CG" 2>/dev/null || true' EXIT
-  echo "junction held to $JUNCTION_CPU_QUOTA% of a CPU ($CG)" >&2
+  cpu_quota "$J" "$JUNCTION_CPU_QUOTA"
 fi
 wait_http_ready "$METRICS" 20
 start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.1:$UAS_PORT" "${LOAD_PIN[@]}" --quiet
