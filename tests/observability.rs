@@ -15,12 +15,11 @@
 mod common;
 mod prometheus;
 
-use common::{msg, response_to, Sent, SDP};
+use common::{http_get, msg, response_to, Sent, SDP};
 use junction::config;
 use junction::shard::{self, Options, Server};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -327,21 +326,6 @@ fn failover_call(pbx: &mut Peer, gw_a: &mut Peer, gw_b: &mut Peer, proxy: Socket
     call.pbx
         .send(&response_to(&bye_in, 200, "OK", None, ""), proxy);
     gw_b.recv_until("200 for BYE at gw-b", |s| s.is_status(200));
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to /metrics");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
-    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
-    body.to_string()
 }
 
 /// The kind of a message as /metrics labels residence time: method or response class.
