@@ -151,12 +151,12 @@ pub fn next_pressure(current: bool, resident: u64, cap: u64, live: u64, limit: u
     if !enter {
         return (false, limit);
     }
-    let limit = if near && (!known || full) {
-        if known {
-            limit.min(live.max(1))
-        } else {
-            live.max(1)
-        }
+    // Entering without a known limit means memory neared the cap: the live state now is
+    // what fits. Memory at the cap with a known limit lowers it.
+    let limit = if !known {
+        live.max(1)
+    } else if full {
+        limit.min(live.max(1))
     } else {
         limit
     };

@@ -91,30 +91,22 @@ pub enum Applied {
 
 /// Attach (or replace, or remove) the filter for `routing` on an IPv4 socket `fd`.
 pub fn apply(fd: RawFd, ipv4: bool, routing: &RoutingTable) -> io::Result<Applied> {
-    let reason = if !ipv4 {
-        Some("IPv6 socket")
+    let why = if !ipv4 {
+        "IPv6 socket"
     } else if routing.unknown_source() != UnknownSource::Drop {
-        Some("unknown_source = \"reject\" (they are answered)")
+        "unknown_source = \"reject\" (they are answered)"
     } else {
-        None
-    };
-    let program = match reason {
-        Some(r) => Err(r),
-        None => {
-            let (exact, nets) = routing.peer_ipv4_sources();
-            program(&exact, &nets).ok_or("too many trunk peers for a kernel filter")
+        let (exact, nets) = routing.peer_ipv4_sources();
+        match program(&exact, &nets) {
+            Some(p) => {
+                attach(fd, &p)?;
+                return Ok(Applied::Attached(p.len()));
+            }
+            None => "too many trunk peers for a kernel filter",
         }
     };
-    match program {
-        Ok(p) => {
-            attach(fd, &p)?;
-            Ok(Applied::Attached(p.len()))
-        }
-        Err(why) => {
-            detach(fd);
-            Ok(Applied::None(why))
-        }
-    }
+    detach(fd);
+    Ok(Applied::None(why))
 }
 
 fn attach(fd: RawFd, program: &[libc::sock_filter]) -> io::Result<()> {
