@@ -65,6 +65,7 @@ fn main() {
             shard: 0,
             shards: 1,
             advertise: "127.0.0.1:5060".parse().expect("addr"),
+            wall: junction::sip::oc::WallAnchor::now(),
         },
         routing,
     );

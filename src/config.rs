@@ -91,6 +91,8 @@ pub struct Server {
     pub unknown_source: UnknownSource,
     /// The memory cap (MiB of resident memory): near it, new calls get 503.
     pub max_memory_mb: u64,
+    /// RFC 7339 overload control feedback to trunks that ask for it (default: on).
+    pub overload_feedback: bool,
 }
 
 #[derive(Clone, Debug)]

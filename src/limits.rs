@@ -216,6 +216,13 @@ pub const OVERLOAD_INCREASE: f64 = 0.05;
 /// through, so the shard keeps measuring what it can carry and never starves a trunk.
 pub const OVERLOAD_ADMIT_MIN: f64 = 0.02;
 
+/// RFC 7339 overload control feedback: how long an `oc` value junction sends stays valid
+/// (`oc-validity`, ms). The RFC's default. Overload control re-evaluates every
+/// OVERLOAD_INTERVAL and every response to a supporting trunk carries the current value, so
+/// a busy trunk hears a new one long before this lapses; a trunk that stops hearing from
+/// junction (no responses at all) stops withholding calls after it.
+pub const OC_VALIDITY_MS: u64 = 500;
+
 /// Retry-After (seconds) in every 503 junction generates for a temporary condition (a shard
 /// shedding new calls, trunks at their admission limits, a full table): long enough for a
 /// burst to pass, short enough that a trunk retries within a caller's patience.

@@ -70,15 +70,6 @@ fn trunks_can_have_their_own_threshold() {
     assert_eq!(forwarded, 5);
 }
 
-/// The shard's socket shows a standing queue of `delay` for `ms` virtual milliseconds
-/// (what the shell reports from kernel receive timestamps).
-fn queue_for(net: &mut Net, delay: Duration, ms: u64) {
-    for _ in 0..ms {
-        net.now += Duration::from_millis(1);
-        net.core.observe_queue_delay(net.now, delay);
-    }
-}
-
 /// A request in the call "up@pbx" from the PBX (the gateway's tag is "g").
 fn in_call(method: &str, cseq: u32, branch: &str) -> String {
     msg(
@@ -114,8 +105,8 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
 
     // Bursts are not overload: the socket is found empty now and then.
     for _ in 0..100 {
-        queue_for(&mut net, Duration::from_millis(40), 9);
-        queue_for(&mut net, Duration::ZERO, 1);
+        net.queue_for(Duration::from_millis(40), 9);
+        net.queue_for(Duration::ZERO, 1);
     }
     assert_eq!(net.core.stats_snapshot().admission_percent, 100);
     let out = net.send(PBX, &invite("burst@pbx", "z9hG4bK-burst", "2125551234"));
@@ -125,7 +116,7 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
 
     // A standing 10 ms queue for two 50 ms intervals (one could be a stall): a tenth of new
     // calls get 503 + Retry-After (OVERLOAD_DECREASE), before any routing work.
-    queue_for(&mut net, Duration::from_millis(10), 110);
+    net.queue_for(Duration::from_millis(10), 110);
     let (mut shed, mut routed) = (0, 0);
     let mut last_503 = None;
     for n in 0..100 {
@@ -177,7 +168,7 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     // A deep backlog (50 ms standing) that persists: even 503s cost too much, so new calls
     // beyond the admitted share are dropped unparsed, no answer at all, while the call in
     // progress is served: a re-INVITE and its BYE go through.
-    queue_for(&mut net, Duration::from_millis(50), 1500);
+    net.queue_for(Duration::from_millis(50), 1500);
     let mut silent = 0;
     for n in 0..20 {
         let out = net.send(
@@ -208,7 +199,7 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     });
 
     // Load gone for a few seconds: new calls are routed again.
-    queue_for(&mut net, Duration::ZERO, 3000);
+    net.queue_for(Duration::ZERO, 3000);
     assert_eq!(net.core.stats_snapshot().admission_percent, 100);
     let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
     one(&out, "INVITE", |s| {

@@ -437,6 +437,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
             metrics: None,
             unknown_source: UnknownSource::Reject,
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
+            overload_feedback: true,
         },
         routing: RoutingSettings::default(),
         trunks,

@@ -38,6 +38,7 @@ fn config(listen: &str, cores: usize) -> Config {
             // attaches no kernel pre-filter (with "drop" the kernel would discard them).
             unknown_source: junction::routing::UnknownSource::Reject,
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
+            overload_feedback: true,
         },
         routing: Default::default(),
         trunks: Vec::new(),

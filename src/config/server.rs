@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "metrics",
     "unknown_source",
     "max_memory_mb",
+    "overload_feedback",
 ];
 const LATER: &[&str] = &["reload"];
 
@@ -70,6 +71,11 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         }
     }
 
+    let overload_feedback = server
+        .field(doc, "overload_feedback")
+        .map_or(Some(true), |f| f.boolean(doc))
+        .unwrap_or(true);
+
     if doc.errors.len() != ok_before {
         return None;
     }
@@ -81,6 +87,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         metrics,
         unknown_source,
         max_memory_mb,
+        overload_feedback,
     })
 }
 

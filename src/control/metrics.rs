@@ -130,7 +130,7 @@ pub struct ShardView {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 26] = [
+const CORE_METRICS: [(&str, Kind, &str); 28] = [
     (
         "requests_in",
         Kind::Counter,
@@ -202,6 +202,16 @@ const CORE_METRICS: [(&str, Kind, &str); 26] = [
         "New calls dropped unparsed: the shard was too saturated even to answer 503.",
     ),
     (
+        "oc_responses",
+        Kind::Counter,
+        "Responses that told an RFC 7339 trunk (oc in its Via) the share of new calls to withhold.",
+    ),
+    (
+        "oc_admitted",
+        Kind::Counter,
+        "New calls from RFC 7339 trunks admitted while shedding: the trunk withholds its share itself.",
+    ),
+    (
         "rejected_admission",
         Kind::Counter,
         "Calls a trunk refused for its limits (max_calls, max_cps, max_early).",
@@ -261,7 +271,7 @@ const CORE_METRICS: [(&str, Kind, &str); 26] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 26] {
+fn core_values(stats: &CoreStats) -> [u64; 28] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -277,6 +287,8 @@ fn core_values(stats: &CoreStats) -> [u64; 26] {
         rejected_no_route,
         rejected_overload,
         dropped_overload,
+        oc_responses,
+        oc_admitted,
         rejected_admission,
         failovers,
         probes_sent,
@@ -305,6 +317,8 @@ fn core_values(stats: &CoreStats) -> [u64; 26] {
         *rejected_no_route,
         *rejected_overload,
         *dropped_overload,
+        *oc_responses,
+        *oc_admitted,
         *rejected_admission,
         *failovers,
         *probes_sent,
@@ -452,7 +466,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 26]> = shards
+    let core: Vec<[u64; 28]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -773,20 +787,22 @@ mod tests {
             rejected_no_route: 12,
             rejected_overload: 13,
             dropped_overload: 14,
-            rejected_admission: 15,
-            failovers: 16,
-            probes_sent: 17,
-            probe_failures: 18,
-            records_dropped: 19,
-            dropped_flood: 20,
-            flood_blocks: 21,
-            calls_created: 22,
-            calls_active: 23,
-            transactions_active: 24,
-            timers_active: 25,
-            admission_percent: 26,
+            oc_responses: 15,
+            oc_admitted: 16,
+            rejected_admission: 17,
+            failovers: 18,
+            probes_sent: 19,
+            probe_failures: 20,
+            records_dropped: 21,
+            dropped_flood: 22,
+            flood_blocks: 23,
+            calls_created: 24,
+            calls_active: 25,
+            transactions_active: 26,
+            timers_active: 27,
+            admission_percent: 28,
         };
-        let expected: Vec<u64> = (1..=26).collect();
+        let expected: Vec<u64> = (1..=28).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -321,6 +321,7 @@ impl RoutingTable {
             routes,
             usage_names,
             unknown_source: config.server.unknown_source,
+            overload_feedback: config.server.overload_feedback,
             failover_after_provisional: config.routing.failover_after_provisional,
             flood: config.flood,
             input_limits: config.limits,

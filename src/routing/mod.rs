@@ -223,6 +223,7 @@ pub struct RoutingTable {
     usage_names: Vec<String>,
     input_limits: crate::limits::InputLimits,
     unknown_source: UnknownSource,
+    overload_feedback: bool,
     failover_after_provisional: bool,
     flood: crate::sip::flood::FloodSettings,
 }
@@ -412,6 +413,12 @@ impl RoutingTable {
     /// What to do with requests from unknown sources (`[server] unknown_source`).
     pub fn unknown_source(&self) -> UnknownSource {
         self.unknown_source
+    }
+
+    /// Whether trunks that support RFC 7339 hear how many new calls to withhold while a shard
+    /// sheds (`[server] overload_feedback`).
+    pub fn overload_feedback(&self) -> bool {
+        self.overload_feedback
     }
 
     /// Whether an INVITE may still fail over to the next trunk after an 18x from the

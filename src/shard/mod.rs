@@ -236,6 +236,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
     let mut setups = Vec::with_capacity(shards);
+    // One anchor for every shard: their oc-seq values (RFC 7339) are comparable.
+    let wall = crate::sip::oc::WallAnchor::now();
     for (index, ((socket, wake), (senders, receivers))) in
         shard_sockets.zip(channel_ends).enumerate()
     {
@@ -259,6 +261,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
                 shard: index as u16,
                 shards: shards as u16,
                 advertise,
+                wall,
             },
             routing: Arc::clone(&routing),
             states: Arc::clone(&states),

@@ -176,6 +176,7 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         metrics,
         // Compiled into the routing table: a reload applies it.
         unknown_source: _,
+        overload_feedback: _,
         max_memory_mb,
     } = new;
     let mut keys = Vec::new();
@@ -371,6 +372,7 @@ mod tests {
             metrics: None,
             unknown_source: crate::routing::UnknownSource::Reject,
             max_memory_mb: crate::limits::MEMORY_MB_DEFAULT,
+            overload_feedback: true,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod flood;
 pub mod header;
 pub mod index;
 pub mod method;
+pub mod oc;
 pub mod overload;
 pub mod proxy;
 pub mod response;

@@ -58,6 +58,9 @@ pub struct OverloadControl {
     worked: u64,
     discarded: u64,
     memory_pressure: bool,
+    /// Last time an observation found new calls being shed (RFC 7339 feedback keeps
+    /// saying `oc=0` for a validity period after it).
+    last_shed: Option<Instant>,
 }
 
 impl Default for OverloadControl {
@@ -72,6 +75,7 @@ impl Default for OverloadControl {
             worked: 0,
             discarded: 0,
             memory_pressure: false,
+            last_shed: None,
         }
     }
 }
@@ -85,6 +89,26 @@ impl OverloadControl {
             self.end_interval(now);
         }
         self.min_delay = Some(self.min_delay.map_or(delay, |m| m.min(delay)));
+        if self.active() {
+            self.last_shed = Some(now);
+        }
+    }
+
+    /// RFC 7339 loss-based feedback (src/sip/oc.rs): the percentage of new calls a
+    /// supporting trunk should withhold: the share we would refuse, while shedding; 0 for
+    /// one validity period after shedding ended (trunks resume at once); `None` otherwise
+    /// (no feedback sent).
+    pub fn feedback(&self, now: Instant) -> Option<u8> {
+        if self.active() {
+            return Some(100 - self.percent().min(100) as u8);
+        }
+        let since = now.saturating_duration_since(self.last_shed?);
+        (since < Duration::from_millis(limits::OC_VALIDITY_MS)).then_some(0)
+    }
+
+    /// When the admission fraction was last re-evaluated (the oc-seq of the feedback).
+    pub fn decided_at(&self) -> Option<Instant> {
+        self.interval_start
     }
 
     /// One datagram was handled: `discarded` when it was dropped before parsing.
@@ -307,6 +331,33 @@ mod tests {
         }
         assert!(o.active());
         assert!(o.fraction() < 0.2, "{}", o.fraction());
+    }
+
+    #[test]
+    fn feedback_follows_the_refused_share_then_says_zero_for_one_validity() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        run(&mut o, &mut t, 100, Duration::ZERO);
+        assert_eq!(o.feedback(t), None, "never overloaded: no feedback at all");
+        run(&mut o, &mut t, 110, 10 * MS);
+        assert_eq!(o.feedback(t), Some(10), "{}", o.fraction());
+        run(&mut o, &mut t, 300, 10 * MS);
+        let f = o.feedback(t).unwrap();
+        assert_eq!(u64::from(f), 100 - o.percent());
+        assert!(f > 30, "{f}");
+        // The queue is gone: the fraction climbs back; once it is 1, `oc=0` for 500 ms.
+        while o.active() {
+            run(&mut o, &mut t, 1, Duration::ZERO);
+        }
+        // The last observation that found shedding was 1 ms ago.
+        assert_eq!(o.feedback(t), Some(0));
+        t += Duration::from_millis(limits::OC_VALIDITY_MS - 2);
+        assert_eq!(o.feedback(t), Some(0));
+        t += MS;
+        assert_eq!(o.feedback(t), None);
+        // Memory pressure: withhold every new call.
+        o.set_memory_pressure(true);
+        assert_eq!(o.feedback(t), Some(100));
     }
 
     #[test]

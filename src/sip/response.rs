@@ -44,7 +44,9 @@ fn line<'a>(buf: &'a [u8], msg: &Message, idx: usize) -> &'a [u8] {
 /// Via, From, Call-ID and CSeq are copied; To too, with `;tag=to_tag` appended when it has
 /// no tag and the response is not a 100. `extra` holds complete header lines (CRLF-ended).
 /// Header number `skip` is left out (our own Via when answering from a forwarded copy;
-/// `usize::MAX` for none).
+/// `usize::MAX` for none). `oc`, when not empty, is RFC 7339 feedback (`super::oc`) written
+/// into the client's Via if that Via asks for it.
+#[allow(clippy::too_many_arguments)]
 pub fn local_response(
     buf: &[u8],
     msg: &Message,
@@ -52,15 +54,28 @@ pub fn local_response(
     to_tag: &[u8],
     extra: &[u8],
     skip: usize,
+    oc: &[u8],
     out: &mut Vec<u8>,
 ) -> Range<usize> {
     let begin = out.len();
+    let client_via = if skip == usize::MAX {
+        Some(&msg.top_via)
+    } else {
+        msg.second_via.as_ref()
+    };
+    let oc_edits = client_via
+        .filter(|_| !oc.is_empty())
+        .and_then(|v| super::oc::via_edits(v, oc));
     let _ = write!(out, "SIP/2.0 {} {}\r\n", code, reason_phrase(code));
     for (i, h) in msg.headers().iter().enumerate() {
         if i == skip {
             continue;
         }
         match h.name {
+            HeaderName::Via if oc_edits.is_some() => {
+                let edits = oc_edits.as_ref().map_or(&[][..], |e| &e[..]);
+                super::oc::write_edited(buf, h.line, edits, out);
+            }
             HeaderName::Via | HeaderName::From | HeaderName::CallId | HeaderName::CSeq => {
                 out.extend_from_slice(h.line.get(buf));
             }

@@ -212,6 +212,9 @@ pub struct ResponseEdits<'a> {
     pub replace: &'a [(Span, &'a [u8])],
     /// Header lines (CRLF-ended) to add.
     pub insert: &'a [u8],
+    /// RFC 7339 feedback (`super::oc`) for the next hop's Via, if it asks for it; empty:
+    /// none.
+    pub oc: &'a [u8],
 }
 
 /// Build a forwarded response (our top Via removed) into `out`; returns its range.
@@ -233,6 +236,12 @@ pub fn forward_response(
     }
     if !edits.insert.is_empty() {
         splice.insert(msg.headers_end, edits.insert);
+    }
+    let client_via = msg.second_via.filter(|_| !edits.oc.is_empty());
+    if let Some(oc) = client_via.and_then(|v| super::oc::via_edits(&v, edits.oc)) {
+        for (span, bytes) in oc.into_iter().flatten() {
+            splice.replace(span, bytes);
+        }
     }
     if msg.top_via_shares_line {
         splice.delete(msg.top_via_removal);

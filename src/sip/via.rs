@@ -29,6 +29,12 @@ pub struct Via {
     pub rport: Rport,
     /// Offset just after the last parameter of this via-parm: where `;received=..` goes.
     pub params_end: u32,
+    /// RFC 7339 overload control: the first `oc` parameter, from its `;` to the end of its
+    /// value if any (a client that supports overload control sends it without a value).
+    pub oc: Option<Span>,
+    /// The first `oc-algo`, `oc-validity` and `oc-seq` parameters, each from its `;`: they
+    /// are replaced when we write our own feedback into this Via.
+    pub oc_others: [Option<Span>; 3],
 }
 
 impl Via {
@@ -41,6 +47,8 @@ impl Via {
         received: None,
         rport: Rport::Absent,
         params_end: 0,
+        oc: None,
+        oc_others: [None; 3],
     };
 }
 
@@ -120,6 +128,8 @@ pub fn parse(buf: &[u8], span: Span) -> Result<Via, ()> {
         received: None,
         rport: Rport::Absent,
         params_end: at(i).end,
+        oc: None,
+        oc_others: [None; 3],
     };
 
     // *( SEMI via-params )
@@ -166,9 +176,29 @@ pub fn parse(buf: &[u8], span: Span) -> Result<Via, ()> {
                 None => Rport::Empty(sp(name_start, name_end)),
                 Some(v) => Rport::Value(lex::port(v.get(buf)).ok_or(())?),
             };
+        } else if let Some(slot) = oc_slot(&mut via, name) {
+            if slot.is_none() {
+                *slot = Some(sp(j, i));
+            }
         }
     }
     Ok(via)
+}
+
+/// Where an RFC 7339 parameter named `name` is recorded, if it is one.
+fn oc_slot<'v>(via: &'v mut Via, name: &[u8]) -> Option<&'v mut Option<Span>> {
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    if is(b"oc") {
+        Some(&mut via.oc)
+    } else if is(b"oc-algo") {
+        via.oc_others.get_mut(0)
+    } else if is(b"oc-validity") {
+        via.oc_others.get_mut(1)
+    } else if is(b"oc-seq") {
+        via.oc_others.get_mut(2)
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -223,6 +253,21 @@ mod tests {
         let v = via(b).unwrap();
         assert_eq!(v.params_end, 28);
         assert_eq!(v.branch, None);
+    }
+
+    #[test]
+    fn overload_control_parameters() {
+        let b = b"SIP/2.0/UDP p1.example.net;branch=z9hG4bK2d4790.1;OC;oc-algo=\"loss,A\";x=1";
+        let v = via(b).unwrap();
+        assert_eq!(text(b, v.oc.unwrap()), ";OC");
+        assert_eq!(text(b, v.oc_others[0].unwrap()), ";oc-algo=\"loss,A\"");
+        assert_eq!(v.oc_others[1..], [None, None]);
+        let b = b"SIP/2.0/UDP h ; oc = 20 ;oc-seq=1282321615.782;oc-validity=500;ocx";
+        let v = via(b).unwrap();
+        assert_eq!(text(b, v.oc.unwrap()), "; oc = 20");
+        assert_eq!(text(b, v.oc_others[1].unwrap()), ";oc-validity=500");
+        assert_eq!(text(b, v.oc_others[2].unwrap()), ";oc-seq=1282321615.782");
+        assert_eq!(via(b"SIP/2.0/UDP h;branch=z9hG4bK1").unwrap().oc, None);
     }
 
     #[test]

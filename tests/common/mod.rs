@@ -103,6 +103,7 @@ impl Net {
                 shard: 0,
                 shards: 1,
                 advertise: addr(PROXY),
+                wall: junction::sip::oc::WallAnchor::now(),
             },
             Arc::new(routing),
         );
@@ -152,6 +153,15 @@ impl Net {
         self.core.handle_timeout(self.now);
         out.extend(self.drain());
         out
+    }
+
+    /// The shard's socket shows a standing queue of `delay` for `ms` virtual milliseconds
+    /// (what the shell reports from kernel receive timestamps).
+    pub fn queue_for(&mut self, delay: Duration, ms: u64) {
+        for _ in 0..ms {
+            self.now += Duration::from_millis(1);
+            self.core.observe_queue_delay(self.now, delay);
+        }
     }
 
     /// Seconds since the start, for messages about timing.

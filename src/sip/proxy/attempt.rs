@@ -464,16 +464,19 @@ impl Core {
             return;
         }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        let trunk = st.ingress.is_some();
         if invite {
             self.note_final(call, code, reason);
         }
         let extra = warning(reason);
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
+        let oc = self.oc_for(msg.second_via.as_ref(), |_| trunk);
         let edits = ResponseEdits {
             status: (code != received).then_some(code),
             replace: replace.as_ref().map_or(&[][..], |a| &a[..]),
             insert: extra.as_bytes(),
+            oc: &oc,
         };
         let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
         if let Some(st) = self.txns.servers.get_mut(st_id) {

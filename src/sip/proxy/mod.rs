@@ -16,7 +16,7 @@ use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
 use super::flood::Verdict;
 use super::overload::{Admission, OverloadControl};
-use super::response::{self, Derived};
+use super::response::{self, local_response, Derived};
 use super::rewrite::{self, RequestEdits, ResponseEdits, Splice};
 use super::scan::{self, Message, ScanError, StartLine};
 use super::timer::{self, TimerWheel};
@@ -26,7 +26,7 @@ use super::transaction::{
 };
 use super::trunk_stats::TrunkStatsMap;
 use super::uri::{self, Scheme};
-use super::via::{Rport, MAGIC_COOKIE};
+use super::via::{Rport, Via, MAGIC_COOKIE};
 use super::{Method, Span};
 use crate::limits;
 use crate::routing::{RoutingTable, TrunkId};
@@ -48,6 +48,8 @@ pub struct CoreConfig {
     /// The address peers reach us at: in our Via and Record-Route, and how we recognise a
     /// Route or Request-URI that points at us.
     pub advertise: SocketAddr,
+    /// Wall-clock time of an instant: RFC 7339 feedback carries wall-clock sequence numbers.
+    pub wall: super::oc::WallAnchor,
 }
 
 /// Counters kept by the core (plain integers: one shard writes them).
@@ -71,6 +73,11 @@ pub struct CoreStats {
     pub rejected_overload: u64,
     /// New calls dropped unparsed because the shard was too saturated even to answer 503.
     pub dropped_overload: u64,
+    /// Responses that carried RFC 7339 overload control feedback to a trunk that asked.
+    pub oc_responses: u64,
+    /// New calls admitted while shedding because their trunk withholds its share itself
+    /// (RFC 7339): refusing them too would shed that trunk twice.
+    pub oc_admitted: u64,
     /// Trunks that refused a call for their limits (each refusal; the call may go on to
     /// the next trunk).
     pub rejected_admission: u64,
@@ -132,6 +139,11 @@ pub struct Core {
     overload: OverloadControl,
     /// Overload control refused the INVITE being handled (503 once it is parsed).
     shed_this: bool,
+    /// The RFC 7339 parameters every response to a supporting trunk carries now (empty:
+    /// none), and the (value, decision time) they were written for.
+    oc_params: Arc<[u8]>,
+    oc_none: Arc<[u8]>,
+    oc_written: (Option<u8>, Option<Instant>),
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
@@ -234,6 +246,9 @@ impl Core {
             flood: super::flood::FloodGuard::new(shards),
             overload: OverloadControl::default(),
             shed_this: false,
+            oc_params: Arc::from(&b""[..]),
+            oc_none: Arc::from(&b""[..]),
+            oc_written: (None, None),
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
@@ -281,6 +296,48 @@ impl Core {
     pub fn observe_queue_delay(&mut self, now: Instant, delay: std::time::Duration) {
         self.overload.observe(now, delay);
         self.stats.admission_percent = self.overload.percent();
+        self.refresh_oc(now);
+    }
+
+    /// Rewrite the RFC 7339 parameters when overload control's value or decision changed.
+    fn refresh_oc(&mut self, now: Instant) {
+        let value = if self.routing.overload_feedback() {
+            self.overload.feedback(now)
+        } else {
+            None
+        };
+        let decided = self.overload.decided_at();
+        if (value, decided) == self.oc_written {
+            return;
+        }
+        self.oc_written = (value, decided);
+        self.oc_params = match value {
+            Some(percent) => {
+                let seq = self.config.wall.unix_ms(decided.unwrap_or(now));
+                let mut p = Vec::with_capacity(64);
+                super::oc::write_params(&mut p, percent, seq);
+                Arc::from(p)
+            }
+            None => self.oc_none.clone(),
+        };
+    }
+
+    /// Whether the sender of `msg` withholds new calls itself: it asks for RFC 7339
+    /// feedback, we send it, and the shedding is overload (memory pressure refuses all).
+    fn withholds_itself(&self, msg: &Message) -> bool {
+        msg.top_via.oc.is_some() && !self.oc_params.is_empty() && !self.overload.memory_pressure()
+    }
+
+    /// The RFC 7339 feedback for a response whose next hop inserted `via`: empty unless
+    /// feedback is on, that Via asks for it (`;oc`) and the request came from a trunk
+    /// (`trunk`, asked last: it may cost a lookup). Never toward an unknown address: the
+    /// parameters would make our answer larger than its request.
+    fn oc_for(&mut self, via: Option<&Via>, trunk: impl FnOnce(&Self) -> bool) -> Arc<[u8]> {
+        if self.oc_params.is_empty() || via.and_then(|v| v.oc).is_none() || !trunk(self) {
+            return self.oc_none.clone();
+        }
+        self.stats.oc_responses += 1;
+        self.oc_params.clone()
     }
 
     /// The process is near (or back below) its memory cap: while it is, every new call
@@ -585,7 +642,8 @@ impl Core {
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(buf, msg, &mut tag);
-        let r = response::local_response(buf, msg, code, &tag, extra, usize::MAX, &mut self.out);
+        let oc = self.oc_for(Some(&msg.top_via), |c| c.routing.ingress(from).is_some());
+        let r = local_response(buf, msg, code, &tag, extra, usize::MAX, &oc, &mut self.out);
         self.tmp = tag;
         let to = Self::reply_addr(buf, msg, from);
         self.stats.responses_local += 1;
@@ -683,6 +741,12 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
+        if invite && self.shed_this && self.withholds_itself(msg) {
+            // An RFC 7339 trunk already withholds the share we refuse (it hears it in
+            // every response): refusing its calls again would shed it twice.
+            self.shed_this = false;
+            self.stats.oc_admitted += 1;
+        }
         if invite && self.shed_this {
             self.stats.rejected_overload += 1;
             let reason = if self.overload.memory_pressure() {
@@ -723,7 +787,8 @@ impl Core {
         if invite {
             st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
             // Our 100 Trying (RFC 3261 16.2).
-            let r = response::local_response(buf, msg, 100, b"", b"", usize::MAX, &mut self.out);
+            let oc = self.oc_for(Some(&msg.top_via), |_| true);
+            let r = local_response(buf, msg, 100, b"", b"", usize::MAX, &oc, &mut self.out);
             st.last_response = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
             st.last_code = 100;
             st.state = ServerState::Proceeding;
@@ -1074,7 +1139,8 @@ impl Core {
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(buf, msg, &mut tag);
-        let r = response::local_response(buf, msg, 200, &tag, b"", usize::MAX, &mut self.out);
+        let oc = self.oc_for(Some(&msg.top_via), |_| true);
+        let r = local_response(buf, msg, 200, &tag, b"", usize::MAX, &oc, &mut self.out);
         self.tmp = tag;
         let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
         self.stats.responses_local += 1;
@@ -1285,7 +1351,11 @@ impl Core {
                 self.stats.dropped_stray += 1;
                 return;
             }
-            let edits = ResponseEdits::default();
+            let oc = self.oc_for(Some(&next), |c| c.routing.ingress(to).is_some());
+            let edits = ResponseEdits {
+                oc: &oc,
+                ..ResponseEdits::default()
+            };
             let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
             self.stats.responses_forwarded += 1;
             self.queue(to, r);
@@ -1381,11 +1451,13 @@ impl Core {
             self.stats.dropped_stray += 1;
             return false;
         }
-        let to = st.reply_to;
+        let (to, trunk) = (st.reply_to, st.ingress.is_some());
         let swap = self.response_swap(st_id, buf, msg);
         let replace = swap.as_ref().map(|(s, b)| [(*s, &b[..])]);
+        let oc = self.oc_for(msg.second_via.as_ref(), |_| trunk);
         let edits = ResponseEdits {
             replace: replace.as_ref().map_or(&[][..], |a| &a[..]),
+            oc: &oc,
             ..ResponseEdits::default()
         };
         let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
@@ -1645,7 +1717,18 @@ impl Core {
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(req_buf, req, &mut tag);
-        let r = response::local_response(req_buf, req, code, &tag, extra, skip, &mut self.out);
+        let via = if skip == usize::MAX {
+            Some(&req.top_via)
+        } else {
+            req.second_via.as_ref()
+        };
+        let oc = self.oc_for(via, |c| {
+            c.txns
+                .servers
+                .get(st_id)
+                .is_some_and(|s| s.ingress.is_some())
+        });
+        let r = local_response(req_buf, req, code, &tag, extra, skip, &oc, &mut self.out);
         self.tmp = tag;
         if let Some(st) = self.txns.servers.get_mut(st_id) {
             st.last_response.clear();
