@@ -11,7 +11,7 @@
 
 use crate::time::{Micros, MS};
 
-/// `oc-validity` when the server gives none (RFC 7339 5.2: 500 ms).
+/// `oc-validity` when the server gives none (500 ms).
 const VALIDITY_DEFAULT_MS: u64 = 500;
 /// Fractional digits of `oc-seq` compared (padded with zeros on the right, extra ones cut).
 const SEQ_FRAC_DIGITS: usize = 9;
