@@ -69,7 +69,8 @@ common options:
   --t1-ms MS              RFC 3261 T1                                     [500]
   --json FILE             write the final report as JSON
   --csv FILE              a line per second (and a last one), ';'-separated, columns
-                          named as in SIPp's -trace_stat where they mean the same
+                          named as in SIPp's -trace_stat where they mean the same; the last,
+                          ThrottledCall(P), counts the new calls withheld by --oc
   --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
   --quiet                 no live line each second
 ";
