@@ -6,9 +6,14 @@
 # Exits 0 when the run completed (failures are the point of an overload test); set
 # MAX_FAILURES (a count or a percentage) to gate on them.
 #
-# At the end it prints the curve (per second: offered calls/s, completed calls/s, failed)
-# and the goodput figure of issue 6: the peak completed calls/s, and the lowest completed
-# calls/s of any later second while calls were still offered (the ratio should stay >= 90%).
+# OC=1 runs the UAC with --oc: it then behaves as an RFC 7339 overload-control client, and
+# junction's Via oc value makes it withhold that share of new calls (counted as throttled);
+# without it the UAC is a plain trunk that only sees 503s.
+#
+# At the end it prints the curve (per second: offered calls/s, completed calls/s, failed,
+# throttled) and the goodput figure of issue 6: the peak completed calls/s, and the lowest
+# completed calls/s of any later second while calls were still offered (the ratio should stay
+# >= 90%).
 #
 #   loadtest/overload.sh                                   # 1000 -> 20000 calls/s over 40 s
 #   START=2000 STEP=2000 PERIOD_MS=5000 MAX=30000 DURATION=60 loadtest/overload.sh
@@ -37,9 +42,12 @@ CORES=${CORES:-2}
 JUNCTION_CPUS=${JUNCTION_CPUS:-}
 LOAD_CPUS=${LOAD_CPUS:-}
 JUNCTION_CPU_QUOTA=${JUNCTION_CPU_QUOTA:-}
+OC=${OC:-}
 LIMIT=$(( DURATION + 120 ))
 LOAD_PIN=()
 [ -n "$LOAD_CPUS" ] && LOAD_PIN=(--cpus "$LOAD_CPUS")
+OC_ARGS=()
+[ -n "$OC" ] && [ "$OC" != 0 ] && OC_ARGS=(--oc)
 
 build
 junction_config "$WORK/junction.toml" "$PORT" "$METRICS" "$CORES" \
@@ -62,13 +70,13 @@ rc=0
 timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$START" --rate-step "$STEP" \
   --rate-period-ms "$PERIOD_MS" --rate-max "$MAX" --duration "$DURATION" \
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
-  "${LOAD_PIN[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
+  "${LOAD_PIN[@]}" "${OC_ARGS[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
 echo "--- junction: $(proc_cpu "$J") s CPU"
 curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
-  grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_datagrams_(received|dropped)_total' |
+  grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_core_oc_|^junction_datagrams_(received|dropped)_total' |
   sed 's/^/    /' || true
-echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s"
-awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d\n", $1, $2, $6, $8}' "$WORK/uac.csv"
+echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s, throttled calls/s"
+awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d %8d\n", $1, $2, $6, $8, $NF}' "$WORK/uac.csv"
 awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" '
   NR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
     last = $1

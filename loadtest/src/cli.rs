@@ -41,6 +41,11 @@ uac options:
   --ports N               un: source ports in all (spread over workers)   [32]
   --local-ip IP           source address                      [127.0.0.1, or ::1 for an IPv6 target]
   --local-port PORT       u1: the source port                             [any]
+  --oc                    be an RFC 7339 overload control client (loss-based): a valueless
+                          oc parameter in the Via of every request; an oc=P in a response's
+                          top Via withholds P% of the new calls for oc-validity ms (counted
+                          as throttled: not sent, neither succeeded nor failed). Built-in
+                          scenarios only
 
 uas options:
   --listen IP:PORT        where to answer
@@ -64,7 +69,8 @@ common options:
   --t1-ms MS              RFC 3261 T1                                     [500]
   --json FILE             write the final report as JSON
   --csv FILE              a line per second (and a last one), ';'-separated, columns
-                          named as in SIPp's -trace_stat where they mean the same
+                          named as in SIPp's -trace_stat where they mean the same; the last,
+                          ThrottledCall(P), counts the new calls withheld by --oc
   --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
   --quiet                 no live line each second
 ";
@@ -122,6 +128,8 @@ pub struct Plan {
     pub ports: usize,
     pub local_ip: IpAddr,
     pub local_port: u16,
+    /// `--oc`: RFC 7339 overload control client (built-in UAC).
+    pub oc: bool,
     // UAS
     pub listen: Option<SocketAddr>,
     pub answer: Vec<Answer>,
@@ -255,6 +263,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         ports: 32,
         local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         local_port: 0,
+        oc: false,
         listen: None,
         answer: vec![Answer {
             code: 200,
@@ -325,6 +334,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
                     .map_err(|_| "--local-ip: not an IP address".to_string())?
             }
             "--local-port" => p.local_port = num(opt, val()?)?,
+            "--oc" => p.oc = true,
             "--answer" => (p.answer, p.never) = parse_answer(val()?)?,
             "--ring-ms" => p.ring = delay_ms(opt, val()?)?,
             "--no-ringing" => p.ringing = false,
@@ -388,6 +398,9 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
     if p.role != Role::Uas && calls.is_none() && p.duration.is_none() {
         return Err("uac: give --calls N or --duration S (a run must end)".into());
     }
+    if p.oc && p.uac_file.is_some() {
+        return Err("--oc: the built-in UAC scenarios only, not with --sf".into());
+    }
     if p.role != Role::Uas && p.rate.start == 0.0 && p.rate.step == 0.0 {
         return Err("--rate: 0 with no --rate-step never places a call".into());
     }
@@ -411,6 +424,9 @@ mod tests {
         assert_eq!(p.concurrent, Some(500));
         assert_eq!(p.transport, Transport::U1);
         assert_eq!(p.hold, 100 * MS);
+        assert!(!p.oc);
+        let p = parse(&args("uac --target 127.0.0.1:5060 --calls 1 --oc")).unwrap();
+        assert!(p.oc);
     }
 
     #[test]
@@ -433,6 +449,7 @@ mod tests {
             "uac --target 127.0.0.1:5060",
             "uas --listen 127.0.0.1:1 --bogus",
             "uac --target 127.0.0.1:1 --calls 1 --rate -3",
+            "uac --target 127.0.0.1:1 --calls 1 --oc --sf x.xml",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");
         }

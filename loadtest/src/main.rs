@@ -38,10 +38,12 @@ fn main() -> ExitCode {
         }
     }
     let failures = report::failure_total(&outcome);
+    // The calls placed: those withheld by overload control (--oc) were never sent, so they
+    // are neither failures nor calls for the percentage.
     let calls = outcome
         .uac
         .as_ref()
-        .map(|u| u.started)
+        .map(|u| u.started.saturating_sub(u.throttled))
         .or(outcome.uas.as_ref().map(|u| u.uas_calls))
         .unwrap_or(0);
     let over = match plan.max_failures {

@@ -28,7 +28,8 @@ fn pct(h: &Histogram<u64>, q: f64) -> u64 {
 }
 
 /// One line: elapsed, call rate over the last interval, active, ok, failed, retransmissions,
-/// p50/p99 of INVITE->200 so far, and the UAS counters.
+/// calls withheld by overload control (once there are any), p50/p99 of INVITE->200 so far, and
+/// the UAS counters.
 pub fn live_line(elapsed_s: f64, uac: Option<&Stats>, rate: f64, uas: Option<&Stats>) -> String {
     let mut s = format!("[{elapsed_s:6.1}s]");
     if let Some(u) = uac {
@@ -36,6 +37,9 @@ pub fn live_line(elapsed_s: f64, uac: Option<&Stats>, rate: f64, uas: Option<&St
             " uac: {rate:7.1} cps, started {}, active {}, ok {}, failed {}, retrans {}",
             u.started, u.active, u.succeeded, u.failed, u.retransmissions
         );
+        if u.throttled > 0 {
+            s += &format!(", throttled {}", u.throttled);
+        }
         if let Some(h) = u.hist(Lat::Answer).filter(|h| !h.is_empty()) {
             s += &format!(
                 ", 200 p50/p99 {:.2}/{:.2} ms",
@@ -92,9 +96,12 @@ pub fn summary(o: &Outcome) -> String {
             0.0
         };
         s += &format!(
-            "UAC: {} calls started ({rate:.1}/s), {} succeeded, {} failed\n",
-            u.started, u.succeeded, u.failed
+            "UAC: {} calls started ({rate:.1}/s), {} succeeded, {} failed, {} throttled\n",
+            u.started, u.succeeded, u.failed, u.throttled
         );
+        if u.throttled > 0 {
+            s += "  throttled: withheld by RFC 7339 overload control, never sent (counted in started)\n";
+        }
         s += "  latency from the intended send time (coordinated omission corrected):\n";
         for l in Lat::ALL {
             if let Some(h) = u.hist(l).filter(|h| !h.is_empty()) {
@@ -185,7 +192,8 @@ fn stats_json(u: &Stats) -> Value {
         .map(|(k, n)| (k, json!(n)))
         .collect();
     json!({
-        "calls": {"started": u.started, "succeeded": u.succeeded, "failed": u.failed},
+        "calls": {"started": u.started, "succeeded": u.succeeded, "failed": u.failed,
+            "throttled": u.throttled},
         "uas": {"calls": u.uas_calls, "completed": u.uas_completed, "answered": answered},
         "latency_us": lat,
         "failures": failures,
@@ -223,12 +231,15 @@ pub fn cpu_seconds() -> (f64, f64) {
 }
 
 /// The per-second CSV: SIPp's -trace_stat column names where the meaning is the same
-/// ((P) since the previous line, (C) since the start), then our latency columns (ms).
+/// ((P) since the previous line, (C) since the start), then our latency columns (ms), then
+/// ThrottledCall(P), the new calls withheld by RFC 7339 overload control (added last so that
+/// the earlier columns keep their positions).
 pub struct Csv {
     file: std::io::BufWriter<std::fs::File>,
     prev_started: u64,
     prev_ok: u64,
     prev_failed: u64,
+    prev_throttled: u64,
 }
 
 impl Csv {
@@ -241,40 +252,119 @@ impl Csv {
             file,
             "ElapsedTime(C);CallRate(P);OutgoingCall(P);OutgoingCall(C);CurrentCall;SuccessfulCall(P);\
              SuccessfulCall(C);FailedCall(P);FailedCall(C);Retransmissions(C);IncomingCall(C);\
-             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C)"
+             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C);ThrottledCall(P)"
         );
         Ok(Csv {
             file,
             prev_started: 0,
             prev_ok: 0,
             prev_failed: 0,
+            prev_throttled: 0,
         })
     }
 
     pub fn row(&mut self, elapsed_s: f64, rate: f64, uac: Option<&Stats>, uas: Option<&Stats>) {
         use std::io::Write;
-        let (started, ok, failed, active, retrans) = uac.map_or((0, 0, 0, 0, 0), |u| {
-            (
-                u.started,
-                u.succeeded,
-                u.failed,
-                u.active,
-                u.retransmissions,
-            )
-        });
+        let (started, ok, failed, active, retrans, throttled) =
+            uac.map_or((0, 0, 0, 0, 0, 0), |u| {
+                (
+                    u.started,
+                    u.succeeded,
+                    u.failed,
+                    u.active,
+                    u.retransmissions,
+                    u.throttled,
+                )
+            });
         let incoming = uas.map_or(0, |u| u.uas_calls);
         let p = |l: Lat, q: f64| uac.and_then(|u| u.hist(l)).map_or(0.0, |h| ms(pct(h, q)));
         let _ = writeln!(
             self.file,
-            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3}",
+            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3};{}",
             started - self.prev_started.min(started),
             ok - self.prev_ok.min(ok),
             failed - self.prev_failed.min(failed),
             p(Lat::Answer, 0.5),
             p(Lat::Answer, 0.99),
             p(Lat::Bye, 0.99),
+            throttled - self.prev_throttled.min(throttled),
         );
         let _ = self.file.flush();
-        (self.prev_started, self.prev_ok, self.prev_failed) = (started, ok, failed);
+        (
+            self.prev_started,
+            self.prev_ok,
+            self.prev_failed,
+            self.prev_throttled,
+        ) = (started, ok, failed, throttled);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(throttled: u64) -> Outcome {
+        let mut u = Stats::new();
+        (u.started, u.succeeded, u.throttled) = (10, 4, throttled);
+        u.fail(crate::stats::Fail::TimeoutInvite);
+        Outcome {
+            uac: Some(u),
+            uas: None,
+            elapsed_s: 1.0,
+            cpu_s: (0.0, 0.0),
+            workers: 1,
+        }
+    }
+
+    #[test]
+    fn throttled_calls_are_reported_apart_from_failures() {
+        let o = outcome(5);
+        let s = summary(&o);
+        assert!(
+            s.contains("10 calls started (10.0/s), 4 succeeded, 1 failed, 5 throttled\n"),
+            "{s}"
+        );
+        let j = json(&o);
+        assert_eq!(j["uac"]["calls"]["throttled"], 5);
+        assert_eq!(j["uac"]["calls"]["failed"], 1);
+        // --max-failures counts this: throttled calls are not failures.
+        assert_eq!(failure_total(&o), 1);
+        let live = live_line(1.0, o.uac.as_ref(), 10.0, None);
+        assert!(live.contains(", throttled 5"), "{live}");
+        let quiet = live_line(1.0, outcome(0).uac.as_ref(), 10.0, None);
+        assert!(!quiet.contains("throttled"), "{quiet}");
+    }
+
+    #[test]
+    fn csv_appends_throttled_per_second_as_the_last_column() {
+        let path = std::env::temp_dir().join(format!("jl-report-{}.csv", std::process::id()));
+        let mut csv = Csv::create(&path).unwrap();
+        let mut u = outcome(0).uac.unwrap();
+        csv.row(1.0, 10.0, Some(&u), None);
+        u.throttled = 7;
+        u.started = 20;
+        csv.row(2.0, 10.0, Some(&u), None);
+        u.throttled = 9;
+        csv.row(3.0, 0.0, Some(&u), None);
+        drop(csv);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(';').collect()).collect();
+        // The earlier columns keep their positions (overload.sh reads 1, 2, 6 and 8).
+        assert_eq!(
+            (rows[0][0], rows[0][1], rows[0][5], rows[0][7]),
+            (
+                "ElapsedTime(C)",
+                "CallRate(P)",
+                "SuccessfulCall(P)",
+                "FailedCall(P)"
+            )
+        );
+        assert_eq!(rows[0].len(), 15);
+        assert_eq!(rows[0][14], "ThrottledCall(P)");
+        let last: Vec<&str> = rows[1..].iter().map(|r| r[14]).collect();
+        assert_eq!(last, ["0", "7", "2"]);
+        assert!(rows.iter().all(|r| r.len() == 15));
+        assert_eq!(rows[2][2], "10"); // OutgoingCall(P): throttled calls are offered calls
     }
 }

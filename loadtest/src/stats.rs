@@ -145,6 +145,9 @@ pub struct Stats {
     pub started: u64,
     pub succeeded: u64,
     pub failed: u64,
+    /// New calls not sent because of RFC 7339 overload control (rejected locally, neither a
+    /// success nor a failure; counted in `started`, as the schedule offered them).
+    pub throttled: u64,
     pub fail: [u64; Fail::ALL.len()],
     pub fail_code: Vec<[u64; CODES]>,
     // UAS side
@@ -175,6 +178,7 @@ impl Stats {
             started: 0,
             succeeded: 0,
             failed: 0,
+            throttled: 0,
             fail: [0; Fail::ALL.len()],
             fail_code: vec![[0; CODES]; 3],
             uas_calls: 0,
@@ -239,6 +243,7 @@ impl Stats {
         self.started += o.started;
         self.succeeded += o.succeeded;
         self.failed += o.failed;
+        self.throttled += o.throttled;
         for (a, b) in self.fail.iter_mut().zip(o.fail.iter()) {
             *a += b;
         }

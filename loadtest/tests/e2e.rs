@@ -207,3 +207,14 @@ fn failures_set_the_exit_code() {
         .unwrap();
     assert_eq!(ok.status.code(), Some(0));
 }
+
+#[test]
+fn oc_client_through_a_server_without_overload_control() {
+    // The UAS echoes the bare `oc` in its responses' Via: no value, so nothing is withheld.
+    let o = run("both --listen 127.0.0.1:PORT --rate 400 --calls 200 --hold-ms 10 --oc");
+    let uac = o.uac.as_ref().unwrap();
+    assert_eq!(uac.started, 200);
+    assert_eq!(uac.succeeded, 200, "{:?}", uac.failures());
+    assert_eq!(uac.throttled, 0);
+    assert_eq!(report::json(&o)["uac"]["calls"]["throttled"], 0);
+}

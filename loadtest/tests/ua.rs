@@ -28,6 +28,7 @@ fn uac_cfg(scenario: UacScenario) -> UacConfig {
         run_id: 0xabc,
         worker: 0,
         quantum: 0,
+        oc: false,
     }
 }
 
@@ -699,4 +700,202 @@ CSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1:6000>\r\nContent-Length: 0\r\n\r\n";
     }
     assert_eq!(uas.stats().fail[Fail::TimeoutBye as usize], 1);
     assert_eq!(uas.active(), 0);
+}
+
+// ---- RFC 7339 overload control (--oc) ------------------------------------------------------
+
+fn oc_cfg(scenario: UacScenario) -> UacConfig {
+    UacConfig {
+        oc: true,
+        target: a("127.0.0.2:5060"),
+        ..uac_cfg(scenario)
+    }
+}
+
+/// The request text of the `i`-th datagram in `out`.
+fn text(out: &Out, i: usize) -> String {
+    String::from_utf8_lossy(out.bytes(&out.list[i])).into_owned()
+}
+
+/// `request` as the server would answer it: its top Via with received, rport and the
+/// overload-control parameters `oc_params` (e.g. "oc=100;oc-validity=5000;oc-seq=1.0").
+fn with_server_via(request: &str, oc_params: &str) -> String {
+    request.replacen(
+        ";rport;oc\r\n",
+        &format!(";rport=6000;received=127.0.0.1;{oc_params}\r\n"),
+        1,
+    )
+}
+
+#[test]
+fn oc_puts_a_bare_oc_in_the_via_of_every_request() {
+    let mut runs = Vec::new();
+    for scenario in [UacScenario::Call, UacScenario::Cancel, UacScenario::Options] {
+        let mut uas = uas_cfg();
+        if scenario == UacScenario::Cancel {
+            uas.ring = 10 * SEC;
+        }
+        runs.push((scenario, uas));
+    }
+    let mut busy = uas_cfg();
+    busy.answer = vec![Answer {
+        code: 486,
+        weight: 1,
+    }];
+    runs.push((UacScenario::Call, busy));
+    let mut methods = Vec::new();
+    for (i, (scenario, uas)) in runs.into_iter().enumerate() {
+        let mut net = Net::new(
+            UacConfig {
+                oc: true,
+                ..uac_cfg(scenario)
+            },
+            uas,
+        );
+        net.start();
+        net.run_until(60 * SEC);
+        // Every call completes (the 486 run: as a failure), none is withheld.
+        let s = net.uac.stats();
+        assert_eq!(
+            (s.succeeded, s.failed, s.throttled),
+            (u64::from(i < 3), u64::from(i == 3), 0)
+        );
+        for w in net.log.iter().filter(|w| w.to_uas) {
+            let via = w.header("Via");
+            assert_eq!(via.len(), 1, "{}", w.text);
+            assert!(via[0].ends_with(";rport;oc"), "{}", w.text);
+            methods.push(w.first_line().split(' ').next().unwrap_or("").to_string());
+        }
+    }
+    methods.sort();
+    methods.dedup();
+    assert_eq!(methods, ["ACK", "BYE", "CANCEL", "INVITE", "OPTIONS"]);
+}
+
+#[test]
+fn oc_100_withholds_new_calls_but_not_the_requests_of_calls_in_progress() {
+    let mut uac = Uac::new(oc_cfg(UacScenario::Call));
+    let mut out = Out::default();
+    // Two calls out before the server says anything.
+    assert!(uac.start_call(0, 0, &mut out));
+    assert!(uac.start_call(0, 0, &mut out));
+    let (inv_a, inv_b) = (text(&out, 0), text(&out, 1));
+    assert!(inv_a.contains(";rport;oc\r\n"), "{inv_a}");
+    // Call B is refused 486, and the response says: withhold every new call for 5 s.
+    let oc = "oc=100;oc-algo=\"loss\";oc-validity=5000;oc-seq=1732780000.123";
+    let sent = reply(
+        &mut uac,
+        MS,
+        &with_server_via(&inv_b, oc),
+        "486 Busy Here",
+        "",
+        "b",
+    );
+    // Its ACK still goes out, with the INVITE's own Via (a bare oc, not the server's value).
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].first_line().starts_with("ACK "));
+    let invite_via = inv_b.lines().find_map(|l| l.strip_prefix("Via: ")).unwrap();
+    assert_eq!(sent[0].header("Via"), [invite_via]);
+    // New calls: none sent, each counted throttled (and started), none failed.
+    for t in [2 * MS, 3 * MS, SEC, 4 * SEC] {
+        let mut out = Out::default();
+        assert!(!uac.start_call(t, t, &mut out));
+        assert!(out.list.is_empty());
+    }
+    let s = uac.stats();
+    assert_eq!(
+        (s.started, s.throttled, s.failed, s.succeeded),
+        (6, 4, 1, 0)
+    );
+    assert_eq!(uac.active(), 1);
+    // Call A, in progress, still retransmits its INVITE (Timer A) ...
+    let mut out = Out::default();
+    uac.on_timeout(500 * MS, &mut out);
+    assert_eq!(out.list.len(), 1);
+    assert!(text(&out, 0).starts_with("INVITE "));
+    assert_eq!(uac.stats().retransmissions, 1);
+    // ... is answered (the 200 repeats the value: same seq, still in force) and ACKed ...
+    let contact = "Contact: <sip:uas@127.0.0.9:7000>\r\n";
+    let sent = reply(
+        &mut uac,
+        600 * MS,
+        &with_server_via(&inv_a, oc),
+        "200 OK",
+        contact,
+        "a",
+    );
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0]
+        .first_line()
+        .starts_with("ACK sip:uas@127.0.0.9:7000 "));
+    assert!(sent[0].header("Via")[0].ends_with(";rport;oc"));
+    // ... and hangs up after the hold.
+    let mut out = Out::default();
+    uac.on_timeout(600 * MS + 2 * SEC, &mut out);
+    assert_eq!(out.list.len(), 1);
+    assert!(text(&out, 0).starts_with("BYE "));
+    // The reduction ends 5 s after the last value arrived (600 ms): new calls go out again.
+    let mut out = Out::default();
+    assert!(!uac.start_call(5 * SEC + 599 * MS, 5 * SEC + 599 * MS, &mut out));
+    assert!(uac.start_call(5 * SEC + 600 * MS, 5 * SEC + 600 * MS, &mut out));
+    assert_eq!(out.list.len(), 1);
+    assert!(text(&out, 0).starts_with("INVITE "));
+    let s = uac.stats();
+    assert_eq!((s.started, s.throttled), (8, 5));
+}
+
+#[test]
+fn oc_25_withholds_one_new_call_in_four() {
+    let mut uac = Uac::new(oc_cfg(UacScenario::Options));
+    let mut out = Out::default();
+    assert!(uac.start_call(0, 0, &mut out));
+    let first = text(&out, 0);
+    let via = with_server_via(&first, "OC-SEQ=3.5;OC=25;OC-VALIDITY=60000");
+    let m = Msg::parse(via.as_bytes()).unwrap();
+    let g = |s| String::from_utf8_lossy(m.get(s)).into_owned();
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        g(m.top_via),
+        g(m.from),
+        g(m.to),
+        g(m.call_id)
+    );
+    let mut out = Out::default();
+    uac.on_datagram(MS, MS, 0, a("127.0.0.2:5060"), ok.as_bytes(), &mut out);
+    assert!(out.list.is_empty());
+    assert_eq!(uac.stats().succeeded, 1);
+    let mut out = Out::default();
+    let sent = (0..100)
+        .filter(|i| uac.start_call(2 * MS + i, 2 * MS + i, &mut out))
+        .count();
+    assert_eq!(sent, 75);
+    assert_eq!(out.list.len(), 75);
+    assert_eq!(uac.stats().throttled, 25);
+    assert_eq!(uac.stats().started, 101);
+}
+
+#[test]
+fn without_oc_the_via_is_unchanged_and_oc_values_are_ignored() {
+    let mut cfg = uac_cfg(UacScenario::Call);
+    cfg.target = a("127.0.0.2:5060");
+    let mut uac = Uac::new(cfg);
+    let mut out = Out::default();
+    assert!(uac.start_call(0, 0, &mut out));
+    let invite = text(&out, 0);
+    assert!(invite.contains(";rport\r\n"), "{invite}");
+    assert!(!invite.contains(";oc"));
+    let server = invite.replacen(
+        ";rport\r\n",
+        ";rport=6000;received=127.0.0.1;oc=100;oc-validity=60000;oc-seq=1.0\r\n",
+        1,
+    );
+    let sent = reply(&mut uac, MS, &server, "503 Service Unavailable", "", "x");
+    // The non-2xx ACK copies the response's Via, as before.
+    assert!(sent[0].header("Via")[0].ends_with("oc-seq=1.0"));
+    let mut out = Out::default();
+    for t in 1..=10 {
+        assert!(uac.start_call(t * MS, t * MS, &mut out));
+    }
+    assert_eq!(out.list.len(), 10);
+    assert_eq!(uac.stats().throttled, 0);
 }

@@ -134,6 +134,7 @@ fn uac_endpoint(
             run_id: run,
             worker: w as u32,
             quantum: plan.tick(),
+            oc: plan.oc,
         })),
     };
     let share = plan.rate.share(w, uac_workers);

@@ -38,6 +38,9 @@ pub struct UacConfig {
     /// The worker serves timers on this grid (its tick): a BYE due at the end of the hold is
     /// intended for the grid point after it.
     pub quantum: Micros,
+    /// RFC 7339 overload control: `oc` in the Via of every request, and new calls withheld as
+    /// the server's `oc` value in the responses' top Via asks (loss-based algorithm).
+    pub oc: bool,
 }
 
 /// One entry of the UAS answer mix: answer `code` to `weight` calls out of every sum of weights.

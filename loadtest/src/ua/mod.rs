@@ -3,6 +3,7 @@
 //! every race is testable with virtual time.
 
 pub mod config;
+pub mod oc;
 pub mod out;
 pub mod text;
 pub mod uac;

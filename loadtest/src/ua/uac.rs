@@ -17,6 +17,7 @@ use crate::stats::{CodeOf, Fail, Lat, Stats};
 use crate::time::Micros;
 use crate::timer::{slots, Timed, TimerQueue};
 use crate::ua::config::{UacConfig, UacScenario};
+use crate::ua::oc::Oc;
 use crate::ua::out::Out;
 use crate::ua::text::sdp;
 use crate::ua::Engine;
@@ -189,6 +190,8 @@ pub struct Uac {
     sdp: Vec<u8>,
     /// Kernel receive time of the datagram being handled (latencies end there).
     rx: Micros,
+    /// RFC 7339 overload control state (used with `cfg.oc`).
+    oc: Oc,
 }
 
 /// The identifiers of a call of ours, decoded from its Call-ID.
@@ -237,6 +240,7 @@ impl Uac {
             active: 0,
             next_sock: 0,
             rx: 0,
+            oc: Oc::new(),
         }
     }
 
@@ -326,7 +330,11 @@ impl Uac {
         b.put_hex(u64::from(gen));
         b.put(b".");
         b.put_u64(tx);
-        b.put(b";rport\r\n");
+        b.put(if self.cfg.oc {
+            &b";rport;oc\r\n"[..]
+        } else {
+            b";rport\r\n"
+        });
     }
 
     fn put_from(&self, b: &mut Vec<u8>, local: SocketAddr, slot: u32, gen: u32) {
@@ -470,15 +478,24 @@ impl Uac {
     }
 
     /// ACK a non-2xx final (RFC 3261 17.1.1.3): same branch and Via as the INVITE, the To of the
-    /// response, to where the INVITE went; built from the response alone.
-    fn ack_non_2xx(&mut self, out: &mut Out, sock: u16, m: &Msg) {
+    /// response, to where the INVITE went; built from the response alone. With overload
+    /// control the Via is the INVITE's own, rebuilt from the Call-ID (the response's carries
+    /// the server's `oc` value, which is not ours to send back).
+    fn ack_non_2xx(&mut self, out: &mut Out, sock: u16, m: &Msg, r: CallRef) {
+        let local = self.local(sock);
         let start = out.begin();
         let b = &mut out.buf;
         b.put(b"ACK ");
         self.put_request_uri(b);
-        b.put(b" SIP/2.0\r\nVia: ");
-        b.put(m.get(m.top_via));
-        b.put(b"\r\nMax-Forwards: 70\r\nFrom: ");
+        b.put(b" SIP/2.0\r\n");
+        if self.cfg.oc {
+            self.put_via(b, local, r.slot, r.gen, TX_INVITE);
+        } else {
+            b.put(b"Via: ");
+            b.put(m.get(m.top_via));
+            b.put(b"\r\n");
+        }
+        b.put(b"Max-Forwards: 70\r\nFrom: ");
         b.put(m.get(m.from));
         b.put(b"\r\nTo: ");
         b.put(m.get(m.to));
@@ -546,6 +563,10 @@ impl Uac {
             self.stats.stray += 1;
             return;
         };
+        if self.cfg.oc {
+            // Any response of ours carries the server's current value.
+            self.oc.on_via(now, m.get(m.top_via));
+        }
         let state = match self.calls.get(r.slot as usize) {
             Some(c) if c.gen == r.gen => c.state,
             _ => State::Free,
@@ -644,7 +665,7 @@ impl Uac {
             return;
         }
         if code >= 300 {
-            self.ack_non_2xx(out, sock, m);
+            self.ack_non_2xx(out, sock, m, r);
             match state {
                 State::Calling | State::Proceeding => self.fail_code(slot, CodeOf::Invite, code),
                 State::Cancelling => {
@@ -838,6 +859,12 @@ impl Engine for Uac {
     }
 
     fn start_call(&mut self, now: Micros, intended: Micros, out: &mut Out) -> bool {
+        if self.cfg.oc && !self.oc.should_send(now) {
+            // Withheld by overload control: rejected locally, never sent, as RFC 7339 has a client do.
+            self.stats.started += 1;
+            self.stats.throttled += 1;
+            return false;
+        }
         let slot = match self.free.pop() {
             Some(s) => s,
             None if self.calls.len() < CALLS_PER_WORKER_MAX => {
