@@ -43,8 +43,10 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct OverloadControl {
     interval_start: Option<Instant>,
-    /// Smallest queueing delay observed in the current interval.
+    /// Smallest queueing delay observed in the current interval, and the standing queue
+    /// of the previous one.
     min_delay: Option<Duration>,
+    last_standing: Duration,
     /// Fraction of new calls admitted, in [OVERLOAD_ADMIT_MIN, 1].
     fraction: f64,
     /// Admission credit: each new call adds `fraction`; a call is admitted while it is >= 1.
@@ -68,6 +70,7 @@ impl Default for OverloadControl {
         OverloadControl {
             interval_start: None,
             min_delay: None,
+            last_standing: Duration::ZERO,
             fraction: 1.0,
             credit: 0.0,
             severe: false,
@@ -133,21 +136,29 @@ impl OverloadControl {
         } else {
             0
         };
+        // A backlog that drains by at least OVERLOAD_DRAIN_MIN per interval is already being
+        // worked off: what arrives is less than the shard does. Cutting admission further
+        // would only leave the shard idle once the backlog is gone (and in a loop: the
+        // backlog keeps growing for a while after admission starts falling, so cutting on
+        // its size alone overshoots far below capacity, then climbs back, and again).
+        let draining = standing + limits::OVERLOAD_DRAIN_MIN <= self.last_standing;
+        self.last_standing = standing;
         let persistent = self.backlogged >= limits::OVERLOAD_PERSIST_INTERVALS;
-        if persistent {
+        if persistent && !draining {
             self.fraction =
                 (self.fraction * limits::OVERLOAD_DECREASE).max(limits::OVERLOAD_ADMIT_MIN);
         } else if self.backlogged == 0 && !junk {
             self.fraction = (self.fraction + limits::OVERLOAD_INCREASE).min(1.0);
         }
-        // Otherwise hold: a first interval of backlog (maybe a stall), or a backlog of
-        // discarded junk (shedding callers would not shorten it).
-        // Drop instead of 503 when the backlog is deep: then the refusals themselves (parse,
-        // 503, the caller's ACK) are more than the shard can afford. Not sooner: a dropped
-        // INVITE comes back up to six times (the caller's retransmissions), and dropping
-        // earlier measured no better than 503s in a steady 2x overload, while a 503 tells
-        // the trunk to go elsewhere.
-        self.severe = persistent && standing > limits::OVERLOAD_DROP_DELAY;
+        // Otherwise hold: a first interval of backlog (maybe a stall), a backlog being
+        // worked off, or a backlog of discarded junk (shedding callers would not shorten
+        // it).
+        // Drop instead of 503 when the backlog is deep and still growing: then the
+        // refusals themselves (parse, 503, the caller's ACK) are more than the shard can
+        // afford. Not sooner: a dropped INVITE comes back up to six times (the caller's
+        // retransmissions), and dropping earlier measured no better than 503s in a steady
+        // 2x overload, while a 503 tells the trunk to go elsewhere.
+        self.severe = persistent && !draining && standing > limits::OVERLOAD_DROP_DELAY;
         self.min_delay = None;
         self.interval_start = Some(now);
     }
@@ -264,6 +275,37 @@ mod tests {
         run(&mut o, &mut t, 5_000, Duration::ZERO);
         assert!(!o.active());
         assert_eq!(admitted_of(&mut o, 10), (10, 0, 0));
+    }
+
+    #[test]
+    fn a_backlog_being_worked_off_holds_the_fraction() {
+        let mut o = OverloadControl::default();
+        let mut t = Instant::now();
+        // A growing backlog: admission is cut while it grows ...
+        for ms in 10..20u32 {
+            run(&mut o, &mut t, 50, ms * 4 * MS);
+        }
+        let cut = o.fraction();
+        assert!(cut < 0.6, "{cut}");
+        // ... and held while it shrinks (what arrives is already less than the shard does),
+        // even though it is still above the target (the interval at the turn, which mixes
+        // both, may cut once more) ...
+        for ms in (10..19u32).rev() {
+            run(&mut o, &mut t, 50, ms * 4 * MS);
+        }
+        assert!(
+            o.fraction() >= cut * limits::OVERLOAD_DECREASE - 1e-9,
+            "{}",
+            o.fraction()
+        );
+        let cut = o.fraction();
+        // ... with 503s, not drops: a deep backlog that drains is not severe.
+        let (_, r, d) = admitted_of(&mut o, 100);
+        assert_eq!(d, 0);
+        assert!(r > 0);
+        // A backlog that stands still is cut again.
+        run(&mut o, &mut t, 100, 40 * MS);
+        assert!(o.fraction() < cut, "{}", o.fraction());
     }
 
     #[test]
