@@ -25,6 +25,11 @@
 #   CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 JUNCTION_CPU_QUOTA=40 START=1000 STEP=1000 \
 #     PERIOD_MS=2000 MAX=20000 DURATION=45 loadtest/overload.sh
 #
+# WARMUP_RATE and WARMUP_S (default: none) first run calls at WARMUP_RATE for WARMUP_S
+# seconds, then the ramp: junction keeps every finished transaction for 32 s (64*T1), so
+# its capacity falls while its tables fill; a warm-up at about capacity for 40 s lets the
+# ramp's peak and its overloaded steps be measured with tables of the same size.
+#
 # Goodput is judged per ramp step (each PERIOD_MS long, its first second left out): a single
 # second of the load generator's own report jitters when it runs near its CPU limit.
 source "$(dirname "$0")/lib.sh"
@@ -44,8 +49,11 @@ LOAD_CPUS=${LOAD_CPUS:-}
 JUNCTION_CPU_QUOTA=${JUNCTION_CPU_QUOTA:-}
 OC=${OC:-}
 LIMIT=$(( DURATION + 120 ))
+UAS_CPUS=${UAS_CPUS:-$LOAD_CPUS}
 LOAD_PIN=()
 [ -n "$LOAD_CPUS" ] && LOAD_PIN=(--cpus "$LOAD_CPUS")
+UAS_PIN=()
+[ -n "$UAS_CPUS" ] && UAS_PIN=(--cpus "$UAS_CPUS")
 OC_ARGS=()
 [ -n "$OC" ] && [ "$OC" != 0 ] && OC_ARGS=(--oc)
 
@@ -62,11 +70,17 @@ if [ -n "$JUNCTION_CPU_QUOTA" ]; then
   cpu_quota "$J" "$JUNCTION_CPU_QUOTA"
 fi
 wait_http_ready "$METRICS" 20
-start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.1:$UAS_PORT" "${LOAD_PIN[@]}" --quiet
+start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.1:$UAS_PORT" "${UAS_PIN[@]}" --quiet
 UAS=$LAST_PID
 wait_udp_port "$UAS_PORT" 10
 
 rc=0
+if [ -n "${WARMUP_RATE:-}" ]; then
+  echo "--- warm-up: $WARMUP_RATE calls/s for ${WARMUP_S:-40} s"
+  timeout $(( ${WARMUP_S:-40} + 60 )) "$JL" uac --target "127.0.0.1:$PORT" --rate "$WARMUP_RATE" \
+    --duration "${WARMUP_S:-40}" --concurrent "$CONCURRENT" --t1-ms 500 "${LOAD_PIN[@]}" \
+    "${OC_ARGS[@]}" --quiet | grep -E '^UAC:' || true
+fi
 timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$START" --rate-step "$STEP" \
   --rate-period-ms "$PERIOD_MS" --rate-max "$MAX" --duration "$DURATION" \
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
@@ -75,15 +89,19 @@ echo "--- junction: $(proc_cpu "$J") s CPU"
 curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
   grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_core_oc_|^junction_datagrams_(received|dropped)_total' |
   sed 's/^/    /' || true
+# The load generator writes a CSV line about once a second; when it runs at its CPU limit a
+# line can come late and cover more than a second, so every count is divided by the time
+# since the previous line (calls/s), never taken as one second's worth.
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s, throttled calls/s"
-awk -F';' 'NR > 1 {printf "%6.0f %8.0f %8d %8d %8d\n", $1, $2, $6, $8, $NF}' "$WORK/uac.csv"
+awk -F';' 'NR > 1 {dt = $1 - t; t = $1; if (dt <= 0) next
+  printf "%6.0f %8.0f %8.0f %8.0f %8.0f\n", $1, $2, $6 / dt, $8 / dt, $NF / dt}' "$WORK/uac.csv"
 awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" '
   NR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
-    last = $1
+    dt = $1 - last; last = $1
     i = int(($1 - 0.5) * 1000 / period)          # the ramp step this second belongs to
     if (i != cur) {cur = i; first = 1} else first = 0
     if (first) next                               # a step'"'"'s first second is a transition
-    ok[i] += $6; bad[i] += $8; cnt[i]++; if (i > top) top = i
+    ok[i] += $6; bad[i] += $8; cnt[i] += dt; if (i > top) top = i
   }
   END {
     print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s"

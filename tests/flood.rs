@@ -165,10 +165,10 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     assert_eq!(net.core.stats().rejected_overload, shed);
     assert_eq!(net.core.stats_snapshot().admission_percent, 90);
 
-    // A deep backlog (50 ms standing) that persists: even 503s cost too much, so new calls
+    // A deep backlog (150 ms standing) that persists: even 503s cost too much, so new calls
     // beyond the admitted share are dropped unparsed, no answer at all, while the call in
     // progress is served: a re-INVITE and its BYE go through.
-    net.queue_for(Duration::from_millis(50), 1500);
+    net.queue_for(Duration::from_millis(150), 1500);
     let mut silent = 0;
     for n in 0..20 {
         let out = net.send(
