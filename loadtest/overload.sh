@@ -24,6 +24,11 @@
 #   # one load generator CPU can offer twice junction's capacity:
 #   CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 JUNCTION_CPU_QUOTA=40 START=1000 STEP=1000 \
 #     PERIOD_MS=2000 MAX=20000 DURATION=45 loadtest/overload.sh
+#   # an RFC 7339 trunk (OC=1), junction at 20% of CPU 0, the UAS beside it, the UAC alone on
+#   # CPU 1, after 40 s at about junction's capacity (how issue 6's figures were taken):
+#   OC=1 WARMUP_RATE=4000 WARMUP_S=40 CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 UAS_CPUS=0 \
+#     JUNCTION_CPU_QUOTA=20 START=3000 STEP=500 PERIOD_MS=4000 MAX=9000 DURATION=56 \
+#     loadtest/overload.sh
 #
 # WARMUP_RATE and WARMUP_S (default: none) first run calls at WARMUP_RATE for WARMUP_S
 # seconds, then the ramp: junction keeps every finished transaction for 32 s (64*T1), so
