@@ -58,12 +58,7 @@ pub fn local_response(
     out: &mut Vec<u8>,
 ) -> Range<usize> {
     let begin = out.len();
-    let client_via = if skip == usize::MAX {
-        Some(&msg.top_via)
-    } else {
-        msg.second_via.as_ref()
-    };
-    let oc_edits = client_via
+    let oc_edits = client_via(msg, skip)
         .filter(|_| !oc.is_empty())
         .and_then(|v| super::oc::via_edits(v, oc));
     let _ = write!(out, "SIP/2.0 {} {}\r\n", code, reason_phrase(code));
@@ -98,6 +93,16 @@ pub fn local_response(
     out.extend_from_slice(extra);
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     begin..out.len()
+}
+
+/// The Via of the client a response to `msg` goes to: the top one, or the second when
+/// header `skip` (our own Via, `msg` being our forwarded copy) is left out.
+pub fn client_via(msg: &Message, skip: usize) -> Option<&super::via::Via> {
+    if skip == usize::MAX {
+        Some(&msg.top_via)
+    } else {
+        msg.second_via.as_ref()
+    }
 }
 
 /// Which request to derive from our forwarded INVITE.

@@ -1717,11 +1717,7 @@ impl Core {
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
         self.local_tag(req_buf, req, &mut tag);
-        let via = if skip == usize::MAX {
-            Some(&req.top_via)
-        } else {
-            req.second_via.as_ref()
-        };
+        let via = response::client_via(req, skip);
         let oc = self.oc_for(via, |c| {
             c.txns
                 .servers
