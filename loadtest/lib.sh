@@ -66,20 +66,23 @@ wait_http_ready() {
   return 1
 }
 
-# cpu_quota PID PERCENT: hold a process to PERCENT of one CPU with a cgroup CPU quota over
-# 10 ms periods (short, so throttling shows as load, not as stalls). Root only; the cgroup is
-# removed on exit. Used to shrink junction's capacity below what one load CPU can offer.
+# cpu_quota PID PERCENT: hold a process to PERCENT of one CPU with a cgroup CPU quota of
+# 1 ms (the least the kernel takes) per period of 100/PERCENT ms: at 20% a throttled process
+# waits at most 4 ms, under overload control's 5 ms queueing target, so throttling shows as
+# a slower CPU, not as stalls that look like a backlog (10 ms periods made 8 ms gaps at 20%
+# and shed calls the CPU still had time for). Root only; the cgroup is removed on exit. Used
+# to shrink junction's capacity below what one load CPU can offer.
 cpu_quota() {
-  local pid=$1 quota=$(( $2 * 100 ))
+  local pid=$1 quota=1000 period=$(( 100000 / $2 ))
   if [ -d /sys/fs/cgroup/cpu ]; then          # cgroup v1
     CPU_CGROUP=/sys/fs/cgroup/cpu/junction-load-$$
     mkdir -p "$CPU_CGROUP"
-    echo 10000 >"$CPU_CGROUP/cpu.cfs_period_us"
+    echo "$period" >"$CPU_CGROUP/cpu.cfs_period_us"
     echo "$quota" >"$CPU_CGROUP/cpu.cfs_quota_us"
   else                                         # cgroup v2
     CPU_CGROUP=/sys/fs/cgroup/junction-load-$$
     mkdir -p "$CPU_CGROUP"
-    echo "$quota 10000" >"$CPU_CGROUP/cpu.max"
+    echo "$quota $period" >"$CPU_CGROUP/cpu.max"
   fi
   echo "$pid" >"$CPU_CGROUP/cgroup.procs"
   echo "pid $pid held to $2% of a CPU ($CPU_CGROUP)" >&2

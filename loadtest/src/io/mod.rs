@@ -258,7 +258,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     let mut latest: Vec<Option<Snapshot>> = (0..workers_n).map(|_| None).collect();
     let mut finished = 0;
     let mut uac_done = 0;
-    let mut last_print = Instant::now();
+    let mut last_row_at: Micros = 0;
     let mut last_started = 0u64;
     let uas_deadline = if has_uac {
         None
@@ -293,15 +293,16 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         if has_uac && has_uas && uac_done >= workers {
             shared.stop.store(true, Ordering::Relaxed);
         }
-        let have_data = latest.iter().any(Option::is_some);
-        if have_data && last_print.elapsed() >= Duration::from_secs(1) {
-            let dt = last_print.elapsed().as_secs_f64();
-            last_print = Instant::now();
+        // A row once every running worker has reported a later second than the last row,
+        // timed by the workers' own clock: a late snapshot is not counted as a second's worth.
+        if let Some(at) = round_at(&latest, last_row_at) {
+            let dt = secs(at - last_row_at);
+            last_row_at = at;
             let (uac, uas) = merge(&latest);
             let now_started = uac.as_ref().map_or(0, |u| u.started);
             let rate = (now_started - last_started.min(now_started)) as f64 / dt;
             last_started = now_started;
-            let elapsed = started.elapsed().as_secs_f64();
+            let elapsed = secs(at);
             if !plan.quiet {
                 eprintln!("{}", live_line(elapsed, uac.as_ref(), rate, uas.as_ref()));
             }
@@ -315,7 +316,8 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     }
     let (uac, uas) = merge(&latest);
     if let Some(csv) = csv.as_mut() {
-        let elapsed = started.elapsed().as_secs_f64();
+        let last_at = latest.iter().flatten().map(|s| s.at).max().unwrap_or(0);
+        let elapsed = secs(last_at.max(last_row_at));
         let total = uac.as_ref().map_or(0, |u| u.started);
         let rate = if elapsed > 0.0 {
             total as f64 / elapsed
@@ -331,6 +333,19 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         cpu_s: cpu_seconds(),
         workers,
     })
+}
+
+/// The time of a new round of snapshots: every worker has reported, and the running ones all
+/// in a later second than `after`; their earliest time, or `None`.
+fn round_at(latest: &[Option<Snapshot>], after: Micros) -> Option<Micros> {
+    let mut at: Option<Micros> = None;
+    for s in latest {
+        let s = s.as_ref()?;
+        if !s.last {
+            at = Some(at.map_or(s.at, |a| a.min(s.at)));
+        }
+    }
+    at.filter(|&a| a / SEC > after / SEC)
 }
 
 fn merge(latest: &[Option<Snapshot>]) -> (Option<Stats>, Option<Stats>) {
@@ -352,4 +367,37 @@ fn merge(latest: &[Option<Snapshot>]) -> (Option<Stats>, Option<Stats>) {
 /// Elapsed time in a unit for messages.
 pub fn secs(us: Micros) -> f64 {
     us as f64 / SEC as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(worker: usize, at: Micros, last: bool) -> Option<Snapshot> {
+        Some(Snapshot {
+            worker,
+            uac: None,
+            uas: None,
+            uac_done: last,
+            last,
+            at,
+        })
+    }
+
+    #[test]
+    fn a_row_waits_for_every_running_worker_to_reach_a_later_second() {
+        // One worker has not reported yet: no row.
+        assert_eq!(round_at(&[snap(0, SEC, false), None], 0), None);
+        // Both in second 1: a row at the earlier one's time.
+        let both = [snap(0, SEC + 300, false), snap(1, SEC + 40, false)];
+        assert_eq!(round_at(&both, 0), Some(SEC + 40));
+        // Not again for the same second.
+        assert_eq!(round_at(&both, SEC + 40), None);
+        // A worker that lags behind holds the row back, however late the other one is.
+        let lagging = [snap(0, 3 * SEC, false), snap(1, SEC + 900_000, false)];
+        assert_eq!(round_at(&lagging, SEC + 40), None);
+        // A finished worker no longer holds rows back.
+        let one_done = [snap(0, 3 * SEC, false), snap(1, SEC + 900_000, true)];
+        assert_eq!(round_at(&one_done, SEC + 40), Some(3 * SEC));
+    }
 }

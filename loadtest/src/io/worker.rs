@@ -89,6 +89,9 @@ pub struct Snapshot {
     pub uac_done: bool,
     /// The worker has stopped; these are its final numbers.
     pub last: bool,
+    /// The worker's clock when it took these numbers (from the common epoch): a snapshot that
+    /// reaches the reporter late still says which second it covers.
+    pub at: Micros,
 }
 
 struct Live {
@@ -168,6 +171,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
                 uas: None,
                 uac_done: true,
                 last: true,
+                at: shared.now(),
             });
             return;
         }
@@ -250,9 +254,11 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
         }
         let finished = stop || (all_uac_done && !has_uas);
         if now >= next_snapshot || finished || (all_uac_done && !uac_done_sent) {
-            next_snapshot = now + SEC;
+            // On whole seconds of the common clock, so that every worker's snapshots cover
+            // the same seconds however late a busy turn takes them.
+            next_snapshot = (now / SEC + 1) * SEC;
             uac_done_sent |= all_uac_done;
-            let _ = tx.send(snapshot(index, &mut live, all_uac_done, finished));
+            let _ = tx.send(snapshot(index, &mut live, all_uac_done, finished, now));
         }
         if finished {
             return;
@@ -293,7 +299,7 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
     }
 }
 
-fn snapshot(worker: usize, live: &mut [Live], uac_done: bool, last: bool) -> Snapshot {
+fn snapshot(worker: usize, live: &mut [Live], uac_done: bool, last: bool, at: Micros) -> Snapshot {
     let mut uac: Option<Stats> = None;
     let mut uas: Option<Stats> = None;
     for l in live.iter_mut() {
@@ -311,5 +317,6 @@ fn snapshot(worker: usize, live: &mut [Live], uac_done: bool, last: bool) -> Sna
         uas,
         uac_done,
         last,
+        at,
     }
 }
