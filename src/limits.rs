@@ -218,10 +218,13 @@ pub const OVERLOAD_DRAIN_MIN: Duration = Duration::from_millis(1);
 pub const OVERLOAD_DECREASE: f64 = 0.9;
 
 /// ... and per interval without a standing queue it grows by this (from half back to full
-/// in 10 intervals, 0.5 s). Tuned with a steady 2x overload (22,000 calls/s offered to a
-/// shard held to 40% of a CPU, loadtest/overload.sh): 0.9/0.05 completed ~8,700 calls/s
-/// against ~7,700 with 0.8/0.02, which undershot after each decrease.
-pub const OVERLOAD_INCREASE: f64 = 0.05;
+/// in 50 intervals, 2.5 s). Tuned with a steady 2x overload (22,000 calls/s offered to a
+/// shard held to 40% of a CPU): 0.9/0.05 completed ~8,700 calls/s against ~7,700 with
+/// 0.8/0.02, which undershot after each decrease. Once growing tables no longer stalled the
+/// shard, 0.05 was the larger swing: it adds a tenth of a 2x load in each 50 ms, more than
+/// one interval's cut takes back, so the backlog came back every second. With an RFC 7339
+/// trunk, two runs each: 0.01 answered 11,433 and 11,265 calls/s, 0.05 10,501 and 10,293.
+pub const OVERLOAD_INCREASE: f64 = 0.01;
 
 /// The admission fraction never falls below this: a few new calls per hundred still get
 /// through, so the shard keeps measuring what it can carry and never starves a trunk.

@@ -198,8 +198,9 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
         s.is_status(200) && s.to == addr(PBX)
     });
 
-    // Load gone for a few seconds: new calls are routed again.
-    net.queue_for(Duration::ZERO, 3000);
+    // Load gone for five seconds (admission grows back by OVERLOAD_INCREASE, 0.01, per
+    // 50 ms interval): new calls are routed again.
+    net.queue_for(Duration::ZERO, 5000);
     assert_eq!(net.core.stats_snapshot().admission_percent, 100);
     let out = net.send(PBX, &invite("later@pbx", "z9hG4bK-later", "2125551234"));
     one(&out, "INVITE", |s| {
