@@ -213,18 +213,39 @@ pub const OVERLOAD_PERSIST_INTERVALS: u32 = 2;
 /// fraction between 0.23 and 0.73 every ~1.5 s, with the shard idle in each trough.
 pub const OVERLOAD_DRAIN_MIN: Duration = Duration::from_millis(1);
 
-/// Per overloaded interval the admission fraction is multiplied by this (from full
-/// admission to half in seven intervals, 350 ms) ...
-pub const OVERLOAD_DECREASE: f64 = 0.9;
+/// How a persistent backlog that is not draining cuts admission. The shard's queueing delay
+/// grew by `g` in an interval of length `L` because `g / L` more work arrived than it did
+/// (as a share of what it can do); the cut removes that share, plus OVERLOAD_BACKLOG_SHARE
+/// of the backlog itself so that it drains, from the admission in force when that work was
+/// admitted: OVERLOAD_LAG_INTERVALS earlier (the trunk hears of a cut with its next
+/// response, and the calls admitted before it still send their ACKs and BYEs). Cutting the
+/// current fraction on every such interval, as the first controller did (x0.9), cut again
+/// and again while the effect of the first cut was still on its way: at a steady 2x load
+/// (22,000 calls/s from an RFC 7339 trunk, shard at 40% of a CPU) admission swung between
+/// 0.36 and 0.55 and the shard was parked 39% of the time (16% with the idle-driven
+/// increase below alone); with this cut as well it swung between 0.46 and 0.70, was parked
+/// 9%, and answered 11,260 and 11,464 calls/s, against 10,572 (one run) and 9,990 and
+/// 9,996 (idle-driven increase alone).
+pub const OVERLOAD_LAG_INTERVALS: usize = 2;
+/// ... the share of the standing backlog removed per interval (worked off in ~10 intervals) ...
+pub const OVERLOAD_BACKLOG_SHARE: f64 = 0.1;
+/// ... and the bounds of one cut: at least 5% (a backlog that persists is overload even
+/// when it does not grow), at most half (one bad measurement never empties the shard).
+pub const OVERLOAD_CUT_MIN: f64 = 0.05;
+pub const OVERLOAD_CUT_MAX: f64 = 0.5;
 
-/// ... and per interval without a standing queue it grows by this (from half back to full
-/// in 50 intervals, 2.5 s). Tuned with a steady 2x overload (22,000 calls/s offered to a
-/// shard held to 40% of a CPU): 0.9/0.05 completed ~8,700 calls/s against ~7,700 with
-/// 0.8/0.02, which undershot after each decrease. Once growing tables no longer stalled the
-/// shard, 0.05 was the larger swing: it adds a tenth of a 2x load in each 50 ms, more than
-/// one interval's cut takes back, so the backlog came back every second. With an RFC 7339
-/// trunk, two runs each: 0.01 answered 11,433 and 11,265 calls/s, 0.05 10,501 and 10,293.
+/// Per interval without a standing queue admission grows by this ...
+/// Tuned with a steady 2x overload (22,000 calls/s offered to a shard held to 40% of a
+/// CPU): 0.05 added a tenth of a 2x load in each 50 ms, so the backlog came back every
+/// second; with an RFC 7339 trunk, two runs each, 0.01 answered 11,433 and 11,265 calls/s,
+/// 0.05 10,501 and 10,293 (plain trunk: 7,553 and 8,678 against 5,995 and 7,398).
 pub const OVERLOAD_INCREASE: f64 = 0.01;
+
+/// ... plus this share of the fraction times the share of the interval the shard was
+/// parked with nothing to do: a shard idle half the time grows admission by 10% per
+/// interval, one that is busy throughout only by OVERLOAD_INCREASE. 0.1 left the shard
+/// parked 15-17% of the time at a 2x load (10,977 and 11,335 calls/s answered); 0.2, 9%.
+pub const OVERLOAD_IDLE_GAIN: f64 = 0.2;
 
 /// The admission fraction never falls below this: a few new calls per hundred still get
 /// through, so the shard keeps measuring what it can carry and never starves a trunk.

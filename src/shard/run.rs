@@ -775,6 +775,8 @@ impl Shard {
         })
         .await;
         self.signals.main_waker.borrow_mut().take();
+        self.core
+            .observe_idle(Instant::now().saturating_duration_since(now));
     }
 }
 

@@ -342,6 +342,12 @@ impl Core {
 
     /// The process is near (or back below) its memory cap: while it is, every new call
     /// gets 503 + Retry-After. The shell tells the core every loop round.
+    /// The shell parked the shard for `idle` with nothing to do (overload control counts how
+    /// much of an interval the shard was idle).
+    pub fn observe_idle(&mut self, idle: std::time::Duration) {
+        self.overload.idle(idle);
+    }
+
     pub fn set_memory_pressure(&mut self, pressure: bool) {
         if pressure == self.overload.memory_pressure() {
             return;
