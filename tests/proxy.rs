@@ -357,6 +357,38 @@ fn timer_c_cancels_a_branch_that_rings_forever() {
 }
 
 #[test]
+fn timer_c_restarts_on_each_provisional_without_a_timer_of_its_own() {
+    let mut net = Net::new();
+    let (_, fwd) = start_call(&mut net, "call-c2@pbx");
+    net.send(GW, &response_to(&fwd, 180, "Ringing", Some("gr"), ""));
+    // A provisional every 100 s keeps the branch alive ...
+    for n in 0..2 {
+        let out = net.advance(Duration::from_secs(100));
+        assert!(out.is_empty(), "{out:#?}");
+        let before = net.core.stats_snapshot().timers_active;
+        let out = net.send(
+            GW,
+            &response_to(&fwd, 183, "Session Progress", Some("gr"), ""),
+        );
+        one(&out, "183 relayed", |s| {
+            s.is_status(183) && s.to == addr(PBX)
+        });
+        // ... and restarting Timer C adds no timer to the wheel.
+        assert_eq!(net.core.stats_snapshot().timers_active, before, "183 #{n}");
+    }
+    // 181 s after the last one, Timer C fires (not 181 s after the first).
+    let out = net.advance(Duration::from_secs(180));
+    assert!(out.is_empty(), "{out:#?}");
+    let out = net.advance(Duration::from_millis(1100));
+    one(&out, "CANCEL on Timer C", |s| {
+        s.method() == "CANCEL" && s.to == addr(GW)
+    });
+    one(&out, "408 upstream", |s| {
+        s.is_status(408) && s.to == addr(PBX)
+    });
+}
+
+#[test]
 fn non_invite_timer_e_caps_at_t2_and_timer_f_answers_408() {
     let mut net = Net::new();
     let options = msg(

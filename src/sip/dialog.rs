@@ -99,9 +99,7 @@ impl Calls {
             if let Some(s) = &call.admitted {
                 s.ended();
             }
-            if self.index.get(&call.call_id) == Some(&id) {
-                self.index.remove(&call.call_id);
-            }
+            self.index.remove(&call.call_id, id);
         }
     }
 }

@@ -63,13 +63,20 @@ impl Index {
         None
     }
 
-    pub fn remove(&mut self, key: &[u8]) -> Option<Id> {
+    /// Remove `key` if it maps to `id` (a newer entry under the same key stays): one hash
+    /// and one probe for what would otherwise be a lookup and then a removal.
+    pub fn remove(&mut self, key: &[u8], id: Id) -> bool {
         let (hash, segment) = self.locate(key);
-        let table = self.segments.get_mut(segment)?;
-        let entry = table
-            .find_entry(hash, |e| e.hash == hash && *e.key == *key)
-            .ok()?;
-        Some(entry.remove().0.id)
+        let Some(table) = self.segments.get_mut(segment) else {
+            return false;
+        };
+        match table.find_entry(hash, |e| e.hash == hash && e.id == id && *e.key == *key) {
+            Ok(entry) => {
+                entry.remove();
+                true
+            }
+            Err(_) => false,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -99,9 +106,12 @@ mod tests {
             Some(Id { idx: 77, gen: 1 })
         );
         assert_eq!(ix.len(), 10_000);
-        assert_eq!(ix.remove(b"call-77@host"), Some(Id { idx: 77, gen: 2 }));
+        // The key now maps to the newer id: removing it for the older one keeps it.
+        assert!(!ix.remove(b"call-77@host", Id { idx: 77, gen: 1 }));
+        assert_eq!(ix.get(b"call-77@host"), Some(&Id { idx: 77, gen: 2 }));
+        assert!(ix.remove(b"call-77@host", Id { idx: 77, gen: 2 }));
         assert_eq!(ix.get(b"call-77@host"), None);
-        assert_eq!(ix.remove(b"call-77@host"), None);
+        assert!(!ix.remove(b"call-77@host", Id { idx: 77, gen: 2 }));
         assert_eq!(ix.len(), 9_999);
         // Every other key is still found after the tables grew many times.
         for i in (0..10_000u32).filter(|&i| i != 77) {

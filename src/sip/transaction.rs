@@ -290,6 +290,44 @@ impl Transactions {
         }
     }
 
+    /// Move `kind`'s deadline later without a new wheel entry when one is armed already: the
+    /// entry at the earlier deadline is moved on when it fires (`postponed`). For Timer C,
+    /// which every provisional response restarts (RFC 3261 16.7 step 2) for 181 s: an entry
+    /// per restart kept ~3 entries per call in the wheel for 181 s (5.9 M timers at 10,000
+    /// calls/s), each scanned on every revolution.
+    pub fn extend(&mut self, target: TimerTarget, kind: TimerKind, deadline: Instant) {
+        let deadlines = match target {
+            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
+            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
+        };
+        if let Some(d) = deadlines {
+            if d.get(kind).is_some_and(|armed| armed <= deadline) {
+                d.set(kind, Some(deadline));
+                return;
+            }
+        }
+        self.arm(target, kind, deadline);
+    }
+
+    /// A fired entry of a timer that `extend` moved later: put back at the current deadline.
+    /// Returns whether it was (the owner then ignores this firing).
+    pub fn postponed(&mut self, key: TimerKey, current: Option<Instant>) -> bool {
+        match current {
+            Some(later) if later > key.deadline => {
+                self.wheel.insert(
+                    later,
+                    TimerKey {
+                        deadline: later,
+                        ..key
+                    },
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
     pub fn disarm(&mut self, target: TimerTarget, kind: TimerKind) {
         let deadlines = match target {
             TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
@@ -303,9 +341,7 @@ impl Transactions {
 
     pub fn remove_server(&mut self, id: Id) -> Option<ServerTxn> {
         let t = self.servers.remove(id)?;
-        if self.server_index.get(&t.key) == Some(&id) {
-            self.server_index.remove(&t.key);
-        }
+        self.server_index.remove(&t.key, id);
         Some(t)
     }
 }

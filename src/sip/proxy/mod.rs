@@ -1532,8 +1532,15 @@ impl Core {
                     self.txns.disarm(t, TimerKind::Timeout);
                 }
                 if !cancel_sent && !abandoned && (first || code > 100) {
-                    // Timer C restarts on every provisional (RFC 3261 16.7 step 2).
-                    self.txns.arm(t, TimerKind::ProxyC, now + timer::TIMER_C);
+                    // Timer C restarts on every provisional (RFC 3261 16.7 step 2), and
+                    // the server transaction's safety timeout with it: it must outlive Timer
+                    // C, whose firing answers 408 upstream through it.
+                    self.txns.extend(t, TimerKind::ProxyC, now + timer::TIMER_C);
+                    if let Some(s) = st_id {
+                        let life = now + timer::TIMER_C + timer::T1_X64;
+                        self.txns
+                            .extend(TimerTarget::Server(s), TimerKind::Timeout, life);
+                    }
                 }
                 if (180..=189).contains(&code) {
                     // Progress: the trunk's fast-failover timer stops.
@@ -1855,6 +1862,15 @@ impl Core {
         let Some(ct) = self.txns.clients.get_mut(id) else {
             return;
         };
+        if key.kind == TimerKind::ProxyC {
+            let current = ct.deadlines.get(key.kind);
+            if self.txns.postponed(key, current) {
+                return;
+            }
+        }
+        let Some(ct) = self.txns.clients.get_mut(id) else {
+            return;
+        };
         if !ct.deadlines.is_current(key.kind, key.deadline) {
             return;
         }
@@ -1946,6 +1962,15 @@ impl Core {
     }
 
     fn server_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
+        let Some(st) = self.txns.servers.get_mut(id) else {
+            return;
+        };
+        if key.kind == TimerKind::Timeout {
+            let current = st.deadlines.get(key.kind);
+            if self.txns.postponed(key, current) {
+                return;
+            }
+        }
         let Some(st) = self.txns.servers.get_mut(id) else {
             return;
         };
