@@ -572,4 +572,27 @@ fn calls_expire_after_they_end() {
     assert_eq!(net.core.stats_snapshot().calls_active, 1);
     net.advance(Duration::from_secs(40));
     assert_eq!(net.core.stats_snapshot().calls_active, 0);
+    // Once the transactions' timers are done too (the INVITE server transaction's safety
+    // timeout is the longest, Timer C + 64*T1), nothing of the call is left in the wheel:
+    // no 12 h idle timer outlives the call.
+    net.advance(Duration::from_secs(180));
+    assert_eq!(net.core.stats_snapshot().timers_active, 0);
+}
+
+#[test]
+fn an_answered_call_never_ended_is_forgotten_after_twelve_idle_hours() {
+    let mut net = Net::new();
+    let (_, fwd) = start_call(&mut net, "call-idle@pbx");
+    let ok = response_to(&fwd, 200, "OK", Some("g9"), "<sip:gw@127.0.0.3:5060>");
+    let out = net.send(GW, &ok);
+    one(&out, "200 relayed", |s| {
+        s.is_status(200) && s.to == addr(PBX)
+    });
+    net.advance(Duration::from_secs(12 * 3600 - 60));
+    assert_eq!(net.core.stats_snapshot().calls_active, 1);
+    // All that time the call held one timer, not one per check.
+    assert_eq!(net.core.stats_snapshot().timers_active, 1);
+    net.advance(Duration::from_secs(120));
+    assert_eq!(net.core.stats_snapshot().calls_active, 0);
+    assert_eq!(net.core.stats_snapshot().timers_active, 0);
 }

@@ -36,7 +36,8 @@ pub struct Call {
     pub callee: SocketAddr,
     pub created: Instant,
     pub last_activity: Instant,
-    /// The deadline its wheel entry was armed with (idle expiry or linger).
+    /// When it is forgotten: CALL_LINGER after it ended; while it is up, the idle expiry last
+    /// computed (its one wheel entry comes back at least every CALL_LINGER to check).
     pub expiry: Instant,
     /// Hash of the caller's From tag: tells which side an in-dialog request comes from.
     pub caller_tag: u64,
