@@ -20,6 +20,11 @@ pub const TIMER_D: Duration = Duration::from_secs(32);
 /// is cancelled. "MUST be larger than 3 minutes".
 pub const TIMER_C: Duration = Duration::from_secs(181);
 
+/// Long timers (Timer C, a server transaction's safety timeout) are armed in steps of at
+/// most this (`Transactions::arm_long`): a cancelled one then leaves its wheel entry for
+/// at most this long. 64*T1: no longer than the transactions' own lingering.
+pub const LONG_TIMER_STEP: Duration = T1_X64;
+
 /// Wheel resolution. Timers fire up to one tick late, never early. 4 ms is far below T1.
 const TICK: Duration = Duration::from_millis(4);
 const TICK_NANOS: u128 = TICK.as_nanos();

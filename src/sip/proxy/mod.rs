@@ -925,7 +925,7 @@ impl Core {
         };
         let id = self.txns.servers.insert(st);
         self.txns
-            .arm(TimerTarget::Server(id), TimerKind::Timeout, now + life);
+            .arm_long(now, TimerTarget::Server(id), TimerKind::Timeout, now + life);
         id
     }
 
@@ -1048,7 +1048,7 @@ impl Core {
             .arm(target, TimerKind::Timeout, now + timer::T1_X64);
         if fwd.invite {
             self.txns
-                .arm(target, TimerKind::ProxyC, now + timer::TIMER_C);
+                .arm_long(now, target, TimerKind::ProxyC, now + timer::TIMER_C);
             if let Some(p) = fwd.progress {
                 self.txns.arm(target, TimerKind::Progress, now + p);
             }
@@ -1536,11 +1536,12 @@ impl Core {
                     // Timer C restarts on every provisional (RFC 3261 16.7 step 2), and
                     // the server transaction's safety timeout with it: it must outlive Timer
                     // C, whose firing answers 408 upstream through it.
-                    self.txns.extend(t, TimerKind::ProxyC, now + timer::TIMER_C);
+                    self.txns
+                        .extend(now, t, TimerKind::ProxyC, now + timer::TIMER_C);
                     if let Some(s) = st_id {
                         let life = now + timer::TIMER_C + timer::T1_X64;
                         self.txns
-                            .extend(TimerTarget::Server(s), TimerKind::Timeout, life);
+                            .extend(now, TimerTarget::Server(s), TimerKind::Timeout, life);
                     }
                 }
                 if (180..=189).contains(&code) {
@@ -1865,7 +1866,7 @@ impl Core {
         };
         if key.kind == TimerKind::ProxyC {
             let current = ct.deadlines.get(key.kind);
-            if self.txns.postponed(key, current) {
+            if self.txns.postponed(now, key, current) {
                 return;
             }
         }
@@ -1968,7 +1969,7 @@ impl Core {
         };
         if key.kind == TimerKind::Timeout {
             let current = st.deadlines.get(key.kind);
-            if self.txns.postponed(key, current) {
+            if self.txns.postponed(now, key, current) {
                 return;
             }
         }
