@@ -271,23 +271,29 @@ impl Transactions {
         self.len() == 0
     }
 
-    pub fn arm(&mut self, target: TimerTarget, kind: TimerKind, deadline: Instant) {
-        let deadlines = match target {
-            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
-        };
-        if let Some(d) = deadlines {
+    /// Set `kind`'s deadline and put an entry for it in the wheel, due at `due`.
+    fn set_and_insert(
+        &mut self,
+        target: TimerTarget,
+        kind: TimerKind,
+        deadline: Instant,
+        due: Instant,
+    ) {
+        if let Some(d) = deadlines_of(&mut self.servers, &mut self.clients, target) {
             d.set(kind, Some(deadline));
             self.wheel.insert(
-                deadline,
+                due,
                 TimerKey {
                     target,
                     kind,
-                    deadline,
+                    deadline: due,
                 },
             );
         }
+    }
+
+    pub fn arm(&mut self, target: TimerTarget, kind: TimerKind, deadline: Instant) {
+        self.set_and_insert(target, kind, deadline, deadline);
     }
 
     /// Arm a long timer (Timer C, 181 s; an INVITE server transaction's safety timeout,
@@ -303,23 +309,8 @@ impl Transactions {
         kind: TimerKind,
         deadline: Instant,
     ) {
-        let deadlines = match target {
-            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
-        };
-        if let Some(d) = deadlines {
-            d.set(kind, Some(deadline));
-            let step = deadline.min(now + timer::LONG_TIMER_STEP);
-            self.wheel.insert(
-                step,
-                TimerKey {
-                    target,
-                    kind,
-                    deadline: step,
-                },
-            );
-        }
+        let due = deadline.min(now + timer::LONG_TIMER_STEP);
+        self.set_and_insert(target, kind, deadline, due);
     }
 
     /// Move a long timer's deadline later: when one is armed, no new wheel entry (the one
@@ -332,12 +323,7 @@ impl Transactions {
         kind: TimerKind,
         deadline: Instant,
     ) {
-        let deadlines = match target {
-            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
-        };
-        if let Some(d) = deadlines {
+        if let Some(d) = deadlines_of(&mut self.servers, &mut self.clients, target) {
             if d.get(kind).is_some_and(|armed| armed <= deadline) {
                 d.set(kind, Some(deadline));
                 return;
@@ -366,12 +352,7 @@ impl Transactions {
     }
 
     pub fn disarm(&mut self, target: TimerTarget, kind: TimerKind) {
-        let deadlines = match target {
-            TimerTarget::Server(id) => self.servers.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Client(id) => self.clients.get_mut(id).map(|t| &mut t.deadlines),
-            TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
-        };
-        if let Some(d) = deadlines {
+        if let Some(d) = deadlines_of(&mut self.servers, &mut self.clients, target) {
             d.set(kind, None);
         }
     }
@@ -380,6 +361,20 @@ impl Transactions {
         let t = self.servers.remove(id)?;
         self.server_index.remove(&t.key, id);
         Some(t)
+    }
+}
+
+/// The timer deadlines of a transaction (calls and probes keep theirs elsewhere). Takes the
+/// two tables rather than `&mut Transactions`, so the wheel stays free to borrow.
+fn deadlines_of<'a>(
+    servers: &'a mut Slab<ServerTxn>,
+    clients: &'a mut Slab<ClientTxn>,
+    target: TimerTarget,
+) -> Option<&'a mut Deadlines> {
+    match target {
+        TimerTarget::Server(id) => servers.get_mut(id).map(|t| &mut t.deadlines),
+        TimerTarget::Client(id) => clients.get_mut(id).map(|t| &mut t.deadlines),
+        TimerTarget::Call(_) | TimerTarget::Probe(_) => None,
     }
 }
 
