@@ -340,11 +340,8 @@ fn a_lost_200_is_retransmitted_by_the_uas_and_relayed_each_time() {
     assert!(out.is_empty(), "{out:#?}");
 }
 
-#[test]
-fn timer_c_cancels_a_branch_that_rings_forever() {
-    let mut net = Net::new();
-    let (_, fwd) = start_call(&mut net, "call-c@pbx");
-    net.send(GW, &response_to(&fwd, 180, "Ringing", Some("gr"), ""));
+/// Nothing for 180 s more, then Timer C: CANCEL downstream and 408 upstream.
+fn timer_c_fires_181_s_on(net: &mut Net) {
     let out = net.advance(Duration::from_secs(180));
     assert!(out.is_empty(), "{out:#?}");
     let out = net.advance(Duration::from_millis(1100));
@@ -354,6 +351,14 @@ fn timer_c_cancels_a_branch_that_rings_forever() {
     one(&out, "408 upstream", |s| {
         s.is_status(408) && s.to == addr(PBX)
     });
+}
+
+#[test]
+fn timer_c_cancels_a_branch_that_rings_forever() {
+    let mut net = Net::new();
+    let (_, fwd) = start_call(&mut net, "call-c@pbx");
+    net.send(GW, &response_to(&fwd, 180, "Ringing", Some("gr"), ""));
+    timer_c_fires_181_s_on(&mut net);
 }
 
 #[test]
@@ -377,15 +382,7 @@ fn timer_c_restarts_on_each_provisional_without_a_timer_of_its_own() {
         assert_eq!(net.core.stats_snapshot().timers_active, before, "183 #{n}");
     }
     // 181 s after the last one, Timer C fires (not 181 s after the first).
-    let out = net.advance(Duration::from_secs(180));
-    assert!(out.is_empty(), "{out:#?}");
-    let out = net.advance(Duration::from_millis(1100));
-    one(&out, "CANCEL on Timer C", |s| {
-        s.method() == "CANCEL" && s.to == addr(GW)
-    });
-    one(&out, "408 upstream", |s| {
-        s.is_status(408) && s.to == addr(PBX)
-    });
+    timer_c_fires_181_s_on(&mut net);
 }
 
 #[test]

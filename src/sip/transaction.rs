@@ -332,9 +332,20 @@ impl Transactions {
         self.arm_long(now, target, kind, deadline);
     }
 
-    /// A fired entry of a long timer whose deadline is still ahead (`current`): put back,
-    /// at most one step ahead. Returns whether it was (the owner then ignores this firing).
-    pub fn postponed(&mut self, now: Instant, key: TimerKey, current: Option<Instant>) -> bool {
+    /// A fired entry of a long timer (`arm_long`: a client's Timer C, a server's Timeout)
+    /// whose deadline is still ahead: put back, at most one step ahead. Returns whether it
+    /// was (the firing is then not the timer's, and its owner is not told).
+    pub fn postponed(&mut self, now: Instant, key: TimerKey) -> bool {
+        let long = matches!(
+            (key.target, key.kind),
+            (TimerTarget::Client(_), TimerKind::ProxyC)
+                | (TimerTarget::Server(_), TimerKind::Timeout)
+        );
+        if !long {
+            return false;
+        }
+        let current = deadlines_of(&mut self.servers, &mut self.clients, key.target)
+            .and_then(|d| d.get(key.kind));
         match current {
             Some(later) if later > key.deadline => {
                 let step = later.min(now + timer::LONG_TIMER_STEP);

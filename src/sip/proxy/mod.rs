@@ -1849,6 +1849,9 @@ impl Core {
         fired.clear();
         self.txns.wheel.expire(now, &mut fired);
         for key in fired.drain(..) {
+            if self.txns.postponed(now, key) {
+                continue;
+            }
             match key.target {
                 TimerTarget::Client(id) => self.client_timer(now, id, key),
                 TimerTarget::Server(id) => self.server_timer(now, id, key),
@@ -1861,15 +1864,6 @@ impl Core {
     }
 
     fn client_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
-        let Some(ct) = self.txns.clients.get_mut(id) else {
-            return;
-        };
-        if key.kind == TimerKind::ProxyC {
-            let current = ct.deadlines.get(key.kind);
-            if self.txns.postponed(now, key, current) {
-                return;
-            }
-        }
         let Some(ct) = self.txns.clients.get_mut(id) else {
             return;
         };
@@ -1964,15 +1958,6 @@ impl Core {
     }
 
     fn server_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
-        let Some(st) = self.txns.servers.get_mut(id) else {
-            return;
-        };
-        if key.kind == TimerKind::Timeout {
-            let current = st.deadlines.get(key.kind);
-            if self.txns.postponed(now, key, current) {
-                return;
-            }
-        }
         let Some(st) = self.txns.servers.get_mut(id) else {
             return;
         };
