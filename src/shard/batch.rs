@@ -24,7 +24,8 @@ pub struct Received<'a> {
 }
 
 /// Reusable buffers for one `recvmmsg` call of up to `limits::BATCH_DATAGRAMS_MAX`
-/// datagrams of up to `limits::DATAGRAM_BYTES_MAX` bytes each (~2 MiB, allocated once).
+/// datagrams of up to `limits::DATAGRAM_BYTES_MAX` bytes each (~2 MiB, allocated once, laid
+/// out as `RECV_SLOT_BYTES` says).
 pub struct RecvBatch {
     buffers: Vec<u8>,
     iovecs: Vec<libc::iovec>,
@@ -37,6 +38,17 @@ pub struct RecvBatch {
     len: usize,
 }
 
+/// Distance between the starts of two receive buffers: room for the largest datagram,
+/// rounded up to 64 KiB, plus 17 cache lines. Without the 17 lines every buffer would start
+/// at (almost) the same offset modulo 64 KiB, so the n-th cache line of all 32 datagrams of
+/// a full batch would fall into one cache set of L1 and L2 (8-16 ways): under load, when
+/// every batch is full, a datagram can be evicted by the ones received after it before it
+/// is parsed. Shifting each buffer by an odd number of lines spreads them over all sets.
+/// (Measured at a steady 22,000 calls/s, shard at 40% of a CPU, two alternating pairs:
+/// 51 and 47 us of shard CPU per call before, 49 and 46 after: within this VM's noise.)
+const RECV_SLOT_BYTES: usize = (limits::DATAGRAM_BYTES_MAX + 1).next_multiple_of(65_536) + 17 * 64;
+const _: () = assert!(RECV_SLOT_BYTES >= limits::DATAGRAM_BYTES_MAX);
+
 /// Room for one SCM_TIMESTAMPNS message (CMSG_SPACE(sizeof(timespec)) = 32 bytes on
 /// 64-bit Linux), with slack.
 const CONTROL_WORDS: usize = 8;
@@ -45,7 +57,7 @@ impl RecvBatch {
     pub fn new() -> RecvBatch {
         let n = limits::BATCH_DATAGRAMS_MAX;
         RecvBatch {
-            buffers: vec![0u8; n * limits::DATAGRAM_BYTES_MAX],
+            buffers: vec![0u8; n * RECV_SLOT_BYTES],
             // SAFETY: iovec, sockaddr_storage and mmsghdr are plain C structs for which
             // all-zero bytes is a valid value (null pointers, zero lengths).
             iovecs: vec![unsafe { mem::zeroed() }; n],
@@ -62,14 +74,14 @@ impl RecvBatch {
         self.len = 0;
         let n = self.headers.len();
         assert!(self.iovecs.len() == n && self.addresses.len() == n && self.controls.len() == n);
-        assert!(self.buffers.len() == n * limits::DATAGRAM_BYTES_MAX);
+        assert!(self.buffers.len() == n * RECV_SLOT_BYTES);
         let base = self.buffers.as_mut_ptr();
         for i in 0..n {
             // The pointers are rebuilt on every call, so moving `self` can never leave a
             // stale one behind; the Vecs' heap blocks themselves never move.
             self.iovecs[i] = libc::iovec {
-                // SAFETY: i * DATAGRAM_BYTES_MAX + DATAGRAM_BYTES_MAX <= buffers.len().
-                iov_base: unsafe { base.add(i * limits::DATAGRAM_BYTES_MAX) }.cast(),
+                // SAFETY: i * RECV_SLOT_BYTES + DATAGRAM_BYTES_MAX <= buffers.len().
+                iov_base: unsafe { base.add(i * RECV_SLOT_BYTES) }.cast(),
                 iov_len: limits::DATAGRAM_BYTES_MAX,
             };
             let header = &mut self.headers[i];
@@ -153,7 +165,7 @@ impl RecvBatch {
             return None;
         }
         let header = self.headers.get(i)?;
-        let start = i * limits::DATAGRAM_BYTES_MAX;
+        let start = i * RECV_SLOT_BYTES;
         let len = (header.msg_len as usize).min(limits::DATAGRAM_BYTES_MAX);
         let data = self.buffers.get(start..start + len)?;
         let from = sockaddr_to_std(self.addresses.get(i)?, header.msg_hdr.msg_namelen);
@@ -409,6 +421,16 @@ mod tests {
         // A length too short for the family is refused, not read past.
         storage.ss_family = libc::AF_INET6 as libc::sa_family_t;
         assert_eq!(sockaddr_to_std(&storage, 8), None);
+    }
+
+    #[test]
+    fn receive_slots_start_in_different_cache_sets() {
+        // 64 sets of 64-byte lines: an L1 data cache of 32-48 KiB, 8-12 ways. The L2's
+        // sets (1024 or more) are told apart by more bits of the same index.
+        let sets: std::collections::HashSet<usize> = (0..limits::BATCH_DATAGRAMS_MAX)
+            .map(|i| (i * RECV_SLOT_BYTES / 64) % 64)
+            .collect();
+        assert_eq!(sets.len(), limits::BATCH_DATAGRAMS_MAX);
     }
 
     #[test]
