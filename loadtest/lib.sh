@@ -4,7 +4,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 JL=$ROOT/target/release/junction-load
-JUNCTION=$ROOT/target/release/junction
+# JUNCTION_BIN runs another junction build (an A/B comparison); the default is this tree's.
+JUNCTION=${JUNCTION_BIN:-$ROOT/target/release/junction}
 WORK=$(mktemp -d /tmp/junction-load.XXXXXX)
 STARTED=()
 
@@ -68,9 +69,9 @@ wait_http_ready() {
 
 # cpu_quota PID PERCENT: hold a process to PERCENT of one CPU with a cgroup CPU quota of
 # 1 ms (the least the kernel takes) per period of 100/PERCENT ms: at 20% a throttled process
-# waits at most 4 ms, under overload control's 5 ms queueing target, so throttling shows as
-# a slower CPU, not as stalls that look like a backlog (10 ms periods made 8 ms gaps at 20%
-# and shed calls the CPU still had time for). Root only; the cgroup is removed on exit. Used
+# waits at most 4 ms and, when the CPU has time for the load, empties its socket within its
+# next millisecond, so throttling shows as a slower CPU, not as stalls that look like a
+# backlog (10 ms periods made 8 ms gaps at 20% and shed calls the CPU still had time for). Root only; the cgroup is removed on exit. Used
 # to shrink junction's capacity below what one load CPU can offer.
 cpu_quota() {
   local pid=$1 quota=1000 period=$(( 100000 / $2 ))
