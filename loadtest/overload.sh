@@ -12,8 +12,8 @@
 #
 # At the end it prints the curve (per second: offered calls/s, completed calls/s, failed,
 # throttled) and the goodput figure of issue 6: the peak completed calls/s, and the lowest
-# completed calls/s of any later second while calls were still offered (the ratio should stay
-# >= 90%).
+# completed calls/s of any step that offered more than that peak, before or after it (the
+# ratio should stay >= 90%).
 #
 #   loadtest/overload.sh                                   # 1000 -> 20000 calls/s over 40 s
 #   START=2000 STEP=2000 PERIOD_MS=5000 MAX=30000 DURATION=60 loadtest/overload.sh
@@ -118,10 +118,11 @@ awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX"
       off[i] = o; good[i] = c
       if (c > peak) {peak = c; at = i}
     }
-    low = peak
-    for (i = at; i <= top; i++) if (cnt[i] && good[i] < low) {low = good[i]; lowoff = off[i]}
-    if (low == peak) lowoff = off[at]
-    if (peak > 0) printf "--- goodput: peak %.0f completed calls/s (offered %d); lowest at a higher offered rate %.0f (offered %d): %.1f%% of the peak; offered up to %d calls/s = %.2fx the peak\n", peak, off[at], low, lowoff, 100 * low / peak, off[top], off[top] / peak
+    # Every step offered more than the peak is overloaded, whether it came before the peak
+    # or after it: the lowest of them is what overload left of the capacity.
+    low = peak; lowoff = off[at]
+    for (i = 0; i <= top; i++) if (cnt[i] && off[i] > peak && good[i] < low) {low = good[i]; lowoff = off[i]}
+    if (peak > 0) printf "--- goodput: peak %.0f completed calls/s (offered %d); lowest of the steps offered more than the peak %.0f (offered %d): %.1f%% of the peak; offered up to %d calls/s = %.2fx the peak\n", peak, off[at], low, lowoff, 100 * low / peak, off[top], off[top] / peak
   }' "$WORK/uac.csv"
 stop "$UAS"
 echo "--- UAS"
