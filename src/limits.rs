@@ -187,9 +187,11 @@ pub const OVERLOAD_INTERVAL: Duration = Duration::from_millis(50);
 /// A standing queue (smallest kernel queueing delay of a whole interval) above this means
 /// the shard is saturated. A shard that keeps up empties its socket every few hundred
 /// microseconds, so even 1 ms that never drains within 50 ms is more work than the shard
-/// does. Kept small because the queue the controller settles around is not free: a
-/// datagram that waited is read cold from memory, and the shard's CPU time per call grows
-/// with the wait. Measured (22,000 calls/s from an RFC 7339 trunk, shard at 40% of a CPU,
+/// does. Kept small because a queue is not free: a datagram that waited is read cold from
+/// memory, and the shard's CPU time per call was higher while it shed (45-54 us) than just
+/// below its capacity (42-47 us). (The queue does not settle at this target: at a steady
+/// 2x load admission cycles about once a second, and the standing queue averaged 22-29 ms,
+/// with the shard parked 13-15% of the time.) Measured (22,000 calls/s from an RFC 7339 trunk, shard at 40% of a CPU,
 /// five alternating pairs of 25 s runs): with 5 ms, 7,050 / 7,059 / 8,099 / 7,586 / 6,840
 /// calls/s answered; with 1 ms, 7,983 / 6,951 / 8,105 / 8,280 / 8,116.
 pub const OVERLOAD_DELAY_TARGET: Duration = Duration::from_millis(1);
