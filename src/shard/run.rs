@@ -264,6 +264,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         send: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
         outgoing_since: None,
+        cpu_read_at: None,
         senders: connected_senders,
         receivers: connected_receivers,
         handoff_counters,
@@ -321,6 +322,8 @@ struct Shard {
     outgoing: Vec<HandoffBatch>,
     /// When the oldest of them was received (`None`: all batches are empty).
     outgoing_since: Option<Instant>,
+    /// When the thread's CPU time was last reported to the core.
+    cpu_read_at: Option<Instant>,
     senders: Vec<Option<ConnectedSender<HandoffBatch>>>,
     /// Per sending shard, shared with its pump.
     receivers: Vec<Option<Rc<ConnectedReceiver<HandoffBatch>>>>,
@@ -375,6 +378,7 @@ impl Shard {
                 self.switch_routing();
             }
             self.core.set_memory_pressure(self.memory.pressure());
+            self.report_cpu_time();
             let mut busy = false;
             let mut socket_empty = false;
             self.residence.begin_round(queued(&self.core));
@@ -431,6 +435,23 @@ impl Shard {
             } else {
                 self.park(timed_out, socket_empty).await;
             }
+        }
+    }
+
+    /// Tell the core how much CPU time this thread has used (overload control tells a shard
+    /// held back by a CPU quota or another process from one with time to spare), at most
+    /// once per `limits::SHARD_CPU_READ_INTERVAL`.
+    fn report_cpu_time(&mut self) {
+        let now = Instant::now();
+        if self
+            .cpu_read_at
+            .is_some_and(|at| now.saturating_duration_since(at) < limits::SHARD_CPU_READ_INTERVAL)
+        {
+            return;
+        }
+        self.cpu_read_at = Some(now);
+        if let Some(cpu) = thread_cpu_time() {
+            self.core.observe_cpu_time(now, cpu);
         }
     }
 
@@ -907,4 +928,21 @@ async fn yield_with_watchdog() {
         Poll::Pending
     })
     .await
+}
+
+/// CPU time used by the calling thread so far (`None` if the clock cannot be read).
+fn thread_cpu_time() -> Option<Duration> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the duration of the call.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
 }

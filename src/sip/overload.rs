@@ -12,9 +12,13 @@
 //! measures (plus a share of the queue, so that it drains), applied to the admission that
 //! let that work in a few intervals earlier, not to the current one: the effect of a cut
 //! takes that long to show, and cutting again meanwhile overshoots. Without a standing
-//! queue it grows slowly, and faster the longer the shard sat idle (the constants and their
-//! measurements are in limits.rs). New calls beyond the fraction are shed: answered 503 +
-//! Retry-After, or, when even that falls behind (a standing queue above
+//! queue it grows slowly, and faster the more time the shard had to spare (the constants
+//! and their measurements are in limits.rs). Time parked is only time to spare on a CPU the
+//! shard has to itself: under a CPU quota, or beside another busy process, it parks between
+//! its slices however busy it is; so the shard's CPU time is reported too, the share of
+//! wall time it runs while backlogged is learnt, and spare time is what it leaves of that.
+//! New calls beyond the fraction are shed: answered 503 + Retry-After, or, when even that
+//! falls behind (a standing queue above
 //! `OVERLOAD_DROP_DELAY`), dropped before parsing; the caller retransmits after T1 and is
 //! admitted once there is room. Everything else (responses, ACK, CANCEL, BYE, requests
 //! in calls we know) is always served: calls already up are never lost, and goodput does
@@ -66,6 +70,13 @@ pub struct OverloadControl {
     memory_pressure: bool,
     /// Time the shard spent parked (nothing to do) in the current interval.
     idle: Duration,
+    /// The shard thread's CPU time in all, as last reported, and as it was when the
+    /// current interval began.
+    cpu_latest: Option<(Instant, Duration)>,
+    cpu_at_start: Option<(Instant, Duration)>,
+    /// The share of wall time the shard's thread gets when it has more work than it can do
+    /// (1 on a core of its own; less under a CPU quota or beside another busy process).
+    saturated_share: Option<f64>,
     /// The admission fraction at the end of each of the last OVERLOAD_LAG_INTERVALS
     /// intervals, oldest first.
     admitted_before: [f64; limits::OVERLOAD_LAG_INTERVALS],
@@ -88,6 +99,9 @@ impl Default for OverloadControl {
             discarded: 0,
             memory_pressure: false,
             idle: Duration::ZERO,
+            cpu_latest: None,
+            cpu_at_start: None,
+            saturated_share: None,
             admitted_before: [1.0; limits::OVERLOAD_LAG_INTERVALS],
             last_shed: None,
         }
@@ -130,6 +144,11 @@ impl OverloadControl {
         self.idle += idle;
     }
 
+    /// The shard's thread had used `cpu` of CPU time in all at `now`.
+    pub fn cpu_time(&mut self, now: Instant, cpu: Duration) {
+        self.cpu_latest = Some((now, cpu));
+    }
+
     /// One datagram was handled: `discarded` when it was dropped before parsing.
     pub fn count(&mut self, discarded: bool) {
         if discarded {
@@ -149,7 +168,16 @@ impl OverloadControl {
             })
             .as_secs_f64()
             .max(1e-3);
-        let idle = (std::mem::take(&mut self.idle).as_secs_f64() / length).min(1.0);
+        let parked = (std::mem::take(&mut self.idle).as_secs_f64() / length).min(1.0);
+        // The share of the interval the thread ran, when its CPU time was reported.
+        let running = match (self.cpu_at_start, self.cpu_latest) {
+            (Some((t0, c0)), Some((t1, c1))) if t1 > t0 => Some(
+                c1.saturating_sub(c0).as_secs_f64()
+                    / t1.saturating_duration_since(t0).as_secs_f64(),
+            ),
+            _ => None,
+        };
+        self.cpu_at_start = self.cpu_latest;
         let junk = self.discarded > self.worked;
         self.worked = 0;
         self.discarded = 0;
@@ -159,6 +187,20 @@ impl OverloadControl {
             self.backlogged.saturating_add(1)
         } else {
             0
+        };
+        // Time parked is time to spare only on a CPU the shard has to itself: under a CPU
+        // quota (or beside a busy process) a shard parks between its slices however close
+        // to its capacity it runs. So the share it runs while backlogged is learnt, and the
+        // spare time is what it leaves of that share, if that is less.
+        let idle = match (running, self.saturated_share) {
+            (Some(r), learnt) if self.backlogged > 0 => {
+                let r = r.clamp(0.01, 1.0);
+                self.saturated_share =
+                    Some(learnt.map_or(r, |s| s + (r - s) * limits::OVERLOAD_SATURATION_WEIGHT));
+                0.0
+            }
+            (Some(r), Some(s)) => parked.min((1.0 - r / s).max(0.0)),
+            _ => parked,
         };
         // A backlog that drains by at least OVERLOAD_DRAIN_MIN per interval is already being
         // worked off: what arrives is less than the shard does. Cutting admission further
@@ -449,6 +491,52 @@ mod tests {
             "{} {}",
             idle.fraction(),
             busy.fraction()
+        );
+    }
+
+    #[test]
+    fn a_shard_held_to_part_of_a_cpu_does_not_take_its_parked_time_for_spare() {
+        // Each millisecond the thread runs `share` of it (its CPU time is reported).
+        let run_at = |o: &mut OverloadControl,
+                      t: &mut Instant,
+                      cpu: &mut Duration,
+                      ms: u32,
+                      delay: Duration,
+                      share: f64| {
+            for _ in 0..ms {
+                *t += MS;
+                *cpu += MS.mul_f64(share);
+                o.cpu_time(*t, *cpu);
+                o.observe(*t, delay);
+            }
+        };
+        let (mut held, mut spare) = (OverloadControl::default(), OverloadControl::default());
+        let start = Instant::now();
+        let (mut t, mut u) = (start, start);
+        let (mut c, mut d) = (Duration::ZERO, Duration::ZERO);
+        // Backlogged, both get 40% of the CPU (a quota): that is their whole share.
+        run_at(&mut held, &mut t, &mut c, 50, 10 * MS, 0.4);
+        run_at(&mut held, &mut t, &mut c, 51, 30 * MS, 0.4);
+        run_at(&mut spare, &mut u, &mut d, 50, 10 * MS, 0.4);
+        run_at(&mut spare, &mut u, &mut d, 51, 30 * MS, 0.4);
+        let cut = held.fraction();
+        assert!((spare.fraction() - cut).abs() < 1e-9 && cut < 1.0);
+        // Ten intervals without a queue, both parked half of each. One still runs its whole
+        // 40% (it parks between the quota's slices): nothing to spare. The other runs 20%.
+        for _ in 0..10 {
+            held.idle(25 * MS);
+            spare.idle(25 * MS);
+            run_at(&mut held, &mut t, &mut c, 50, Duration::ZERO, 0.4);
+            run_at(&mut spare, &mut u, &mut d, 50, Duration::ZERO, 0.2);
+        }
+        let grown = held.fraction() - cut;
+        let step = limits::OVERLOAD_INCREASE;
+        assert!(grown > 8.5 * step && grown < 10.5 * step, "{grown}");
+        assert!(
+            spare.fraction() > held.fraction() + 0.2,
+            "{} {}",
+            spare.fraction(),
+            held.fraction()
         );
     }
 

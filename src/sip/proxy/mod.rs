@@ -348,6 +348,11 @@ impl Core {
         self.overload.idle(idle);
     }
 
+    /// The shard's thread had used `cpu` of CPU time in all at `now`.
+    pub fn observe_cpu_time(&mut self, now: Instant, cpu: std::time::Duration) {
+        self.overload.cpu_time(now, cpu);
+    }
+
     pub fn set_memory_pressure(&mut self, pressure: bool) {
         if pressure == self.overload.memory_pressure() {
             return;
