@@ -191,9 +191,9 @@ pub const OVERLOAD_INTERVAL: Duration = Duration::from_millis(50);
 /// memory, and the shard's CPU time per call was higher while it shed (45-54 us) than just
 /// below its capacity (42-47 us). (The queue does not settle at this target: at a steady
 /// 2x load it averaged 22-29 ms while parked time was taken for spare, and 7.6 ms since
-/// OVERLOAD_SATURATION_WEIGHT's change.) Measured (22,000 calls/s from an RFC 7339 trunk, shard at 40% of a CPU,
-/// five alternating pairs of 25 s runs): with 5 ms, 7,050 / 7,059 / 8,099 / 7,586 / 6,840
-/// calls/s answered; with 1 ms, 7,983 / 6,951 / 8,105 / 8,280 / 8,116.
+/// OVERLOAD_SATURATION_WEIGHT's change.) Measured (22,000 calls/s from an RFC 7339 trunk,
+/// shard at 40% of a CPU, five alternating pairs of 25 s runs): with 5 ms, 7,050 / 7,059 /
+/// 8,099 / 7,586 / 6,840 calls/s answered; with 1 ms, 7,983 / 6,951 / 8,105 / 8,280 / 8,116.
 pub const OVERLOAD_DELAY_TARGET: Duration = Duration::from_millis(1);
 
 /// A standing queue above this that is still growing means even answering 503 costs more

@@ -378,7 +378,6 @@ impl Shard {
                 self.switch_routing();
             }
             self.core.set_memory_pressure(self.memory.pressure());
-            self.report_cpu_time();
             let mut busy = false;
             let mut socket_empty = false;
             self.residence.begin_round(queued(&self.core));
@@ -401,6 +400,7 @@ impl Shard {
             }
             busy |= self.take_hand_ins();
             let now = Instant::now();
+            self.report_cpu_time(now);
             let mut timed_out = false;
             if self
                 .core
@@ -441,8 +441,7 @@ impl Shard {
     /// Tell the core how much CPU time this thread has used (overload control tells a shard
     /// held back by a CPU quota or another process from one with time to spare), at most
     /// once per `limits::SHARD_CPU_READ_INTERVAL`.
-    fn report_cpu_time(&mut self) {
-        let now = Instant::now();
+    fn report_cpu_time(&mut self, now: Instant) {
         if self
             .cpu_read_at
             .is_some_and(|at| now.saturating_duration_since(at) < limits::SHARD_CPU_READ_INTERVAL)
