@@ -27,6 +27,8 @@ pub enum CallState {
 #[derive(Debug)]
 pub struct Call {
     pub call_id: Box<[u8]>,
+    /// `call_id`'s hash in the Calls index (set by `Calls::insert`, for its removal).
+    pub call_id_hash: u64,
     pub state: CallState,
     pub ingress: Option<TrunkId>,
     pub egress: Option<TrunkId>,
@@ -69,7 +71,10 @@ impl Calls {
     }
 
     pub fn find(&self, call_id: &[u8]) -> Option<Id> {
-        self.index.get(call_id).copied()
+        let slab = &self.slab;
+        self.index.get(self.index.hash(call_id), call_id, |id| {
+            slab.get(id).map(|c| &*c.call_id)
+        })
     }
 
     pub fn get(&self, id: Id) -> Option<&Call> {
@@ -81,10 +86,16 @@ impl Calls {
     }
 
     /// Insert a new call; the caller checks the table bound first.
-    pub fn insert(&mut self, call: Call) -> Id {
-        let key = call.call_id.clone();
+    pub fn insert(&mut self, mut call: Call) -> Id {
+        let hash = self.index.hash(&call.call_id);
+        call.call_id_hash = hash;
         let id = self.slab.insert(call);
-        if let Some(old) = self.index.insert(key, id) {
+        let slab = &self.slab;
+        let key = slab.get(id).map(|c| &*c.call_id).unwrap_or_default();
+        let old = self
+            .index
+            .insert(hash, key, id, |id| slab.get(id).map(|c| &*c.call_id));
+        if let Some(old) = old {
             // A previous call with the same Call-ID: it is replaced.
             if let Some(c) = self.slab.remove(old) {
                 if let Some(s) = &c.admitted {
@@ -100,7 +111,7 @@ impl Calls {
             if let Some(s) = &call.admitted {
                 s.ended();
             }
-            self.index.remove(&call.call_id, id);
+            self.index.remove(call.call_id_hash, id);
         }
     }
 }

@@ -112,6 +112,8 @@ impl Deadlines {
 pub struct ServerTxn {
     /// The key it is found by (see `server_key`).
     pub key: Box<[u8]>,
+    /// `key`'s hash in the server index (set by `Transactions::index_server`).
+    pub key_hash: u64,
     pub invite: bool,
     pub state: ServerState,
     /// Where responses go (RFC 3261 18.2.2 / RFC 3581).
@@ -156,6 +158,7 @@ impl ServerTxn {
     pub fn new(key: Box<[u8]>, invite: bool, reply_to: SocketAddr, source: SocketAddr) -> Self {
         ServerTxn {
             key,
+            key_hash: 0,
             invite,
             state: ServerState::Trying,
             reply_to,
@@ -368,9 +371,34 @@ impl Transactions {
         }
     }
 
+    /// The hash server transaction keys are indexed by (`find_server`, `index_server`).
+    pub fn server_hash(&self, key: &[u8]) -> u64 {
+        self.server_index.hash(key)
+    }
+
+    /// The server transaction entered under `key`, whose hash is `hash`.
+    pub fn find_server(&self, hash: u64, key: &[u8]) -> Option<Id> {
+        let servers = &self.servers;
+        self.server_index
+            .get(hash, key, |id| servers.get(id).map(|t| &*t.key))
+    }
+
+    /// Enter server transaction `id` under its key, whose hash is `hash` (an older one under
+    /// the same key is no longer found).
+    pub fn index_server(&mut self, id: Id, hash: u64) {
+        let Some(t) = self.servers.get_mut(id) else {
+            return;
+        };
+        t.key_hash = hash;
+        let servers = &self.servers;
+        let key = servers.get(id).map(|t| &*t.key).unwrap_or_default();
+        self.server_index
+            .insert(hash, key, id, |id| servers.get(id).map(|t| &*t.key));
+    }
+
     pub fn remove_server(&mut self, id: Id) -> Option<ServerTxn> {
         let t = self.servers.remove(id)?;
-        self.server_index.remove(&t.key, id);
+        self.server_index.remove(t.key_hash, id);
         Some(t)
     }
 }

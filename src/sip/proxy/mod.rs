@@ -157,6 +157,8 @@ pub struct Core {
     aux: Option<Box<Message>>,
     splice: Splice,
     key: Vec<u8>,
+    /// `key`'s hash in the server index (`make_server_key` sets both).
+    key_hash: u64,
     via_line: Vec<u8>,
     uri_buf: Vec<u8>,
     tmp: Vec<u8>,
@@ -265,6 +267,7 @@ impl Core {
             aux: Some(Box::default()),
             splice: Splice::default(),
             key: Vec::new(),
+            key_hash: 0,
             via_line: Vec::new(),
             uri_buf: Vec::new(),
             tmp: Vec::new(),
@@ -620,6 +623,12 @@ impl Core {
                 &[msg.call_id.get(buf), &cseq, from_tag, via.value.get(buf)],
             );
         }
+        self.key_hash = self.txns.server_hash(&self.key);
+    }
+
+    /// The server transaction of the key `make_server_key` made last.
+    fn find_server(&self) -> Option<Id> {
+        self.txns.find_server(self.key_hash, &self.key)
     }
 
     /// Where responses to this request go: RFC 3261 18.2.2 with RFC 3581 (rport).
@@ -683,7 +692,7 @@ impl Core {
             CLASS_OTHER
         };
         self.make_server_key(buf, msg, class);
-        if let Some(&id) = self.txns.server_index.get(&self.key[..]) {
+        if let Some(id) = self.find_server() {
             self.server_retransmission(id);
             return;
         }
@@ -817,6 +826,7 @@ impl Core {
             let caller_tag = self.tag_hash(msg.from.tag.map_or(&[][..], |t| t.get(buf)));
             let id = self.calls.insert(Call {
                 call_id: msg.call_id.get(buf).into(),
+                call_id_hash: 0,
                 state: CallState::Trying,
                 ingress: Some(ingress),
                 egress: None,
@@ -845,9 +855,7 @@ impl Core {
             st.call = Some(id);
         }
         let st_id = self.insert_server(now, st);
-        self.txns
-            .server_index
-            .insert(self.key.clone().into_boxed_slice(), st_id);
+        self.txns.index_server(st_id, self.key_hash);
         self.next_attempt(now, st_id, buf, msg);
     }
 
@@ -897,9 +905,7 @@ impl Core {
             }
         }
         let st_id = self.insert_server(now, st);
-        self.txns
-            .server_index
-            .insert(self.key.clone().into_boxed_slice(), st_id);
+        self.txns.index_server(st_id, self.key_hash);
         let repl: Vec<(Span, &[u8])> = replace_span.map(|s| (s, &swap[..])).into_iter().collect();
         let fwd = Forward {
             dest,
@@ -1087,7 +1093,7 @@ impl Core {
         ingress: TrunkId,
     ) {
         self.make_server_key(buf, msg, CLASS_INVITE);
-        if let Some(&id) = self.txns.server_index.get(&self.key[..]) {
+        if let Some(id) = self.find_server() {
             let state = self.txns.servers.get(id).map(|s| s.state);
             match state {
                 Some(ServerState::Completed) => {
@@ -1135,12 +1141,12 @@ impl Core {
         ingress: TrunkId,
     ) {
         self.make_server_key(buf, msg, CLASS_CANCEL);
-        if let Some(&id) = self.txns.server_index.get(&self.key[..]) {
+        if let Some(id) = self.find_server() {
             self.server_retransmission(id);
             return;
         }
         self.make_server_key(buf, msg, CLASS_INVITE);
-        let Some(&invite_st) = self.txns.server_index.get(&self.key[..]) else {
+        let Some(invite_st) = self.find_server() else {
             // RFC 3261 16.10: no response context: forward statelessly.
             self.forward_stateless(now, from, buf, msg, ingress);
             return;
@@ -1163,9 +1169,7 @@ impl Core {
         cancel.last_code = 200;
         cancel.ingress = Some(ingress);
         let cancel_st = self.txns.servers.insert(cancel);
-        self.txns
-            .server_index
-            .insert(self.key.clone().into_boxed_slice(), cancel_st);
+        self.txns.index_server(cancel_st, self.key_hash);
         self.txns.arm(
             TimerTarget::Server(cancel_st),
             TimerKind::Timeout,

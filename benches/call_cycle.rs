@@ -1,0 +1,158 @@
+//! CPU per call of the sans-IO core, with its tables at their steady size: whole calls (INVITE,
+//! 100, 200, ACK, BYE, 200) at RATE calls per second of virtual time for SECONDS seconds.
+//! junction keeps every finished transaction and call for 32 s (64*T1), so for the first 32
+//! virtual seconds the tables only grow; after that, every new call also expires an old one,
+//! as on a loaded shard. Prints, per 4 virtual seconds, the wall time spent inside the core
+//! per call (building the test's own messages is not counted), the calls and timers it holds.
+//!
+//! Run: `cargo bench --bench call_cycle` (arguments: RATE SECONDS, default 10000 72).
+
+use junction::config;
+use junction::routing::RoutingTable;
+use junction::sip::proxy::{Core, CoreConfig};
+use mimalloc::MiMalloc;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[global_allocator]
+static GLOBAL: MiMalloc = MiMalloc;
+
+const CONFIG: &str = r#"
+[server]
+cores = 1
+listen = "udp:127.0.0.1:5060"
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:5060"
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["gw"]
+"#;
+
+/// The Via lines of the last request the core sent to `to`.
+fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
+    let mut vias = Vec::new();
+    for (dest, bytes) in core.transmits() {
+        if dest == to {
+            vias = String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|l| l.starts_with("Via:"))
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+    vias.join("\r\n")
+}
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse::<u64>().ok());
+    let rate = args.next().unwrap_or(10_000).max(1);
+    let seconds = args.next().unwrap_or(72).max(1);
+    let cfg = config::parse(CONFIG, "bench.toml").expect("config");
+    let routing = Arc::new(RoutingTable::compile(&cfg).expect("routing"));
+    let mut core = Core::new(
+        CoreConfig {
+            shard: 0,
+            shards: 1,
+            advertise: "127.0.0.1:5060".parse().expect("addr"),
+            wall: junction::sip::oc::WallAnchor::now(),
+        },
+        routing,
+    );
+    let pbx: SocketAddr = "127.0.0.2:5060".parse().expect("addr");
+    let gw: SocketAddr = "127.0.0.3:5060".parse().expect("addr");
+    let t0 = Instant::now();
+    let step = Duration::from_nanos(1_000_000_000 / rate);
+    let window = 4 * rate;
+    let mut spent = Duration::ZERO;
+    let mut now = t0;
+    println!("call_cycle: {rate} calls/s of virtual time for {seconds} s");
+    println!("  virtual s   core ns/call   calls held   timers held");
+    for i in 0..rate * seconds {
+        now += step;
+        let call_id = format!("{i:016x}-bench@10.1.2.3");
+        let invite = format!(
+            "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\n\
+             Contact: <sip:alice@127.0.0.2:5060>\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let start = Instant::now();
+        core.handle_timeout(now);
+        core.clear_transmits();
+        core.handle_datagram(now, pbx, invite.as_bytes());
+        spent += start.elapsed();
+        let ok = format!(
+            "SIP/2.0 200 OK\r\n{}\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n\
+             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
+             CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n",
+            vias_sent_to(&core, gw)
+        );
+        let dialog = format!(
+            "Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\n\
+             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n"
+        );
+        let ack = format!(
+            "ACK sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ack-{i}\r\n\
+             {dialog}CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        );
+        let bye = format!(
+            "BYE sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye-{i}\r\n\
+             {dialog}CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let start = Instant::now();
+        core.clear_transmits();
+        core.handle_datagram(now, gw, ok.as_bytes());
+        core.clear_transmits();
+        core.handle_datagram(now, pbx, ack.as_bytes());
+        core.clear_transmits();
+        core.handle_datagram(now, pbx, bye.as_bytes());
+        spent += start.elapsed();
+        let bye_ok = format!(
+            "SIP/2.0 200 OK\r\n{}\r\n\
+             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
+             CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+            vias_sent_to(&core, gw)
+        );
+        let start = Instant::now();
+        core.clear_transmits();
+        core.handle_datagram(now, gw, bye_ok.as_bytes());
+        core.clear_transmits();
+        spent += start.elapsed();
+        if (i + 1) % window == 0 {
+            let s = core.stats_snapshot();
+            println!(
+                "  {:9}   {:12.0}   {:10}   {:11}",
+                (i + 1) / rate,
+                spent.as_nanos() as f64 / window as f64,
+                s.calls_active,
+                s.timers_active
+            );
+            spent = Duration::ZERO;
+        }
+    }
+    let s = core.stats_snapshot();
+    assert_eq!(
+        s.calls_created,
+        rate * seconds,
+        "every call was routed (check the bench's messages)"
+    );
+}
