@@ -67,13 +67,32 @@ pub const REWRITE_GROWTH_BYTES_MAX: usize = 512;
 /// BYE, each a server and a client one) for up to 32 s (Timer L/M/J); at 20,000 calls/s per
 /// shard (the overload ramp's peak on our machines) that is ~2.6 M. Once a transaction is
 /// answered it keeps only the response it may retransmit, ~0.5 KB. Beyond: new INVITEs get
-/// 503, anything else is relayed statelessly (calls already up are never lost). The
+/// 503, anything else is relayed statelessly (calls already up are never lost; a CANCEL
+/// of a pending INVITE still gets its two, at most once per INVITE). The
 /// overload ramp hit the earlier bound of 1 M at 32 s of ~20,000 calls/s, and its 503s to
 /// BYEs cut calls short.
 pub const TRANSACTIONS_PER_SHARD_MAX: usize = 4_000_000;
 
 /// Calls (dialog state) per shard. At < 1 KB each, 2 M calls is ~2 GB per shard.
 pub const CALLS_PER_SHARD_MAX: usize = 2_000_000;
+
+/// The table bounds a shard's core enforces: TRANSACTIONS_PER_SHARD_MAX and
+/// CALLS_PER_SHARD_MAX, which no run reaches in a test's time; tests lower them
+/// (`Core::set_table_bounds`) to see what a full table does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableBounds {
+    pub transactions: usize,
+    pub calls: usize,
+}
+
+impl Default for TableBounds {
+    fn default() -> Self {
+        TableBounds {
+            transactions: TRANSACTIONS_PER_SHARD_MAX,
+            calls: CALLS_PER_SHARD_MAX,
+        }
+    }
+}
 
 /// A confirmed call with no in-dialog request seen for this long is forgotten (a lost BYE
 /// must not leak state forever). 12 h exceeds any billable call a trunk carries.

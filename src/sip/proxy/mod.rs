@@ -123,6 +123,8 @@ struct Forward<'a> {
 
 pub struct Core {
     config: CoreConfig,
+    /// How many transactions and calls it holds at most (limits::TableBounds).
+    bounds: limits::TableBounds,
     routing: Arc<RoutingTable>,
     /// Live state of `routing`'s trunks (index = TrunkId), shared by all shards.
     states: Arc<[Arc<TrunkState>]>,
@@ -239,6 +241,7 @@ impl Core {
         let now = Instant::now();
         Core {
             config,
+            bounds: limits::TableBounds::default(),
             routing,
             states,
             rotation: 0,
@@ -343,8 +346,6 @@ impl Core {
         self.oc_params.clone()
     }
 
-    /// The process is near (or back below) its memory cap: while it is, every new call
-    /// gets 503 + Retry-After. The shell tells the core every loop round.
     /// The shell parked the shard for `idle` with nothing to do (overload control counts how
     /// much of an interval the shard was idle).
     pub fn observe_idle(&mut self, idle: std::time::Duration) {
@@ -356,6 +357,13 @@ impl Core {
         self.overload.cpu_time(now, cpu);
     }
 
+    /// Lower the table bounds (tests: a full table within a test's time).
+    pub fn set_table_bounds(&mut self, bounds: limits::TableBounds) {
+        self.bounds = bounds;
+    }
+
+    /// The process is near (or back below) its memory cap: while it is, every new call
+    /// gets 503 + Retry-After. The shell tells the core every loop round.
     pub fn set_memory_pressure(&mut self, pressure: bool) {
         if pressure == self.overload.memory_pressure() {
             return;
@@ -716,7 +724,7 @@ impl Core {
             self.reply_stateless(buf, msg, from, 420, &extra);
             return;
         }
-        if self.txns.len() + 2 > limits::TRANSACTIONS_PER_SHARD_MAX {
+        if self.txns.len() + 2 > self.bounds.transactions {
             if method == Method::Invite && msg.to.tag.is_none() {
                 // A new call: refused like any the shard cannot take.
                 self.stats.rejected_overload += 1;
@@ -804,6 +812,14 @@ impl Core {
             (Vec::new(), Vec::new())
         };
         st.plan = Some(Box::new(plan));
+        if invite && self.calls.len() >= self.bounds.calls {
+            // No room for the call it would create: refused before our 100 Trying, so
+            // nothing of it is left behind to answer or to absorb.
+            self.stats.rejected_overload += 1;
+            let extra = format!("{}{}", warning("overload"), retry_after());
+            self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+            return;
+        }
         if invite {
             st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
             // Our 100 Trying (RFC 3261 16.2).
@@ -816,12 +832,6 @@ impl Core {
             self.queue(reply_to, r);
 
             // The call: created by its initial INVITE.
-            if self.calls.len() >= limits::CALLS_PER_SHARD_MAX {
-                self.stats.rejected_overload += 1;
-                st.state = ServerState::Trying;
-                self.reply_stateless(buf, msg, from, 503, retry_after().as_bytes());
-                return;
-            }
             let expiry = now + limits::CALL_IDLE_MAX;
             let caller_tag = self.tag_hash(msg.from.tag.map_or(&[][..], |t| t.get(buf)));
             let id = self.calls.insert(Call {
