@@ -285,8 +285,8 @@ impl RoutingTable {
 
     /// Number of peer entries.
     /// The IPv4 trunk sources: exact addresses and (network, mask) pairs.
-    pub fn peer_ipv4_sources(&self) -> (Vec<u32>, Vec<(u32, u32)>) {
-        self.peers.ipv4_sources()
+    pub fn peer_sources(&self) -> peer::Sources {
+        self.peers.sources()
     }
 
     pub fn peers_len(&self) -> usize {

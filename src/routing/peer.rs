@@ -179,6 +179,15 @@ impl fmt::Display for PeerAddr {
     }
 }
 
+/// A peer index's addresses and networks, by family (`PeerIndex::sources`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sources {
+    pub v4: Vec<u32>,
+    pub v4_nets: Vec<(u32, u32)>,
+    pub v6: Vec<u128>,
+    pub v6_nets: Vec<(u128, u128)>,
+}
+
 /// The compiled source-address index: exact entries in hash maps, networks in one hash map
 /// per prefix length, probed longest first. A lookup costs at most one probe per distinct
 /// prefix length configured, plus two, whatever the number of peers.
@@ -266,30 +275,35 @@ impl PeerIndex {
         }
     }
 
-    /// The IPv4 sources this index knows: exact addresses (from ip and ip:port entries,
-    /// deduplicated, sorted) and networks as (network, mask). For a kernel pre-filter.
-    pub fn ipv4_sources(&self) -> (Vec<u32>, Vec<(u32, u32)>) {
-        let mut exact: Vec<u32> = self
+    /// The sources this index knows, for a kernel pre-filter: per family, exact addresses
+    /// (from ip and ip:port entries, deduplicated, sorted) and networks as (network, mask).
+    pub fn sources(&self) -> Sources {
+        let mut out = Sources::default();
+        for ip in self
             .by_ip
             .keys()
             .chain(self.by_addr.keys().map(|(ip, _)| ip))
-            .filter_map(|ip| match ip {
-                IpAddr::V4(v4) => Some(u32::from(*v4)),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        exact.sort_unstable();
-        exact.dedup();
-        let mut nets: Vec<(u32, u32)> = self
-            .nets_v4
-            .iter()
-            .flat_map(|(len, map)| {
-                let mask = mask_v4(u32::MAX, *len);
-                map.keys().map(move |net| (*net, mask))
-            })
-            .collect();
-        nets.sort_unstable();
-        (exact, nets)
+        {
+            match ip {
+                IpAddr::V4(v4) => out.v4.push(u32::from(*v4)),
+                IpAddr::V6(v6) => out.v6.push(u128::from(*v6)),
+            }
+        }
+        for (len, map) in &self.nets_v4 {
+            let mask = mask_v4(u32::MAX, *len);
+            out.v4_nets.extend(map.keys().map(|net| (*net, mask)));
+        }
+        for (len, map) in &self.nets_v6 {
+            let mask = mask_v6(u128::MAX, *len);
+            out.v6_nets.extend(map.keys().map(|net| (*net, mask)));
+        }
+        out.v4.sort_unstable();
+        out.v4.dedup();
+        out.v6.sort_unstable();
+        out.v6.dedup();
+        out.v4_nets.sort_unstable();
+        out.v6_nets.sort_unstable();
+        out
     }
 
     /// Number of entries.
