@@ -15,7 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Each server pins io_uring rings against an 8 MiB RLIMIT_MEMLOCK: one at a time.
+/// One test with a server at a time: each server pins io_uring rings against an 8 MiB
+/// RLIMIT_MEMLOCK, and the SIPp test's UAC (`-t un`) opens up to 2,000 ephemeral UDP
+/// sockets, which took the port another test had just found free (`free_udp_port`) about
+/// one full run in two ("server did not start").
 static SERVERS: Mutex<()> = Mutex::new(());
 
 fn one_server_at_a_time() -> MutexGuard<'static, ()> {
@@ -685,6 +688,7 @@ fn snapshot(lines: &Mutex<Vec<String>>) -> Vec<String> {
 
 #[test]
 fn reload_under_sipp_load_loses_no_call() {
+    let _guard = one_server_at_a_time();
     let sipp = sipp();
     let scenarios = scenarios();
     let dir = temp_dir("sipp");
