@@ -7,33 +7,15 @@
 //!
 //! Run: `cargo bench --bench call_cycle` (arguments: RATE SECONDS, default 10000 72).
 
-use junction::config;
-use junction::routing::RoutingTable;
-use junction::sip::proxy::{Core, CoreConfig};
+mod common;
+
+use junction::sip::proxy::Core;
 use mimalloc::MiMalloc;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-const CONFIG: &str = r#"
-[server]
-cores = 1
-listen = "udp:127.0.0.1:5060"
-[[trunk]]
-name = "pbx"
-peers = ["127.0.0.2"]
-[[trunk]]
-name = "gw"
-peers = ["127.0.0.3"]
-send_to = "127.0.0.3:5060"
-[[route]]
-name = "all"
-prefixes = [""]
-trunks = ["gw"]
-"#;
 
 /// The Via lines of the last request the core sent to `to`.
 fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
@@ -56,17 +38,7 @@ fn main() {
         .filter_map(|a| a.parse::<u64>().ok());
     let rate = args.next().unwrap_or(10_000).max(1);
     let seconds = args.next().unwrap_or(72).max(1);
-    let cfg = config::parse(CONFIG, "bench.toml").expect("config");
-    let routing = Arc::new(RoutingTable::compile(&cfg).expect("routing"));
-    let mut core = Core::new(
-        CoreConfig {
-            shard: 0,
-            shards: 1,
-            advertise: "127.0.0.1:5060".parse().expect("addr"),
-            wall: junction::sip::oc::WallAnchor::now(),
-        },
-        routing,
-    );
+    let mut core = common::core();
     let pbx: SocketAddr = "127.0.0.2:5060".parse().expect("addr");
     let gw: SocketAddr = "127.0.0.3:5060".parse().expect("addr");
     let t0 = Instant::now();

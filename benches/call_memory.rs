@@ -6,12 +6,10 @@
 //!
 //! Run: `cargo bench --bench call_memory` (or with an argument: number of calls).
 
-use junction::config;
-use junction::routing::RoutingTable;
-use junction::sip::proxy::{Core, CoreConfig};
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Counting;
@@ -36,39 +34,12 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-const CONFIG: &str = r#"
-[server]
-cores = 1
-listen = "udp:127.0.0.1:5060"
-[[trunk]]
-name = "pbx"
-peers = ["127.0.0.2"]
-[[trunk]]
-name = "gw"
-peers = ["127.0.0.3"]
-send_to = "127.0.0.3:5060"
-[[route]]
-name = "all"
-prefixes = [""]
-trunks = ["gw"]
-"#;
-
 fn main() {
     let calls: usize = std::env::args()
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
-    let cfg = config::parse(CONFIG, "bench.toml").expect("config");
-    let routing = Arc::new(RoutingTable::compile(&cfg).expect("routing"));
-    let mut core = Core::new(
-        CoreConfig {
-            shard: 0,
-            shards: 1,
-            advertise: "127.0.0.1:5060".parse().expect("addr"),
-            wall: junction::sip::oc::WallAnchor::now(),
-        },
-        routing,
-    );
+    let mut core = common::core();
     let pbx = "127.0.0.2:5060".parse().expect("addr");
     let gw = "127.0.0.3:5060".parse().expect("addr");
     let t0 = Instant::now();
