@@ -9,28 +9,12 @@
 
 mod common;
 
-use junction::sip::proxy::Core;
 use mimalloc::MiMalloc;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-/// The Via lines of the last request the core sent to `to`.
-fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
-    let mut vias = Vec::new();
-    for (dest, bytes) in core.transmits() {
-        if dest == to {
-            vias = String::from_utf8_lossy(bytes)
-                .lines()
-                .filter(|l| l.starts_with("Via:"))
-                .map(str::to_owned)
-                .collect();
-        }
-    }
-    vias.join("\r\n")
-}
 
 fn main() {
     let mut args = std::env::args()
@@ -50,29 +34,17 @@ fn main() {
     println!("  virtual s   core ns/call   calls held   timers held");
     for i in 0..rate * seconds {
         now += step;
-        let call_id = format!("{i:016x}-bench@10.1.2.3");
-        let invite = format!(
-            "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:alice@127.0.0.2:5060>\r\n\
-             Content-Length: 0\r\n\r\n"
-        );
+        let (call_id, invite) = common::invite(i);
         let start = Instant::now();
         core.handle_timeout(now);
         core.clear_transmits();
         core.handle_datagram(now, pbx, invite.as_bytes());
         spent += start.elapsed();
-        let ok = format!(
-            "SIP/2.0 200 OK\r\n{}\r\nRecord-Route: <sip:127.0.0.1:5060;lr>\r\n\
-             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n",
-            vias_sent_to(&core, gw)
+        let ok = common::answer(
+            i,
+            &call_id,
+            &common::vias_sent_to(&core, gw),
+            "Record-Route: <sip:127.0.0.1:5060;lr>\r\n",
         );
         let dialog = format!(
             "Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\n\
@@ -102,7 +74,7 @@ fn main() {
              From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
              To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
              CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-            vias_sent_to(&core, gw)
+            common::vias_sent_to(&core, gw)
         );
         let start = Instant::now();
         core.clear_transmits();

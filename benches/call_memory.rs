@@ -44,7 +44,6 @@ fn main() {
     let gw = "127.0.0.3:5060".parse().expect("addr");
     let t0 = Instant::now();
     core.handle_timeout(t0);
-    let mut out: Vec<u8> = Vec::with_capacity(4096);
     let mut now = t0;
     let mut half = (0usize, 0u64);
     for i in 0..calls {
@@ -57,35 +56,11 @@ fn main() {
         now += Duration::from_millis(1);
         core.handle_timeout(now);
         core.clear_transmits();
-        let call_id = format!("{i:016x}-bench@10.1.2.3");
-        let invite = format!(
-            "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:alice@127.0.0.2:5060>\r\n\
-             Content-Length: 0\r\n\r\n"
-        );
+        let (call_id, invite) = common::invite(i as u64);
         core.handle_datagram(now, pbx, invite.as_bytes());
         // Answer the forwarded INVITE with a 200 (its Vias copied).
-        out.clear();
-        for (to, bytes) in core.transmits() {
-            if to == gw {
-                out.extend_from_slice(bytes);
-            }
-        }
+        let ok = common::answer(i as u64, &call_id, &common::vias_sent_to(&core, gw), "");
         core.clear_transmits();
-        let fwd = String::from_utf8_lossy(&out).into_owned();
-        let vias: Vec<&str> = fwd.lines().filter(|l| l.starts_with("Via:")).collect();
-        let ok = format!(
-            "SIP/2.0 200 OK\r\n{}\r\nFrom: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n",
-            vias.join("\r\n")
-        );
         core.handle_datagram(now, gw, ok.as_bytes());
         core.clear_transmits();
     }

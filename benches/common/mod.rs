@@ -4,6 +4,7 @@
 use junction::config;
 use junction::routing::RoutingTable;
 use junction::sip::proxy::{Core, CoreConfig};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 const CONFIG: &str = r#"
@@ -36,4 +37,46 @@ pub fn core() -> Core {
         },
         routing,
     )
+}
+
+/// Call `i`'s Call-ID and its INVITE from the PBX.
+pub fn invite(i: u64) -> (String, String) {
+    let call_id = format!("{i:016x}-bench@10.1.2.3");
+    let invite = format!(
+        "INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+         To: <sip:2125551234@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:alice@127.0.0.2:5060>\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    (call_id, invite)
+}
+
+/// The gateway's 200 to call `i`'s INVITE, with the Vias it received (`vias_sent_to`) and
+/// `extra` header lines (each ending in CRLF).
+pub fn answer(i: u64, call_id: &str, vias: &str, extra: &str) -> String {
+    format!(
+        "SIP/2.0 200 OK\r\n{vias}\r\n{extra}From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+         To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\nContact: <sip:gw@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// The Via lines of the last datagram the core queued for `to`.
+pub fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
+    let mut vias = Vec::new();
+    for (dest, bytes) in core.transmits() {
+        if dest == to {
+            vias = String::from_utf8_lossy(bytes)
+                .lines()
+                .filter(|l| l.starts_with("Via:"))
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+    vias.join("\r\n")
 }

@@ -112,7 +112,7 @@ impl Deadlines {
 pub struct ServerTxn {
     /// The key it is found by (see `server_key`).
     pub key: Box<[u8]>,
-    /// `key`'s hash in the server index (set by `Transactions::index_server`).
+    /// `key`'s hash in the server index (`Transactions::server_hash`).
     pub key_hash: u64,
     pub invite: bool,
     pub state: ServerState,
@@ -155,10 +155,16 @@ pub struct ServerTxn {
 }
 
 impl ServerTxn {
-    pub fn new(key: Box<[u8]>, invite: bool, reply_to: SocketAddr, source: SocketAddr) -> Self {
+    pub fn new(
+        key: Box<[u8]>,
+        key_hash: u64,
+        invite: bool,
+        reply_to: SocketAddr,
+        source: SocketAddr,
+    ) -> Self {
         ServerTxn {
             key,
-            key_hash: 0,
+            key_hash,
             invite,
             state: ServerState::Trying,
             reply_to,
@@ -383,17 +389,16 @@ impl Transactions {
             .get(hash, key, |id| servers.get(id).map(|t| &*t.key))
     }
 
-    /// Enter server transaction `id` under its key, whose hash is `hash` (an older one under
-    /// the same key is no longer found).
-    pub fn index_server(&mut self, id: Id, hash: u64) {
-        let Some(t) = self.servers.get_mut(id) else {
+    /// Enter server transaction `id` under its key (an older one under the same key is no
+    /// longer found).
+    pub fn index_server(&mut self, id: Id) {
+        let servers = &self.servers;
+        let Some(t) = servers.get(id) else {
             return;
         };
-        t.key_hash = hash;
-        let servers = &self.servers;
-        let key = servers.get(id).map(|t| &*t.key).unwrap_or_default();
-        self.server_index
-            .insert(hash, key, id, |id| servers.get(id).map(|t| &*t.key));
+        self.server_index.insert(t.key_hash, &t.key, id, |id| {
+            servers.get(id).map(|t| &*t.key)
+        });
     }
 
     pub fn remove_server(&mut self, id: Id) -> Option<ServerTxn> {

@@ -639,6 +639,12 @@ impl Core {
         self.txns.find_server(self.key_hash, &self.key)
     }
 
+    /// A new server transaction for the key `make_server_key` made last.
+    fn new_server(&self, invite: bool, reply_to: SocketAddr, source: SocketAddr) -> ServerTxn {
+        let key = self.key.clone().into_boxed_slice();
+        ServerTxn::new(key, self.key_hash, invite, reply_to, source)
+    }
+
     /// Where responses to this request go: RFC 3261 18.2.2 with RFC 3581 (rport).
     fn reply_addr(buf: &[u8], msg: &Message, from: SocketAddr) -> SocketAddr {
         let _ = buf;
@@ -757,7 +763,7 @@ impl Core {
         }
         let invite = method == Method::Invite;
         let reply_to = Self::reply_addr(buf, msg, from);
-        let mut st = ServerTxn::new(self.key.clone().into_boxed_slice(), invite, reply_to, from);
+        let mut st = self.new_server(invite, reply_to, from);
         st.ingress = Some(ingress);
 
         if in_dialog {
@@ -865,7 +871,7 @@ impl Core {
             st.call = Some(id);
         }
         let st_id = self.insert_server(now, st);
-        self.txns.index_server(st_id, self.key_hash);
+        self.txns.index_server(st_id);
         self.next_attempt(now, st_id, buf, msg);
     }
 
@@ -915,7 +921,7 @@ impl Core {
             }
         }
         let st_id = self.insert_server(now, st);
-        self.txns.index_server(st_id, self.key_hash);
+        self.txns.index_server(st_id);
         let repl: Vec<(Span, &[u8])> = replace_span.map(|s| (s, &swap[..])).into_iter().collect();
         let fwd = Forward {
             dest,
@@ -1173,13 +1179,13 @@ impl Core {
         let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
         self.stats.responses_local += 1;
         self.queue(reply_to, r);
-        let mut cancel = ServerTxn::new(self.key.clone().into_boxed_slice(), false, reply_to, from);
+        let mut cancel = self.new_server(false, reply_to, from);
         cancel.state = ServerState::Completed;
         cancel.last_response = bytes;
         cancel.last_code = 200;
         cancel.ingress = Some(ingress);
         let cancel_st = self.txns.servers.insert(cancel);
-        self.txns.index_server(cancel_st, self.key_hash);
+        self.txns.index_server(cancel_st);
         self.txns.arm(
             TimerTarget::Server(cancel_st),
             TimerKind::Timeout,
