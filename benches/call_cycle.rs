@@ -10,7 +10,6 @@
 mod common;
 
 use mimalloc::MiMalloc;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 #[global_allocator]
@@ -23,8 +22,6 @@ fn main() {
     let rate = args.next().unwrap_or(10_000).max(1);
     let seconds = args.next().unwrap_or(72).max(1);
     let mut core = common::core();
-    let pbx: SocketAddr = "127.0.0.2:5060".parse().expect("addr");
-    let gw: SocketAddr = "127.0.0.3:5060".parse().expect("addr");
     let t0 = Instant::now();
     let step = Duration::from_nanos(1_000_000_000 / rate);
     let window = 4 * rate;
@@ -34,53 +31,7 @@ fn main() {
     println!("  virtual s   core ns/call   calls held   timers held");
     for i in 0..rate * seconds {
         now += step;
-        let (call_id, invite) = common::invite(i);
-        let start = Instant::now();
-        core.handle_timeout(now);
-        core.clear_transmits();
-        core.handle_datagram(now, pbx, invite.as_bytes());
-        spent += start.elapsed();
-        let ok = common::answer(
-            i,
-            &call_id,
-            &common::vias_sent_to(&core, gw),
-            "Record-Route: <sip:127.0.0.1:5060;lr>\r\n",
-        );
-        let dialog = format!(
-            "Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\n\
-             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n"
-        );
-        let ack = format!(
-            "ACK sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ack-{i}\r\n\
-             {dialog}CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
-        );
-        let bye = format!(
-            "BYE sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
-             Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye-{i}\r\n\
-             {dialog}CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
-        );
-        let start = Instant::now();
-        core.clear_transmits();
-        core.handle_datagram(now, gw, ok.as_bytes());
-        core.clear_transmits();
-        core.handle_datagram(now, pbx, ack.as_bytes());
-        core.clear_transmits();
-        core.handle_datagram(now, pbx, bye.as_bytes());
-        spent += start.elapsed();
-        let bye_ok = format!(
-            "SIP/2.0 200 OK\r\n{}\r\n\
-             From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
-             To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
-             CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
-            common::vias_sent_to(&core, gw)
-        );
-        let start = Instant::now();
-        core.clear_transmits();
-        core.handle_datagram(now, gw, bye_ok.as_bytes());
-        core.clear_transmits();
-        spent += start.elapsed();
+        spent += common::whole_call(&mut core, now, i);
         if (i + 1) % window == 0 {
             let s = core.stats_snapshot();
             println!(

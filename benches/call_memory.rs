@@ -40,8 +40,8 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(200_000);
     let mut core = common::core();
-    let pbx = "127.0.0.2:5060".parse().expect("addr");
-    let gw = "127.0.0.3:5060".parse().expect("addr");
+    let pbx = common::PBX.parse().expect("addr");
+    let gw = common::GW.parse().expect("addr");
     let t0 = Instant::now();
     core.handle_timeout(t0);
     let mut now = t0;

@@ -1,11 +1,13 @@
 //! Shared by the core benches: one shard's core between a PBX trunk (127.0.0.2) and a
-//! gateway trunk (127.0.0.3:5060) that every number routes to.
+//! gateway trunk (127.0.0.3:5060) that every number routes to. Each bench uses a part of it.
+#![allow(dead_code)]
 
 use junction::config;
 use junction::routing::RoutingTable;
 use junction::sip::proxy::{Core, CoreConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const CONFIG: &str = r#"
 [server]
@@ -23,6 +25,10 @@ name = "all"
 prefixes = [""]
 trunks = ["gw"]
 "#;
+
+/// The PBX trunk's and the gateway trunk's addresses.
+pub const PBX: &str = "127.0.0.2:5060";
+pub const GW: &str = "127.0.0.3:5060";
 
 /// A core for shard 0 of 1, advertising 127.0.0.1:5060.
 pub fn core() -> Core {
@@ -79,4 +85,59 @@ pub fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
         }
     }
     vias.join("\r\n")
+}
+
+/// Call `i` from the PBX, whole: INVITE, the gateway's 200, ACK, BYE and the gateway's 200,
+/// at virtual time `now` (after the core's timers due by then). Returns the wall time spent
+/// inside the core; building the messages is not counted.
+pub fn whole_call(core: &mut Core, now: Instant, i: u64) -> Duration {
+    let pbx: SocketAddr = PBX.parse().expect("addr");
+    let gw: SocketAddr = GW.parse().expect("addr");
+    let (call_id, invite) = invite(i);
+    let start = Instant::now();
+    core.handle_timeout(now);
+    core.clear_transmits();
+    core.handle_datagram(now, pbx, invite.as_bytes());
+    let mut spent = start.elapsed();
+    let ok = answer(
+        i,
+        &call_id,
+        &vias_sent_to(core, gw),
+        "Record-Route: <sip:127.0.0.1:5060;lr>\r\n",
+    );
+    let dialog = format!(
+        "Route: <sip:127.0.0.1:5060;lr>\r\nMax-Forwards: 70\r\n\
+         From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+         To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n"
+    );
+    let ack = format!(
+        "ACK sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-ack-{i}\r\n\
+         {dialog}CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    let bye = format!(
+        "BYE sip:gw@127.0.0.3:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-bye-{i}\r\n\
+         {dialog}CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    let start = Instant::now();
+    core.clear_transmits();
+    core.handle_datagram(now, gw, ok.as_bytes());
+    core.clear_transmits();
+    core.handle_datagram(now, pbx, ack.as_bytes());
+    core.clear_transmits();
+    core.handle_datagram(now, pbx, bye.as_bytes());
+    spent += start.elapsed();
+    let bye_ok = format!(
+        "SIP/2.0 200 OK\r\n{}\r\n\
+         From: <sip:alice@127.0.0.2>;tag=a{i}\r\n\
+         To: <sip:2125551234@127.0.0.1>;tag=g{i}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n",
+        vias_sent_to(core, gw)
+    );
+    let start = Instant::now();
+    core.clear_transmits();
+    core.handle_datagram(now, gw, bye_ok.as_bytes());
+    core.clear_transmits();
+    spent + start.elapsed()
 }
