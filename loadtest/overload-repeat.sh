@@ -13,6 +13,9 @@
 #     UAS_CPUS=0 JUNCTION_CPU_QUOTA=40 START=6000 STEP=1500 PERIOD_MS=4000 MAX=24000 \
 #     DURATION=64 loadtest/overload-repeat.sh
 #
+# With ALTERNATE (see overload.sh) each run's alternating figure is printed too, and at the
+# end every overloaded step of every run against its neighbours, pooled.
+#
 # RAMPS (default 5): how many ramps. KEEP=DIR keeps each ramp's full output in DIR.
 # Exits non-zero if a ramp does.
 set -euo pipefail
@@ -29,6 +32,7 @@ for i in $(seq 1 "$RAMPS"); do
     exit 1
   }
   echo "ramp $i: $(grep -- '--- goodput' "$OUT/ramp$i.txt" || echo 'no goodput line')"
+  grep -- '--- alternating' "$OUT/ramp$i.txt" | sed "s/^/ramp $i: /" || true
 done
 
 # Each ramp's per-step table: offered and completed calls/s, one row per step.
@@ -58,3 +62,13 @@ done | awk -v ramps="$RAMPS" '
     for (s = 1; s <= top; s++) if ((s in good) && off[s] > peak && good[s] < low) {low = good[s]; lowoff = off[s]}
     if (peak > 0) printf "--- median goodput: peak %.0f completed calls/s (offered %d); lowest of the steps offered more than the peak %.0f (offered %d): %.1f%% of the peak\n", peak, off[at], low, lowoff, 100 * low / peak
   }'
+
+# ALTERNATE runs: every overloaded step of every run against its neighbours, pooled.
+if [ -n "${ALTERNATE:-}" ]; then
+  cat "$OUT"/ramp*.txt | sed -n 's/^--- step .*, \([0-9.]*\)% of the mean of its neighbours.*/\1/p' |
+    sort -g | awk '{v[++n] = $1} END {
+      if (!n) exit
+      m = n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      printf "--- alternating, all runs: %d overloaded steps against their neighbours: median %.1f%%, lowest %.1f%%, highest %.1f%%\n", n, m, v[1], v[n]
+    }'
+fi

@@ -37,6 +37,16 @@
 #
 # Goodput is judged per ramp step (each PERIOD_MS long, its first second left out): a single
 # second of the load generator's own report jitters when it runs near its CPU limit.
+#
+# ALTERNATE=CPS runs two load levels in turn instead of a ramp: START calls/s, then ALTERNATE,
+# then START again, each for PERIOD_MS (STEP and MAX are ignored). With START about where the
+# ramp peaks and ALTERNATE at twice capacity, each overloaded step is judged against the mean
+# of the steps either side of it, run within seconds of it: a machine whose speed drifts over
+# tens of seconds moves both alike, which a ramp's highest step against its lowest cannot
+# tell apart from overload. It prints each such ratio and their median.
+#   OC=1 WARMUP_RATE=11000 WARMUP_S=40 CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 UAS_CPUS=0 \
+#     JUNCTION_CPU_QUOTA=40 START=13500 ALTERNATE=24000 PERIOD_MS=8000 DURATION=160 \
+#     loadtest/overload.sh
 source "$(dirname "$0")/lib.sh"
 START=${START:-1000}
 STEP=${STEP:-1000}
@@ -53,6 +63,7 @@ JUNCTION_CPUS=${JUNCTION_CPUS:-}
 LOAD_CPUS=${LOAD_CPUS:-}
 JUNCTION_CPU_QUOTA=${JUNCTION_CPU_QUOTA:-}
 OC=${OC:-}
+ALTERNATE=${ALTERNATE:-}
 LIMIT=$(( DURATION + 120 ))
 UAS_CPUS=${UAS_CPUS:-$LOAD_CPUS}
 LOAD_PIN=()
@@ -61,6 +72,12 @@ UAS_PIN=()
 [ -n "$UAS_CPUS" ] && UAS_PIN=(--cpus "$UAS_CPUS")
 OC_ARGS=()
 [ -n "$OC" ] && [ "$OC" != 0 ] && OC_ARGS=(--oc)
+RATE_ARGS=(--rate "$START" --rate-step "$STEP" --rate-max "$MAX")
+if [ -n "$ALTERNATE" ]; then
+  RATE_ARGS=(--rate "$START" --rate-alternate "$ALTERNATE")
+  STEP=0
+  MAX=$START
+fi
 
 build
 junction_config "$WORK/junction.toml" "$PORT" "$METRICS" "$CORES" \
@@ -86,8 +103,8 @@ if [ -n "${WARMUP_RATE:-}" ]; then
     --duration "${WARMUP_S:-40}" --concurrent "$CONCURRENT" --t1-ms 500 "${LOAD_PIN[@]}" \
     "${OC_ARGS[@]}" --quiet | grep -E '^UAC:' || true
 fi
-timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$START" --rate-step "$STEP" \
-  --rate-period-ms "$PERIOD_MS" --rate-max "$MAX" --duration "$DURATION" \
+timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" "${RATE_ARGS[@]}" \
+  --rate-period-ms "$PERIOD_MS" --duration "$DURATION" \
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
   "${LOAD_PIN[@]}" "${OC_ARGS[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
 echo "--- junction: $(proc_cpu "$J") s CPU"
@@ -100,7 +117,8 @@ curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s, throttled calls/s"
 awk -F';' 'NR > 1 {dt = $1 - t; t = $1; if (dt <= 0) next
   printf "%6.0f %8.0f %8.0f %8.0f %8.0f\n", $1, $2, $6 / dt, $8 / dt, $NF / dt}' "$WORK/uac.csv"
-awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" '
+awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" \
+  -v alt="$ALTERNATE" '
   NR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
     dt = $1 - last; last = $1
     i = int(($1 - 0.5) * 1000 / period)          # the ramp step this second belongs to
@@ -113,16 +131,33 @@ awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX"
     for (i = 0; i <= top; i++) {
       if (!cnt[i]) continue
       o = start + step * i; if (o > max) o = max
+      if (alt != "" && i % 2 == 1) o = alt
       c = ok[i] / cnt[i]; f = bad[i] / cnt[i]
       printf "%8d %10.0f %10.0f\n", o, c, f
-      off[i] = o; good[i] = c
+      off[i] = o; good[i] = c; if (o > omax) omax = o
       if (c > peak) {peak = c; at = i}
     }
     # Every step offered more than the peak is overloaded, whether it came before the peak
     # or after it: the lowest of them is what overload left of the capacity.
     low = peak; lowoff = off[at]
     for (i = 0; i <= top; i++) if (cnt[i] && off[i] > peak && good[i] < low) {low = good[i]; lowoff = off[i]}
-    if (peak > 0) printf "--- goodput: peak %.0f completed calls/s (offered %d); lowest of the steps offered more than the peak %.0f (offered %d): %.1f%% of the peak; offered up to %d calls/s = %.2fx the peak\n", peak, off[at], low, lowoff, 100 * low / peak, off[top], off[top] / peak
+    if (peak > 0) printf "--- goodput: peak %.0f completed calls/s (offered %d); lowest of the steps offered more than the peak %.0f (offered %d): %.1f%% of the peak; offered up to %d calls/s = %.2fx the peak\n", peak, off[at], low, lowoff, 100 * low / peak, omax, omax / peak
+    if (alt == "") exit
+    # Alternating: each ALTERNATE step against the mean of the START steps either side.
+    n = 0
+    for (i = 1; i <= top; i += 2) {
+      if (!cnt[i]) continue
+      s = 0; k = 0
+      if (cnt[i - 1]) {s += good[i - 1]; k++}
+      if (i + 1 <= top && cnt[i + 1]) {s += good[i + 1]; k++}
+      if (!k || s == 0) continue
+      r[++n] = 100 * good[i] * k / s
+      printf "--- step %d (offered %d): %.0f completed calls/s, %.1f%% of the mean of its neighbours at %d offered\n", i, alt, good[i], r[n], start
+    }
+    if (!n) exit
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) {t = r[i]; r[i] = r[j]; r[j] = t}
+    med = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+    printf "--- alternating: %d steps at %d offered against their neighbours at %d: median %.1f%%, lowest %.1f%%, highest %.1f%%\n", n, alt, start, med, r[1], r[n]
   }' "$WORK/uac.csv"
 stop "$UAS"
 echo "--- UAS"

@@ -31,6 +31,8 @@ uac options:
   --rate-step CPS         ramp: add this to the rate every period         [0]
   --rate-period-ms MS     ramp period                                     [1000]
   --rate-max CPS          ramp: never above this                          [rate]
+  --rate-alternate CPS    every other period (2nd, 4th, ...) at this rate instead: two
+                          load levels in turn, each --rate-period-ms long
   --calls N               stop after N calls
   --duration S            stop starting calls after S seconds (uas: stop after S seconds)
   --concurrent N          at most N calls in progress at once
@@ -168,7 +170,11 @@ impl Plan {
         if self.role == Role::Uas {
             return 1;
         }
-        let peak = self.rate.max.max(self.rate.start);
+        let peak = self
+            .rate
+            .max
+            .max(self.rate.start)
+            .max(self.rate.alternate.unwrap_or(0.0));
         ((peak / RATE_PER_WORKER).ceil() as usize).clamp(1, online_cpus())
     }
 }
@@ -303,6 +309,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             "--rate-step" => p.rate.step = rate(opt, val()?)?,
             "--rate-period-ms" => p.rate.period = delay_ms(opt, val()?)?.max(MS),
             "--rate-max" => rate_max = Some(rate(opt, val()?)?),
+            "--rate-alternate" => p.rate.alternate = Some(rate(opt, val()?)?),
             "--calls" => calls = Some(num(opt, val()?)?),
             "--duration" => {
                 p.duration = Some(num::<u64>(opt, val()?)?.min(DELAY_MS_MAX / 1000) * SEC)
@@ -401,8 +408,12 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
     if p.oc && p.uac_file.is_some() {
         return Err("--oc: the built-in UAC scenarios only, not with --sf".into());
     }
-    if p.role != Role::Uas && p.rate.start == 0.0 && p.rate.step == 0.0 {
-        return Err("--rate: 0 with no --rate-step never places a call".into());
+    if p.role != Role::Uas
+        && p.rate.start == 0.0
+        && p.rate.step == 0.0
+        && p.rate.alternate.unwrap_or(0.0) == 0.0
+    {
+        return Err("--rate: 0 with no --rate-step or --rate-alternate never places a call".into());
     }
     Ok(p)
 }
@@ -427,6 +438,15 @@ mod tests {
         assert!(!p.oc);
         let p = parse(&args("uac --target 127.0.0.1:5060 --calls 1 --oc")).unwrap();
         assert!(p.oc);
+        assert_eq!(p.rate.alternate, None);
+        let p = parse(&args(
+            "uac --target 127.0.0.1:5060 --duration 9 --rate 0 --rate-alternate 24000 --rate-period-ms 8000",
+        ))
+        .unwrap();
+        assert_eq!(p.rate.alternate, Some(24000.0));
+        assert_eq!(p.rate.rate_in(0), 0.0);
+        assert_eq!(p.rate.rate_in(1), 24000.0);
+        assert_eq!(p.worker_count(), 2.min(online_cpus()));
     }
 
     #[test]
@@ -449,6 +469,8 @@ mod tests {
             "uac --target 127.0.0.1:5060",
             "uas --listen 127.0.0.1:1 --bogus",
             "uac --target 127.0.0.1:1 --calls 1 --rate -3",
+            "uac --target 127.0.0.1:1 --calls 1 --rate 0 --rate-alternate 0",
+            "uac --target 127.0.0.1:1 --calls 1 --rate-alternate x",
             "uac --target 127.0.0.1:1 --calls 1 --oc --sf x.xml",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");

@@ -1,6 +1,6 @@
 //! The open-loop call schedule: when each call should start, independent of how the system
-//! under test responds. A constant rate, or a ramp (start, step every period, up to max); a
-//! total number of calls and/or a duration. Deterministic: the schedule is a function of the
+//! under test responds. A constant rate, a ramp (start, step every period, up to max), or
+//! two rates taking turns period by period; a total number of calls and/or a duration. Deterministic: the schedule is a function of the
 //! call index and the configuration, and `poll(now)` only reveals the calls due at `now`.
 
 use crate::time::{Micros, SEC};
@@ -14,6 +14,9 @@ pub struct RateConfig {
     pub period: Micros,
     /// The rate never goes above this.
     pub max: f64,
+    /// Every odd period (the 2nd, 4th, ...) runs at this rate instead: two load levels in
+    /// turn, so that a slow drift of the system under test affects both alike.
+    pub alternate: Option<f64>,
     /// Stop after this many calls.
     pub calls: Option<u64>,
     /// Stop starting calls this long after the start.
@@ -29,6 +32,7 @@ impl RateConfig {
             step: 0.0,
             period: SEC,
             max: cps,
+            alternate: None,
             calls: None,
             duration: None,
             offset: 0,
@@ -37,7 +41,15 @@ impl RateConfig {
 
     /// The rate during period `k` (0-based).
     pub fn rate_in(&self, k: u64) -> f64 {
-        (self.start + self.step * k as f64).min(self.max).max(0.0)
+        match self.alternate {
+            Some(rate) if k % 2 == 1 => rate.max(0.0),
+            _ => (self.start + self.step * k as f64).min(self.max).max(0.0),
+        }
+    }
+
+    /// The rate changes from one period to the next.
+    fn periodic(&self) -> bool {
+        (self.step != 0.0 || self.alternate.is_some()) && self.period > 0
     }
 
     /// The share of worker `w` of `n`: rate and calls divided, schedule offset so that the
@@ -57,6 +69,7 @@ impl RateConfig {
             start: self.start / f,
             step: self.step / f,
             max: self.max / f,
+            alternate: self.alternate.map(|a| a / f),
             calls,
             offset: self.offset + offset,
             ..*self
@@ -105,7 +118,7 @@ impl Schedule {
             } else {
                 Micros::MAX
             };
-            let ramping = self.cfg.step != 0.0 && self.cfg.period > 0;
+            let ramping = self.cfg.periodic();
             let period_end = if ramping {
                 self.period_start + self.cfg.period
             } else {

@@ -70,6 +70,7 @@ fn ramp_steps_each_period_up_to_max() {
         step: 10.0,
         period: SEC,
         max: 30.0,
+        alternate: None,
         calls: None,
         duration: Some(5 * SEC),
         offset: 0,
@@ -96,6 +97,7 @@ fn ramp_from_zero_skips_empty_periods() {
         step: 2.0,
         period: SEC,
         max: 4.0,
+        alternate: None,
         calls: Some(5),
         duration: None,
         offset: 0,
@@ -123,4 +125,35 @@ fn worker_shares_add_up_and_interleave() {
         all.iter().take(6).copied().collect::<Vec<_>>(),
         [0, 1000, 2000, 3000, 4000, 5000]
     );
+}
+
+#[test]
+fn two_rates_take_turns_period_by_period() {
+    // 10 cps, then 30 for a second, then 10 again...
+    let cfg = RateConfig {
+        period: SEC,
+        alternate: Some(30.0),
+        duration: Some(5 * SEC),
+        ..RateConfig::constant(10.0)
+    };
+    let got = run(cfg, MS, 6 * SEC);
+    let per_second: Vec<usize> = (0..6)
+        .map(|k| got.iter().filter(|g| g.1 / SEC == k).count())
+        .collect();
+    assert_eq!(per_second, [10, 30, 10, 30, 10, 0]);
+    // Shared between workers, the turns stay in step (give or take the one call a worker's
+    // offset, a fraction of a call interval, moves across a period boundary).
+    let shares: Vec<RateConfig> = (0..2).map(|w| cfg.share(w, 2)).collect();
+    let mut all: Vec<Micros> = shares
+        .iter()
+        .flat_map(|c| run(*c, MS, 6 * SEC).into_iter().map(|g| g.1))
+        .collect();
+    all.sort();
+    let per_second: Vec<usize> = (0..6)
+        .map(|k| all.iter().filter(|t| **t / SEC == k).count())
+        .collect();
+    assert_eq!(all.len(), 90);
+    for (got, want) in per_second.iter().zip([10, 30, 10, 30, 10, 0]) {
+        assert!(got.abs_diff(want) <= 1, "{per_second:?}");
+    }
 }
