@@ -149,6 +149,53 @@ fn timer_a_doubles_and_timer_b_answers_408() {
     );
 }
 
+/// A final response junction generates inside a transaction (here Timer B's 408) is
+/// retransmitted until the caller's ACK, which the transaction absorbs; an ACK retransmitted
+/// after the transaction has ended is absorbed too, never routed.
+#[test]
+fn the_ack_to_our_own_408_stops_its_retransmissions() {
+    let mut net = Net::new();
+    start_call(&mut net, "call-b-ack@pbx");
+    let mut final_408 = None;
+    for _ in 0..330 {
+        if let Some(s) = net.advance(ms(100)).into_iter().find(|s| s.is_status(408)) {
+            final_408 = Some(s);
+            break;
+        }
+    }
+    let r = final_408.expect("Timer B produces 408");
+    // Timer G: the 408 again after T1.
+    let out = net.advance(ms(600));
+    assert_eq!(out.iter().filter(|s| s.is_status(408)).count(), 1);
+    let ack = msg(
+        &[
+            "ACK sip:2125551234@127.0.0.1:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-1;rport",
+            "Max-Forwards: 70",
+            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            &format!("To: {}", r.header("To")),
+            "Call-ID: call-b-ack@pbx",
+            "CSeq: 1 ACK",
+        ],
+        "",
+    );
+    let absorbed = net.core.stats().retransmissions_absorbed;
+    assert!(net.send(PBX, &ack).is_empty(), "the ACK went somewhere");
+    assert_eq!(net.core.stats().retransmissions_absorbed, absorbed + 1);
+    let out = net.advance(Duration::from_secs(10));
+    assert!(
+        out.iter().all(|s| !s.is_status(408)),
+        "no more retransmissions after the ACK: {out:#?}"
+    );
+    // Long after the transaction ended, a late copy of the ACK goes nowhere either.
+    net.advance(Duration::from_secs(40));
+    assert!(
+        net.send(PBX, &ack).is_empty(),
+        "the late ACK went somewhere"
+    );
+    assert_eq!(net.core.stats().retransmissions_absorbed, absorbed + 2);
+}
+
 #[test]
 fn busy_here_is_relayed_acked_downstream_and_retransmitted_until_acked() {
     let mut net = Net::new();

@@ -62,6 +62,15 @@ pub(super) fn retry_after() -> String {
     format!("Retry-After: {}\r\n", crate::limits::RETRY_AFTER_SECS)
 }
 
+/// The `Warning` (with `reason`) and `Retry-After` lines of a 503 for a temporary
+/// condition of junction's own (overload, a full table, the memory cap), in one allocation.
+pub(super) fn unavailable(reason: &str) -> String {
+    format!(
+        "Warning: 399 junction \"{reason}\"\r\nRetry-After: {}\r\n",
+        crate::limits::RETRY_AFTER_SECS
+    )
+}
+
 /// A `Warning` header line carrying junction's machine-readable reason (empty for none).
 pub(super) fn warning(reason: &str) -> String {
     if reason.is_empty() {

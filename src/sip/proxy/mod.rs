@@ -31,7 +31,7 @@ use super::{Method, Span};
 use crate::limits;
 use crate::routing::{RoutingTable, TrunkId};
 use crate::trunks::{Registry, TrunkState};
-use attempt::{retry_after, user_span, warning};
+use attempt::{retry_after, unavailable, user_span, warning};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::Write;
@@ -609,6 +609,30 @@ impl Core {
         }
     }
 
+    /// A new call overload control decided not to admit (`shed_this`): answered 503 with
+    /// Retry-After, unless it comes from an RFC 7339 trunk, which already withholds the
+    /// share we refuse (it hears it in every response; refusing its calls again would shed
+    /// it twice). Returns whether the call was refused.
+    fn shed(&mut self, buf: &[u8], msg: &Message, from: SocketAddr) -> bool {
+        if !self.shed_this {
+            return false;
+        }
+        self.shed_this = false;
+        if self.withholds_itself(msg) {
+            self.stats.oc_admitted += 1;
+            return false;
+        }
+        self.stats.rejected_overload += 1;
+        let reason = if self.overload.memory_pressure() {
+            "memory-cap"
+        } else {
+            "overload"
+        };
+        let extra = unavailable(reason);
+        self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+        true
+    }
+
     /// Key of the server transaction `msg` belongs to, in `self.key`.
     fn make_server_key(&mut self, buf: &[u8], msg: &Message, class: u8) {
         let via = &msg.top_via;
@@ -654,14 +678,35 @@ impl Core {
         }
     }
 
-    /// A deterministic To tag for responses we generate to this request.
-    fn local_tag(&self, buf: &[u8], msg: &Message, out: &mut Vec<u8>) {
+    /// A deterministic To tag for responses we generate to this request: `jn` and a keyed
+    /// hash for a response a server transaction keeps, `js` for one sent without state, so
+    /// that the ACK to a stateless final response is known as such without a table lookup.
+    fn local_tag(&self, buf: &[u8], msg: &Message, stateless: bool, out: &mut Vec<u8>) {
         let branch = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
         let h = self
             .hash_seed
             .hash_one((msg.call_id.get(buf), branch, msg.cseq));
-        out.extend_from_slice(b"jn");
+        out.extend_from_slice(if stateless { b"js" } else { b"jn" });
         hex(out, h);
+    }
+
+    /// Whether `msg` (an ACK) carries the To tag we would write for it (`local_tag`).
+    fn has_local_tag(&mut self, buf: &[u8], msg: &Message, stateless: bool) -> bool {
+        let Some(to_tag) = msg.to.tag else {
+            return false;
+        };
+        if !to_tag
+            .get(buf)
+            .starts_with(if stateless { b"js" } else { b"jn" })
+        {
+            return false;
+        }
+        let mut tag = std::mem::take(&mut self.tmp);
+        tag.clear();
+        self.local_tag(buf, msg, stateless, &mut tag);
+        let ours = to_tag.get(buf) == &tag[..];
+        self.tmp = tag;
+        ours
     }
 
     /// Answer a request without keeping any state (errors before a transaction exists).
@@ -675,7 +720,7 @@ impl Core {
     ) {
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
-        self.local_tag(buf, msg, &mut tag);
+        self.local_tag(buf, msg, true, &mut tag);
         let oc = self.oc_for(Some(&msg.top_via), |c| c.routing.ingress(from).is_some());
         let r = local_response(buf, msg, code, &tag, extra, usize::MAX, &oc, &mut self.out);
         self.tmp = tag;
@@ -700,6 +745,13 @@ impl Core {
         let StartLine::Request { uri: ruri, .. } = msg.start else {
             return;
         };
+        // A new call the shard sheds is refused before anything else is done for it: while
+        // a trunk that does not withhold calls itself offers more than the shard can take,
+        // every refusal is capacity taken from the calls it admits. (Its Call-ID is no call
+        // of ours, so it cannot be a retransmission of an INVITE we took.)
+        if method == Method::Invite && msg.to.tag.is_none() && self.shed(buf, msg, from) {
+            return;
+        }
         let class = if method == Method::Invite {
             CLASS_INVITE
         } else {
@@ -734,7 +786,7 @@ impl Core {
             if method == Method::Invite && msg.to.tag.is_none() {
                 // A new call: refused like any the shard cannot take.
                 self.stats.rejected_overload += 1;
-                let extra = format!("{}{}", warning("overload"), retry_after());
+                let extra = unavailable("overload");
                 self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             } else {
                 // Calls already up are never lost: without room for a transaction, a
@@ -775,21 +827,8 @@ impl Core {
             // number like an initial request (never relay it to an arbitrary address).
         }
 
-        if invite && self.shed_this && self.withholds_itself(msg) {
-            // An RFC 7339 trunk already withholds the share we refuse (it hears it in
-            // every response): refusing its calls again would shed it twice.
-            self.shed_this = false;
-            self.stats.oc_admitted += 1;
-        }
-        if invite && self.shed_this {
-            self.stats.rejected_overload += 1;
-            let reason = if self.overload.memory_pressure() {
-                "memory-cap"
-            } else {
-                "overload"
-            };
-            let extra = format!("{}{}", warning(reason), retry_after());
-            self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
+        // An INVITE in a dialog we do not know, routed like an initial request: shed too.
+        if invite && self.shed(buf, msg, from) {
             return;
         }
         if invite {
@@ -822,7 +861,7 @@ impl Core {
             // No room for the call it would create: refused before our 100 Trying, so
             // nothing of it is left behind to answer or to absorb.
             self.stats.rejected_overload += 1;
-            let extra = format!("{}{}", warning("overload"), retry_after());
+            let extra = unavailable("overload");
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             return;
         }
@@ -1108,6 +1147,14 @@ impl Core {
         msg: &Message,
         ingress: TrunkId,
     ) {
+        // ACK for a final response we generated without state (503 while shedding, 404,
+        // 4xx for limits...): its To tag is the one we wrote, and no transaction has it.
+        // Absorbed (RFC 3261 17.2.1: the ACK for a non-2xx ends at the element that sent
+        // the response) before any lookup: under overload there is one per refused call.
+        if self.has_local_tag(buf, msg, true) {
+            self.stats.retransmissions_absorbed += 1;
+            return;
+        }
         self.make_server_key(buf, msg, CLASS_INVITE);
         if let Some(id) = self.find_server() {
             let state = self.txns.servers.get(id).map(|s| s.state);
@@ -1130,19 +1177,11 @@ impl Core {
                 _ => {}
             }
         }
-        // ACK for a final response we generated without state (503 while shedding, 404,
-        // 4xx for limits...): its To tag is the one we wrote. Absorb it (RFC 3261 17.2.1:
-        // the ACK for a non-2xx ends at the element that sent the response).
-        if let Some(to_tag) = msg.to.tag {
-            let mut tag = std::mem::take(&mut self.tmp);
-            tag.clear();
-            self.local_tag(buf, msg, &mut tag);
-            let ours = to_tag.get(buf) == &tag[..];
-            self.tmp = tag;
-            if ours {
-                self.stats.retransmissions_absorbed += 1;
-                return;
-            }
+        // ACK for a final response of ours whose transaction has ended (a late
+        // retransmission): absorbed too.
+        if self.has_local_tag(buf, msg, false) {
+            self.stats.retransmissions_absorbed += 1;
+            return;
         }
         // ACK for a 2xx (end to end) or an ACK we know nothing of: forward statelessly.
         self.forward_stateless(now, from, buf, msg, ingress);
@@ -1172,7 +1211,7 @@ impl Core {
         let reply_to = Self::reply_addr(buf, msg, from);
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
-        self.local_tag(buf, msg, &mut tag);
+        self.local_tag(buf, msg, false, &mut tag);
         let oc = self.oc_for(Some(&msg.top_via), |_| true);
         let r = local_response(buf, msg, 200, &tag, b"", usize::MAX, &oc, &mut self.out);
         self.tmp = tag;
@@ -1756,7 +1795,7 @@ impl Core {
         }
         let mut tag = std::mem::take(&mut self.tmp);
         tag.clear();
-        self.local_tag(req_buf, req, &mut tag);
+        self.local_tag(req_buf, req, false, &mut tag);
         let via = response::client_via(req, skip);
         let oc = self.oc_for(via, |c| {
             c.txns
