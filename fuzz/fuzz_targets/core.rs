@@ -1,6 +1,6 @@
 //! The whole sans-IO core with the trunks of tests/common CONFIG. The first byte picks the
-//! source (a trunk or an unknown address) and whether to run the timers; the rest is the
-//! datagram. Invariants: no panic; every datagram goes to the source's IP or a trunk's;
+//! source (a trunk or an unknown address), whether to run the timers and whether the core is
+//! under memory pressure (every new call shed with 503); the rest is the datagram. Invariants: no panic; every datagram goes to the source's IP or a trunk's;
 //! toward an unknown IP only 4xx/5xx responses, never more bytes in total than it sent (no
 //! amplification); nothing larger than limits::MESSAGE_BYTES_MAX; every datagram sent
 //! re-scans, except the answer to a request the scanner rejected (known F2 in
@@ -152,6 +152,7 @@ fuzz_target!(|data: &[u8]| {
         received: bytes.len(),
         sent: 0,
     };
+    core.set_memory_pressure(sel & 8 != 0);
     core.handle_datagram(now, from, bytes);
     check(&mut core, from, Some(bytes), &mut budget);
     if sel & 4 != 0 {
