@@ -51,19 +51,11 @@ fn main() {
         core.clear_transmits();
         core.handle_datagram(now, pbx, invite.as_bytes());
         invite_ns += start.elapsed();
-        let to = core
-            .transmits()
-            .find_map(|(_, b)| {
-                let text = String::from_utf8_lossy(b);
-                text.starts_with("SIP/2.0 503")
-                    .then(|| {
-                        text.lines()
-                            .find(|l| l.starts_with("To:"))
-                            .map(str::to_owned)
-                    })
-                    .flatten()
-            })
-            .expect("the INVITE was answered 503");
+        assert!(
+            !common::lines_sent_to(&core, pbx, "SIP/2.0 503").is_empty(),
+            "the INVITE was answered 503"
+        );
+        let to = common::lines_sent_to(&core, pbx, "To:");
         let ack = format!(
             "ACK sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
              Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-{i}\r\n\

@@ -72,19 +72,25 @@ pub fn answer(i: u64, call_id: &str, vias: &str, extra: &str) -> String {
     )
 }
 
-/// The Via lines of the last datagram the core queued for `to`.
-pub fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
-    let mut vias = Vec::new();
+/// The lines starting with `prefix` (a header name and its colon, or a status line's start)
+/// of the last datagram the core queued for `to`, joined by CRLF.
+pub fn lines_sent_to(core: &Core, to: SocketAddr, prefix: &str) -> String {
+    let mut lines = Vec::new();
     for (dest, bytes) in core.transmits() {
         if dest == to {
-            vias = String::from_utf8_lossy(bytes)
+            lines = String::from_utf8_lossy(bytes)
                 .lines()
-                .filter(|l| l.starts_with("Via:"))
+                .filter(|l| l.starts_with(prefix))
                 .map(str::to_owned)
                 .collect();
         }
     }
-    vias.join("\r\n")
+    lines.join("\r\n")
+}
+
+/// The Via lines of the last datagram the core queued for `to`.
+pub fn vias_sent_to(core: &Core, to: SocketAddr) -> String {
+    lines_sent_to(core, to, "Via:")
 }
 
 /// Call `i` from the PBX, whole: INVITE, the gateway's 200, ACK, BYE and the gateway's 200,

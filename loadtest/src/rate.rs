@@ -1,7 +1,8 @@
 //! The open-loop call schedule: when each call should start, independent of how the system
 //! under test responds. A constant rate, a ramp (start, step every period, up to max), or
-//! two rates taking turns period by period; a total number of calls and/or a duration. Deterministic: the schedule is a function of the
-//! call index and the configuration, and `poll(now)` only reveals the calls due at `now`.
+//! two rates taking turns period by period; a total number of calls and/or a duration.
+//! Deterministic: the schedule is a function of the call index and the configuration, and
+//! `poll(now)` only reveals the calls due at `now`.
 
 use crate::time::{Micros, SEC};
 
