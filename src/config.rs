@@ -93,6 +93,9 @@ pub struct Server {
     pub max_memory_mb: u64,
     /// RFC 7339 overload control feedback to trunks that ask for it (default: on).
     pub overload_feedback: bool,
+    /// Retry-After (seconds) of junction's 503s for temporary conditions; 0 leaves the
+    /// header out.
+    pub retry_after_s: u32,
 }
 
 #[derive(Clone, Debug)]

@@ -304,8 +304,14 @@ pub const OC_VALIDITY_MS: u64 = 500;
 
 /// Retry-After (seconds) in every 503 junction generates for a temporary condition (a shard
 /// shedding new calls, trunks at their admission limits, a full table): long enough for a
-/// burst to pass, short enough that a trunk retries within a caller's patience.
+/// burst to pass, short enough that a trunk retries within a caller's patience. The default
+/// of `[server] retry_after_s`: RFC 3261 21.5.4 lets a client that honours it send nothing
+/// else to junction for that long, so operators whose trunks do may want it shorter, or
+/// left out (0).
 pub const RETRY_AFTER_SECS: u32 = 5;
+/// The most `[server] retry_after_s` may ask for: an hour. Longer would only keep trunks
+/// that honour it away from a proxy that recovered long ago.
+pub const RETRY_AFTER_SECS_MAX: u32 = 3600;
 
 /// The memory cap by default (`[server] max_memory_mb`, MiB of resident memory). junction
 /// at rest is ~30 MiB plus its routing tables (a million prefixes ~40 MiB); a call costs

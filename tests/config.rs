@@ -1255,4 +1255,18 @@ fn input_limits_are_read_and_checked() {
     let c = config::parse(&format!("{SERVER}max_memory_mb = 512\n"), "t.toml")
         .unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(c.server.max_memory_mb, 512);
+    assert_eq!(c.server.retry_after_s, junction::limits::RETRY_AFTER_SECS);
+    for (value, words) in [
+        ("3601", "from 0 (no Retry-After) to 3600"),
+        ("-1", ""),
+        ("\"5\"", ""),
+    ] {
+        let text = format!("{SERVER}retry_after_s = {value}\n");
+        only_error(&text, 4, "server.retry_after_s", words);
+    }
+    for value in [0, 30] {
+        let text = format!("{SERVER}retry_after_s = {value}\n");
+        let c = config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+        assert_eq!(c.server.retry_after_s, value);
+    }
 }

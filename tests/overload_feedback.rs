@@ -199,3 +199,23 @@ fn feedback_can_be_turned_off_and_never_reaches_unknown_sources() {
     assert_eq!(value, None, "{via}");
     assert!(r.text.len() <= oc_invite("x@evil", "z9hG4bK-x").len());
 }
+
+/// `[server] retry_after_s` sets the Retry-After of junction's own 503s (here: every new call
+/// shed under memory pressure); 0 leaves the header out and keeps the Warning.
+#[test]
+fn retry_after_follows_the_configuration() {
+    for (value, want) in [(None, vec!["5"]), (Some(30), vec!["30"]), (Some(0), vec![])] {
+        let cfg = match value {
+            Some(v) => {
+                CONFIG.replacen("[server]\n", &format!("[server]\nretry_after_s = {v}\n"), 1)
+            }
+            None => CONFIG.to_string(),
+        };
+        let mut net = Net::with_config(&cfg);
+        net.core.set_memory_pressure(true);
+        let out = net.send(PBX, &invite("ra@pbx", "z9hG4bK-ra", "2125551234"));
+        let r = one(&out, "503", |s| s.is_status(503));
+        assert_eq!(r.headers("Retry-After"), want, "retry_after_s = {value:?}");
+        assert!(r.header("Warning").contains("memory-cap"), "{}", r.text);
+    }
+}

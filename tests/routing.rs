@@ -438,6 +438,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
             unknown_source: UnknownSource::Reject,
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
+            retry_after_s: junction::limits::RETRY_AFTER_SECS,
         },
         routing: RoutingSettings::default(),
         trunks,

@@ -39,6 +39,7 @@ fn config(listen: &str, cores: usize) -> Config {
             unknown_source: junction::routing::UnknownSource::Reject,
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
+            retry_after_s: junction::limits::RETRY_AFTER_SECS,
         },
         routing: Default::default(),
         trunks: Vec::new(),

@@ -23,6 +23,7 @@ const KEYS: &[&str] = &[
     "unknown_source",
     "max_memory_mb",
     "overload_feedback",
+    "retry_after_s",
 ];
 const LATER: &[&str] = &["reload"];
 
@@ -76,6 +77,15 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         .map_or(Some(true), |f| f.boolean(doc))
         .unwrap_or(true);
 
+    let mut retry_after_s = crate::limits::RETRY_AFTER_SECS;
+    if let Some(f) = server.field(doc, "retry_after_s") {
+        let max = crate::limits::RETRY_AFTER_SECS_MAX;
+        let expected = format!("a whole number of seconds from 0 (no Retry-After) to {max}");
+        if let Some(n) = f.integer_in(doc, 0, i64::from(max), &expected) {
+            retry_after_s = n as u32;
+        }
+    }
+
     if doc.errors.len() != ok_before {
         return None;
     }
@@ -88,6 +98,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         unknown_source,
         max_memory_mb,
         overload_feedback,
+        retry_after_s,
     })
 }
 

@@ -322,6 +322,7 @@ impl RoutingTable {
             usage_names,
             unknown_source: config.server.unknown_source,
             overload_feedback: config.server.overload_feedback,
+            retry_after_s: config.server.retry_after_s,
             failover_after_provisional: config.routing.failover_after_provisional,
             flood: config.flood,
             input_limits: config.limits,

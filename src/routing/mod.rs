@@ -224,6 +224,7 @@ pub struct RoutingTable {
     input_limits: crate::limits::InputLimits,
     unknown_source: UnknownSource,
     overload_feedback: bool,
+    retry_after_s: u32,
     failover_after_provisional: bool,
     flood: crate::sip::flood::FloodSettings,
 }
@@ -419,6 +420,12 @@ impl RoutingTable {
     /// sheds (`[server] overload_feedback`).
     pub fn overload_feedback(&self) -> bool {
         self.overload_feedback
+    }
+
+    /// Retry-After (seconds) of junction's 503s for temporary conditions, 0 for none
+    /// (`[server] retry_after_s`).
+    pub fn retry_after_s(&self) -> u32 {
+        self.retry_after_s
     }
 
     /// Whether an INVITE may still fail over to the next trunk after an 18x from the

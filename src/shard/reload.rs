@@ -177,6 +177,7 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         // Compiled into the routing table: a reload applies it.
         unknown_source: _,
         overload_feedback: _,
+        retry_after_s: _,
         max_memory_mb,
     } = new;
     let mut keys = Vec::new();
@@ -373,6 +374,7 @@ mod tests {
             unknown_source: crate::routing::UnknownSource::Reject,
             max_memory_mb: crate::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
+            retry_after_s: crate::limits::RETRY_AFTER_SECS,
         }
     }
 

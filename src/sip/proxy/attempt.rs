@@ -57,18 +57,24 @@ pub(super) fn better(new: u16, old: u16) -> bool {
     }
 }
 
-/// The `Retry-After` header line of junction's 503s for temporary conditions.
-pub(super) fn retry_after() -> String {
-    format!("Retry-After: {}\r\n", crate::limits::RETRY_AFTER_SECS)
+/// The `Retry-After` header line of junction's 503s for temporary conditions: `seconds`
+/// (`[server] retry_after_s`), none for 0.
+pub(super) fn retry_after(seconds: u32) -> String {
+    if seconds == 0 {
+        String::new()
+    } else {
+        format!("Retry-After: {seconds}\r\n")
+    }
 }
 
 /// The `Warning` (with `reason`) and `Retry-After` lines of a 503 for a temporary
 /// condition of junction's own (overload, a full table, the memory cap), in one allocation.
-pub(super) fn unavailable(reason: &str) -> String {
-    format!(
-        "Warning: 399 junction \"{reason}\"\r\nRetry-After: {}\r\n",
-        crate::limits::RETRY_AFTER_SECS
-    )
+pub(super) fn unavailable(reason: &str, retry_after_s: u32) -> String {
+    if retry_after_s == 0 {
+        format!("Warning: 399 junction \"{reason}\"\r\n")
+    } else {
+        format!("Warning: 399 junction \"{reason}\"\r\nRetry-After: {retry_after_s}\r\n")
+    }
 }
 
 /// A `Warning` header line carrying junction's machine-readable reason (empty for none).
@@ -432,7 +438,7 @@ impl Core {
         self.note_final(call, code, reason);
         let mut extra = warning(reason);
         if reason == "admission-refused" {
-            extra.push_str(&retry_after());
+            extra.push_str(&retry_after(self.routing.retry_after_s()));
         }
         self.with_scanned(request, |core, req| {
             core.answer_upstream(now, st_id, request, req, usize::MAX, code, extra.as_bytes());

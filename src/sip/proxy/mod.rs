@@ -628,7 +628,7 @@ impl Core {
         } else {
             "overload"
         };
-        let extra = unavailable(reason);
+        let extra = unavailable(reason, self.routing.retry_after_s());
         self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
         true
     }
@@ -786,7 +786,7 @@ impl Core {
             if method == Method::Invite && msg.to.tag.is_none() {
                 // A new call: refused like any the shard cannot take.
                 self.stats.rejected_overload += 1;
-                let extra = unavailable("overload");
+                let extra = unavailable("overload", self.routing.retry_after_s());
                 self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             } else {
                 // Calls already up are never lost: without room for a transaction, a
@@ -841,7 +841,7 @@ impl Core {
             Err(code) => {
                 let mut extra = warning(code.1);
                 if code.1 == "admission-refused" {
-                    extra.push_str(&retry_after());
+                    extra.push_str(&retry_after(self.routing.retry_after_s()));
                 }
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
                 if invite {
@@ -861,7 +861,7 @@ impl Core {
             // No room for the call it would create: refused before our 100 Trying, so
             // nothing of it is left behind to answer or to absorb.
             self.stats.rejected_overload += 1;
-            let extra = unavailable("overload");
+            let extra = unavailable("overload", self.routing.retry_after_s());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
             return;
         }
