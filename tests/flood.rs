@@ -141,17 +141,11 @@ fn an_overloaded_shard_sheds_new_calls_and_keeps_calls_in_progress() {
     // The caller's ACK for a 503 we generated without state ends here (RFC 3261 17.2.1):
     // it is neither routed to a trunk nor answered.
     let (n, r) = last_503.expect("some call was refused");
-    let ack = msg(
-        &[
-            "ACK sip:2125551234@127.0.0.1:5060 SIP/2.0",
-            &format!("Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-new{n};rport"),
-            "Max-Forwards: 70",
-            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            &format!("To: {}", r.header("To")),
-            &format!("Call-ID: new-{n}@pbx"),
-            "CSeq: 1 ACK",
-        ],
-        "",
+    let ack = ack_to_final(
+        &format!("new-{n}@pbx"),
+        &format!("z9hG4bK-new{n}"),
+        "2125551234",
+        r.header("To"),
     );
     assert!(r.header("To").contains(";tag="));
     let absorbed = net.core.stats().retransmissions_absorbed;

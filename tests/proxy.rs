@@ -81,19 +81,7 @@ fn basic_call_flow_with_record_route() {
     assert_eq!(again[0].header("Via"), a.header("Via"));
 
     // BYE from the gateway side reaches the PBX's Contact; its 200 goes back.
-    let bye = msg(
-        &[
-            "BYE sip:alice@127.0.0.2:5060 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-gw-bye",
-            "Route: <sip:127.0.0.1:5060;lr>",
-            "Max-Forwards: 70",
-            "From: <sip:2125551234@127.0.0.1>;tag=g1",
-            "To: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            "Call-ID: call-1@pbx",
-            "CSeq: 1 BYE",
-        ],
-        "",
-    );
+    let bye = gateway_bye("call-1@pbx");
     let out = net.send(GW, &bye);
     let b = one(&out, "forwarded BYE", |s| s.method() == "BYE");
     assert_eq!(b.to, addr(PBX));
@@ -167,17 +155,11 @@ fn the_ack_to_our_own_408_stops_its_retransmissions() {
     // Timer G: the 408 again after T1.
     let out = net.advance(ms(600));
     assert_eq!(out.iter().filter(|s| s.is_status(408)).count(), 1);
-    let ack = msg(
-        &[
-            "ACK sip:2125551234@127.0.0.1:5060 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-1;rport",
-            "Max-Forwards: 70",
-            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            &format!("To: {}", r.header("To")),
-            "Call-ID: call-b-ack@pbx",
-            "CSeq: 1 ACK",
-        ],
-        "",
+    let ack = ack_to_final(
+        "call-b-ack@pbx",
+        "z9hG4bK-pbx-1",
+        "2125551234",
+        r.header("To"),
     );
     let absorbed = net.core.stats().retransmissions_absorbed;
     assert!(net.send(PBX, &ack).is_empty(), "the ACK went somewhere");
@@ -228,17 +210,11 @@ fn busy_here_is_relayed_acked_downstream_and_retransmitted_until_acked() {
     assert_eq!(out.iter().filter(|s| s.is_status(486)).count(), 1);
     let out = net.advance(ms(1000));
     assert_eq!(out.iter().filter(|s| s.is_status(486)).count(), 1);
-    let pbx_ack = msg(
-        &[
-            "ACK sip:2125551234@127.0.0.1:5060 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-pbx-1;rport",
-            "Max-Forwards: 70",
-            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            "To: <sip:2125551234@127.0.0.1>;tag=g486",
-            "Call-ID: call-486@pbx",
-            "CSeq: 1 ACK",
-        ],
-        "",
+    let pbx_ack = ack_to_final(
+        "call-486@pbx",
+        "z9hG4bK-pbx-1",
+        "2125551234",
+        "<sip:2125551234@127.0.0.1>;tag=g486",
     );
     let out = net.send(PBX, &pbx_ack);
     assert!(

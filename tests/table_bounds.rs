@@ -40,19 +40,7 @@ fn answered_call(net: &mut Net, call_id: &str, branch: &str) -> Sent {
 
 /// The gateway hangs up `call_id`: its BYE must reach the PBX and the PBX's 200 come back.
 fn gateway_hangs_up(net: &mut Net, call_id: &str) {
-    let bye = msg(
-        &[
-            "BYE sip:alice@127.0.0.2:5060 SIP/2.0",
-            "Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-gw-bye",
-            "Route: <sip:127.0.0.1:5060;lr>",
-            "Max-Forwards: 70",
-            "From: <sip:2125551234@127.0.0.1>;tag=g1",
-            "To: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
-            &format!("Call-ID: {call_id}"),
-            "CSeq: 1 BYE",
-        ],
-        "",
-    );
+    let bye = gateway_bye(call_id);
     let out = net.send(GW, &bye);
     let b = one(&out, "forwarded BYE", |s| s.method() == "BYE");
     assert_eq!(b.to, addr(PBX));

@@ -201,6 +201,41 @@ pub fn invite(call_id: &str, branch: &str, number: &str) -> String {
     )
 }
 
+/// The PBX's ACK to a non-2xx final response, `to` being that response's To header, for the
+/// INVITE `invite(call_id, branch, number)` sent.
+pub fn ack_to_final(call_id: &str, branch: &str, number: &str, to: &str) -> String {
+    msg(
+        &[
+            &format!("ACK sip:{number}@127.0.0.1:5060 SIP/2.0"),
+            &format!("Via: SIP/2.0/UDP 127.0.0.2:5060;branch={branch};rport"),
+            "Max-Forwards: 70",
+            "From: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            &format!("To: {to}"),
+            &format!("Call-ID: {call_id}"),
+            "CSeq: 1 ACK",
+        ],
+        "",
+    )
+}
+
+/// The gateway's BYE for the call `call_id` it answered with To tag `g1`, routed back
+/// through us (Record-Route) to the PBX's Contact.
+pub fn gateway_bye(call_id: &str) -> String {
+    msg(
+        &[
+            "BYE sip:alice@127.0.0.2:5060 SIP/2.0",
+            "Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-gw-bye",
+            "Route: <sip:127.0.0.1:5060;lr>",
+            "Max-Forwards: 70",
+            "From: <sip:2125551234@127.0.0.1>;tag=g1",
+            "To: \"Alice\" <sip:alice@127.0.0.2>;tag=a1",
+            &format!("Call-ID: {call_id}"),
+            "CSeq: 1 BYE",
+        ],
+        "",
+    )
+}
+
 /// A response to `req` as a UA would write it: Via, Record-Route, From, To (+tag), Call-ID,
 /// CSeq copied.
 pub fn response_to(
