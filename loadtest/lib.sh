@@ -94,6 +94,26 @@ proc_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# sample_cpu PID FILE: in the background, every 0.25 s until PID ends, append a line to FILE:
+# milliseconds since this call, and the CPU time all of PID's threads have run, in
+# microseconds (the scheduler's own account, /proc/PID/task/*/schedstat, exact where
+# /proc/PID/stat counts ticks). A ramp compares each step's calls with the CPU time the
+# process had for them (calls per CPU second), which tells a slower machine (fewer calls
+# per CPU second) from a process that was given, or took, less CPU. Started through
+# `start`, so the trap stops it.
+sample_cpu() {
+  start "cpu sampler" /dev/null bash -c '
+    t0=${EPOCHREALTIME/./}
+    while [ -d "/proc/$0/task" ]; do
+      now=${EPOCHREALTIME/./} ns=0
+      for t in /proc/$0/task/*/schedstat; do
+        read -r run _ <"$t" && ns=$(( ns + run ))
+      done
+      echo "$(( (now - t0) / 1000 )) $(( ns / 1000 ))" >>"$1"
+      sleep 0.25
+    done 2>/dev/null' "$1" "$2"
+}
+
 # junction_config FILE PORT METRICS_PORT CORES TRUNK-LINES...: a config with the UAC trunk
 # (any port on 127.0.0.1) and the given gateway trunks and routes appended verbatim.
 junction_config() {

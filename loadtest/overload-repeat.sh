@@ -38,7 +38,7 @@ done
 # Each ramp's per-step table: offered and completed calls/s, one row per step.
 for i in $(seq 1 "$RAMPS"); do
   sed -n '/^--- per ramp step/,/^--- goodput/p' "$OUT/ramp$i.txt" |
-    awk -v r="$i" 'NF == 3 && $1 ~ /^[0-9]+$/ {print r, NR, $1, $2}'
+    awk -v r="$i" 'NF >= 3 && $1 ~ /^[0-9]+$/ {print r, NR, $1, $2}'
 done | awk -v ramps="$RAMPS" '
   {step = $2; off[step] = $3; done[step, $1] = $4; if (step > top) top = step}
   function median(step,   n, i, j, t, v) {

@@ -38,6 +38,11 @@
 # Goodput is judged per ramp step (each PERIOD_MS long, its first second left out): a single
 # second of the load generator's own report jitters when it runs near its CPU limit.
 #
+# Each step also shows junction's CPU time during it (% of one CPU, all its threads, sampled
+# every 0.25 s) and the calls it completed per CPU second. PROBE_CPU=N runs
+# `junction-load probe` pinned to CPU N beside the run and adds, per step, the median time of
+# its compute and memory chains: how fast the machine itself was during that step.
+#
 # ALTERNATE=CPS runs two load levels in turn instead of a ramp: START calls/s, then ALTERNATE,
 # then START again, each for PERIOD_MS (STEP and MAX are ignored). With START about where the
 # ramp peaks and ALTERNATE at twice capacity, each overloaded step is judged against the mean
@@ -103,10 +108,17 @@ if [ -n "${WARMUP_RATE:-}" ]; then
     --duration "${WARMUP_S:-40}" --concurrent "$CONCURRENT" --t1-ms 500 "${LOAD_PIN[@]}" \
     "${OC_ARGS[@]}" --quiet | grep -E '^UAC:' || true
 fi
+: >"$WORK/cpu.txt"
+sample_cpu "$J" "$WORK/cpu.txt"
+: >"$WORK/probe.txt"
+if [ -n "${PROBE_CPU:-}" ]; then
+  start probe "$WORK/probe.txt" "$JL" probe --cpu "$PROBE_CPU"
+fi
 timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" "${RATE_ARGS[@]}" \
   --rate-period-ms "$PERIOD_MS" --duration "$DURATION" \
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
   "${LOAD_PIN[@]}" "${OC_ARGS[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
+sleep 0.5   # the CPU sampler's next line, past the UAC's last second
 echo "--- junction: $(proc_cpu "$J") s CPU"
 curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
   grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_core_oc_|^junction_datagrams_(received|dropped)_total' |
@@ -117,23 +129,48 @@ curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
 echo "--- curve: second, offered calls/s, completed calls/s, failed calls/s, throttled calls/s"
 awk -F';' 'NR > 1 {dt = $1 - t; t = $1; if (dt <= 0) next
   printf "%6.0f %8.0f %8.0f %8.0f %8.0f\n", $1, $2, $6 / dt, $8 / dt, $NF / dt}' "$WORK/uac.csv"
-awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" \
-  -v alt="$ALTERNATE" '
-  NR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
+awk -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" \
+  -v alt="$ALTERNATE" -v cpufile="$WORK/cpu.txt" -v probefile="$WORK/probe.txt" '
+  # junction'"'"'s CPU seconds at t seconds, from the sampler'"'"'s lines (ms, µs), interpolated.
+  function cpu_at(t,   k, a) {
+    t *= 1000
+    if (ns == 0) return -1
+    if (t <= sms[1]) return stk[1] / 1e6
+    for (k = 2; k <= ns; k++) if (sms[k] >= t) {
+      a = (t - sms[k - 1]) / (sms[k] - sms[k - 1])
+      return (stk[k - 1] + a * (stk[k] - stk[k - 1])) / 1e6
+    }
+    return -1                                     # after the last sample
+  }
+  # The median of the probe'"'"'s column col (2: compute, 3: memory) from t0 to t1 seconds.
+  function probe(t0, t1, col,   k, n, v, j, x) {
+    n = 0
+    for (k = 1; k <= np; k++) if (pms[k] >= t0 * 1000 && pms[k] <= t1 * 1000) v[++n] = col == 2 ? pc[k] : pm[k]
+    if (n == 0) return -1
+    for (k = 2; k <= n; k++) for (j = k; j > 1 && v[j - 1] > v[j]; j--) {x = v[j]; v[j] = v[j - 1]; v[j - 1] = x}
+    return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+  }
+  FILENAME == cpufile {if (NF == 2 && (ns == 0 || $1 > sms[ns])) {ns++; sms[ns] = $1; stk[ns] = $2}; next}
+  FILENAME == probefile {if (NF == 3) {np++; pms[np] = $1; pc[np] = $2; pm[np] = $3}; next}
+  FNR > 1 && $2 > 0 && $1 != last && $1 <= end + 0.5 {
     dt = $1 - last; last = $1
     i = int(($1 - 0.5) * 1000 / period)          # the ramp step this second belongs to
     if (i != cur) {cur = i; first = 1} else first = 0
-    if (first) next                               # a step'"'"'s first second is a transition
-    ok[i] += $6; bad[i] += $8; cnt[i] += dt; if (i > top) top = i
+    if (first) {from[i] = $1; next}               # a step'"'"'s first second is a transition
+    ok[i] += $6; bad[i] += $8; cnt[i] += dt; to[i] = $1; if (i > top) top = i
   }
   END {
-    print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s"
+    print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s, junction CPU % of one CPU, completed calls per junction CPU second" (np ? ", probe compute ns, probe memory ns (medians)" : "")
     for (i = 0; i <= top; i++) {
       if (!cnt[i]) continue
       o = start + step * i; if (o > max) o = max
       if (alt != "" && i % 2 == 1) o = alt
       c = ok[i] / cnt[i]; f = bad[i] / cnt[i]
-      printf "%8d %10.0f %10.0f\n", o, c, f
+      a = cpu_at(from[i]); b = cpu_at(to[i])
+      if (a >= 0 && b > a && to[i] > from[i]) printf "%8d %10.0f %10.0f %8.1f %10.0f", o, c, f, 100 * (b - a) / (to[i] - from[i]), ok[i] / (b - a)
+      else printf "%8d %10.0f %10.0f %8s %10s", o, c, f, "-", "-"
+      if (np) printf " %8.3f %8.1f", probe(from[i], to[i], 2), probe(from[i], to[i], 3)
+      printf "\n"
       off[i] = o; good[i] = c; if (o > omax) omax = o
       if (c > peak) {peak = c; at = i}
     }
@@ -158,7 +195,7 @@ awk -F';' -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX"
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (r[j] < r[i]) {t = r[i]; r[i] = r[j]; r[j] = t}
     med = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
     printf "--- alternating: %d steps at %d offered against their neighbours at %d: median %.1f%%, lowest %.1f%%, highest %.1f%%\n", n, alt, start, med, r[1], r[n]
-  }' "$WORK/uac.csv"
+  }' "$WORK/cpu.txt" "$WORK/probe.txt" FS=';' "$WORK/uac.csv"
 stop "$UAS"
 echo "--- UAS"
 cat "$WORK/uas.out"

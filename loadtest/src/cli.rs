@@ -21,6 +21,8 @@ usage:
       (both: UAC and UAS in one process; the target defaults to the listen address)
   junction-load flood --target IP:PORT --duration S [flood options]
       (junk and valid requests from many unknown source addresses: junction-load flood --help)
+  junction-load probe [--duration S] [--interval-ms MS] [--cpu N]
+      (this machine's speed, sampled beside a run: junction-load probe --help)
 
 uac options:
   --target IP:PORT        where INVITEs go (a proxy, or a UAS)

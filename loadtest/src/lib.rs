@@ -5,11 +5,13 @@
 //! `rate` (the open-loop call schedule), `stats` and `report` (counters, HDR histograms, the
 //! live line, the summary), and `io` (worker threads, sockets, the clock) around them.
 //! `flood` is apart: the `flood` subcommand, junk and valid requests from unknown sources.
+//! So is `probe`: the machine's speed, sampled beside a load run.
 
 pub mod cli;
 pub mod flood;
 pub mod io;
 pub mod limits;
+pub mod probe;
 pub mod rate;
 pub mod report;
 pub mod scenario;

@@ -3,6 +3,7 @@
 
 use junction_load::cli::{self, Threshold};
 use junction_load::flood;
+use junction_load::probe;
 use junction_load::report;
 use std::process::ExitCode;
 
@@ -10,6 +11,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("flood") {
         return flood(&args[1..]);
+    }
+    if args.first().map(String::as_str) == Some("probe") {
+        return probe(&args[1..]);
     }
     let plan = match cli::parse(&args) {
         Ok(p) => p,
@@ -88,4 +92,26 @@ fn flood(args: &[String]) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// `junction-load probe ...`: exit 0 at the end of --duration, 2 for usage or start-up errors.
+fn probe(args: &[String]) -> ExitCode {
+    let plan = match probe::parse(args) {
+        Ok(p) => p,
+        Err(e) if e.is_empty() => {
+            print!("{}", probe::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("junction-load probe: {e}\n\n{}", probe::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    match probe::run(&plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("junction-load probe: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
