@@ -25,6 +25,7 @@ pub mod residence;
 pub mod rotating_file;
 pub mod stats;
 pub mod trunk_metrics;
+pub mod udp_mib;
 
 use crate::sip::trunk_stats::TrunkStatsMap;
 use crate::trunks::TrunkState;
@@ -266,6 +267,7 @@ impl MetricsHub {
             memory.render(&mut text);
         }
         metrics::render_socket_drops(&lock(&self.socket_fds), &mut text);
+        udp_mib::render(&mut text);
         text
     }
 }
