@@ -119,6 +119,8 @@ pub struct TrunkConfig {
     pub remove_plus: bool,
     /// Send P-Asserted-Identity to this trunk.
     pub forward_pai: bool,
+    /// Offer RFC 7339 overload control to this trunk and honour what it asks for.
+    pub overload_control: bool,
     /// No 18x/2xx within this long: next attempt. Zero: no progress timer.
     pub progress_timeout: Duration,
     pub max_calls: Option<u32>,
@@ -143,6 +145,7 @@ impl Default for TrunkConfig {
             response_codes: Vec::new(),
             remove_plus: false,
             forward_pai: true,
+            overload_control: true,
             progress_timeout: PROGRESS_TIMEOUT_DEFAULT,
             max_calls: None,
             max_cps: None,

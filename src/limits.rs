@@ -302,6 +302,18 @@ pub const OVERLOAD_ADMIT_MIN: f64 = 0.02;
 /// junction (no responses at all) stops withholding calls after it.
 pub const OC_VALIDITY_MS: u64 = 500;
 
+/// RFC 7339 toward the trunks junction sends calls to: the longest `oc-validity` (ms) junction
+/// honours. A trunk that asks for 100% for longer gets no call, so no response that could
+/// lift it: past this, junction sends new calls again and hears a fresh value in their
+/// responses. A minute is far beyond any real value (the RFC's default is 500 ms).
+pub const OC_VALIDITY_HONOURED_MAX_MS: u64 = 60_000;
+
+/// RFC 7339 toward the trunks: an `oc-seq` lower than the last one accepted from a trunk is
+/// a stale, reordered response and is ignored (section 5.2), but only for this long after
+/// that last acceptance (ms): a trunk that restarted and numbers afresh from a lower value
+/// is heard again after it, rather than never.
+pub const OC_SEQ_MEMORY_MS: u64 = 10_000;
+
 /// Retry-After (seconds) in every 503 junction generates for a temporary condition (a shard
 /// shedding new calls, trunks at their admission limits, a full table): long enough for a
 /// burst to pass, short enough that a trunk retries within a caller's patience. The default

@@ -1,8 +1,12 @@
 //! Live per-trunk state shared by every shard: health (from OPTIONS probing) and admission
-//! counters (concurrent calls, early dialogs, calls per second). One atomic operation per
-//! call set-up or tear-down, never per packet. Keyed by trunk name so it survives reloads.
+//! counters (concurrent calls, early dialogs, calls per second), and the share of new calls
+//! the trunk asked to have withheld (RFC 7339). One atomic operation per call set-up or
+//! tear-down, and a few per response that carries a trunk's RFC 7339 feedback; nothing for
+//! any other packet. Keyed by trunk name so it survives reloads.
 
+use crate::limits;
 use crate::routing::{RoutingTable, Trunk};
+use crate::sip::oc::Feedback;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,6 +27,9 @@ pub enum Refusal {
     Rate,
     /// `max_early` calls already waiting for an answer.
     Early,
+    /// The trunk asked, by RFC 7339 overload control, for this share of new calls to be
+    /// withheld (`overload_control`).
+    OverloadControl,
 }
 
 /// The shared state of one trunk.
@@ -38,6 +45,15 @@ pub struct TrunkState {
     pub refused_calls: AtomicU64,
     pub refused_rate: AtomicU64,
     pub refused_early: AtomicU64,
+    pub refused_oc: AtomicU64,
+    /// RFC 7339 feedback from the trunk: (ms since `epoch` until which it holds << 8) |
+    /// the percentage of new calls to withhold; 0 when none is in force.
+    oc: AtomicU64,
+    /// The last `oc-seq` accepted (`oc::Feedback::seq`), and when (ms since `epoch`, + 1).
+    oc_seq: AtomicU64,
+    oc_seq_at: AtomicU64,
+    /// New calls decided under a reduction: the loss algorithm's deterministic spread.
+    oc_calls: AtomicU64,
 }
 
 impl TrunkState {
@@ -52,7 +68,67 @@ impl TrunkState {
             refused_calls: AtomicU64::new(0),
             refused_rate: AtomicU64::new(0),
             refused_early: AtomicU64::new(0),
+            refused_oc: AtomicU64::new(0),
+            oc: AtomicU64::new(0),
+            oc_seq: AtomicU64::new(0),
+            oc_seq_at: AtomicU64::new(0),
+            oc_calls: AtomicU64::new(0),
         }
+    }
+
+    fn ms(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// The trunk's RFC 7339 feedback arrived at `now` (in a response to a request junction
+    /// sent it). Returns whether it was applied: a value older (lower `oc-seq`) than the
+    /// last one accepted, within `OC_SEQ_MEMORY_MS` of it, is a reordered response and is
+    /// ignored.
+    pub fn oc_update(&self, now: Instant, fb: &Feedback) -> bool {
+        let now_ms = self.ms(now);
+        let last = self.oc_seq.load(Ordering::Relaxed);
+        let at = self.oc_seq_at.load(Ordering::Relaxed);
+        // `oc_seq_at` holds the acceptance's ms + 1, so that 0 means "never".
+        let remembered = at != 0 && (now_ms + 1).saturating_sub(at) < limits::OC_SEQ_MEMORY_MS;
+        if remembered && fb.seq < last {
+            return false;
+        }
+        self.oc_seq.store(fb.seq, Ordering::Relaxed);
+        self.oc_seq_at.store(now_ms + 1, Ordering::Relaxed);
+        let value = if fb.reduction == 0 || fb.validity_ms == 0 {
+            0
+        } else {
+            (now_ms.saturating_add(fb.validity_ms) << 8) | u64::from(fb.reduction.min(100))
+        };
+        self.oc.store(value, Ordering::Relaxed);
+        true
+    }
+
+    /// The percentage of new calls the trunk asked to have withheld, in force at `now`.
+    pub fn oc_reduction(&self, now: Instant) -> u8 {
+        let v = self.oc.load(Ordering::Relaxed);
+        if v >> 8 > self.ms(now) {
+            (v & 0xff) as u8
+        } else {
+            0
+        }
+    }
+
+    /// Whether to withhold this new call from the trunk (RFC 7339 loss algorithm): under a
+    /// reduction of r%, exactly r of every 100 consecutive new calls (over all shards) are
+    /// withheld, spread evenly rather than in a burst.
+    fn oc_withholds(&self, now: Instant) -> bool {
+        let r = u64::from(self.oc_reduction(now));
+        if r == 0 {
+            return false;
+        }
+        if r >= 100 {
+            return true;
+        }
+        let n = self.oc_calls.fetch_add(1, Ordering::Relaxed);
+        let keep = 100 - r;
+        // Call n is sent when it completes another whole call's worth of `keep` per 100.
+        (n + 1).wrapping_mul(keep) / 100 == n.wrapping_mul(keep) / 100
     }
 
     pub fn is_up(&self) -> bool {
@@ -81,6 +157,10 @@ impl TrunkState {
     /// Admit one new call at `now`: takes a concurrent-call slot, an early-dialog slot and a
     /// rate token, or nothing. Release with `answered`/`ended`.
     pub fn admit(&self, trunk: &Trunk, now: Instant) -> Result<(), Refusal> {
+        if trunk.overload_control && self.oc_withholds(now) {
+            self.refused_oc.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::OverloadControl);
+        }
         if !take(&self.calls, trunk.max_calls) {
             self.refused_calls.fetch_add(1, Ordering::Relaxed);
             return Err(Refusal::Calls);
@@ -210,6 +290,70 @@ mod tests {
         let cfg = crate::config::parse(&text, "test.toml").expect("test config");
         let table = RoutingTable::compile(&cfg).expect("compiles");
         table.trunks[0].clone()
+    }
+
+    fn fb(reduction: u8, validity_ms: u64, seq: u64) -> Feedback {
+        Feedback {
+            reduction,
+            validity_ms,
+            seq,
+        }
+    }
+
+    #[test]
+    fn a_trunk_under_overload_control_gets_its_share_of_new_calls_spread_evenly() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let tr = trunk(None, None, None);
+        assert!(tr.overload_control, "on by default");
+        assert!(s.oc_update(t0, &fb(30, 1000, 10)));
+        assert_eq!(s.oc_reduction(t0), 30);
+        // Exactly 30 of every 100, never more than one withheld in a row at 30%.
+        let sent: Vec<bool> = (0..200).map(|_| s.admit(&tr, t0).is_ok()).collect();
+        assert_eq!(sent.iter().filter(|&&x| !x).count(), 60);
+        assert!(sent.windows(2).all(|w| w[0] || w[1]), "{sent:?}");
+        assert_eq!(s.refused_oc.load(Ordering::Relaxed), 60);
+        assert_eq!(s.calls(), 140, "a withheld call takes no slot");
+        // The value lapses after its validity: every call goes out again.
+        let later = t0 + Duration::from_millis(1000);
+        assert_eq!(s.oc_reduction(later), 0);
+        assert!((0..50).all(|_| s.admit(&tr, later).is_ok()));
+        // 100% withholds everything; oc=0 or a validity of 0 ends it at once.
+        assert!(s.oc_update(later, &fb(100, 500, 11)));
+        assert_eq!(s.admit(&tr, later), Err(Refusal::OverloadControl));
+        assert!(s.oc_update(later, &fb(100, 0, 12)));
+        assert!(s.admit(&tr, later).is_ok());
+        assert!(s.oc_update(later, &fb(100, 500, 13)));
+        assert!(s.oc_update(later, &fb(0, 500, 14)));
+        assert!(s.admit(&tr, later).is_ok());
+    }
+
+    #[test]
+    fn a_stale_value_is_ignored_until_the_trunk_has_been_quiet_for_a_while() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        assert!(s.oc_update(t0, &fb(50, 5000, 100)));
+        // A reordered older response does not undo the newer value ...
+        assert!(!s.oc_update(t0, &fb(0, 500, 99)));
+        assert_eq!(s.oc_reduction(t0), 50);
+        // ... an equal or newer one replaces it ...
+        assert!(s.oc_update(t0, &fb(40, 5000, 100)));
+        assert_eq!(s.oc_reduction(t0), 40);
+        // ... and a trunk that restarted and numbers afresh is heard once the last
+        // accepted value is older than OC_SEQ_MEMORY_MS.
+        let later = t0 + Duration::from_millis(limits::OC_SEQ_MEMORY_MS);
+        assert!(s.oc_update(later, &fb(20, 500, 1)));
+        assert_eq!(s.oc_reduction(later), 20);
+    }
+
+    #[test]
+    fn overload_control_off_ignores_what_the_trunk_asked() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let mut tr = trunk(None, None, None);
+        tr.overload_control = false;
+        s.oc_update(t0, &fb(100, 1000, 1));
+        assert!(s.admit(&tr, t0).is_ok());
     }
 
     #[test]

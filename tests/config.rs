@@ -141,7 +141,7 @@ fn defaults_apply() {
     assert_eq!(t.usages, None);
     assert!(t.inbound.is_empty() && t.outbound_called.is_empty());
     assert!(t.outbound_calling.is_empty() && t.response_codes.is_empty());
-    assert!(!t.remove_plus && t.forward_pai);
+    assert!(!t.remove_plus && t.forward_pai && t.overload_control);
     assert_eq!(t.progress_timeout, Duration::from_secs(10));
     assert_eq!(
         (t.max_calls, t.max_cps, t.max_early, t.probe),
@@ -916,6 +916,15 @@ fn trunk_options_are_range_checked() {
         "trunk[0].forward_pai",
         "true or false",
     );
+    only_error(
+        &gw("overload_control = \"off\"\n"),
+        7,
+        "trunk[0].overload_control",
+        "true or false",
+    );
+    let off = config::parse(&gw("overload_control = false\n"), "t.toml")
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert!(!off.trunks[0].overload_control);
     only_error(
         &gw("progress_timeout_s = 181\n"),
         7,

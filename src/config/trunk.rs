@@ -22,6 +22,7 @@ const KEYS: &[&str] = &[
     "response_codes",
     "remove_plus",
     "forward_pai",
+    "overload_control",
     "progress_timeout_s",
     "max_calls",
     "max_cps",
@@ -158,6 +159,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
         };
         let remove_plus = flag(doc, "remove_plus", false);
         let forward_pai = flag(doc, "forward_pai", true);
+        let overload_control = flag(doc, "overload_control", true);
         let progress_timeout = section
             .field(doc, "progress_timeout_s")
             .and_then(|f| {
@@ -193,6 +195,7 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             response_codes,
             remove_plus,
             forward_pai,
+            overload_control,
             progress_timeout,
             max_calls,
             max_cps,

@@ -130,7 +130,7 @@ pub struct ShardView {
 
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
-const CORE_METRICS: [(&str, Kind, &str); 28] = [
+const CORE_METRICS: [(&str, Kind, &str); 30] = [
     (
         "requests_in",
         Kind::Counter,
@@ -212,9 +212,19 @@ const CORE_METRICS: [(&str, Kind, &str); 28] = [
         "New calls from RFC 7339 trunks admitted while shedding: the trunk withholds its share itself.",
     ),
     (
+        "oc_feedback_applied",
+        Kind::Counter,
+        "RFC 7339 feedback from trunks junction sends calls to (overload_control), applied: the share of new calls each asked to have withheld.",
+    ),
+    (
+        "oc_feedback_ignored",
+        Kind::Counter,
+        "RFC 7339 feedback from trunks ignored: stale (a lower oc-seq), malformed, out of range, or for another algorithm.",
+    ),
+    (
         "rejected_admission",
         Kind::Counter,
-        "Calls a trunk refused for its limits (max_calls, max_cps, max_early).",
+        "Call attempts a trunk refused: its limits (max_calls, max_cps, max_early), or the share of new calls it asked to have withheld (RFC 7339).",
     ),
     (
         "failovers",
@@ -271,7 +281,7 @@ const CORE_METRICS: [(&str, Kind, &str); 28] = [
 
 /// Every `CoreStats` field, in `CORE_METRICS` order. The destructuring lists every field
 /// without `..`, so a field added to `CoreStats` fails to compile here until it is exported.
-fn core_values(stats: &CoreStats) -> [u64; 28] {
+fn core_values(stats: &CoreStats) -> [u64; 30] {
     let CoreStats {
         requests_in,
         responses_in,
@@ -289,6 +299,8 @@ fn core_values(stats: &CoreStats) -> [u64; 28] {
         dropped_overload,
         oc_responses,
         oc_admitted,
+        oc_feedback_applied,
+        oc_feedback_ignored,
         rejected_admission,
         failovers,
         probes_sent,
@@ -319,6 +331,8 @@ fn core_values(stats: &CoreStats) -> [u64; 28] {
         *dropped_overload,
         *oc_responses,
         *oc_admitted,
+        *oc_feedback_applied,
+        *oc_feedback_ignored,
         *rejected_admission,
         *failovers,
         *probes_sent,
@@ -466,7 +480,7 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         }
     }
 
-    let core: Vec<[u64; 28]> = shards
+    let core: Vec<[u64; 30]> = shards
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
@@ -789,20 +803,22 @@ mod tests {
             dropped_overload: 14,
             oc_responses: 15,
             oc_admitted: 16,
-            rejected_admission: 17,
-            failovers: 18,
-            probes_sent: 19,
-            probe_failures: 20,
-            records_dropped: 21,
-            dropped_flood: 22,
-            flood_blocks: 23,
-            calls_created: 24,
-            calls_active: 25,
-            transactions_active: 26,
-            timers_active: 27,
-            admission_percent: 28,
+            oc_feedback_applied: 17,
+            oc_feedback_ignored: 18,
+            rejected_admission: 19,
+            failovers: 20,
+            probes_sent: 21,
+            probe_failures: 22,
+            records_dropped: 23,
+            dropped_flood: 24,
+            flood_blocks: 25,
+            calls_created: 26,
+            calls_active: 27,
+            transactions_active: 28,
+            timers_active: 29,
+            admission_percent: 30,
         };
-        let expected: Vec<u64> = (1..=28).collect();
+        let expected: Vec<u64> = (1..=30).collect();
         assert_eq!(core_values(&stats).to_vec(), expected);
     }
 }

@@ -202,7 +202,7 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
     type Gauge = fn(&TrunkState) -> u64;
-    let gauges: [(&str, &str, Gauge); 3] = [
+    let gauges: [(&str, &str, Gauge); 4] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
@@ -218,6 +218,11 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
             "1 while the trunk is usable (its OPTIONS probes succeed, or it is not probed), else 0.",
             |s| u64::from(s.is_up()),
         ),
+        (
+            "junction_trunk_overload_reduction_percent",
+            "Share of new calls the trunk asked junction to withhold (RFC 7339 oc, overload_control), in force now; withheld calls go to the route's next trunk.",
+            |s| u64::from(s.oc_reduction(std::time::Instant::now())),
+        ),
     ];
     for (name, help, value) in gauges {
         e.family(name, Kind::Gauge, help);
@@ -229,13 +234,14 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     e.family(
         refused,
         Kind::Counter,
-        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early).",
+        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early; overload_control: withheld because the trunk asked, RFC 7339).",
     );
     for s in &states {
         for (limit, counter) in [
             ("max_calls", &s.refused_calls),
             ("max_cps", &s.refused_rate),
             ("max_early", &s.refused_early),
+            ("overload_control", &s.refused_oc),
         ] {
             e.sample(
                 refused,

@@ -150,6 +150,7 @@ impl RoutingTable {
                 send_to: t.send_to,
                 remove_plus: t.remove_plus,
                 forward_pai: t.forward_pai,
+                overload_control: t.overload_control,
                 progress_timeout: t.progress_timeout,
                 max_calls: t.max_calls,
                 max_cps: t.max_cps,

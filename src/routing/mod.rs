@@ -44,6 +44,10 @@ pub struct Trunk {
     pub remove_plus: bool,
     /// Send P-Asserted-Identity to this trunk (else it is removed from requests to it).
     pub forward_pai: bool,
+    /// RFC 7339 toward this trunk: junction's Via in requests to it offers overload control
+    /// (`;oc`), and the share of new calls it asks to have withheld goes to the route's next
+    /// trunk (or, with none left, is answered 503).
+    pub overload_control: bool,
     /// "Fast failover": an INVITE sent to this trunk with no 18x/2xx within this long moves
     /// to the next attempt. `Duration::ZERO`: no progress timer (only Timer C and final
     /// responses end the attempt).

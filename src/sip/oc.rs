@@ -57,6 +57,93 @@ pub fn write_params(out: &mut Vec<u8>, percent: u8, seq_ms: u64) {
     );
 }
 
+/// What a trunk asked for in the top Via (ours) of a response to a request junction sent it
+/// (RFC 7339 section 5.2, loss-based algorithm).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Feedback {
+    /// Percentage of new calls to withhold, 0..=100.
+    pub reduction: u8,
+    /// How long it holds, ms (0: overload control ends now), at most
+    /// `limits::OC_VALIDITY_HONOURED_MAX_MS`.
+    pub validity_ms: u64,
+    /// `oc-seq` as a number: its integer part times 100,000 plus its fraction in
+    /// hundred-thousandths (the RFC's five digits; more are cut).
+    pub seq: u64,
+}
+
+/// `oc-validity` when the trunk gives none (RFC 7339 section 5.2: 500 ms).
+const VALIDITY_DEFAULT_MS: u64 = 500;
+/// Digits of oc-seq's integer part (RFC 7339 section 9: `1*12DIGIT "." 1*5DIGIT`).
+const SEQ_INT_DIGITS_MAX: usize = 12;
+const SEQ_FRAC_DIGITS: usize = 5;
+
+/// The feedback in `via` (a response's top Via, ours), or `None` when it carries no `oc`
+/// value (a bare `oc` is our own offer, echoed), or when any of the values is malformed,
+/// out of range, or for another algorithm: the update is ignored as a whole.
+pub fn feedback(buf: &[u8], via: &Via) -> Option<Feedback> {
+    let reduction = number(param_value(buf, via.oc?)?, 3)?;
+    if reduction > 100 {
+        return None;
+    }
+    let [algo, validity, seq] = via.oc_others;
+    if let Some(a) = algo {
+        let a = param_value(buf, a)?;
+        let a = a
+            .strip_prefix(b"\"")
+            .and_then(|x| x.strip_suffix(b"\""))
+            .unwrap_or(a);
+        if !a.eq_ignore_ascii_case(b"loss") {
+            return None;
+        }
+    }
+    let validity_ms = match validity {
+        Some(v) => number(param_value(buf, v)?, 19)?.min(limits::OC_VALIDITY_HONOURED_MAX_MS),
+        None => VALIDITY_DEFAULT_MS,
+    };
+    let seq = param_value(buf, seq?)?;
+    let (int, frac) = match seq.iter().position(|&b| b == b'.') {
+        Some(dot) => (seq.get(..dot)?, seq.get(dot + 1..)?),
+        None => (seq, &b""[..]),
+    };
+    let mut scaled = number(int, SEQ_INT_DIGITS_MAX)?;
+    for k in 0..SEQ_FRAC_DIGITS {
+        let d = match frac.get(k) {
+            Some(b) if b.is_ascii_digit() => u64::from(b - b'0'),
+            Some(_) => return None,
+            None => 0,
+        };
+        scaled = scaled * 10 + d;
+    }
+    if !frac.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(Feedback {
+        reduction: reduction as u8,
+        validity_ms,
+        seq: scaled,
+    })
+}
+
+/// The value of a via-param recorded from its `;` (`;oc = 20`), without LWS or quotes' check.
+fn param_value(buf: &[u8], span: Span) -> Option<&[u8]> {
+    let p = span.get(buf);
+    let eq = p.iter().position(|&b| b == b'=')?;
+    let v = p.get(eq + 1..)?;
+    let start = v.iter().position(|b| !b.is_ascii_whitespace())?;
+    let end = v.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    v.get(start..=end)
+}
+
+/// 1 to `max_digits` ASCII digits as a number.
+fn number(digits: &[u8], max_digits: usize) -> Option<u64> {
+    if digits.is_empty() || digits.len() > max_digits || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
 /// Up to four (span, replacement) edits of one via-parm, sorted by offset.
 pub type ViaEdits<'a> = [Option<(Span, &'a [u8])>; 4];
 
@@ -125,6 +212,66 @@ mod tests {
             rewrite(v, &stamp(0, 2_000_042)).as_deref(),
             Some("SIP/2.0/UDP h:5061;oc=0;oc-algo=\"loss\";oc-validity=500;oc-seq=2000.042;branch=z9hG4bK1;rport=5061")
         );
+    }
+
+    fn fb(v: &[u8]) -> Option<Feedback> {
+        let parsed = via::parse(v, Span::new(0, v.len())).ok()?;
+        feedback(v, &parsed)
+    }
+
+    #[test]
+    fn feedback_from_a_trunk_is_read_whole_or_not_at_all() {
+        // The RFC's example, and junction's own form.
+        assert_eq!(
+            fb(b"SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKj1;oc=20;oc-algo=\"loss\";oc-validity=500;oc-seq=1282321615.782"),
+            Some(Feedback { reduction: 20, validity_ms: 500, seq: 128_232_161_578_200 })
+        );
+        // LWS around "=", names in any case, no algo (loss is the default), no validity.
+        assert_eq!(
+            fb(b"SIP/2.0/UDP h;branch=z9hG4bKj1;OC = 100 ;OC-SEQ=7"),
+            Some(Feedback {
+                reduction: 100,
+                validity_ms: 500,
+                seq: 700_000
+            })
+        );
+        // Validity 0 ends overload control; a huge one is capped.
+        assert_eq!(
+            fb(b"SIP/2.0/UDP h;oc=0;oc-validity=0;oc-seq=1.1").map(|f| f.validity_ms),
+            Some(0)
+        );
+        assert_eq!(
+            fb(b"SIP/2.0/UDP h;oc=5;oc-validity=99999999;oc-seq=1.1").map(|f| f.validity_ms),
+            Some(limits::OC_VALIDITY_HONOURED_MAX_MS)
+        );
+        // Fractions compare digit by digit: .5 is .50000, more than five digits are cut.
+        assert_eq!(
+            fb(b"SIP/2.0/UDP h;oc=1;oc-seq=2.5").map(|f| f.seq),
+            Some(250_000)
+        );
+        assert_eq!(
+            fb(b"SIP/2.0/UDP h;oc=1;oc-seq=2.123456789").map(|f| f.seq),
+            Some(212_345)
+        );
+        // Nothing to apply: our own bare offer echoed, no oc at all.
+        assert_eq!(fb(b"SIP/2.0/UDP h;branch=z9hG4bKj1;rport=5060;oc"), None);
+        assert_eq!(fb(b"SIP/2.0/UDP h;branch=z9hG4bKj1"), None);
+        // Malformed or out of range: ignored whole.
+        for bad in [
+            &b"SIP/2.0/UDP h;oc=101;oc-seq=1.1"[..],
+            b"SIP/2.0/UDP h;oc=-1;oc-seq=1.1",
+            b"SIP/2.0/UDP h;oc=2x;oc-seq=1.1",
+            b"SIP/2.0/UDP h;oc=20",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=x.1",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=1.1x",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=1234567890123.1",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=1.1;oc-validity=fast",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=1.1;oc-validity=99999999999999999999",
+            b"SIP/2.0/UDP h;oc=20;oc-seq=1.1;oc-algo=\"rate\"",
+            b"SIP/2.0/UDP h;oc=0000020;oc-seq=1.1",
+        ] {
+            assert_eq!(fb(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct CoreStats {
     /// New calls admitted while shedding because their trunk withholds its share itself
     /// (RFC 7339): refusing them too would shed that trunk twice.
     pub oc_admitted: u64,
+    /// RFC 7339 feedback from trunks junction sends calls to (`overload_control`), applied
+    /// to the trunk's share of new calls withheld, and ignored (stale, malformed, out of
+    /// range, or another algorithm).
+    pub oc_feedback_applied: u64,
+    pub oc_feedback_ignored: u64,
     /// Trunks that refused a call for their limits (each refusal; the call may go on to
     /// the next trunk).
     pub rejected_admission: u64,
@@ -1051,14 +1056,26 @@ impl Core {
         }
     }
 
-    fn write_via(&mut self, branch_tail: impl FnOnce(&mut Vec<u8>)) {
+    /// Our Via for a request we send, into `via_line`: `oc` offers RFC 7339 overload control
+    /// to the next hop (a trunk with `overload_control`).
+    fn write_via(&mut self, oc: bool, branch_tail: impl FnOnce(&mut Vec<u8>)) {
         self.via_line.clear();
         self.via_line.extend_from_slice(b"Via: SIP/2.0/UDP ");
         rewrite::write_hostport(&mut self.via_line, self.config.advertise);
         self.via_line.extend_from_slice(b";branch=");
         self.via_line.extend_from_slice(&self.branch_prefix);
         branch_tail(&mut self.via_line);
-        self.via_line.extend_from_slice(b";rport\r\n");
+        self.via_line.extend_from_slice(b";rport");
+        if oc {
+            self.via_line.extend_from_slice(b";oc");
+        }
+        self.via_line.extend_from_slice(b"\r\n");
+    }
+
+    /// Whether requests to trunk `t` offer RFC 7339 overload control.
+    fn offers_oc(&self, t: Option<TrunkId>) -> bool {
+        t.and_then(|t| self.routing.trunk(t))
+            .is_some_and(|tr| tr.overload_control)
     }
 
     /// Forward `msg` statefully for server transaction `st_id`; returns the new client
@@ -1077,7 +1094,8 @@ impl Core {
             Some(st_id),
             fwd.egress,
         ));
-        self.write_via(|v| {
+        let oc = self.offers_oc(fwd.egress);
+        self.write_via(oc, |v| {
             hex(v, ct_id.idx as u64);
             v.push(b'.');
             hex(v, ct_id.gen as u64);
@@ -1369,7 +1387,7 @@ impl Core {
         // A stateless branch: the same for every retransmission of this request.
         let incoming = msg.top_via.branch.map_or(&[][..], |b| b.get(buf));
         let h = self.hash_seed.hash_one((incoming, method == Method::Ack));
-        self.write_via(|v| {
+        self.write_via(false, |v| {
             v.push(b's');
             hex(v, h);
         });
@@ -1459,16 +1477,45 @@ impl Core {
             self.stats.dropped_stray += 1;
             return;
         }
-        if ct.probe {
+        let probe = ct.probe;
+        if msg.top_via.oc.is_some() {
+            self.oc_feedback(now, id, buf, msg);
+        }
+        if probe {
             if code >= 200 {
                 self.probe_answered(now, id, code);
             }
             return;
         }
-        if ct.invite {
+        if msg.cseq_method == Method::Invite {
             self.on_invite_response(now, id, buf, msg, code);
         } else {
             self.on_non_invite_response(now, id, buf, msg, code);
+        }
+    }
+
+    /// RFC 7339: the trunk that client transaction `id` went to put overload-control feedback
+    /// in our Via of this response. Applied to that trunk's shared state when the trunk
+    /// offers it (`overload_control`) and the transaction went to the trunk's `send_to` (a
+    /// reload since may have renumbered the trunks).
+    fn oc_feedback(&mut self, now: Instant, id: Id, buf: &[u8], msg: &Message) {
+        let Some(ct) = self.txns.clients.get(id) else {
+            return;
+        };
+        let Some(t) = ct.egress else {
+            return;
+        };
+        let ours = self
+            .routing
+            .trunk(t)
+            .is_some_and(|tr| tr.overload_control && tr.send_to == Some(ct.dest));
+        let Some(state) = self.states.get(t.0 as usize).filter(|_| ours) else {
+            return;
+        };
+        match super::oc::feedback(buf, &msg.top_via) {
+            Some(fb) if state.oc_update(now, &fb) => self.stats.oc_feedback_applied += 1,
+            // Stale (reordered), malformed, out of range, or another algorithm.
+            _ => self.stats.oc_feedback_ignored += 1,
         }
     }
 

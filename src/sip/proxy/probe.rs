@@ -107,7 +107,8 @@ impl Core {
             .txns
             .clients
             .insert(ClientTxn::new(false, dest, None, Some(t)));
-        self.write_via(|v| {
+        let oc = self.offers_oc(Some(t));
+        self.write_via(oc, |v| {
             let _ = write!(v, "{:x}.{:x}", ct_id.idx, ct_id.gen);
         });
         let start = self.out.len();
