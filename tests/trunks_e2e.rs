@@ -2,7 +2,8 @@
 //! 127.0.0.2 calls out through two gateways on 127.0.0.3 and 127.0.0.4. The first answers
 //! 503, the call fails over to the second with that trunk's number translation, and BYE
 //! from the callee reaches the caller with the caller's own numbers. An unknown source is
-//! refused and reaches no trunk.
+//! refused and reaches no trunk. A gateway that asks, by RFC 7339, for half of the new calls
+//! to be withheld gets half, from both shards.
 
 mod common;
 
@@ -189,5 +190,134 @@ priority = 20
     stranger.send_to(strange.as_bytes(), proxy).expect("send");
     assert!(nothing_arrives(&stranger), "the stranger got an answer");
     assert!(nothing_arrives(&gw_a) && nothing_arrives(&gw_b));
+    server.shutdown().expect("clean shutdown");
+}
+
+/// The next INVITE that reaches either gateway (retransmissions of earlier ones skipped by
+/// Call-ID): which gateway (0 or 1), and the INVITE.
+fn next_invite(gws: [&UdpSocket; 2], call_id: &str) -> (usize, common::Sent) {
+    let mut buf = vec![0u8; 65_536];
+    for g in gws {
+        g.set_read_timeout(Some(Duration::from_millis(20)))
+            .expect("timeout");
+    }
+    for _ in 0..250 {
+        for (i, g) in gws.iter().enumerate() {
+            if let Ok((n, from)) = g.recv_from(&mut buf) {
+                let s = common::Sent {
+                    to: from,
+                    text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+                };
+                if s.method() == "INVITE" && s.header("Call-ID") == call_id {
+                    return (i, s);
+                }
+            }
+        }
+    }
+    panic!("{call_id} reached no gateway");
+}
+
+/// RFC 7339 toward the gateways, across two shards: gw-a's 180 says "withhold 50%", and of
+/// the next 20 new calls, whichever shard owns each, exactly 10 go to gw-a and 10 fail over
+/// to gw-b (the reduction lives in the trunk's state, shared by the shards).
+#[test]
+fn a_gateway_asking_for_half_gets_half_of_the_calls_of_every_shard() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw_a = peer_socket("127.0.0.3");
+    let gw_b = peer_socket("127.0.0.4");
+    let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
+    let listen = port(&peer_socket("127.0.0.1"));
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw-a"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{a}"
+
+[[trunk]]
+name = "gw-b"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:{b}"
+
+[[route]]
+name = "primary"
+prefixes = [""]
+trunks = ["gw-a"]
+priority = 10
+
+[[route]]
+name = "backup"
+prefixes = [""]
+trunks = ["gw-b"]
+priority = 20
+"#,
+        pbx = port(&pbx),
+        a = port(&gw_a),
+        b = port(&gw_b)
+    );
+    let cfg = config::parse(&text, "e2e.toml").expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy: SocketAddr = server.local_addr();
+    let invite = |call_id: &str| {
+        msg(
+            &[
+                &format!("INVITE sip:2125551234@{proxy} SIP/2.0"),
+                &format!(
+                    "Via: SIP/2.0/UDP 127.0.0.2:{};branch=z9hG4bK-{call_id};rport",
+                    port(&pbx)
+                ),
+                "Max-Forwards: 70",
+                "From: <sip:100@127.0.0.2>;tag=caller",
+                &format!("To: <sip:2125551234@{proxy}>"),
+                &format!("Call-ID: {call_id}"),
+                "CSeq: 1 INVITE",
+                &format!("Contact: <sip:100@127.0.0.2:{}>", port(&pbx)),
+                "Content-Type: application/sdp",
+            ],
+            SDP,
+        )
+    };
+
+    pbx.send_to(invite("oc-first").as_bytes(), proxy)
+        .expect("send");
+    let (gw, first) = next_invite([&gw_a, &gw_b], "oc-first");
+    assert_eq!(gw, 0, "before any feedback, calls go to gw-a");
+    let ours = format!("Via: {}", first.headers("Via")[0]);
+    let offer = ours
+        .strip_suffix(";oc")
+        .unwrap_or_else(|| panic!("our Via offers overload control: {ours}"));
+    let ringing = response_to(&first, 180, "Ringing", Some("ga"), "").replacen(
+        &ours,
+        &format!("{offer};oc=50;oc-algo=\"loss\";oc-validity=30000;oc-seq=1.0"),
+        1,
+    );
+    gw_a.send_to(ringing.as_bytes(), proxy).expect("send");
+    // The 180 reaching the PBX shows junction has read the feedback.
+    recv_until(&pbx, "180 at the PBX", |s| s.is_status(180));
+
+    let mut to = [0usize; 2];
+    let mut owners = [0usize; 2];
+    for n in 0..20 {
+        let call_id = format!("oc-{n}");
+        owners[server.owner_of(call_id.as_bytes()) % 2] += 1;
+        pbx.send_to(invite(&call_id).as_bytes(), proxy)
+            .expect("send");
+        let (gw, _) = next_invite([&gw_a, &gw_b], &call_id);
+        to[gw] += 1;
+    }
+    assert!(
+        owners[0] > 0 && owners[1] > 0,
+        "both shards own calls: {owners:?}"
+    );
+    assert_eq!(to, [10, 10], "calls to gw-a and gw-b");
     server.shutdown().expect("clean shutdown");
 }
