@@ -10,39 +10,13 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const CONFIG_TWO_GATEWAYS: &str = r#"
-[server]
-cores = 1
-listen = "udp:127.0.0.1:5060"
-
-[[trunk]]
-name = "pbx"
-peers = ["127.0.0.2"]
-send_to = "127.0.0.2:5060"
-
-[[trunk]]
-name = "gw"
-peers = ["127.0.0.3"]
-send_to = "127.0.0.3:5060"
-
-[[trunk]]
-name = "gw2"
-peers = ["127.0.0.4"]
-send_to = "127.0.0.4:5060"
-
-# Every call tries gw first, then gw2 (within one route, trunks share calls round robin).
-[[route]]
-name = "primary"
-prefixes = [""]
-trunks = ["gw"]
-priority = 10
-
-[[route]]
-name = "backup"
-prefixes = [""]
-trunks = ["gw2"]
-priority = 20
-"#;
+/// The common configuration (everything else to gw, at the default priority 100) with gw2
+/// behind it: every call tries gw first, then gw2.
+fn two_gateways() -> String {
+    format!(
+        "{CONFIG}\n[[route]]\nname = \"backup\"\nprefixes = [\"\"]\ntrunks = [\"gw2\"]\npriority = 200\n"
+    )
+}
 
 fn invite_n(n: usize) -> String {
     invite(
@@ -81,18 +55,18 @@ fn feedback_counts(net: &Net) -> (u64, u64) {
 
 #[test]
 fn requests_to_a_trunk_offer_overload_control_unless_it_is_off() {
-    let mut net = Net::with_config(CONFIG_TWO_GATEWAYS);
+    let mut net = Net::with_config(&two_gateways());
     let fwd = place(&mut net, 0);
     let ours = fwd.headers("Via")[0];
     assert!(ours.ends_with(";rport;oc"), "{ours}");
     // The PBX's Via, below ours, is untouched: it did not offer overload control.
     assert!(!fwd.headers("Via")[1].contains(";oc"), "{fwd:?}");
 
-    let off = CONFIG_TWO_GATEWAYS.replace(
+    let off = two_gateways().replace(
         "send_to = \"127.0.0.3:5060\"\n",
         "send_to = \"127.0.0.3:5060\"\noverload_control = false\n",
     );
-    assert_ne!(off, CONFIG_TWO_GATEWAYS);
+    assert_ne!(off, two_gateways());
     let mut net = Net::with_config(&off);
     let fwd = place(&mut net, 0);
     assert!(fwd.headers("Via")[0].ends_with(";rport"), "{fwd:?}");
@@ -107,7 +81,7 @@ fn requests_to_a_trunk_offer_overload_control_unless_it_is_off() {
 
 #[test]
 fn the_share_a_gateway_asks_to_withhold_goes_to_the_next_trunk_until_it_lapses() {
-    let mut net = Net::with_config(CONFIG_TWO_GATEWAYS);
+    let mut net = Net::with_config(&two_gateways());
     let fwd = place(&mut net, 0);
     assert_eq!(fwd.to, addr(GW));
     let out = net.send(
@@ -143,7 +117,7 @@ fn the_share_a_gateway_asks_to_withhold_goes_to_the_next_trunk_until_it_lapses()
 
 #[test]
 fn newer_values_replace_older_ones_and_stale_or_bad_ones_change_nothing() {
-    let mut net = Net::with_config(CONFIG_TWO_GATEWAYS);
+    let mut net = Net::with_config(&two_gateways());
     let a = place(&mut net, 0);
     let b = place(&mut net, 1);
     let c = place(&mut net, 2);
@@ -203,7 +177,7 @@ fn with_no_trunk_left_the_caller_gets_503_and_the_call_is_not_sent() {
 
 #[test]
 fn a_final_response_carries_feedback_too_and_only_from_the_trunk_it_was_sent_to() {
-    let mut net = Net::with_config(CONFIG_TWO_GATEWAYS);
+    let mut net = Net::with_config(&two_gateways());
     let fwd = place(&mut net, 0);
     // The 200 OK's Via says 50%: applied, and the 200 reaches the PBX without our Via.
     let ok = answered(

@@ -29,14 +29,37 @@ fn user_of(header: &str) -> &str {
     &rest[..rest.find('@').unwrap_or(rest.len())]
 }
 
+fn port(s: &UdpSocket) -> u16 {
+    s.local_addr().expect("addr").port()
+}
+
+/// The PBX (127.0.0.2) and the two gateways (127.0.0.3, .4) as loopback peers, and a free
+/// port on 127.0.0.1 for junction.
+struct Peers {
+    pbx: UdpSocket,
+    gw_a: UdpSocket,
+    gw_b: UdpSocket,
+    listen: u16,
+}
+
+fn peers() -> Peers {
+    Peers {
+        pbx: peer_socket("127.0.0.2"),
+        gw_a: peer_socket("127.0.0.3"),
+        gw_b: peer_socket("127.0.0.4"),
+        listen: port(&peer_socket("127.0.0.1")),
+    }
+}
+
 #[test]
 fn a_call_fails_over_between_gateways_and_hangs_up_cleanly() {
-    let pbx = peer_socket("127.0.0.2");
-    let gw_a = peer_socket("127.0.0.3");
-    let gw_b = peer_socket("127.0.0.4");
+    let Peers {
+        pbx,
+        gw_a,
+        gw_b,
+        listen,
+    } = peers();
     let stranger = peer_socket("127.0.0.9");
-    let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
-    let listen = port(&peer_socket("127.0.0.1"));
     let text = format!(
         r#"
 [server]
@@ -222,11 +245,12 @@ fn next_invite(gws: [&UdpSocket; 2], call_id: &str) -> (usize, common::Sent) {
 /// to gw-b (the reduction lives in the trunk's state, shared by the shards).
 #[test]
 fn a_gateway_asking_for_half_gets_half_of_the_calls_of_every_shard() {
-    let pbx = peer_socket("127.0.0.2");
-    let gw_a = peer_socket("127.0.0.3");
-    let gw_b = peer_socket("127.0.0.4");
-    let port = |s: &UdpSocket| s.local_addr().expect("addr").port();
-    let listen = port(&peer_socket("127.0.0.1"));
+    let Peers {
+        pbx,
+        gw_a,
+        gw_b,
+        listen,
+    } = peers();
     let text = format!(
         r#"
 [server]

@@ -102,18 +102,7 @@ mod tests {
         };
         let sink = UdpSocket::bind("127.0.0.1:0").unwrap();
         let fd = std::os::fd::AsRawFd::as_raw_fd(&sink);
-        let size: libc::c_int = 4096;
-        // SAFETY: setsockopt reads one c_int.
-        let rc = unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
+        crate::shard::socket::set_int_option(fd, libc::SO_RCVBUF, 4096).unwrap();
         let source = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = sink.local_addr().unwrap();
         for _ in 0..200 {

@@ -102,7 +102,7 @@ fn new_socket(addr: SocketAddr, warnings: &mut Vec<String>) -> io::Result<Socket
 }
 
 /// setsockopt(SOL_SOCKET, option, value) for an int-valued socket option.
-pub(super) fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+pub(crate) fn set_int_option(fd: RawFd, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live c_int.
     let rc = unsafe {
         libc::setsockopt(
