@@ -1,6 +1,10 @@
 //! The whole sans-IO core with the trunks of tests/common CONFIG. The first byte picks the
 //! source (a trunk or an unknown address), whether to run the timers and whether the core is
-//! under memory pressure (every new call shed with 503); the rest is the datagram. Invariants: no panic; every datagram goes to the source's IP or a trunk's;
+//! under memory pressure (every new call shed with 503); the rest is the datagram. With bit 4
+//! a call from the PBX is placed first and the datagram comes from the gateway with every
+//! `@BR` replaced by the branch of junction's Via on the forwarded INVITE, so that fuzzed
+//! responses reach that client transaction and their RFC 7339 feedback is read; a second
+//! call then goes out under whatever the feedback set. Invariants: no panic; every datagram goes to the source's IP or a trunk's;
 //! toward an unknown IP only 4xx/5xx responses, never more bytes in total than it sent (no
 //! amplification); nothing larger than limits::MESSAGE_BYTES_MAX; every datagram sent
 //! re-scans, except the answer to a request the scanner rejected (known F2 in
@@ -44,6 +48,39 @@ name = "everything-else"
 prefixes = [""]
 trunks = ["gw"]
 "#;
+
+/// The call placed first with selector bit 4, and the one after the fuzzed response.
+const FIRST_CALL: &[u8] = b"INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-fuzz-1;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.2>;tag=f1\r\nTo: <sip:2125551234@127.0.0.1>\r\n\
+Call-ID: fuzz-1@pbx\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.2:5060>\r\n\
+Content-Length: 0\r\n\r\n";
+const SECOND_CALL: &[u8] = b"INVITE sip:2125551234@127.0.0.1:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK-fuzz-2;rport\r\n\
+Max-Forwards: 70\r\nFrom: <sip:100@127.0.0.2>;tag=f2\r\nTo: <sip:2125551234@127.0.0.1>\r\n\
+Call-ID: fuzz-2@pbx\r\nCSeq: 1 INVITE\r\nContact: <sip:100@127.0.0.2:5060>\r\n\
+Content-Length: 0\r\n\r\n";
+
+/// The branch of the top Via of the first datagram `core` sent to `to`.
+fn sent_branch(core: &Core, to: SocketAddr) -> Option<Vec<u8>> {
+    let (_, out) = core.transmits().find(|(t, _)| *t == to)?;
+    let mut m = Box::<Message>::default();
+    scan::scan(out, &mut m).ok()?;
+    Some(m.top_via.branch?.get(out).to_vec())
+}
+
+/// `bytes` with every `@BR` replaced by `branch`.
+fn with_branch(bytes: &[u8], branch: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + branch.len());
+    let mut rest = bytes;
+    while let Some(i) = rest.windows(3).position(|w| w == b"@BR") {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(branch);
+        rest = &rest[i + 3..];
+    }
+    out.extend_from_slice(rest);
+    out
+}
 
 fn routing() -> Arc<RoutingTable> {
     static R: OnceLock<Arc<RoutingTable>> = OnceLock::new();
@@ -153,8 +190,26 @@ fuzz_target!(|data: &[u8]| {
         sent: 0,
     };
     core.set_memory_pressure(sel & 8 != 0);
+    let answer = sel & 16 != 0;
+    let response;
+    let (from, bytes) = if answer {
+        let pbx: SocketAddr = "127.0.0.2:5060".parse().expect("literal");
+        let gw: SocketAddr = "127.0.0.3:5060".parse().expect("literal");
+        core.handle_datagram(now, pbx, FIRST_CALL);
+        let branch = sent_branch(&core, gw).unwrap_or_default();
+        check(&mut core, pbx, Some(FIRST_CALL), &mut budget);
+        response = with_branch(bytes, &branch);
+        (gw, &response[..])
+    } else {
+        (from, bytes)
+    };
     core.handle_datagram(now, from, bytes);
     check(&mut core, from, Some(bytes), &mut budget);
+    if answer {
+        let pbx: SocketAddr = "127.0.0.2:5060".parse().expect("literal");
+        core.handle_datagram(now, pbx, SECOND_CALL);
+        check(&mut core, pbx, Some(SECOND_CALL), &mut budget);
+    }
     if sel & 4 != 0 {
         let end = now + Duration::from_secs(70);
         while let Some(d) = core.next_deadline() {

@@ -709,7 +709,11 @@ fn on_cseq(buf: &[u8], out: &mut Message, value: Span, problem: &mut Problem) {
     }
 }
 
-/// One Via header line: count its via-parms, parse the top one and the one after it.
+/// One Via header line: count its via-parms, parse the top one and the one after it, and
+/// check that every other one parses too. A relayed response loses its top Via, and an
+/// answer junction generates copies every Via of the request (RFC 3261 8.2.6): either way a
+/// Via below the top two becomes one of them at the next hop, which must be able to read it.
+/// Messages through a trunk carry one or two Vias, so this costs nothing in the usual case.
 fn on_via(
     buf: &[u8],
     out: &mut Message,
@@ -747,6 +751,8 @@ fn on_via(
                 Ok(v) => out.second_via = Some(v),
                 Err(()) => problem.note(400, "malformed second Via"),
             }
+        } else if via::parse(buf, e.value).is_err() {
+            problem.note(400, "malformed Via");
         }
     }
     if out.via_count > limits::VIAS_MAX {
