@@ -56,7 +56,7 @@ pub fn render(out: &mut String) {
     e.family(
         name,
         Kind::Counter,
-        "Datagrams the kernel lost because a UDP socket's receive buffer was full, for every UDP socket of this host (network namespace): the UDP MIB's RcvbufErrors. Unlike junction_socket_drops_total it leaves out what the kernel pre-filter discarded on purpose: a rise here is lost traffic: the shards fell behind by more than their 4 MiB socket buffers.",
+        "Datagrams the kernel lost because a UDP socket's receive buffer was full, for every UDP socket of this host (network namespace): the UDP MIB's RcvbufErrors. Unlike junction_socket_drops_total it leaves out what the kernel pre-filter discarded on purpose, so a rise here is lost traffic (a shard fell behind by more than its 4 MiB socket buffer).",
     );
     for (family, value) in [("ipv4", v4), ("ipv6", v6)] {
         if let Some(v) = value {
