@@ -60,6 +60,9 @@ uas options:
   --uas-hangup-ms MS      the UAS sends BYE this long after the ACK (give the UAC a longer
                           --hold-ms: whoever's timer ends first hangs up)
   --uas-sf FILE           a SIPp XML scenario file for the UAS side (uas role: --sf works too)
+  --oc-reduce P           act as an overloaded RFC 7339 server (a gateway): when an INVITE's
+                          top Via offers overload control (a valueless oc), every response to
+                          it asks for P% fewer new calls (oc=P, loss, oc-validity 500 ms)
 
 common options:
   --workers N             worker threads, each pinned to a core. Default: one per 20000
@@ -143,6 +146,8 @@ pub struct Plan {
     pub uas_file: Option<PathBuf>,
     /// `--uas-hangup-ms`: the UAS hangs up this long after the ACK.
     pub uas_hangup: Option<Micros>,
+    /// `--oc-reduce P`: the UAS answers an `oc` offer with `oc=P` (RFC 7339 server).
+    pub uas_oc_reduce: Option<u8>,
 }
 
 fn online_cpus() -> usize {
@@ -282,6 +287,7 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         ringing: true,
         uas_file: None,
         uas_hangup: None,
+        uas_oc_reduce: None,
     };
     let mut rate_max: Option<f64> = None;
     let mut local_ip_given = false;
@@ -348,6 +354,15 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
             "--ring-ms" => p.ring = delay_ms(opt, val()?)?,
             "--no-ringing" => p.ringing = false,
             "--uas-hangup-ms" => p.uas_hangup = Some(delay_ms(opt, val()?)?),
+            "--oc-reduce" => {
+                let v = val()?;
+                p.uas_oc_reduce = Some(
+                    v.parse::<u8>()
+                        .ok()
+                        .filter(|&r| r <= 100)
+                        .ok_or_else(|| format!("--oc-reduce {v}: a percentage from 0 to 100"))?,
+                );
+            }
             "--workers" => {
                 let n: usize = num(opt, val()?)?;
                 p.workers = Some(n);

@@ -218,3 +218,20 @@ fn oc_client_through_a_server_without_overload_control() {
     assert_eq!(uac.throttled, 0);
     assert_eq!(report::json(&o)["uac"]["calls"]["throttled"], 0);
 }
+
+#[test]
+fn oc_client_through_an_overloaded_server_withholds_its_share() {
+    // The UAS answers the UAC's oc offer with oc=40 in every response: after the first
+    // response arrives, 40 of every 100 new calls are withheld (throttled), none fail.
+    let o =
+        run("both --listen 127.0.0.1:PORT --rate 400 --calls 500 --hold-ms 10 --oc --oc-reduce 40");
+    let uac = o.uac.as_ref().unwrap();
+    assert_eq!(uac.started, 500);
+    assert!(
+        (180..=200).contains(&uac.throttled),
+        "{} of 500 withheld",
+        uac.throttled
+    );
+    assert_eq!(uac.succeeded, 500 - uac.throttled, "{:?}", uac.failures());
+    assert_eq!(o.uas.as_ref().unwrap().uas_calls, 500 - uac.throttled);
+}

@@ -44,6 +44,7 @@ fn uas_cfg() -> UasConfig {
         local: vec![a("127.0.0.1:7000")],
         dialog_max: 600 * SEC,
         hangup: None,
+        oc_reduce: None,
         timers: Timers::default(),
         run_id: 0xdef,
     }
@@ -898,4 +899,33 @@ fn without_oc_the_via_is_unchanged_and_oc_values_are_ignored() {
     }
     assert_eq!(out.list.len(), 10);
     assert_eq!(uac.stats().throttled, 0);
+}
+
+#[test]
+fn an_overloaded_uas_answers_the_oc_offer_of_the_top_via_only() {
+    use junction_load::ua::uas::answer_oc;
+    let answer = |line: &str| {
+        let mut out = Vec::new();
+        answer_oc(line.as_bytes(), 40, 12 * SEC + 345_678, &mut out);
+        String::from_utf8(out).unwrap()
+    };
+    let stamp = ";oc=40;oc-algo=\"loss\";oc-validity=500;oc-seq=12.34567";
+    assert_eq!(
+        answer("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKj1;rport;oc"),
+        format!("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKj1;rport{stamp}")
+    );
+    // In the middle, any case; the next via-parm's offer is not ours to answer.
+    assert_eq!(
+        answer("Via: SIP/2.0/UDP h;OC;branch=z9hG4bKj1, SIP/2.0/UDP g;oc"),
+        format!("Via: SIP/2.0/UDP h{stamp};branch=z9hG4bKj1, SIP/2.0/UDP g;oc")
+    );
+    // No offer (or only oc-algo, or a value already): left as it is.
+    for same in [
+        "Via: SIP/2.0/UDP h;branch=z9hG4bKj1",
+        "Via: SIP/2.0/UDP h;oc-algo=\"loss\";branch=z9hG4bKj1",
+        "Via: SIP/2.0/UDP h;oc=20;branch=z9hG4bKj1",
+        "Via: SIP/2.0/UDP h;branch=z9hG4bKj1, SIP/2.0/UDP g;oc",
+    ] {
+        assert_eq!(answer(same), same);
+    }
 }

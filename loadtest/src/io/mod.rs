@@ -175,6 +175,7 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
             local: vec![listen],
             dialog_max: 3600 * SEC,
             hangup: plan.uas_hangup,
+            oc_reduce: plan.uas_oc_reduce,
             timers: plan.timers,
             run_id: run ^ (w as u64) << 40,
         })),

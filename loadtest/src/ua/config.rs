@@ -67,6 +67,10 @@ pub struct UasConfig {
     pub dialog_max: Micros,
     /// Hang up from the UAS side this long after the ACK (unless the UAC hangs up first).
     pub hangup: Option<Micros>,
+    /// RFC 7339 server (a gateway under overload): when the top Via of an INVITE offers
+    /// overload control (a valueless `oc`), every response to it answers `oc=P` (loss
+    /// algorithm, 500 ms validity) in that Via, asking for P% fewer new calls.
+    pub oc_reduce: Option<u8>,
     pub timers: Timers,
     pub run_id: u64,
 }

@@ -13,7 +13,7 @@ use crate::sip::msg::{classify, Hdr, Msg};
 use crate::sip::write::Put;
 use crate::sip::Method;
 use crate::stats::{Fail, Stats};
-use crate::time::Micros;
+use crate::time::{Micros, SEC};
 use crate::timer::{slots, Timed, TimerQueue};
 use crate::ua::config::UasConfig;
 use crate::ua::out::Out;
@@ -203,13 +203,29 @@ impl Uas {
         b.put_hex(u64::from(gen));
     }
 
-    /// Copy what every response to this INVITE repeats.
-    fn fill_echo(&self, slot: u32, gen: u32, m: &Msg, echo: &mut Vec<u8>) -> (usize, (u32, u32)) {
+    /// Copy what every response to this INVITE repeats (received at `now`).
+    fn fill_echo(
+        &self,
+        now: Micros,
+        slot: u32,
+        gen: u32,
+        m: &Msg,
+        echo: &mut Vec<u8>,
+    ) -> (usize, (u32, u32)) {
         echo.clear();
         let mut call_id = (0, 0);
+        let mut top_via = true;
         for l in m.headers() {
             match classify(m.get(l.name)) {
-                Hdr::Via | Hdr::From | Hdr::CSeq => {
+                Hdr::Via => {
+                    let first = std::mem::take(&mut top_via);
+                    match self.cfg.oc_reduce {
+                        Some(reduce) if first => answer_oc(m.get(l.line), reduce, now, echo),
+                        _ => echo.put(m.get(l.line)),
+                    }
+                    echo.put(b"\r\n");
+                }
+                Hdr::From | Hdr::CSeq => {
                     echo.put(m.get(l.line));
                     echo.put(b"\r\n");
                 }
@@ -341,7 +357,7 @@ impl Uas {
         c.gen = c.gen.wrapping_add(1);
         let gen = c.gen;
         let mut echo = std::mem::take(&mut c.echo);
-        let (rr_at, call_id) = self.fill_echo(slot, gen, m, &mut echo);
+        let (rr_at, call_id) = self.fill_echo(now, slot, gen, m, &mut echo);
         let Some(c) = self.calls.get_mut(slot as usize) else {
             return;
         };
@@ -610,6 +626,37 @@ impl Uas {
         out.finish(start, sock, dest);
         self.stats.sent += 1;
     }
+}
+
+/// Append the top Via header `line` with its offer of overload control (the first valueless
+/// `oc` parameter of its first via-parm) answered as an overloaded RFC 7339 server would:
+/// `oc=reduce;oc-algo="loss";oc-validity=500;oc-seq=<now>` (seconds.5 digits, so that later
+/// values are newer). A line that offers nothing is appended as it is.
+pub fn answer_oc(line: &[u8], reduce: u8, now: Micros, out: &mut Vec<u8>) {
+    let first = line.iter().position(|&b| b == b',').unwrap_or(line.len());
+    let top = line.get(..first).unwrap_or(line);
+    let offer = (0..top.len()).find(|&i| {
+        top.get(i..i + 3)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b";oc"))
+            && top
+                .get(i + 3)
+                .map_or(true, |b| matches!(b, b';' | b' ' | b'\t' | b'\r' | b'\n'))
+    });
+    let Some(at) = offer else {
+        out.put(line);
+        return;
+    };
+    out.put(line.get(..at).unwrap_or(&[]));
+    out.put(b";oc=");
+    out.put_u64(u64::from(reduce.min(100)));
+    out.put(b";oc-algo=\"loss\";oc-validity=500;oc-seq=");
+    out.put_u64(now / SEC);
+    out.put(b".");
+    let frac = (now % SEC) / 10;
+    for d in [10_000, 1_000, 100, 10, 1] {
+        out.put(&[b'0' + (frac / d % 10) as u8]);
+    }
+    out.put(line.get(at + 3..).unwrap_or(&[]));
 }
 
 fn contact_line(local: SocketAddr) -> Vec<u8> {
