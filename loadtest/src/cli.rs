@@ -489,8 +489,15 @@ mod tests {
             "uac --target 127.0.0.1:1 --calls 1 --rate 0 --rate-alternate 0",
             "uac --target 127.0.0.1:1 --calls 1 --rate-alternate x",
             "uac --target 127.0.0.1:1 --calls 1 --oc --sf x.xml",
+            "uas --listen 127.0.0.1:1 --oc-reduce 101",
+            "uas --listen 127.0.0.1:1 --oc-reduce -1",
+            "uas --listen 127.0.0.1:1 --oc-reduce",
         ] {
             assert!(parse(&args(bad)).is_err(), "{bad}");
         }
+        let p = parse(&args("uas --listen 127.0.0.1:1 --oc-reduce 100")).unwrap();
+        assert_eq!(p.uas_oc_reduce, Some(100));
+        let e = parse(&args("uas --listen 127.0.0.1:1 --oc-reduce 250")).unwrap_err();
+        assert!(e.contains("--oc-reduce 250"), "{e}");
     }
 }
