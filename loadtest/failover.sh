@@ -17,11 +17,7 @@ LIMIT=$(( CALLS / RATE + 90 ))
 
 need jq jq
 build
-junction_config "$WORK/junction.toml" "$PORT" "$METRICS" 2 \
-  '[[trunk]]' 'name = "gw-a"' "peers = [\"127.0.0.1:$A\"]" "send_to = \"127.0.0.1:$A\"" \
-  '[[trunk]]' 'name = "gw-b"' "peers = [\"127.0.0.1:$B\"]" "send_to = \"127.0.0.1:$B\"" \
-  '[[route]]' 'name = "primary"' 'prefixes = [""]' 'trunks = ["gw-a"]' 'priority = 10' \
-  '[[route]]' 'name = "backup"' 'prefixes = [""]' 'trunks = ["gw-b"]' 'priority = 20'
+two_gateways_config "$WORK/junction.toml" "$PORT" "$METRICS" "$A" "$B"
 start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
 J=$LAST_PID
 wait_http_ready "$METRICS" 20

@@ -94,6 +94,18 @@ proc_cpu() {
   awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat" 2>/dev/null || echo 0
 }
 
+# two_gateways_config FILE PORT METRICS_PORT A B: a 2-shard junction with the UAC trunk and
+# two gateways on 127.0.0.1: gw-a (port A) on the primary route, gw-b (port B) on the backup
+# route, so that every call tries gw-a first.
+two_gateways_config() {
+  local a=$4 b=$5
+  junction_config "$1" "$2" "$3" 2 \
+    '[[trunk]]' 'name = "gw-a"' "peers = [\"127.0.0.1:$a\"]" "send_to = \"127.0.0.1:$a\"" \
+    '[[trunk]]' 'name = "gw-b"' "peers = [\"127.0.0.1:$b\"]" "send_to = \"127.0.0.1:$b\"" \
+    '[[route]]' 'name = "primary"' 'prefixes = [""]' 'trunks = ["gw-a"]' 'priority = 10' \
+    '[[route]]' 'name = "backup"' 'prefixes = [""]' 'trunks = ["gw-b"]' 'priority = 20'
+}
+
 # sample_cpu PID FILE: in the background, every 0.25 s until PID ends, append a line to FILE:
 # milliseconds since this call, and the CPU time all of PID's threads have run, in
 # microseconds (the scheduler's own account, /proc/PID/task/*/schedstat, exact where

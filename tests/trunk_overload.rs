@@ -70,6 +70,12 @@ fn requests_to_a_trunk_offer_overload_control_unless_it_is_off() {
     let mut net = Net::with_config(&off);
     let fwd = place(&mut net, 0);
     assert!(fwd.headers("Via")[0].ends_with(";rport"), "{fwd:?}");
+    // A trunk that does not support RFC 7339 echoes the bare offer: nothing to read, nothing
+    // counted as ignored.
+    let mut plain = Net::with_config(&two_gateways());
+    let fwd_plain = place(&mut plain, 0);
+    plain.send(GW, &response_to(&fwd_plain, 180, "Ringing", Some("g1"), ""));
+    assert_eq!(feedback_counts(&plain), (0, 0));
     // With overload control off, what the trunk says is not even read.
     net.send(
         GW,

@@ -124,6 +124,12 @@ pub fn feedback(buf: &[u8], via: &Via) -> Option<Feedback> {
     })
 }
 
+/// Whether the via-param recorded at `span` (from its `;`) has a value: `;oc=20` is feedback,
+/// a bare `;oc` is an offer (ours, echoed by a trunk that does not support RFC 7339).
+pub fn has_value(buf: &[u8], span: Span) -> bool {
+    param_value(buf, span).is_some()
+}
+
 /// The value of a via-param recorded from its `;` (`;oc = 20`), without LWS or quotes' check.
 fn param_value(buf: &[u8], span: Span) -> Option<&[u8]> {
     let p = span.get(buf);

@@ -1478,7 +1478,11 @@ impl Core {
             return;
         }
         let probe = ct.probe;
-        if msg.top_via.oc.is_some() {
+        if msg
+            .top_via
+            .oc
+            .is_some_and(|oc| super::oc::has_value(buf, oc))
+        {
             self.oc_feedback(now, id, buf, msg);
         }
         if probe {
@@ -1495,7 +1499,8 @@ impl Core {
     }
 
     /// RFC 7339: the trunk that client transaction `id` went to put overload-control feedback
-    /// in our Via of this response. Applied to that trunk's shared state when the trunk
+    /// (an `oc` with a value; a trunk that does not support it echoes our bare offer) in our
+    /// Via of this response. Applied to that trunk's shared state when the trunk
     /// offers it (`overload_control`) and the transaction went to the trunk's `send_to` (a
     /// reload since may have renumbered the trunks).
     fn oc_feedback(&mut self, now: Instant, id: Id, buf: &[u8], msg: &Message) {
