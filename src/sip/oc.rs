@@ -140,14 +140,13 @@ fn param_value(buf: &[u8], span: Span) -> Option<&[u8]> {
     v.get(start..=end)
 }
 
-/// 1 to `max_digits` ASCII digits as a number.
+/// 1 to `max_digits` (at most 19, so nothing saturates) ASCII digits as a number.
 fn number(digits: &[u8], max_digits: usize) -> Option<u64> {
-    if digits.is_empty() || digits.len() > max_digits || !digits.iter().all(u8::is_ascii_digit) {
+    assert!(max_digits <= 19);
+    if digits.len() > max_digits {
         return None;
     }
-    digits.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })
+    super::uri::lex::digits(digits)
 }
 
 /// Up to four (span, replacement) edits of one via-parm, sorted by offset.

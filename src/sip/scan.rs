@@ -293,7 +293,7 @@ pub fn scan(buf: &[u8], out: &mut Message) -> Result<(), ScanError> {
                     continue;
                 }
                 seen.max_forwards = true;
-                match digits(value.get(buf)) {
+                match lex::digits(value.get(buf)) {
                     // Over 255 is not an error: a value that large is clamped (RFC 3261
                     // 20.22 only defines 0-255).
                     Some(n) => out.max_forwards = Some((n.min(255) as u32, idx)),
@@ -306,7 +306,7 @@ pub fn scan(buf: &[u8], out: &mut Message) -> Result<(), ScanError> {
                     continue;
                 }
                 seen.content_length = true;
-                match digits(value.get(buf)).and_then(|n| u32::try_from(n).ok()) {
+                match lex::digits(value.get(buf)).and_then(|n| u32::try_from(n).ok()) {
                     Some(n) => out.content_length = Some(n),
                     None => problem.note(400, "malformed Content-Length"),
                 }
@@ -653,16 +653,6 @@ fn split_header(
     Some((header::classify(name), Span::new(v_start, v_end)))
 }
 
-/// All digits (at least one): the value, saturating at u64::MAX.
-fn digits(s: &[u8]) -> Option<u64> {
-    if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(s.iter().fold(0u64, |n, &d| {
-        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
-    }))
-}
-
 /// A From or To value into `na`; false if it is not a name-addr or addr-spec.
 fn name_addr_tag(buf: &[u8], na: &mut NameAddr, idx: usize, value: Span) -> bool {
     na.header = idx;
@@ -689,7 +679,7 @@ fn on_cseq(buf: &[u8], out: &mut Message, value: Span, problem: &mut Problem) {
     }
     out.cseq_method_span = Span::new(base + m_start, base + m_end);
     out.cseq_method = Method::from_bytes(out.cseq_method_span.get(buf));
-    match digits(lex::sub(s, 0, n_end)).and_then(|n| u32::try_from(n).ok()) {
+    match lex::digits(lex::sub(s, 0, n_end)).and_then(|n| u32::try_from(n).ok()) {
         Some(n) => out.cseq = n,
         None => problem.note(400, "CSeq number out of range"),
     }

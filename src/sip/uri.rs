@@ -537,6 +537,16 @@ pub(crate) mod lex {
         }
     }
 
+    /// All digits (at least one): the value, saturating at u64::MAX.
+    pub fn digits(s: &[u8]) -> Option<u64> {
+        if s.is_empty() || !s.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(s.iter().fold(0u64, |n, &d| {
+            n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+        }))
+    }
+
     /// A port: 1 to 5 digits, at most 65535.
     pub fn port(digits: &[u8]) -> Option<u16> {
         if digits.is_empty() || digits.len() > 5 {

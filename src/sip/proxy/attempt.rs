@@ -57,16 +57,6 @@ pub(super) fn better(new: u16, old: u16) -> bool {
     }
 }
 
-/// The `Retry-After` header line of junction's 503s for temporary conditions: `seconds`
-/// (`[server] retry_after_s`), none for 0.
-pub(super) fn retry_after(seconds: u32) -> String {
-    if seconds == 0 {
-        String::new()
-    } else {
-        format!("Retry-After: {seconds}\r\n")
-    }
-}
-
 /// The `Warning` (with `reason`) and `Retry-After` lines of a 503 for a temporary
 /// condition of junction's own (overload, a full table, the memory cap), in one allocation.
 pub(super) fn unavailable(reason: &str, retry_after_s: u32) -> String {
@@ -87,6 +77,16 @@ pub(super) fn warning(reason: &str) -> String {
 }
 
 impl Core {
+    /// The extra lines of a response junction generates for `reason`: its Warning, and for
+    /// a refusal on trunk limits (temporary) also Retry-After.
+    pub(super) fn reason_lines(&self, reason: &str) -> String {
+        if reason == "admission-refused" {
+            unavailable(reason, self.routing.retry_after_s())
+        } else {
+            warning(reason)
+        }
+    }
+
     /// Normalize the numbers with the ingress trunk's rules and route the called number.
     /// Err: the status and machine-readable reason to answer with.
     pub(super) fn plan(
@@ -436,10 +436,7 @@ impl Core {
     ) {
         let call = self.txns.servers.get(st_id).and_then(|s| s.call);
         self.note_final(call, code, reason);
-        let mut extra = warning(reason);
-        if reason == "admission-refused" {
-            extra.push_str(&retry_after(self.routing.retry_after_s()));
-        }
+        let extra = self.reason_lines(reason);
         self.with_scanned(request, |core, req| {
             core.answer_upstream(now, st_id, request, req, usize::MAX, code, extra.as_bytes());
         });

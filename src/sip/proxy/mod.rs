@@ -31,7 +31,7 @@ use super::{Method, Span};
 use crate::limits;
 use crate::routing::{RoutingTable, TrunkId};
 use crate::trunks::{Registry, TrunkState};
-use attempt::{retry_after, unavailable, user_span, warning};
+use attempt::{unavailable, user_span, warning};
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::io::Write;
@@ -844,10 +844,7 @@ impl Core {
         let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
-                let mut extra = warning(code.1);
-                if code.1 == "admission-refused" {
-                    extra.push_str(&retry_after(self.routing.retry_after_s()));
-                }
+                let extra = self.reason_lines(code.1);
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
                 if invite {
                     self.rejected_call(now, buf, msg, ingress, code.0, code.1);
