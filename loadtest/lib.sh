@@ -71,10 +71,20 @@ wait_http_ready() {
 # 1 ms (the least the kernel takes) per period of 100/PERCENT ms: at 20% a throttled process
 # waits at most 4 ms and, when the CPU has time for the load, empties its socket within its
 # next millisecond, so throttling shows as a slower CPU, not as stalls that look like a
-# backlog (10 ms periods made 8 ms gaps at 20% and shed calls the CPU still had time for). Root only; the cgroup is removed on exit. Used
-# to shrink junction's capacity below what one load CPU can offer.
+# backlog (10 ms periods made 8 ms gaps at 20% and shed calls the CPU still had time for).
+# Root only; the cgroup is removed on exit. Used to shrink junction's capacity below what
+# one load CPU can offer.
 cpu_quota() {
-  local pid=$1 quota=1000 period=$(( 100000 / $2 ))
+  cpu_cgroup "$2"
+  echo "$1" >"$CPU_CGROUP/cgroup.procs"
+  echo "pid $1 held to $2% of a CPU ($CPU_CGROUP)" >&2
+}
+
+# cpu_cgroup PERCENT: the cgroup of cpu_quota, made and left empty, in $CPU_CGROUP; a
+# process that forks its workers at start (Kamailio) is started inside it, so that they are
+# all held to the quota.
+cpu_cgroup() {
+  local quota=1000 period=$(( 100000 / $1 ))
   if [ -d /sys/fs/cgroup/cpu ]; then          # cgroup v1
     CPU_CGROUP=/sys/fs/cgroup/cpu/junction-load-$$
     mkdir -p "$CPU_CGROUP"
@@ -85,8 +95,6 @@ cpu_quota() {
     mkdir -p "$CPU_CGROUP"
     echo "$quota $period" >"$CPU_CGROUP/cpu.max"
   fi
-  echo "$pid" >"$CPU_CGROUP/cgroup.procs"
-  echo "pid $pid held to $2% of a CPU ($CPU_CGROUP)" >&2
 }
 
 # proc_cpu PID: utime+stime of a live process, in seconds.
@@ -106,20 +114,23 @@ two_gateways_config() {
     '[[route]]' 'name = "backup"' 'prefixes = [""]' 'trunks = ["gw-b"]' 'priority = 20'
 }
 
-# sample_cpu PID FILE: in the background, every 0.25 s until PID ends, append a line to FILE:
-# milliseconds since this call, and the CPU time all of PID's threads have run, in
-# microseconds (the scheduler's own account, /proc/PID/task/*/schedstat, exact where
-# /proc/PID/stat counts ticks). A ramp compares each step's calls with the CPU time the
-# process had for them (calls per CPU second), which tells a slower machine (fewer calls
-# per CPU second) from a process that was given, or took, less CPU. Started through
-# `start`, so the trap stops it.
+# sample_cpu "PID..." FILE: in the background, every 0.25 s until the first PID ends,
+# append a line to FILE: milliseconds since this call, and the CPU time all the threads of
+# the PIDs have run, in microseconds (the scheduler's own account,
+# /proc/PID/task/*/schedstat, exact where /proc/PID/stat counts ticks). A ramp compares each
+# step's calls with the CPU time the proxy had for them (calls per CPU second), which tells
+# a slower machine (fewer calls per CPU second) from a process that was given, or took,
+# less CPU. Started through `start`, so the trap stops it.
 sample_cpu() {
   start "cpu sampler" /dev/null bash -c '
     t0=${EPOCHREALTIME/./}
-    while [ -d "/proc/$0/task" ]; do
+    read -ra pids <<<"$0"
+    while [ -d "/proc/${pids[0]}/task" ]; do
       now=${EPOCHREALTIME/./} ns=0
-      for t in /proc/$0/task/*/schedstat; do
-        read -r run _ <"$t" && ns=$(( ns + run ))
+      for p in "${pids[@]}"; do
+        for t in /proc/$p/task/*/schedstat; do
+          read -r run _ <"$t" && ns=$(( ns + run ))
+        done
       done
       echo "$(( (now - t0) / 1000 )) $(( ns / 1000 ))" >>"$1"
       sleep 0.25

@@ -52,7 +52,18 @@
 #   OC=1 WARMUP_RATE=11000 WARMUP_S=40 CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 UAS_CPUS=0 \
 #     JUNCTION_CPU_QUOTA=40 START=13500 ALTERNATE=24000 PERIOD_MS=8000 DURATION=160 \
 #     loadtest/overload.sh
+#
+# PROXY=kamailio runs the same ramp through Kamailio instead (loadtest/kamailio.cfg, CORES UDP
+# workers, pinned and held to the quota like junction, every process of it counted), the
+# reference for what overload does to a proxy on this machine; PIPELIMIT=N adds the
+# pipelimit module, which answers new INVITEs beyond N per second 503 (set it to about
+# Kamailio's own peak). Kamailio has no RFC 7339, so OC=1 is refused with it.
+#   PROXY=kamailio PIPELIMIT=4000 CORES=1 JUNCTION_CPUS=0 LOAD_CPUS=1 UAS_CPUS=0 \
+#     JUNCTION_CPU_QUOTA=40 START=2000 STEP=750 PERIOD_MS=4000 MAX=12000 DURATION=64 \
+#     loadtest/overload.sh
 source "$(dirname "$0")/lib.sh"
+PROXY=${PROXY:-junction}
+PIPELIMIT=${PIPELIMIT:-}
 START=${START:-1000}
 STEP=${STEP:-1000}
 PERIOD_MS=${PERIOD_MS:-2000}
@@ -85,18 +96,49 @@ if [ -n "$ALTERNATE" ]; then
 fi
 
 build
-junction_config "$WORK/junction.toml" "$PORT" "$METRICS" "$CORES" \
-  '[[trunk]]' 'name = "uas"' "peers = [\"127.0.0.1:$UAS_PORT\"]" "send_to = \"127.0.0.1:$UAS_PORT\"" \
-  '[[route]]' 'name = "all"' 'prefixes = [""]' 'trunks = ["uas"]'
-if [ -n "$JUNCTION_CPUS" ]; then
-  sed -i "s/^cores = .*/&\ncpus = [$JUNCTION_CPUS]/" "$WORK/junction.toml"
-fi
-start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
-J=$LAST_PID
-if [ -n "$JUNCTION_CPU_QUOTA" ]; then
-  cpu_quota "$J" "$JUNCTION_CPU_QUOTA"
-fi
-wait_http_ready "$METRICS" 20
+case $PROXY in
+junction)
+  junction_config "$WORK/junction.toml" "$PORT" "$METRICS" "$CORES" \
+    '[[trunk]]' 'name = "uas"' "peers = [\"127.0.0.1:$UAS_PORT\"]" "send_to = \"127.0.0.1:$UAS_PORT\"" \
+    '[[route]]' 'name = "all"' 'prefixes = [""]' 'trunks = ["uas"]'
+  if [ -n "$JUNCTION_CPUS" ]; then
+    sed -i "s/^cores = .*/&\ncpus = [$JUNCTION_CPUS]/" "$WORK/junction.toml"
+  fi
+  start junction "$WORK/junction.log" "$JUNCTION" --config "$WORK/junction.toml"
+  J=$LAST_PID
+  if [ -n "$JUNCTION_CPU_QUOTA" ]; then
+    cpu_quota "$J" "$JUNCTION_CPU_QUOTA"
+  fi
+  wait_http_ready "$METRICS" 20
+  PIDS=$J
+  ;;
+kamailio)
+  if [ -n "$OC" ] && [ "$OC" != 0 ]; then
+    echo "OC=1 needs junction: Kamailio does not speak RFC 7339" >&2
+    exit 2
+  fi
+  need kamailio kamailio
+  KAMAILIO=(kamailio -DD -E -f "$ROOT/loadtest/kamailio.cfg" -A "LISTEN=udp:127.0.0.1:$PORT"
+    -A "UAS=\"sip:127.0.0.1:$UAS_PORT\"" -A "WORKERS=$CORES" -m 2048 -M 32 -w "$WORK")
+  [ -n "$PIPELIMIT" ] && KAMAILIO+=(-A "PIPELIMIT=$PIPELIMIT")
+  [ -n "$JUNCTION_CPUS" ] && KAMAILIO=(taskset -c "$JUNCTION_CPUS" "${KAMAILIO[@]}")
+  # Kamailio forks its workers at start: they join the quota's cgroup by starting in it.
+  if [ -n "$JUNCTION_CPU_QUOTA" ]; then
+    cpu_cgroup "$JUNCTION_CPU_QUOTA"
+    KAMAILIO=(bash -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$CPU_CGROUP" "${KAMAILIO[@]}")
+    echo "kamailio held to $JUNCTION_CPU_QUOTA% of a CPU ($CPU_CGROUP)" >&2
+  fi
+  start kamailio "$WORK/kamailio.log" "${KAMAILIO[@]}"
+  J=$LAST_PID
+  wait_udp_port "$PORT" 20
+  sleep 1   # its workers, forked after the socket is bound
+  PIDS="$J $(pgrep -d ' ' -P "$J" || true)"
+  ;;
+*)
+  echo "PROXY must be junction or kamailio, not $PROXY" >&2
+  exit 2
+  ;;
+esac
 start uas "$WORK/uas.out" "$JL" uas --listen "127.0.0.1:$UAS_PORT" "${UAS_PIN[@]}" --quiet
 UAS=$LAST_PID
 wait_udp_port "$UAS_PORT" 10
@@ -109,7 +151,7 @@ if [ -n "${WARMUP_RATE:-}" ]; then
     "${OC_ARGS[@]}" --quiet | grep -E '^UAC:' || true
 fi
 : >"$WORK/cpu.txt"
-sample_cpu "$J" "$WORK/cpu.txt"
+sample_cpu "$PIDS" "$WORK/cpu.txt"
 : >"$WORK/probe.txt"
 if [ -n "${PROBE_CPU:-}" ]; then
   start probe "$WORK/probe.txt" "$JL" probe --cpu "$PROBE_CPU"
@@ -119,7 +161,7 @@ timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" "${RATE_ARGS[@]}" \
   --concurrent "$CONCURRENT" --t1-ms 500 --max-failures "$MAX_FAILURES" \
   "${LOAD_PIN[@]}" "${OC_ARGS[@]}" --json "$WORK/uac.json" --csv "$WORK/uac.csv" || rc=$?
 sleep 0.5   # the CPU sampler's next line, past the UAC's last second
-echo "--- junction: $(proc_cpu "$J") s CPU"
+echo "--- $PROXY: $(tree_cpu "$J") s CPU"
 curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
   grep -E '^junction_core_(rejected_overload|dropped_overload|rejected_admission|rejected_no_route|retransmissions_absorbed|dropped_stray)_total|^junction_core_oc_|^junction_datagrams_(received|dropped)_total' |
   sed 's/^/    /' || true
@@ -131,7 +173,7 @@ awk -F';' 'NR > 1 {dt = $1 - t; t = $1; if (dt <= 0) next
   printf "%6.0f %8.0f %8.0f %8.0f %8.0f\n", $1, $2, $6 / dt, $8 / dt, $NF / dt}' "$WORK/uac.csv"
 awk -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v end="$DURATION" \
   -v alt="$ALTERNATE" -v cpufile="$WORK/cpu.txt" -v probefile="$WORK/probe.txt" '
-  # junction'"'"'s CPU seconds at t seconds, from the sampler'"'"'s lines (ms, µs), interpolated.
+  # the proxy'"'"'s CPU seconds at t seconds, from the sampler'"'"'s lines (ms, µs), interpolated.
   function cpu_at(t,   k, a) {
     t *= 1000
     if (ns == 0) return -1
@@ -160,7 +202,7 @@ awk -v start="$START" -v step="$STEP" -v period="$PERIOD_MS" -v max="$MAX" -v en
     ok[i] += $6; bad[i] += $8; cnt[i] += dt; to[i] = $1; if (i > top) top = i
   }
   END {
-    print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s, junction CPU % of one CPU, completed calls per junction CPU second" (np ? ", probe compute ns, probe memory ns (medians)" : "")
+    print "--- per ramp step (its first second left out): offered calls/s, completed calls/s, failed calls/s, the proxy'"'"'s CPU % of one CPU, completed calls per proxy CPU second" (np ? ", probe compute ns, probe memory ns (medians)" : "")
     for (i = 0; i <= top; i++) {
       if (!cnt[i]) continue
       o = start + step * i; if (o > max) o = max
