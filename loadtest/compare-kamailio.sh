@@ -46,12 +46,9 @@ wait_http_ready "$METRICS" 20
 one_run junction "$J_PORT" "$J"
 stop "$J"
 
-# Kamailio: same budget (CORES UDP workers), in the foreground so that it is ours to stop;
-# 2 GiB of shared memory: at 2000 calls/s tm keeps ~20000 transactions in their wait state,
-# more than the 256 MiB that look plenty (they end in "out of mem" 500s).
-start kamailio "$WORK/kamailio.log" kamailio -DD -E -f "$ROOT/loadtest/kamailio.cfg" \
-  -A "LISTEN=udp:127.0.0.1:$K_PORT" -A "UAS=\"sip:127.0.0.1:$UAS_PORT\"" -A "WORKERS=$CORES" \
-  -m 2048 -M 32 -w "$WORK"
+# Kamailio: same budget (CORES UDP workers).
+kamailio_command "$K_PORT" "$UAS_PORT" "$CORES"
+start kamailio "$WORK/kamailio.log" "${KAMAILIO[@]}"
 K=$LAST_PID
 wait_udp_port "$K_PORT" 20
 one_run kamailio "$K_PORT" "$K"

@@ -118,8 +118,7 @@ kamailio)
     exit 2
   fi
   need kamailio kamailio
-  KAMAILIO=(kamailio -DD -E -f "$ROOT/loadtest/kamailio.cfg" -A "LISTEN=udp:127.0.0.1:$PORT"
-    -A "UAS=\"sip:127.0.0.1:$UAS_PORT\"" -A "WORKERS=$CORES" -m 2048 -M 32 -w "$WORK")
+  kamailio_command "$PORT" "$UAS_PORT" "$CORES"
   [ -n "$PIPELIMIT" ] && KAMAILIO+=(-A "PIPELIMIT=$PIPELIMIT")
   [ -n "$JUNCTION_CPUS" ] && KAMAILIO=(taskset -c "$JUNCTION_CPUS" "${KAMAILIO[@]}")
   # Kamailio forks its workers at start: they join the quota's cgroup by starting in it.
