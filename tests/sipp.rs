@@ -8,17 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The project's SIPp scenario files (tests/data/sipp).
 fn scenarios() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [
-        here.join("../shared/testdata/sipp"),
-        here.join("../../shared/testdata/sipp"),
-    ] {
-        if base.is_dir() {
-            return base;
-        }
-    }
-    panic!("../shared/testdata/sipp not found next to the repository");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp")
 }
 
 fn free_udp_port() -> u16 {
