@@ -1,4 +1,4 @@
-//! A small HTTP/1.1 responder on a plain std thread (DESIGN.md 4: simpler than, and twice
+//! A small HTTP/1.1 responder on a plain std thread (measured with glommio 0.9: simpler than, and twice
 //! the requests/s of, hyper on glommio; and it keeps HTTP off the shard cores).
 //!
 //! One connection at a time, one request per connection (`Connection: close`). A request

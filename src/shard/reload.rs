@@ -1,4 +1,4 @@
-//! Configuration reload (ROUTING.md "Health, limits, reload"): re-read the file the server
+//! Configuration reload (docs/routing.md "Health, limits, reload"): re-read the file the server
 //! was started with, validate and compile it here, off the shards, then hand every shard the
 //! new routing table through its `ReloadSlot`. A shard checks its slot once per loop turn
 //! (one atomic load) and swaps the table between batches; calls in progress keep the table

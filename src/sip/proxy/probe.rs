@@ -1,4 +1,4 @@
-//! OPTIONS health probing of egress trunks (ROUTING.md "Health"): each trunk with a `probe`
+//! OPTIONS health probing of egress trunks (docs/routing.md "Health"): each trunk with a `probe`
 //! is probed by one shard (the owner of its name); a trunk is marked down after
 //! `down_after` consecutive failures (no final response in time, 408 or 5xx) and up again
 //! after `up_after` successes (any other final response). The state is shared by every
