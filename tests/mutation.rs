@@ -76,6 +76,7 @@ fn core(routing: &Arc<RoutingTable>) -> Core {
             shard: 0,
             shards: 1,
             advertise: addr(PROXY),
+            shard_ports: None,
             wall: junction::sip::oc::WallAnchor::now(),
         },
         routing.clone(),

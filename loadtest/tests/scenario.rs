@@ -333,7 +333,10 @@ fn scenario_retransmissions_recover_a_lost_ack() {
     // 200 retransmitted by the UAS (retrans=500) at 500 ms; the UAC answers the copy with
     // its ACK again (the same bytes).
     assert_eq!(l[4], "< SIP/2.0 200 OK");
-    assert_eq!(l[5], "> ACK sip:callee@127.0.0.1:7000;transport=UDP SIP/2.0");
+    assert_eq!(
+        l[5],
+        "> ACK sip:callee@127.0.0.1:7000;transport=UDP SIP/2.0"
+    );
     assert_eq!(p.log[4].0, 2 * MS + 500 * MS - MS);
     assert_eq!(p.log[3].2, p.log[5].2);
     assert_eq!(p.uac.stats().succeeded, 1);

@@ -179,6 +179,7 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         overload_feedback: _,
         retry_after_s: _,
         max_memory_mb,
+        shard_ports,
     } = new;
     let mut keys = Vec::new();
     if *cores != running.cores {
@@ -198,6 +199,9 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
     }
     if *max_memory_mb != running.max_memory_mb {
         keys.push("server.max_memory_mb");
+    }
+    if *shard_ports != running.shard_ports {
+        keys.push("server.shard_ports");
     }
     keys
 }
@@ -375,6 +379,7 @@ mod tests {
             max_memory_mb: crate::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
             retry_after_s: crate::limits::RETRY_AFTER_SECS,
+            shard_ports: None,
         }
     }
 

@@ -118,7 +118,7 @@ impl Core {
         self.out.extend_from_slice(&self.via_line);
         self.out
             .extend_from_slice(b"Max-Forwards: 70\r\nFrom: <sip:junction@");
-        rewrite::write_hostport(&mut self.out, self.config.advertise);
+        rewrite::write_hostport(&mut self.out, self.config.own_address());
         let _ = write!(self.out, ">;tag=p{cseq:x}\r\nTo: <sip:");
         rewrite::write_hostport(&mut self.out, dest);
         self.out.extend_from_slice(b">\r\nCall-ID: ");
