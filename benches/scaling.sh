@@ -15,7 +15,9 @@
 # SAT_RATE calls/s, more than that budget carries), the completed calls per CPU second.
 # Each figure is the median of REPEAT rounds; the modes alternate inside a round, so a
 # machine that drifts moves them alike. It also prints how many datagrams crossed shards per
-# call and why (junction_handoff_kind_total). Loopback only; stops what it started.
+# call and why (junction_handoff_kind_total) and the shards' parks per call; with PERF=1
+# (Debian linux-perf) also membarrier, io_uring_enter, write (eventfd wakes) and context
+# switches per call, counted by kernel tracepoints. Loopback only; stops what it started.
 set -euo pipefail
 source "$(dirname "$0")/../loadtest/lib.sh"
 
@@ -92,17 +94,36 @@ EOF
   start uas "$WORK/uas.log" "$JL" uas --listen "127.0.0.1:$UAS_PORT" --quiet
   local uas=$LAST_PID
   wait_udp_port "$UAS_PORT" 10
-  local c0 c1
+  local c0 c1 perf_pid=""
+  if [ -n "${PERF:-}" ] && [ "$quota" = 0 ]; then
+    perf stat -x, -o "$WORK/perf.csv" -p "$jpid" \
+      -e 'syscalls:sys_enter_membarrier,syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_write,context-switches' \
+      2>/dev/null &
+    perf_pid=$!
+  fi
+  local p0
+  p0=$(metric_sum junction_parks_total)
   c0=$(cpu_ns "$jpid")
   "$JL" uac --target "127.0.0.1:$PORT" --number 2125551234 --rate "$rate" --calls "$calls" \
     --concurrent $((rate * 4)) --quiet >"$WORK/uac.log" 2>&1 || true
   c1=$(cpu_ns "$jpid")
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+  fi
   sleep 0.5
   local crossed completed
   crossed=$(metric_sum junction_handoff_out_total)
   completed=$(awk '/^UAC:/ { for (i = 1; i <= NF; i++) if ($(i+1) == "succeeded,") print $i }' "$WORK/uac.log")
   completed=${completed:-0}
-  local kinds=""
+  local kinds="" parks
+  parks=$(( $(metric_sum junction_parks_total) - p0 ))
+  kinds=" parks/call=$(awk -v p="$parks" -v n="$completed" 'BEGIN { if (n > 0) printf "%.1f", p / n }')"
+  if [ -n "$perf_pid" ] && [ -s "$WORK/perf.csv" ]; then
+    kinds="$kinds$(awk -F, -v n="$completed" '$1 ~ /^[0-9]+$/ && n > 0 {
+      split($3, e, ":"); name = e[length(e)]; sub("sys_enter_", "", name)
+      printf " %s/call=%.1f", name, $1 / n }' "$WORK/perf.csv")"
+  fi
   if [ "$cores" -gt 1 ]; then
     for k in response invite ack cancel other_request; do
       kinds="$kinds $k=$(kind_sum "$k")"
