@@ -374,6 +374,7 @@ impl Shard {
             if self.signals.stop.get() || self.stop.load(Ordering::Relaxed) {
                 return;
             }
+            self.slot.beat();
             if self.reload.pending(self.generation) {
                 self.switch_routing();
             }
