@@ -7,6 +7,9 @@
 //! applied (SIGHUP) or refused (`POST /reload`, which answers 422 so a command can fail),
 //! and `STOPPING=1` on SIGTERM.
 //!
+//! Logs: under the journal (`JOURNAL_STREAM` names stderr) every line starts with its
+//! syslog priority (`<6>` info, `<4>` warn...); otherwise not.
+//!
 //! No assertion depends on timing: waits give up (failing, with what arrived) only after a
 //! generous deadline.
 
@@ -201,5 +204,76 @@ fn readiness_watchdog_reload_and_stop_are_notified() {
     manager.wait_for(done + 1, "STOPPING=1", |m| lines(m).contains(&"STOPPING=1"));
     let status = child.wait().expect("junction exits");
     assert!(status.success(), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Start junction with stderr into `log` and, when `journal`, `JOURNAL_STREAM` naming that
+/// file (as systemd names the journal's stream); wait until it serves.
+fn start_logging(file: &Path, log: &Path, journal: bool) -> Child {
+    let stderr = std::fs::File::create(log).expect("log file");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_junction"));
+    command
+        .arg("--config")
+        .arg(file)
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("NOTIFY_SOCKET")
+        .stdout(Stdio::null());
+    if journal {
+        use std::os::unix::fs::MetadataExt;
+        let meta = stderr.metadata().expect("stat");
+        command.env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()));
+    } else {
+        // Inherited from a parent whose stderr was the journal: names another file.
+        command.env("JOURNAL_STREAM", "1:1");
+    }
+    let child = command.stderr(stderr).spawn().expect("start junction");
+    let deadline = Instant::now() + WAIT_MAX;
+    while !std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .contains("msg=\"junction started\"")
+    {
+        assert!(Instant::now() < deadline, "junction never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[test]
+fn log_lines_carry_syslog_priorities_under_the_journal_only() {
+    let dir = std::env::temp_dir().join(format!("junction-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for journal in [true, false] {
+        let (listen, metrics) = (free_port(), free_tcp_port());
+        let file = dir.join("junction.toml");
+        std::fs::write(&file, config(listen, metrics, "gw")).expect("write config");
+        let log = dir.join(format!("stderr-{journal}.log"));
+        let mut child = start_logging(&file, &log, journal);
+        // A refused reload logs warnings.
+        std::fs::write(&file, config(listen, metrics, "nope")).expect("write config");
+        assert_eq!(post_reload(metrics).0, 422);
+        signal(&child, libc::SIGTERM);
+        assert!(child.wait().expect("exits").success());
+        let text = std::fs::read_to_string(&log).expect("log");
+        let started = text
+            .lines()
+            .find(|l| l.contains("msg=\"junction started\""))
+            .expect("startup line");
+        let refused = text
+            .lines()
+            .find(|l| l.contains("msg=\"reload refused\""))
+            .unwrap_or_else(|| panic!("no refusal in\n{text}"));
+        if journal {
+            assert!(started.starts_with("<6>ts="), "{started}");
+            assert!(refused.starts_with("<4>ts="), "{refused}");
+            assert!(
+                text.lines().all(|l| l.starts_with('<')),
+                "every line has a priority:\n{text}"
+            );
+        } else {
+            assert!(started.starts_with("ts="), "{started}");
+            assert!(refused.starts_with("ts="), "{refused}");
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -152,6 +152,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     let registry = crate::trunks::Registry::new(std::time::Instant::now());
     let states = registry.states_for(&routing);
     crate::control::log::set_level(config.log.level);
+    crate::control::log::set_priority(config.log.priority);
+    crate::control::log::install_log_bridge();
     let reload_slots: Vec<Arc<ReloadSlot>> = (0..shards)
         .map(|_| Arc::new(ReloadSlot::default()))
         .collect();
