@@ -12,6 +12,7 @@ pub mod batch;
 mod filter;
 pub use filter::socket_drops;
 pub mod handoff;
+pub mod host_limits;
 mod logging;
 pub mod owner;
 pub mod reload;
@@ -125,16 +126,23 @@ pub fn start(config: Config) -> Result<Server, String> {
     start_with(config, Options::default())
 }
 
-/// Start every shard and the control plane; returns once every shard serves.
+/// Start every shard and the control plane; returns once every shard serves. An error that
+/// comes from a process limit (locked memory, open files) names the limit and its fix.
 pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
-    let server = &config.server;
-    let shards = server.cores;
+    let shards = config.server.cores;
     if shards == 0 || shards > usize::from(u16::MAX) {
         return Err(format!(
             "server.cores is {shards}: it must be between 1 and {}",
             u16::MAX
         ));
     }
+    host_limits::ensure(shards)?;
+    start_checked(config, options).map_err(|e| host_limits::explain(e, shards))
+}
+
+fn start_checked(config: Config, options: Options) -> Result<Server, String> {
+    let server = &config.server;
+    let shards = server.cores;
     let cpus = shard_cpus(shards, server.cpus.as_deref())?;
     let routing = match options.routing {
         Some(routing) => routing,
