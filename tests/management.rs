@@ -87,6 +87,7 @@ fn healthz_answers_while_fifty_idle_connections_are_open() {
     let server = start();
     let addr = server.metrics_addr().expect("metrics enabled");
     // Connected, sending nothing (a load balancer's pre-opened connections, a stuck client).
+    let opened = Instant::now();
     let idle: Vec<TcpStream> = (0..IDLE)
         .map(|i| TcpStream::connect(addr).unwrap_or_else(|e| panic!("idle {i}: {e}")))
         .collect();
@@ -103,16 +104,19 @@ fn healthz_answers_while_fifty_idle_connections_are_open() {
         best < HEALTHZ_MAX,
         "/healthz took {best:?} (best of 3) with {IDLE} idle connections open"
     );
-    // The idle connections are still open (the server did not close them to answer).
-    let mut first = &idle[0];
-    first.set_nonblocking(true).expect("nonblocking");
-    let mut byte = [0u8; 1];
-    let still_open =
-        matches!(first.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    assert!(
-        still_open,
-        "an idle connection was closed within the timeout"
-    );
+    // The idle connections are still open (the server did not close them to answer), unless
+    // this machine was so slow that their 5 s request timeout passed meanwhile.
+    if opened.elapsed() < Duration::from_secs(4) {
+        let mut first = &idle[0];
+        first.set_nonblocking(true).expect("nonblocking");
+        let mut byte = [0u8; 1];
+        let still_open =
+            matches!(first.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+        assert!(
+            still_open,
+            "an idle connection was closed before its timeout"
+        );
+    }
     drop(idle);
     server.shutdown().expect("clean shutdown");
 }
@@ -176,10 +180,7 @@ fn documented_families(doc: &str) -> BTreeMap<String, String> {
         .filter_map(|l| l.strip_prefix("| `"))
         .filter_map(|l| {
             let (name, rest) = l.split_once('`')?;
-            let kind = rest
-                .trim_start_matches(|c| c == ' ' || c == '|')
-                .split(' ')
-                .next()?;
+            let kind = rest.trim_start_matches([' ', '|']).split(' ').next()?;
             Some((name.to_string(), kind.to_string()))
         })
         .filter(|(name, _)| name.starts_with("junction_") || name.starts_with("process_"))

@@ -9,9 +9,13 @@
 //! control plane merges on read, together with the shared trunk state and the CDR writer's
 //! counters.
 //!
-//! Observability: `log` (structured lines on stderr), `cdr` (the CDR writer thread, with
+//! Observability: `log` (structured lines on stderr, with syslog priorities under the
+//! journal, and the `log` facade's records), `cdr` (the CDR writer thread, with
 //! `rotating_file` and `clock`), `exposition` (Prometheus text), `trunk_metrics` and
-//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`.
+//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`,
+//! `process` (the `process_*` families), `http` (the management endpoint), `notify`
+//! (systemd readiness, reload and watchdog notifications). docs/metrics.md lists every
+//! family.
 
 pub mod cdr;
 pub mod clock;
