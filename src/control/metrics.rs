@@ -797,6 +797,23 @@ mod tests {
     }
 
     #[test]
+    fn handoff_series_grow_linearly_with_the_shards() {
+        for shards in [2usize, 8, 32] {
+            let views: Vec<ShardView> = (0..shards)
+                .map(|i| view(i, shards, ShardState::Running))
+                .collect();
+            let text = render(&views, 4096);
+            let samples = check_exposition(&text);
+            let handoff_series = samples
+                .keys()
+                .filter(|(name, _)| name.starts_with("junction_handoff"))
+                .count();
+            // in and out depth, in and out counters: 4 per shard, plus the capacity.
+            assert_eq!(handoff_series, 4 * shards + 1, "{shards} shards");
+        }
+    }
+
+    #[test]
     fn rendering_with_no_shards_is_still_well_formed() {
         check_exposition(&render(&[], 0));
     }

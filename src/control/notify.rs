@@ -86,7 +86,9 @@ impl Notifier {
 
 /// When to ping the watchdog: every half timeout, and only if every shard has made progress
 /// (its loop-round counter moved) since the previous ping. A shard stuck in a loop or
-/// stopped stops the pings, and systemd restarts junction after the timeout.
+/// stopped stops the pings, and systemd restarts junction after the timeout. An idle shard
+/// turns at least every `limits::SHARD_PARK_MAX` (100 ms), so `WatchdogSec=` must be well
+/// above that: 1 s or more.
 #[derive(Debug)]
 pub struct Watchdog {
     interval: Duration,
