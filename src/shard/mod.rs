@@ -650,6 +650,7 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
                         "shards made no progress: no watchdog ping (systemd restarts junction when WatchdogSec passes)",
                         shards = shards
                     );
+                    notifier.status(&format!("shards {shards} made no progress"));
                 }
                 Tick::Stalled(_) | Tick::Wait => {}
             }
