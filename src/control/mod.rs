@@ -360,6 +360,21 @@ mod tests {
     }
 
     #[test]
+    fn heartbeats_count_rounds_until_a_shard_stops() {
+        let hub = MetricsHub::new(&[0, 1], 4096);
+        let slot = hub.slot(1).unwrap();
+        slot.beat();
+        slot.beat();
+        assert_eq!(hub.heartbeats(), vec![Some(0), Some(2)]);
+        slot.set_state(ShardState::Stopped);
+        assert_eq!(
+            hub.heartbeats(),
+            vec![Some(0), None],
+            "a stopped shard never beats"
+        );
+    }
+
+    #[test]
     fn try_publish_never_waits_for_a_reader() {
         let slot = ShardSlot::new(ShardSnapshot::new(0, 1, 0));
         let held = slot.snapshot.lock().unwrap();
