@@ -14,8 +14,8 @@ calls=${2:-20000}
 transport=${3:-un}
 cores=${4:-2}
 here=$(cd "$(dirname "$0")/.." && pwd)
-scen=$(cd "$here/../shared/testdata/sipp" 2>/dev/null && pwd || true)
-[ -n "$scen" ] || { echo "../shared/testdata/sipp not found" >&2; exit 2; }
+scen="$here/tests/data/sipp"
+[ -f "$scen/uac-rr.xml" ] || { echo "$scen/uac-rr.xml not found" >&2; exit 2; }
 command -v sipp >/dev/null || { echo "install sipp: apt-get install -y sip-tester" >&2; exit 2; }
 
 cargo build --release --quiet --manifest-path "$here/Cargo.toml" --bin junction

@@ -8,7 +8,7 @@
 #
 # CPU time is utime+stime from /proc/<pid>/stat: read for the UAS after the UAC finished (then
 # the UAS is stopped), and for the UAC by polling until it exits (it is idle at its very end).
-# SIPp runs the Record-Route-aware scenarios of shared/testdata/sipp with its default
+# SIPp runs the Record-Route-aware scenarios of tests/data/sipp with its default
 # transport (u1); junction-load runs its built-in basic call with its defaults (un) and u1.
 # Loopback only; everything started here is stopped on exit; each run is bounded by timeout.
 set -euo pipefail
@@ -18,8 +18,7 @@ CALLS=${CALLS:-20000}
 REPEAT=${REPEAT:-3}
 JL_ARGS=${JL_ARGS:-}
 PORT=${PORT:-15070}
-SCEN=${SCEN:-$(cd .. && pwd)/shared/testdata/sipp}
-[ -d "$SCEN" ] || SCEN=/work/shared/testdata/sipp
+SCEN=${SCEN:-$PWD/tests/data/sipp}
 command -v sipp >/dev/null || { echo "sipp missing: apt-get install -y sip-tester" >&2; exit 2; }
 cargo build --release -q -p junction-load
 JL=target/release/junction-load

@@ -96,6 +96,10 @@ pub struct Server {
     /// Retry-After (seconds) of junction's 503s for temporary conditions; 0 leaves the
     /// header out.
     pub retry_after_s: u32,
+    /// `shard_ports`: the first per-shard port (shard i also listens on it + i and puts that
+    /// port in its Via and Record-Route, so the peers' answers reach the call's owner);
+    /// `None`: every shard advertises the shared `listen` port.
+    pub shard_ports: Option<u16>,
 }
 
 #[derive(Clone, Debug)]

@@ -115,7 +115,7 @@ pub const BATCH_DATAGRAMS_MAX: usize = 32;
 pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 
 /// glommio io_memory per executor: each executor pins 3 rings; RLIMIT_MEMLOCK is 8 MiB on
-/// our machines, and below 512 KiB glommio refuses to start (DESIGN.md 4).
+/// our machines, and below 512 KiB glommio refuses to start (measured with glommio 0.9).
 pub const IO_MEMORY_BYTES: usize = 512 << 10;
 
 /// Bytes of a Call-ID we accept. RFC 3261 sets no maximum; 256 covers every UA we know and

@@ -1279,3 +1279,40 @@ fn input_limits_are_read_and_checked() {
         assert_eq!(c.server.retry_after_s, value);
     }
 }
+
+#[test]
+fn shard_ports_is_the_first_of_one_port_per_shard() {
+    // SERVER: cores = 1, listen on 5060.
+    let c = config::parse(&format!("{SERVER}shard_ports = 5100\n"), "t.toml")
+        .unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.server.shard_ports, Some(5100));
+    let c = config::parse(SERVER, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.server.shard_ports, None, "off unless set");
+    for (value, words) in [
+        ("80", "from 1024 to 65535"),
+        ("70000", "from 1024 to 65535"),
+        ("\"5100\"", ""),
+        // The shared listen port is not a shard's own.
+        ("5060", "include the listen port 5060"),
+    ] {
+        let text = format!("{SERVER}shard_ports = {value}\n");
+        only_error(&text, 4, "server.shard_ports", words);
+    }
+    // Four shards from 65533 would need 65536.
+    let text = "[server]\ncores = 4\nlisten = \"udp:127.0.0.1:5060\"\nshard_ports = 65533\n";
+    only_error(
+        text,
+        4,
+        "server.shard_ports",
+        "4 shards need ports 65533-65536",
+    );
+    // Nor the advertised port.
+    let text = "[server]\ncores = 2\nlisten = \"udp:127.0.0.1:5060\"\n\
+                advertise = \"192.0.2.1:5101\"\nshard_ports = 5100\n";
+    only_error(
+        text,
+        5,
+        "server.shard_ports",
+        "include the advertise port 5101",
+    );
+}

@@ -76,6 +76,7 @@ fn core(routing: &Arc<RoutingTable>) -> Core {
             shard: 0,
             shards: 1,
             advertise: addr(PROXY),
+            shard_ports: None,
             wall: junction::sip::oc::WallAnchor::now(),
         },
         routing.clone(),
@@ -181,30 +182,24 @@ fn request_bases() -> Vec<Vec<u8>> {
         )
         .into_bytes(),
     ];
-    // The RFC 4475 / 5118 torture messages, when the shared test data is present.
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [
-        here.join("../shared/testdata"),
-        here.join("../../shared/testdata"),
-    ] {
-        for dir in ["rfc4475", "rfc5118"] {
-            let Ok(entries) = std::fs::read_dir(base.join(dir)) else {
-                continue;
-            };
-            let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-            files.sort();
-            for f in files {
-                if f.extension().is_some_and(|e| e == "sip") {
-                    if let Ok(b) = std::fs::read(&f) {
-                        v.push(b);
-                    }
-                }
+    // The RFC 4475 / 5118 torture messages (tests/data); all 61 must be there.
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    let before = v.len();
+    for dir in ["rfc4475", "rfc5118"] {
+        let entries = std::fs::read_dir(base.join(dir)).expect("tests/data is in the repository");
+        let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        files.sort();
+        for f in files {
+            if f.extension().is_some_and(|e| e == "sip") {
+                v.push(std::fs::read(&f).expect("fixture"));
             }
         }
-        if v.len() > 9 {
-            break;
-        }
     }
+    assert_eq!(
+        v.len() - before,
+        49 + 12,
+        "the torture messages in tests/data"
+    );
     v
 }
 

@@ -560,17 +560,9 @@ fn reloading_the_embedded_default_is_a_no_op() {
 
 // ------------------------------------------------------------- the binary under SIPp load
 
+/// The project's SIPp scenario files (tests/data/sipp).
 fn scenarios() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [
-        here.join("../shared/testdata/sipp"),
-        here.join("../../shared/testdata/sipp"),
-    ] {
-        if base.is_dir() {
-            return base;
-        }
-    }
-    panic!("../shared/testdata/sipp not found next to the repository");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sipp")
 }
 
 fn sipp() -> &'static str {

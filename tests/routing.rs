@@ -439,6 +439,7 @@ fn hand_built(trunks: Vec<TrunkConfig>, routes: Vec<RouteConfig>) -> Config {
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
             retry_after_s: junction::limits::RETRY_AFTER_SECS,
+            shard_ports: None,
         },
         routing: RoutingSettings::default(),
         trunks,

@@ -17,12 +17,9 @@ use junction::sip::{Method, Span};
 // ---------------------------------------------------------------------------------------
 // helpers
 
-/// `shared/testdata` beside the repository (DESIGN.md 7), or `$JUNCTION_TESTDATA`.
+/// The RFC 4475 / RFC 5118 messages in the repository (tests/data/README.md).
 fn testdata() -> PathBuf {
-    match std::env::var_os("JUNCTION_TESTDATA") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata"),
-    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 fn fixture(dir: &str, name: &str) -> Vec<u8> {

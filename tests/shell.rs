@@ -40,6 +40,7 @@ fn config(listen: &str, cores: usize) -> Config {
             max_memory_mb: junction::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
             retry_after_s: junction::limits::RETRY_AFTER_SECS,
+            shard_ports: None,
         },
         routing: Default::default(),
         trunks: Vec::new(),

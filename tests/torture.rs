@@ -7,17 +7,9 @@ use common::*;
 use junction::sip::scan::{self, Message};
 use std::path::{Path, PathBuf};
 
+/// The RFC 4475 / RFC 5118 messages and their expected actions (tests/data/README.md).
 fn testdata() -> PathBuf {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for base in [
-        here.join("../shared/testdata"),
-        here.join("../../shared/testdata"),
-    ] {
-        if base.is_dir() {
-            return base;
-        }
-    }
-    panic!("../shared/testdata not found next to the repository");
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data")
 }
 
 #[derive(Debug, PartialEq)]

@@ -39,6 +39,7 @@ pub fn core() -> Core {
             shard: 0,
             shards: 1,
             advertise: "127.0.0.1:5060".parse().expect("addr"),
+            shard_ports: None,
             wall: junction::sip::oc::WallAnchor::now(),
         },
         routing,

@@ -180,6 +180,7 @@ fuzz_target!(|data: &[u8]| {
             shard: 0,
             shards: 1,
             advertise: "127.0.0.1:5060".parse().expect("literal"),
+            shard_ports: None,
             wall: junction::sip::oc::WallAnchor::now(),
         },
         routing(),

@@ -26,18 +26,9 @@ fn run(args: &str) -> Outcome {
     junction_load::io::run(&plan(args)).unwrap()
 }
 
+/// The repository's SIPp scenario files (tests/data/sipp).
 fn sipp_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for d in [
-        here.join("../../shared/testdata/sipp"),
-        here.join("../../../shared/testdata/sipp"),
-        here.join("../shared/testdata/sipp"),
-    ] {
-        if d.is_dir() {
-            return d;
-        }
-    }
-    panic!("shared/testdata/sipp not found next to the repository");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sipp")
 }
 
 #[test]

@@ -13,18 +13,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// The repository's SIPp scenario files (tests/data/sipp).
 fn sipp_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for d in [
-        here.join("../../shared/testdata/sipp"),
-        here.join("../../../shared/testdata/sipp"),
-        here.join("../shared/testdata/sipp"),
-    ] {
-        if d.is_dir() {
-            return d;
-        }
-    }
-    panic!("shared/testdata/sipp not found next to the repository");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sipp")
 }
 
 fn load(name: &str) -> Scenario {
@@ -41,7 +32,7 @@ const SEND_INVITE: &str = "<send retrans=\"500\"><![CDATA[\nINVITE sip:[service]
 fn accepts_the_record_route_scenarios() {
     let uac = load("uac-rr.xml");
     assert_eq!(uac.role, Role::Uac);
-    assert_eq!(uac.name, "basic call uac, record-route aware");
+    assert_eq!(uac.name, "junction test caller (record-route aware)");
     // send, 4 recv, send ACK, pause, send BYE, recv 200
     assert_eq!(uac.steps.len(), 9);
     assert!(matches!(
@@ -126,10 +117,21 @@ fn refuses_what_is_outside_the_subset_naming_it() {
     assert!(parse(wrap("<pause/>").as_bytes())
         .unwrap_err()
         .contains("first step"));
-    // The registrar scenario of shared/testdata relies on ereg/verifyauth: refused, named.
-    let e = junction_load::scenario::load(&sipp_dir().join("loopback-registrar.xml")).unwrap_err();
+    // A scenario that relies on regular-expression matching (a registrar stand-in): refused,
+    // with the file, the line and the attribute named.
+    let dir = std::env::temp_dir().join(format!("jl-scenario-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("registrar.xml");
+    std::fs::write(
+        &file,
+        "<?xml version=\"1.0\"?>\n<scenario name=\"registrar\">\n  \
+         <recv request=\".\" regexp_match=\"true\"/>\n</scenario>\n",
+    )
+    .unwrap();
+    let e = junction_load::scenario::load(&file).unwrap_err();
+    let _ = std::fs::remove_dir_all(&dir);
     assert!(
-        e.contains("loopback-registrar.xml: line 11: <recv>: attribute regexp_match"),
+        e.contains("registrar.xml: line 3: <recv>: attribute regexp_match"),
         "{e}"
     );
 }
@@ -256,8 +258,8 @@ fn record_route_scenarios_run_a_call() {
             "> INVITE sip:2125551234@127.0.0.1:7000 SIP/2.0",
             "< SIP/2.0 180 Ringing",
             "< SIP/2.0 200 OK",
-            "> ACK sip:127.0.0.1:7000;transport=UDP SIP/2.0",
-            "> BYE sip:127.0.0.1:7000;transport=UDP SIP/2.0",
+            "> ACK sip:callee@127.0.0.1:7000;transport=UDP SIP/2.0",
+            "> BYE sip:callee@127.0.0.1:7000;transport=UDP SIP/2.0",
             "< SIP/2.0 200 OK",
         ]
     );
@@ -331,7 +333,10 @@ fn scenario_retransmissions_recover_a_lost_ack() {
     // 200 retransmitted by the UAS (retrans=500) at 500 ms; the UAC answers the copy with
     // its ACK again (the same bytes).
     assert_eq!(l[4], "< SIP/2.0 200 OK");
-    assert_eq!(l[5], "> ACK sip:127.0.0.1:7000;transport=UDP SIP/2.0");
+    assert_eq!(
+        l[5],
+        "> ACK sip:callee@127.0.0.1:7000;transport=UDP SIP/2.0"
+    );
     assert_eq!(p.log[4].0, 2 * MS + 500 * MS - MS);
     assert_eq!(p.log[3].2, p.log[5].2);
     assert_eq!(p.uac.stats().succeeded, 1);

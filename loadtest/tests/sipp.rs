@@ -1,5 +1,5 @@
 //! Interoperation with a real SIPp (Debian package sip-tester) over loopback, both ways, with
-//! the Record-Route-aware scenarios of shared/testdata/sipp and SIPp's own stock scenarios.
+//! the Record-Route-aware scenarios of tests/data/sipp and SIPp's own stock scenarios.
 //! Without SIPp these tests fail, saying how to install it.
 
 use junction_load::cli;
@@ -32,18 +32,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The repository's SIPp scenario files (tests/data/sipp).
 fn sipp_dir() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    for d in [
-        here.join("../../shared/testdata/sipp"),
-        here.join("../../../shared/testdata/sipp"),
-        here.join("../shared/testdata/sipp"),
-    ] {
-        if d.is_dir() {
-            return d;
-        }
-    }
-    panic!("shared/testdata/sipp not found next to the repository");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/data/sipp")
 }
 
 /// A child process killed when dropped.

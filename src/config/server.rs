@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "max_memory_mb",
     "overload_feedback",
     "retry_after_s",
+    "shard_ports",
 ];
 const LATER: &[&str] = &["reload"];
 
@@ -86,6 +87,8 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         }
     }
 
+    let shard_ports = read_shard_ports(doc, &server, cores, listen, advertise);
+
     if doc.errors.len() != ok_before {
         return None;
     }
@@ -99,7 +102,55 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> Option<Server> {
         max_memory_mb,
         overload_feedback,
         retry_after_s,
+        shard_ports,
     })
+}
+
+/// `shard_ports = BASE`: shard i also listens on port BASE + i of the listen address and
+/// puts that port in its Via and Record-Route, so that responses and in-dialog requests come
+/// back to the shard that owns the call (docs/scaling.md). Off when absent.
+fn read_shard_ports(
+    doc: &mut Doc<'_>,
+    server: &Section<'_>,
+    cores: Option<usize>,
+    listen: Option<SocketAddr>,
+    advertise: Option<SocketAddr>,
+) -> Option<u16> {
+    let f = server.field(doc, "shard_ports")?;
+    let expected =
+        "the first of the per-shard ports, a port number from 1024 to 65535 (shard i uses \
+                    this port + i), or leave the key out for none";
+    let base = f.integer_in(doc, 1024, 65535, expected)? as u16;
+    let cores = cores?;
+    let last = u32::from(base) + cores as u32 - 1;
+    if last > 65535 {
+        doc.error(
+            f.line,
+            &f.key,
+            format!(
+                "{cores} shards need ports {base}-{last}, beyond 65535; choose a lower first port"
+            ),
+        );
+        return None;
+    }
+    let range = u32::from(base)..=last;
+    for (what, a) in [("listen", listen), ("advertise", advertise)] {
+        if let Some(a) = a {
+            if range.contains(&u32::from(a.port())) {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    format!(
+                        "the per-shard ports {base}-{last} include the {what} port {}; \
+                         they must be ports of their own",
+                        a.port()
+                    ),
+                );
+                return None;
+            }
+        }
+    }
+    Some(base)
 }
 
 fn read_unknown_source(doc: &mut Doc<'_>, server: &Section<'_>) -> UnknownSource {

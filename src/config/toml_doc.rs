@@ -103,7 +103,7 @@ impl<'t> Section<'t> {
     }
 
     /// Report every key that is not in `known`. Keys in `later` are names of settings a
-    /// later version will have (ROUTING.md); they get a message saying so.
+    /// later version will have (docs/routing.md); they get a message saying so.
     pub fn check_keys(&self, doc: &mut Doc<'_>, known: &[&str], later: &[&str]) {
         for (key, item) in self.table.iter() {
             if item.is_none() || known.contains(&key) {

@@ -29,7 +29,7 @@ const KEYS: &[&str] = &[
     "max_early",
     "probe",
 ];
-/// Trunk settings of the full inter-trunk model (ROUTING.md), not read by this version.
+/// Trunk settings of the full inter-trunk model (docs/routing.md), not read by this version.
 const LATER: &[&str] = &["transport", "allow_hairpin"];
 
 /// The progress timer of a trunk that does not set `progress_timeout_s`.

@@ -77,6 +77,34 @@ pub struct ShellCounters {
     pub timeouts: u64,
     /// Times the shard went to sleep with nothing to do.
     pub parks: u64,
+    /// Datagrams read from this shard's own port (`[server] shard_ports`): peers sent them
+    /// straight to the shard that owns the call.
+    pub datagrams_received_shard_port: u64,
+    /// Handed-off datagrams by what they were (why they crossed, `HANDOFF_KINDS`):
+    /// responses, INVITEs, ACKs, CANCELs, other requests; and, of all of them, those that
+    /// came in on some shard's own port (steered to a shard that is not the owner).
+    pub handoff_by_kind: [u64; 5],
+    pub handoff_from_shard_port: u64,
+}
+
+/// What a crossing datagram was, in the order of `ShellCounters::handoff_by_kind`. With
+/// per-shard ports only new requests (INVITE, and CANCEL or ACK of a new INVITE's
+/// transaction, which arrive where the INVITE did) should cross.
+pub const HANDOFF_KINDS: [&str; 5] = ["response", "invite", "ack", "cancel", "other_request"];
+
+/// The index in `HANDOFF_KINDS` of a datagram, from its first bytes.
+pub fn handoff_kind(data: &[u8]) -> usize {
+    if data.starts_with(b"SIP/") {
+        0
+    } else if data.starts_with(b"INVITE ") {
+        1
+    } else if data.starts_with(b"ACK ") {
+        2
+    } else if data.starts_with(b"CANCEL ") {
+        3
+    } else {
+        4
+    }
 }
 
 /// Everything one shard publishes.
@@ -355,7 +383,7 @@ fn core_values(stats: &CoreStats) -> [u64; 30] {
 type ShellField = fn(&ShellCounters) -> u64;
 
 /// The shell's per-shard counters (drops are one family with a `reason` label, below).
-const SHELL_COUNTERS: [(&str, &str, ShellField); 13] = [
+const SHELL_COUNTERS: [(&str, &str, ShellField); 15] = [
     (
         "datagrams_received",
         "Datagrams read from the shard's socket.",
@@ -413,6 +441,18 @@ const SHELL_COUNTERS: [(&str, &str, ShellField); 13] = [
     ("parks", "Times the shard slept with nothing to do.", |c| {
         c.parks
     }),
+    (
+        "datagrams_received_shard_port",
+        "Datagrams read from the shard's own port (server.shard_ports): sent by the peer \
+         straight to the shard owning the call.",
+        |c| c.datagrams_received_shard_port,
+    ),
+    (
+        "handoff_from_shard_port",
+        "Handed-off datagrams that came in on a shard's own port yet belonged to another \
+         shard (a peer using an old Record-Route after a change of shard count).",
+        |c| c.handoff_from_shard_port,
+    ),
 ];
 
 const DROP_REASONS: [(&str, ShellField); 5] = [
@@ -481,6 +521,21 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
                 &[("shard", shard), ("reason", reason)],
                 field(&view.snapshot.shell),
             );
+        }
+    }
+    let crossed = "junction_handoff_kind_total";
+    e.family(
+        crossed,
+        Kind::Counter,
+        "Datagrams handed off to the shard owning their call, by what they were: with \
+         server.shard_ports, responses and in-dialog requests reach their owner directly.",
+    );
+    for (view, shard) in shards.iter().zip(&labels) {
+        for (kind, n) in HANDOFF_KINDS
+            .iter()
+            .zip(view.snapshot.shell.handoff_by_kind)
+        {
+            e.sample(crossed, &[("shard", shard), ("kind", kind)], n);
         }
     }
 
@@ -798,18 +853,27 @@ mod tests {
 
     #[test]
     fn handoff_series_grow_linearly_with_the_shards() {
+        let mut per_shard = None;
         for shards in [2usize, 8, 32] {
             let views: Vec<ShardView> = (0..shards)
                 .map(|i| view(i, shards, ShardState::Running))
                 .collect();
             let text = render(&views, 4096);
             let samples = check_exposition(&text);
-            let handoff_series = samples
-                .keys()
-                .filter(|(name, _)| name.starts_with("junction_handoff"))
-                .count();
-            // in and out depth, in and out counters: 4 per shard, plus the capacity.
-            assert_eq!(handoff_series, 4 * shards + 1, "{shards} shards");
+            let count = |prefix: &str| {
+                samples
+                    .keys()
+                    .filter(|(name, _)| name.starts_with(prefix))
+                    .count()
+            };
+            // The queue depth: in and out per shard.
+            assert_eq!(count("junction_handoff_queue_datagrams"), 2 * shards);
+            // Every hand-off family together: the same number per shard whatever the
+            // shard count, plus the capacity.
+            let all = count("junction_handoff") - 1;
+            assert_eq!(all % shards, 0, "{shards} shards: {all} series");
+            let n = all / shards;
+            assert_eq!(*per_shard.get_or_insert(n), n, "{shards} shards");
         }
     }
 

@@ -1,4 +1,4 @@
-//! Building the attempt list (ROUTING.md step 3): the usage walk, the candidate routes of
+//! Building the attempt list (docs/routing.md step 3): the usage walk, the candidate routes of
 //! each usage in order, and each route's trunks in round-robin order.
 //!
 //! One walk serves both routing (`route_with`, with an observer that does nothing, so it
@@ -216,7 +216,7 @@ impl RoutingTable {
     }
 
     /// The attempt list for a call from `ingress` to `called` (see the module documentation
-    /// and ROUTING.md step 3), telling `observer` every step.
+    /// and docs/routing.md step 3), telling `observer` every step.
     pub fn walk(
         &self,
         ingress: TrunkId,

@@ -12,12 +12,21 @@ pub(super) struct Startup {
     routes: usize,
     cdr: String,
     log_level: &'static str,
+    /// `server.shard_ports` as "first-last", or "off".
+    shard_ports: String,
 }
 
 impl Startup {
     pub fn of(config: &Config) -> Startup {
         Startup {
             source: config.source.clone(),
+            shard_ports: config.server.shard_ports.map_or_else(
+                || "off".to_string(),
+                |base| {
+                    let last = usize::from(base) + config.server.cores.saturating_sub(1);
+                    format!("{base}-{last}")
+                },
+            ),
             trunks: config.trunks.len(),
             routes: config.routes.len(),
             cdr: config
@@ -52,6 +61,7 @@ impl Startup {
             cpus = cpus,
             listen = format!("udp:{}", server.local_addr()),
             sockets = server.shards(),
+            shard_ports = self.shard_ports,
             metrics = metrics,
             trunks = self.trunks,
             routes = self.routes,

@@ -170,10 +170,17 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
     socket::probe_free(server.listen)?;
     let listener = server.metrics.map(http::bind).transpose()?;
     let mut bound = socket::bind_shard_sockets(server.listen, shards)?;
+    // Each shard's own port (`shard_ports`), bound on the same address as the shared one.
+    let shard_port_sockets = match server.shard_ports {
+        Some(base) => {
+            socket::bind_shard_port_sockets(bound.local.ip(), base, shards, &mut bound.warnings)?
+        }
+        None => Vec::new(),
+    };
     // The kernel pre-filter (unknown sources dropped before they are queued), before any
     // datagram is read; reloads re-apply it in each shard.
     let mut kernel_filter = String::from("off");
-    for socket in &bound.sockets {
+    for socket in bound.sockets.iter().chain(&shard_port_sockets) {
         match filter::apply(socket.as_raw_fd(), bound.local.is_ipv4(), &routing) {
             Ok(filter::Applied::Attached(n)) => kernel_filter = format!("{n}-instructions"),
             Ok(filter::Applied::None(why)) => kernel_filter = format!("off: {why}"),
@@ -214,7 +221,14 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let memory = Arc::new(MemoryGuard::new(server.max_memory_mb));
     hub.set_memory(Arc::clone(&memory));
-    hub.set_socket_fds(bound.sockets.iter().map(|s| s.as_raw_fd()).collect());
+    hub.set_socket_fds(
+        bound
+            .sockets
+            .iter()
+            .chain(&shard_port_sockets)
+            .map(|s| s.as_raw_fd())
+            .collect(),
+    );
     let handoff_counters = Arc::new(handoff::HandoffCounters::new(shards));
     let (started_tx, started_rx) = mpsc::channel();
 
@@ -248,6 +262,7 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
         memory_watchdog: None,
         kernel_filter,
     };
+    let mut shard_port_sockets = shard_port_sockets.into_iter();
     let shard_sockets = bound.sockets.into_iter().zip(wake_sockets);
     let channel_ends = senders.into_iter().zip(receivers);
     let mut setups = Vec::with_capacity(shards);
@@ -267,6 +282,7 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
             index,
             shards,
             socket,
+            shard_port: shard_port_sockets.next(),
             ipv6: local.is_ipv6(),
             wake,
             senders,
@@ -276,6 +292,7 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
                 shard: index as u16,
                 shards: shards as u16,
                 advertise,
+                shard_ports: config.server.shard_ports,
                 wall,
             },
             routing: Arc::clone(&routing),

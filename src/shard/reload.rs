@@ -1,4 +1,4 @@
-//! Configuration reload (ROUTING.md "Health, limits, reload"): re-read the file the server
+//! Configuration reload (docs/routing.md "Health, limits, reload"): re-read the file the server
 //! was started with, validate and compile it here, off the shards, then hand every shard the
 //! new routing table through its `ReloadSlot`. A shard checks its slot once per loop turn
 //! (one atomic load) and swaps the table between batches; calls in progress keep the table
@@ -179,6 +179,7 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
         overload_feedback: _,
         retry_after_s: _,
         max_memory_mb,
+        shard_ports,
     } = new;
     let mut keys = Vec::new();
     if *cores != running.cores {
@@ -198,6 +199,9 @@ fn server_changes(running: &config::Server, new: &config::Server) -> Vec<&'stati
     }
     if *max_memory_mb != running.max_memory_mb {
         keys.push("server.max_memory_mb");
+    }
+    if *shard_ports != running.shard_ports {
+        keys.push("server.shard_ports");
     }
     keys
 }
@@ -376,6 +380,7 @@ mod tests {
             max_memory_mb: crate::limits::MEMORY_MB_DEFAULT,
             overload_feedback: true,
             retry_after_s: crate::limits::RETRY_AFTER_SECS,
+            shard_ports: None,
         }
     }
 

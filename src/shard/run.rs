@@ -53,7 +53,7 @@ use super::reload::ReloadSlot;
 use super::residence::Recorder;
 use super::CallIdFinder;
 use crate::control::cdr::CdrSink;
-use crate::control::metrics::{ShardSnapshot, ShardState};
+use crate::control::metrics::{handoff_kind, ShardSnapshot, ShardState};
 use crate::control::ShardSlot;
 use crate::limits;
 use crate::routing::RoutingTable;
@@ -86,6 +86,9 @@ pub(crate) struct ShardSetup {
     pub index: usize,
     pub shards: usize,
     pub socket: socket2::Socket,
+    /// The shard's own port (`[server] shard_ports`): what peers send to when they follow
+    /// this shard's Via or Record-Route.
+    pub shard_port: Option<socket2::Socket>,
     pub ipv6: bool,
     pub wake: std::net::UdpSocket,
     /// (owner shard, sender) for every other shard.
@@ -120,10 +123,11 @@ impl Drop for StoppedOnDrop {
 
 /// State shared between the main task and its helper tasks (one executor, one thread).
 struct Signals {
-    /// The reader saw a datagram queued (or an error): the main task should stop parking.
+    /// A reader saw a datagram queued (or an error): the main task should stop parking.
     readable: Cell<bool>,
-    /// The main task found the socket empty and parks: the reader should wait.
-    want_read: Cell<bool>,
+    /// The main task found the sockets empty and parks: the readers should wait (one flag
+    /// per reader: 0 for the shared port's socket, 1 for the shard's own port's).
+    want_read: [Cell<bool>; 2],
     /// The reader should pause `RECV_ERROR_BACKOFF` before its next wait.
     backoff: Cell<bool>,
     /// Readiness errors seen by the reader (folded into the metrics by the main task).
@@ -134,7 +138,7 @@ struct Signals {
     /// Per sending shard: batches taken from its channel (by the pump or the main task).
     taken: RefCell<Vec<u64>>,
     main_waker: RefCell<Option<Waker>>,
-    reader_waker: RefCell<Option<Waker>>,
+    reader_wakers: [RefCell<Option<Waker>>; 2],
     pump_wakers: RefCell<Vec<Option<Waker>>>,
 }
 
@@ -142,14 +146,14 @@ impl Signals {
     fn new(shards: usize) -> Signals {
         Signals {
             readable: Cell::new(false),
-            want_read: Cell::new(false),
+            want_read: [Cell::new(false), Cell::new(false)],
             backoff: Cell::new(false),
             readiness_errors: Cell::new(0),
             stop: Cell::new(false),
             slots: RefCell::new((0..shards).map(|_| None).collect()),
             taken: RefCell::new(vec![0; shards]),
             main_waker: RefCell::new(None),
-            reader_waker: RefCell::new(None),
+            reader_wakers: [RefCell::new(None), RefCell::new(None)],
             pump_wakers: RefCell::new(vec![None; shards]),
         }
     }
@@ -178,6 +182,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         index,
         shards,
         socket,
+        shard_port,
         ipv6,
         wake,
         senders,
@@ -199,6 +204,10 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     let fd = socket.as_raw_fd();
     // SAFETY: the descriptors come from sockets we own and give up here.
     let socket = Rc::new(unsafe { UdpSocket::from_raw_fd(socket.into_raw_fd()) });
+    let shard_port_fd = shard_port.as_ref().map(|s| s.as_raw_fd());
+    // SAFETY: as above.
+    let shard_port =
+        shard_port.map(|s| Rc::new(unsafe { UdpSocket::from_raw_fd(s.into_raw_fd()) }));
     let wake = Rc::new(unsafe { UdpSocket::from_raw_fd(wake.into_raw_fd()) });
 
     // Connect every hand-off channel end at once: `connect` waits for the peer shard to
@@ -233,7 +242,15 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     helpers.push(glommio::spawn_local(reader(
         Rc::clone(&socket),
         Rc::clone(&signals),
+        0,
     )));
+    if let Some(own) = &shard_port {
+        helpers.push(glommio::spawn_local(reader(
+            Rc::clone(own),
+            Rc::clone(&signals),
+            1,
+        )));
+    }
     helpers.push(glommio::spawn_local(wake_listener(
         wake,
         Arc::clone(&stop),
@@ -258,10 +275,12 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
         index,
         shards,
         fd,
+        shard_port_fd,
         ipv6,
         core,
         recv: RecvBatch::new(),
         send: SendBatch::new(ipv6),
+        requests: SendBatch::new(ipv6),
         outgoing: (0..shards).map(|_| HandoffBatch::new()).collect(),
         outgoing_since: None,
         cpu_read_at: None,
@@ -306,6 +325,7 @@ pub(crate) async fn shard_main(setup: ShardSetup) -> Result<(), String> {
     Timer::new(Duration::from_millis(1)).await;
     drop(shard);
     drop(socket);
+    drop(shard_port);
     Ok(())
 }
 
@@ -313,11 +333,16 @@ struct Shard {
     index: usize,
     shards: usize,
     fd: RawFd,
+    /// The socket of the shard's own port (`[server] shard_ports`), if any.
+    shard_port_fd: Option<RawFd>,
     /// The socket is IPv6 (no kernel pre-filter).
     ipv6: bool,
     core: Core,
     recv: RecvBatch,
     send: SendBatch,
+    /// With a shard port: the requests of a flush, sent from that port (responses leave
+    /// from the shared port, where the requests they answer arrived).
+    requests: SendBatch,
     /// Foreign datagrams waiting to be handed off, per owner.
     outgoing: Vec<HandoffBatch>,
     /// When the oldest of them was received (`None`: all batches are empty).
@@ -380,24 +405,31 @@ impl Shard {
             }
             self.core.set_memory_pressure(self.memory.pressure());
             let mut busy = false;
-            let mut socket_empty = false;
             self.residence.begin_round(queued(&self.core));
-            match self.recv.recv(self.fd) {
-                Ok(0) => {
-                    socket_empty = true;
-                    // Nothing queued: no queueing delay (overload control).
-                    self.core
-                        .observe_queue_delay(Instant::now(), Duration::ZERO);
+            // The shared port, then the shard's own port when there is one: empty when both
+            // had nothing.
+            let mut socket_empty = true;
+            for (fd, own_port) in [(Some(self.fd), false), (self.shard_port_fd, true)] {
+                let Some(fd) = fd else {
+                    continue;
+                };
+                match self.recv.recv(fd) {
+                    Ok(0) => {}
+                    Ok(_) => {
+                        busy = true;
+                        socket_empty = false;
+                        self.dispatch_received(Instant::now(), own_port);
+                    }
+                    Err(_) => {
+                        self.snapshot.shell.receive_errors += 1;
+                        self.signals.backoff.set(true);
+                    }
                 }
-                Ok(_) => {
-                    busy = true;
-                    self.dispatch_received(Instant::now());
-                }
-                Err(_) => {
-                    self.snapshot.shell.receive_errors += 1;
-                    self.signals.backoff.set(true);
-                    socket_empty = true;
-                }
+            }
+            if !busy {
+                // Nothing queued: no queueing delay (overload control).
+                self.core
+                    .observe_queue_delay(Instant::now(), Duration::ZERO);
             }
             busy |= self.take_hand_ins();
             let now = Instant::now();
@@ -466,13 +498,15 @@ impl Shard {
             return;
         }
         // The kernel pre-filter follows the new trunk peers.
-        match super::filter::apply(self.fd, !self.ipv6, &next.routing) {
-            Ok(_) => {}
-            Err(e) => crate::log_warn!(
-                "kernel filter not replaced: unknown sources are dropped by the shard",
-                shard = self.index,
-                error = e.to_string()
-            ),
+        for fd in std::iter::once(self.fd).chain(self.shard_port_fd) {
+            match super::filter::apply(fd, !self.ipv6, &next.routing) {
+                Ok(_) => {}
+                Err(e) => crate::log_warn!(
+                    "kernel filter not replaced: unknown sources are dropped by the shard",
+                    shard = self.index,
+                    error = e.to_string()
+                ),
+            }
         }
         self.core.set_routing(next.routing, next.states);
         // Let the core schedule the probes of the new table's trunks now.
@@ -485,7 +519,7 @@ impl Shard {
     }
 
     /// Give owned datagrams of the receive batch to the core; gather the others per owner.
-    fn dispatch_received(&mut self, now: Instant) {
+    fn dispatch_received(&mut self, now: Instant, own_port: bool) {
         let count = self.recv.len();
         // Overload: how long the oldest datagram of the batch waited in the kernel. The core
         // sheds new calls when a queue persists and keeps serving calls already up.
@@ -497,6 +531,9 @@ impl Shard {
                 .observe_queue_delay(now, wall.saturating_sub(received));
         }
         self.snapshot.shell.datagrams_received += count as u64;
+        if own_port {
+            self.snapshot.shell.datagrams_received_shard_port += count as u64;
+        }
         self.snapshot.shell.receive_batches += 1;
         for i in 0..count {
             let Some(datagram) = self.recv.get(i) else {
@@ -529,6 +566,13 @@ impl Shard {
                 self.residence.handled(now, queued(&self.core));
                 self.snapshot.shell.datagrams_processed += 1;
             } else if let Some(batch) = self.outgoing.get_mut(owner) {
+                let shell = &mut self.snapshot.shell;
+                if let Some(n) = shell.handoff_by_kind.get_mut(handoff_kind(datagram.data)) {
+                    *n += 1;
+                }
+                if own_port {
+                    shell.handoff_from_shard_port += 1;
+                }
                 if batch.is_full() {
                     hand_off(
                         self.index,
@@ -645,12 +689,17 @@ impl Shard {
             || (0..self.shards).any(|peer| self.handoff_waiting(peer))
     }
 
-    /// Send everything the core wants sent, in order, then clear it.
+    /// Send everything the core wants sent, in order, then clear it. With a shard port,
+    /// requests leave from it (so that a peer answering to the source port, RFC 3581, answers
+    /// this shard) and responses from the shared port, where the requests they answer came
+    /// in; the two never need an order between them (UDP gives none).
     async fn transmit(&mut self) {
         let Shard {
             fd,
+            shard_port_fd,
             core,
             send,
+            requests,
             snapshot,
             residence,
             ..
@@ -666,10 +715,16 @@ impl Shard {
         let mut index = 0;
         loop {
             send.clear();
-            while !send.is_full() {
+            requests.clear();
+            while !send.is_full() && !requests.is_full() {
                 match transmits.next() {
                     Some((to, data)) => {
-                        if send.push(to, data) {
+                        let batch = if shard_port_fd.is_some() && !data.starts_with(b"SIP/") {
+                            &mut *requests
+                        } else {
+                            &mut *send
+                        };
+                        if batch.push(to, data) {
                             residence.queued(index, data);
                         } else {
                             shell.send_errors += 1;
@@ -680,27 +735,17 @@ impl Shard {
                 }
             }
             let exhausted = transmits.peek().is_none();
-            if !send.is_empty() {
-                let mut from = 0;
-                let mut blocked_since: Option<Instant> = None;
-                loop {
-                    let outcome = send.send(*fd, from);
-                    shell.send_batches += 1;
-                    shell.datagrams_sent += outcome.sent as u64;
-                    shell.send_errors += outcome.failed as u64;
-                    let Some(at) = outcome.blocked_at else {
-                        break;
-                    };
-                    shell.send_buffer_full += 1;
-                    from = at;
-                    let since = *blocked_since.get_or_insert_with(Instant::now);
-                    if gave_up || since.elapsed() >= limits::SEND_BLOCKED_MAX {
-                        gave_up = true;
-                        shell.dropped_send_blocked += send.len().saturating_sub(at) as u64;
-                        break;
-                    }
-                    Timer::new(limits::SEND_RETRY_INTERVAL).await;
+            let mut sent_any = false;
+            for (batch, fd) in [(&mut *send, Some(*fd)), (&mut *requests, *shard_port_fd)] {
+                let Some(fd) = fd else {
+                    continue;
+                };
+                if !batch.is_empty() {
+                    flush(batch, fd, shell, &mut gave_up).await;
+                    sent_any = true;
                 }
+            }
+            if sent_any {
                 residence.sent(Instant::now());
             }
             if exhausted {
@@ -782,8 +827,15 @@ impl Shard {
         if socket_empty {
             // Hand the wait for the next datagram to the reader.
             self.signals.readable.set(false);
-            self.signals.want_read.set(true);
-            Signals::wake(&self.signals.reader_waker);
+            for (want, waker) in self
+                .signals
+                .want_read
+                .iter()
+                .zip(&self.signals.reader_wakers)
+            {
+                want.set(true);
+                Signals::wake(waker);
+            }
         }
         self.snapshot.shell.parks += 1;
         let mut timer = Timer::new(wake_at.saturating_duration_since(now));
@@ -798,6 +850,36 @@ impl Shard {
         self.signals.main_waker.borrow_mut().take();
         self.core
             .observe_idle(Instant::now().saturating_duration_since(now));
+    }
+}
+
+/// Send one batch on `fd`, waiting for buffer space at most `limits::SEND_BLOCKED_MAX` (once
+/// one batch of a flush gave up, the others get a single attempt: `gave_up`).
+async fn flush(
+    batch: &mut SendBatch,
+    fd: RawFd,
+    shell: &mut crate::control::metrics::ShellCounters,
+    gave_up: &mut bool,
+) {
+    let mut from = 0;
+    let mut blocked_since: Option<Instant> = None;
+    loop {
+        let outcome = batch.send(fd, from);
+        shell.send_batches += 1;
+        shell.datagrams_sent += outcome.sent as u64;
+        shell.send_errors += outcome.failed as u64;
+        let Some(at) = outcome.blocked_at else {
+            break;
+        };
+        shell.send_buffer_full += 1;
+        from = at;
+        let since = *blocked_since.get_or_insert_with(Instant::now);
+        if *gave_up || since.elapsed() >= limits::SEND_BLOCKED_MAX {
+            *gave_up = true;
+            shell.dropped_send_blocked += batch.len().saturating_sub(at) as u64;
+            break;
+        }
+        Timer::new(limits::SEND_RETRY_INTERVAL).await;
     }
 }
 
@@ -830,15 +912,23 @@ fn hand_off(
     }
 }
 
-/// Wait for readability when asked, then report it.
-async fn reader(socket: Rc<UdpSocket>, signals: Rc<Signals>) {
+/// Wait for readability of one socket when asked, then report it (`which`: 0 the shared
+/// port's socket, 1 the shard's own port's).
+async fn reader(socket: Rc<UdpSocket>, signals: Rc<Signals>, which: usize) {
     let mut byte = [0u8; 1];
+    let (Some(want_read), Some(waker)) = (
+        signals.want_read.get(which),
+        signals.reader_wakers.get(which),
+    ) else {
+        debug_assert!(false, "reader {which} has no signals");
+        return;
+    };
     loop {
         poll_fn(|cx| {
-            if signals.want_read.get() {
+            if want_read.get() {
                 Poll::Ready(())
             } else {
-                *signals.reader_waker.borrow_mut() = Some(cx.waker().clone());
+                *waker.borrow_mut() = Some(cx.waker().clone());
                 Poll::Pending
             }
         })
@@ -854,7 +944,7 @@ async fn reader(socket: Rc<UdpSocket>, signals: Rc<Signals>) {
                 .set(signals.readiness_errors.get() + 1);
             signals.backoff.set(true);
         }
-        signals.want_read.set(false);
+        want_read.set(false);
         signals.readable.set(true);
         signals.wake_main();
     }

@@ -80,14 +80,52 @@ pub fn bind_shard_sockets(listen: SocketAddr, count: usize) -> Result<ShardSocke
     })
 }
 
+/// Create and bind one socket per shard on port `base + shard` of `ip` (`[server]
+/// shard_ports`), without SO_REUSEPORT: each port belongs to one shard, and a port someone
+/// else holds refuses the start.
+pub fn bind_shard_port_sockets(
+    ip: std::net::IpAddr,
+    base: u16,
+    count: usize,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Socket>, String> {
+    let mut sockets = Vec::with_capacity(count);
+    for shard in 0..count {
+        let port = u16::try_from(usize::from(base) + shard)
+            .map_err(|_| format!("server.shard_ports: shard {shard}'s port is beyond 65535"))?;
+        let addr = SocketAddr::new(ip, port);
+        let socket = new_socket_with(addr, false, warnings)
+            .map_err(|e| format!("udp:{addr}: cannot create shard {shard}'s own socket: {e}"))?;
+        socket.bind(&addr.into()).map_err(|e| match e.kind() {
+            io::ErrorKind::AddrInUse => format!(
+                "udp:{addr} (server.shard_ports, shard {shard}) is already in use by another process"
+            ),
+            _ => format!("udp:{addr}: cannot bind shard {shard}'s own socket: {e}"),
+        })?;
+        sockets.push(socket);
+    }
+    warnings.dedup();
+    Ok(sockets)
+}
+
 fn new_socket(addr: SocketAddr, warnings: &mut Vec<String>) -> io::Result<Socket> {
+    new_socket_with(addr, true, warnings)
+}
+
+fn new_socket_with(
+    addr: SocketAddr,
+    reuse_port: bool,
+    warnings: &mut Vec<String>,
+) -> io::Result<Socket> {
     let domain = if addr.is_ipv6() {
         Domain::IPV6
     } else {
         Domain::IPV4
     };
     let socket = Socket::new(domain, Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.set_nonblocking(true)?;
     set_buffer(&socket, Buffer::Receive, warnings)?;
     set_buffer(&socket, Buffer::Send, warnings)?;

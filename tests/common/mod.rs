@@ -103,6 +103,7 @@ impl Net {
                 shard: 0,
                 shards: 1,
                 advertise: addr(PROXY),
+                shard_ports: None,
                 wall: junction::sip::oc::WallAnchor::now(),
             },
             Arc::new(routing),

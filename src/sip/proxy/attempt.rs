@@ -1,4 +1,4 @@
-//! Routed INVITEs and their attempts (ROUTING.md steps 2-6): normalize the numbers, walk the
+//! Routed INVITEs and their attempts (docs/routing.md steps 2-6): normalize the numbers, walk the
 //! attempt list with admission control, translate numbers per egress trunk, fail over on
 //! 5xx/408/timeouts, and answer with the best final response when nothing is left.
 

@@ -48,6 +48,11 @@ pub struct CoreConfig {
     /// The address peers reach us at: in our Via and Record-Route, and how we recognise a
     /// Route or Request-URI that points at us.
     pub advertise: SocketAddr,
+    /// Per-shard ports (`[server] shard_ports`): shard i puts port `base + i` of the
+    /// advertised address in its Via and Record-Route, so that responses and in-dialog
+    /// requests come straight back to the shard that owns the call (docs/scaling.md).
+    /// `None`: every shard advertises `advertise`.
+    pub shard_ports: Option<u16>,
     /// Wall-clock time of an instant: RFC 7339 feedback carries wall-clock sequence numbers.
     pub wall: super::oc::WallAnchor,
 }
@@ -194,6 +199,31 @@ fn same_addr(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
 
+impl CoreConfig {
+    /// The address this shard writes into its Via and Record-Route: the advertised address,
+    /// on this shard's own port when per-shard ports are on.
+    pub fn own_address(&self) -> SocketAddr {
+        match self.shard_ports {
+            Some(base) => SocketAddr::new(self.advertise.ip(), base.saturating_add(self.shard)),
+            None => self.advertise,
+        }
+    }
+
+    /// Whether `a` is one of junction's addresses: the advertised one, or (with per-shard
+    /// ports) any shard's port on the advertised address, since a message another shard
+    /// steered to itself may reach this one after a change of shard count.
+    pub fn is_own_address(&self, a: SocketAddr) -> bool {
+        if same_addr(a, self.advertise) {
+            return true;
+        }
+        self.shard_ports.is_some_and(|base| {
+            a.ip().to_canonical() == self.advertise.ip().to_canonical()
+                && a.port() >= base
+                && u32::from(a.port()) < u32::from(base) + u32::from(self.shards)
+        })
+    }
+}
+
 /// Never send to an address that cannot be a SIP peer (broadcast, multicast, port 0):
 /// RFC 4475 bcast and amplification attempts.
 fn sendable(addr: SocketAddr) -> bool {
@@ -241,7 +271,7 @@ impl Core {
         let mut branch_prefix = MAGIC_COOKIE.to_vec();
         let _ = write!(branch_prefix, "jn{:08x}{:x}.", boot, config.shard);
         let mut record_route_line = b"Record-Route: <sip:".to_vec();
-        rewrite::write_hostport(&mut record_route_line, config.advertise);
+        rewrite::write_hostport(&mut record_route_line, config.own_address());
         record_route_line.extend_from_slice(b";lr>\r\n");
         let now = Instant::now();
         Core {
@@ -735,7 +765,7 @@ impl Core {
     }
 
     fn points_at_us(&self, buf: &[u8], value: Span) -> bool {
-        name_addr_addr(buf, value).is_some_and(|a| same_addr(a, self.config.advertise))
+        name_addr_addr(buf, value).is_some_and(|a| self.config.is_own_address(a))
     }
 
     fn on_new_request(
@@ -1004,10 +1034,8 @@ impl Core {
     fn addressed_to_us(&self, buf: &[u8], parsed: &uri::Uri) -> bool {
         parsed.user.is_none()
             && uri::host_ip(buf, parsed.host).is_some_and(|ip| {
-                same_addr(
-                    SocketAddr::new(ip, parsed.port.unwrap_or(5060)),
-                    self.config.advertise,
-                )
+                self.config
+                    .is_own_address(SocketAddr::new(ip, parsed.port.unwrap_or(5060)))
             })
     }
 
@@ -1058,7 +1086,7 @@ impl Core {
     fn write_via(&mut self, oc: bool, branch_tail: impl FnOnce(&mut Vec<u8>)) {
         self.via_line.clear();
         self.via_line.extend_from_slice(b"Via: SIP/2.0/UDP ");
-        rewrite::write_hostport(&mut self.via_line, self.config.advertise);
+        rewrite::write_hostport(&mut self.via_line, self.config.own_address());
         self.via_line.extend_from_slice(b";branch=");
         self.via_line.extend_from_slice(&self.branch_prefix);
         branch_tail(&mut self.via_line);

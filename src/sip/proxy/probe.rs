@@ -1,4 +1,4 @@
-//! OPTIONS health probing of egress trunks (ROUTING.md "Health"): each trunk with a `probe`
+//! OPTIONS health probing of egress trunks (docs/routing.md "Health"): each trunk with a `probe`
 //! is probed by one shard (the owner of its name); a trunk is marked down after
 //! `down_after` consecutive failures (no final response in time, 408 or 5xx) and up again
 //! after `up_after` successes (any other final response). The state is shared by every
@@ -118,7 +118,7 @@ impl Core {
         self.out.extend_from_slice(&self.via_line);
         self.out
             .extend_from_slice(b"Max-Forwards: 70\r\nFrom: <sip:junction@");
-        rewrite::write_hostport(&mut self.out, self.config.advertise);
+        rewrite::write_hostport(&mut self.out, self.config.own_address());
         let _ = write!(self.out, ">;tag=p{cseq:x}\r\nTo: <sip:");
         rewrite::write_hostport(&mut self.out, dest);
         self.out.extend_from_slice(b">\r\nCall-ID: ");
