@@ -129,10 +129,10 @@ ok, before, after, hz = int(sys.argv[2] or 0), int(sys.argv[3]), int(sys.argv[4]
 cpu = (after - before) / hz
 print("  %s; %d calls ok; junction CPU %.1f us/call" % (sys.argv[6], ok, cpu * 1e6 / max(ok, 1)))
 for kind in ("INVITE", "1xx", "2xx", "BYE"):
-    s = doc["residence_us"].get(kind)
+    s = doc["residence_seconds"].get(kind)
     if s:
         print("  residence %-6s n=%-6d p50 %6.0f us  p99 %6.0f us  p99.9 %6.0f us  max %7.0f us"
-              % (kind, s["count"], s["p50"], s["p99"], s["p99_9"], s["max"]))
+              % (kind, s["count"], 1e6 * s["p50"], 1e6 * s["p99"], 1e6 * s["p99_9"], 1e6 * s["max"]))
 EOF
 }
 

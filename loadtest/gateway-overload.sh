@@ -37,7 +37,7 @@ rc=0
 timeout "$LIMIT" "$JL" uac --target "127.0.0.1:$PORT" --rate "$RATE" --calls "$CALLS" \
   --max-failures 0 --json "$WORK/uac.json" || rc=$?
 curl -fsS "http://127.0.0.1:$METRICS/metrics" 2>/dev/null |
-  grep -E '^junction_trunk_(overload_reduction_percent|admission_refused_total)\{trunk="gw-a"|^junction_core_oc_feedback' |
+  grep -E '^junction_trunk_(overload_reduction_ratio|admission_refused_total)\{trunk="gw-a"|^junction_core_oc_feedback' |
   grep -v 'limit="max_' | sed 's/^/    /' || true
 stop "$GA"
 stop "$GB"

@@ -126,6 +126,20 @@ pub const CALL_ID_BYTES_MAX: usize = 256;
 pub const HTTP_REQUEST_BYTES_MAX: usize = 8192;
 pub const HTTP_IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Metrics HTTP connections served at once; more are closed at once. A scraper, a health
+/// checker and a few operators need a handful; 256 bounds the descriptors and memory (a few
+/// KiB each) a misbehaving client can hold.
+pub const HTTP_CONNECTIONS_MAX: usize = 256;
+
+/// Metrics HTTP handler threads (the runtime's blocking pool): rendering /metrics takes a
+/// few ms of CPU and a reload waits for the shards, so a few threads keep /healthz answering
+/// meanwhile without taking CPU time from the shards.
+pub const HTTP_WORKERS_MAX: usize = 4;
+
+/// The longest a metrics HTTP connection lives, whatever it does (a client that never reads
+/// its response): the request timeout, plus a reload's wait for the shards, with margin.
+pub const HTTP_CONNECTION_MAX: Duration = Duration::from_secs(30);
+
 /// How often a shard publishes its counters to the control plane.
 pub const METRICS_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 

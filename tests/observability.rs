@@ -7,8 +7,8 @@
 //! - `/metrics` parses (tests/prometheus: names, labels, HELP/TYPE, histograms) and its
 //!   per-trunk counters are exactly these calls; histogram counts equal the counters;
 //! - residence-time counts per kind equal the messages the peers received from junction;
-//! - `/metrics/latency.json` has the same counts and ordered percentiles within the
-//!   histograms' range;
+//! - `/metrics/latency.json` (seconds throughout) has the same counts and ordered
+//!   percentiles within the histograms' range;
 //! - the CDR file has one record per call with the right trunks, numbers, codes and who
 //!   hung up, and the failover call has two attempts.
 
@@ -497,18 +497,18 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
     // The JSON endpoint: the same counts, percentiles ordered and within the histogram.
     let json: serde_json::Value =
         serde_json::from_str(&http_get(metrics_addr, "/metrics/latency.json")).expect("JSON");
+    // One unit (seconds) throughout, the keys named like the families.
     let families = [
-        ("pdd_ms", "junction_trunk_pdd_seconds", 1e-3),
-        ("answer_ms", "junction_trunk_answer_seconds", 1e-3),
-        ("options_rtt_ms", "junction_trunk_options_rtt_seconds", 1e-3),
-        (
-            "call_duration_s",
-            "junction_trunk_call_duration_seconds",
-            1.0,
-        ),
+        "junction_trunk_pdd_seconds",
+        "junction_trunk_answer_seconds",
+        "junction_trunk_options_rtt_seconds",
+        "junction_trunk_call_duration_seconds",
     ];
+    let to_secs = 1.0;
+    assert!(json["until_seconds"].as_f64().is_some(), "{json}");
     for trunk in ["pbx", "gw-a", "gw-b"] {
-        for (key, family, to_secs) in families {
+        for family in families {
+            let key = family.trim_start_matches("junction_trunk_");
             let s = &json["trunks"][trunk][key];
             let n = s["count"].as_f64().expect("count");
             assert_eq!(n, count(family, trunk), "{trunk} {key}");
@@ -545,7 +545,7 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
         }
     }
     for (kind, n) in &sent_by_kind {
-        let s = &json["residence_us"][kind.as_str()];
+        let s = &json["residence_seconds"][kind.as_str()];
         assert_eq!(s["count"].as_f64(), Some(*n), "residence {kind}");
         let (p50, max) = (s["p50"].as_f64(), s["max"].as_f64());
         assert!(p50.is_some() && p50 <= max, "{s}");
@@ -558,12 +558,12 @@ fn metrics_latency_and_cdrs_account_for_every_call() {
             .expect("JSON")
     };
     let first = window();
-    assert!(first["since_ms"].is_null());
-    assert_eq!(first["trunks"]["gw-a"]["pdd_ms"]["count"], N);
+    assert!(first["since_seconds"].is_null());
+    assert_eq!(first["trunks"]["gw-a"]["pdd_seconds"]["count"], N);
     let second = window();
-    assert!(second["since_ms"].as_i64() <= second["until_ms"].as_i64());
-    assert_eq!(second["trunks"]["gw-a"]["pdd_ms"]["count"], 0);
-    assert!(second["trunks"]["gw-a"]["pdd_ms"]["p99"].is_null());
+    assert!(second["since_seconds"].as_f64() <= second["until_seconds"].as_f64());
+    assert_eq!(second["trunks"]["gw-a"]["pdd_seconds"]["count"], 0);
+    assert!(second["trunks"]["gw-a"]["pdd_seconds"]["p99"].is_null());
 
     // CDRs: one record per call, written within a second (the writer flushes when idle).
     let lines = wait_for("every CDR", || {

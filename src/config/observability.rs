@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use super::toml_doc::{Doc, Section};
-use crate::control::log::Level;
+use crate::control::log::{Level, Priority};
 
 /// Call detail records (`[cdr]`; no section: no CDRs).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct CdrSettings {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LogSettings {
     pub level: Level,
+    /// When lines start with their syslog priority (`<3>`..`<7>`).
+    pub priority: Priority,
 }
 
 /// Smallest `rotate_bytes`: below this a busy server would rotate several times a second.
@@ -30,7 +32,7 @@ pub const ROTATE_BYTES_MIN: i64 = 4096;
 pub const ROTATE_SECS_MAX: i64 = 31 * 24 * 3600;
 
 const CDR_KEYS: &[&str] = &["path", "rotate_bytes", "rotate_secs"];
-const LOG_KEYS: &[&str] = &["level"];
+const LOG_KEYS: &[&str] = &["level", "priority"];
 
 /// Read `[cdr]` (optional). `config` is the configuration file's path.
 pub fn read_cdr(doc: &mut Doc<'_>, root: &Section<'_>, config: &Path) -> Option<CdrSettings> {
@@ -103,6 +105,15 @@ pub fn read_log(doc: &mut Doc<'_>, root: &Section<'_>) -> LogSettings {
             }
         }
     }
+    if let Some(f) = section.field(doc, "priority") {
+        const EXPECTED: &str = "one of \"auto\", \"always\", \"never\"";
+        if let Some(text) = f.string(doc, EXPECTED) {
+            match Priority::parse(text) {
+                Some(priority) => settings.priority = priority,
+                None => doc.error(f.line, &f.key, format!("{text:?}: must be {EXPECTED}")),
+            }
+        }
+    }
     settings
 }
 
@@ -130,13 +141,14 @@ mod tests {
         let config = parse_with("").unwrap();
         assert_eq!(config.cdr, None);
         assert_eq!(config.log.level, Level::Info);
+        assert_eq!(config.log.priority, Priority::Auto);
     }
 
     #[test]
     fn cdr_and_log_are_read() {
         let config = parse_with(
             "[cdr]\npath = \"cdr/calls.jsonl\"\nrotate_bytes = 104857600\nrotate_secs = 3600\n\
-             [log]\nlevel = \"debug\"\n",
+             [log]\nlevel = \"debug\"\npriority = \"always\"\n",
         )
         .unwrap();
         assert_eq!(
@@ -148,6 +160,7 @@ mod tests {
             })
         );
         assert_eq!(config.log.level, Level::Debug);
+        assert_eq!(config.log.priority, Priority::Always);
         let absolute = parse_with("[cdr]\npath = \"/var/log/j/cdr.jsonl\"\n").unwrap();
         let cdr = absolute.cdr.unwrap();
         assert_eq!(cdr.path, PathBuf::from("/var/log/j/cdr.jsonl"));
@@ -171,6 +184,9 @@ mod tests {
         assert!(error("[log]\nlevel = \"verbose\"\n")
             .starts_with("5: log.level: \"verbose\": must be one of"));
         assert!(error("[log]\nlevell = \"info\"\n").contains("did you mean `level`?"));
+        assert!(error("[log]\npriority = \"yes\"\n").starts_with(
+            "5: log.priority: \"yes\": must be one of \"auto\", \"always\", \"never\""
+        ));
         let errors = parse(&format!("cdr = \"x\"\n{SERVER}"), "j.toml")
             .err()
             .unwrap();

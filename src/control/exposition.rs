@@ -66,6 +66,12 @@ impl Exposition {
         let _ = writeln!(self.out, " {value}");
     }
 
+    /// A sample with a fractional value (ratios: 0 to 1).
+    pub(crate) fn sample_f64(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.series(name, "", labels, None);
+        let _ = writeln!(self.out, " {value}");
+    }
+
     /// One histogram's samples (its family header written before). Bucket `le` counts the
     /// values whose hdrhistogram bin starts at or below `le` (bins are 0.1% wide);
     /// `_sum` is the count times the histogram's mean.

@@ -1,32 +1,55 @@
-//! A small HTTP/1.1 responder on a plain std thread (measured with glommio 0.9: simpler than, and twice
-//! the requests/s of, hyper on glommio; and it keeps HTTP off the shard cores).
+//! The management HTTP endpoint: hyper's HTTP/1.1 server on a one-thread tokio runtime, on a
+//! std thread pinned off the shard CPUs (never on a shard's executor).
 //!
-//! One connection at a time, one request per connection (`Connection: close`). A request
-//! head larger than `limits::HTTP_REQUEST_BYTES_MAX` gets 431, one not complete within
-//! `limits::HTTP_IO_TIMEOUT` gets 408; either way the connection is closed. Routes:
-//! `GET /metrics` (Prometheus text 0.0.4), `GET /metrics/latency.json[?since=last]` (exact
-//! percentiles of the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200 when
-//! every shard serves, else 503); HEAD works as GET without a body; other methods on these
-//! paths get 405, other paths 404. When the server gives a reload hook, `POST /reload`
-//! (empty body) reloads the configuration file like SIGHUP: 200 with the report when the
-//! new configuration is in use, 422 with one `file:line: key: message` line per problem when
-//! it was refused (nothing changed).
+//! Why hyper: a scrape, a load balancer's health check and an operator's curl arrive at once,
+//! and a client may connect and send nothing. The endpoint must serve connections
+//! concurrently, bound how long a client may take to send its request, bound how many
+//! connections it holds, and stop when junction stops. hyper (with `header_read_timeout`)
+//! does all of it on one thread; the small threaded servers do not: tiny_http 0.12 has no
+//! connection timeout and its accept loop ends for good at the first accept error (out of
+//! descriptors), oxhttp binds its own socket and cannot be stopped. Handlers run on the
+//! runtime's blocking pool (at most `limits::HTTP_WORKERS_MAX` threads, created by the pinned
+//! thread so they inherit its CPU), so a slow reload never delays `/healthz`.
+//!
+//! Connections: at most `limits::HTTP_CONNECTIONS_MAX` at once (more are closed at once); a
+//! request head must arrive within `HttpLimits::io_timeout` and fit in
+//! `HttpLimits::request_bytes_max` (else the connection is closed, or answered 431); one
+//! request per connection (`Connection: close`); a connection lives at most
+//! `limits::HTTP_CONNECTION_MAX`.
+//!
+//! Routes (`dispatch`, one function from method, path, query and body to a response, which
+//! other endpoints plug into through `Handlers::endpoints`): `GET /metrics` (Prometheus text
+//! 0.0.4, docs/metrics.md), `GET /metrics/latency.json[?since=last]` (exact percentiles of
+//! the latency histograms, see `latency.rs`), `GET /healthz` (200 `ok`), `GET /ready` (200
+//! when every shard serves, else 503); HEAD works as GET without a body; other methods on
+//! these paths get 405, other paths 404. When the server gives a reload hook, `POST /reload`
+//! (its body is ignored) reloads the configuration file like SIGHUP: 200 with the report
+//! when the new configuration is in use, 422 with one `file:line: key: message` line per
+//! problem when it was refused (nothing changed), so a client can fail on a refused reload.
 
 use super::MetricsHub;
 use crate::limits;
-use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::sync::{watch, Semaphore};
 
-/// The bounds one connection gets (the `limits` values in production; tests shrink them).
+/// The bounds the endpoint keeps (the `limits` values in production; tests shrink them).
 #[derive(Clone, Copy, Debug)]
 pub struct HttpLimits {
+    /// Bytes of a request head (request line and headers); hyper's floor is 8192.
     pub request_bytes_max: usize,
+    /// Time a client has to send its request head, and its body.
     pub io_timeout: Duration,
+    /// Connections served at once.
+    pub connections_max: usize,
 }
 
 impl Default for HttpLimits {
@@ -34,13 +57,45 @@ impl Default for HttpLimits {
         HttpLimits {
             request_bytes_max: limits::HTTP_REQUEST_BYTES_MAX,
             io_timeout: limits::HTTP_IO_TIMEOUT,
+            connections_max: limits::HTTP_CONNECTIONS_MAX,
         }
     }
 }
 
+/// hyper refuses a smaller read buffer.
+const HYPER_BUFFER_MIN: usize = 8192;
+
 /// What `POST /reload` runs: Ok(report) is answered 200, Err(problems) 422. It only
 /// re-reads the file the server was started with; the request carries nothing it uses.
 pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
+
+/// One request as the handlers see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    /// `GET`, `HEAD`, `POST`... (a HEAD request is answered like a GET, without the body).
+    pub method: &'a str,
+    /// The path, without the query.
+    pub path: &'a str,
+    /// What follows `?` in the target (empty when none).
+    pub query: &'a str,
+    pub body: &'a [u8],
+}
+
+impl Request<'_> {
+    /// GET or HEAD.
+    pub fn is_get(&self) -> bool {
+        self.method == "GET" || self.method == "HEAD"
+    }
+
+    /// The query has the parameter `pair` (`name=value`, exactly).
+    pub fn query_has(&self, pair: &str) -> bool {
+        self.query.split('&').any(|p| p == pair)
+    }
+}
+
+/// An endpoint plugged into the server: `Some(response)` when the path is its, `None` to
+/// let the other routes (then 404) have it. Runs on the HTTP worker threads.
+pub type Endpoint = Arc<dyn Fn(&Request) -> Option<Response> + Send + Sync>;
 
 /// What the endpoint serves.
 #[derive(Clone)]
@@ -48,12 +103,94 @@ pub struct Handlers {
     pub hub: Arc<MetricsHub>,
     /// `None`: `/reload` is not served (404).
     pub reload: Option<ReloadHook>,
+    /// More endpoints, asked in order after the built-in routes.
+    pub endpoints: Vec<Endpoint>,
 }
 
 impl Handlers {
     /// Metrics and health only.
     pub fn metrics(hub: Arc<MetricsHub>) -> Handlers {
-        Handlers { hub, reload: None }
+        Handlers {
+            hub,
+            reload: None,
+            endpoints: Vec::new(),
+        }
+    }
+}
+
+/// A response ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: String,
+    /// Extra headers (name, value).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Response {
+    /// A `text/plain` response.
+    pub fn text(status: u16, body: &str) -> Response {
+        Response {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.to_string(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// An `application/json` response.
+    pub fn json(status: u16, body: String) -> Response {
+        Response {
+            status,
+            content_type: "application/json",
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    /// 405 with the methods the path takes.
+    pub fn method_not_allowed(allow: &str) -> Response {
+        let mut response = Response::text(405, &format!("method not allowed: use {allow}\n"));
+        response.headers.push(("Allow", allow.to_string()));
+        response
+    }
+}
+
+/// Answer one request.
+pub fn dispatch(handlers: &Handlers, request: &Request) -> Response {
+    let hub = &handlers.hub;
+    match request.path {
+        "/reload" if handlers.reload.is_some() => {
+            if request.method != "POST" {
+                return Response::method_not_allowed("POST");
+            }
+            match handlers.reload.as_ref().map(|reload| reload()) {
+                Some(Ok(report)) => Response::text(200, &report),
+                Some(Err(problems)) => Response::text(422, &problems),
+                None => Response::text(404, "not found\n"),
+            }
+        }
+        "/metrics" | "/metrics/latency.json" | "/healthz" | "/ready" if !request.is_get() => {
+            Response::method_not_allowed("GET, HEAD")
+        }
+        "/metrics" => Response {
+            status: 200,
+            content_type: "text/plain; version=0.0.4; charset=utf-8",
+            body: hub.render(),
+            headers: Vec::new(),
+        },
+        "/metrics/latency.json" => {
+            Response::json(200, hub.latency_json(request.query_has("since=last")))
+        }
+        "/healthz" => Response::text(200, "ok\n"),
+        "/ready" if hub.all_running() => Response::text(200, "ready\n"),
+        "/ready" => Response::text(503, "not ready: not every shard is serving\n"),
+        _ => handlers
+            .endpoints
+            .iter()
+            .find_map(|endpoint| endpoint(request))
+            .unwrap_or_else(|| Response::text(404, "not found\n")),
     }
 }
 
@@ -61,9 +198,7 @@ impl Handlers {
 pub struct HttpServer {
     local: SocketAddr,
     cpu: Option<usize>,
-    stop: Arc<AtomicBool>,
-    /// A second handle on the listening socket, to wake the thread blocked in accept().
-    listener: TcpListener,
+    stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -77,19 +212,13 @@ impl HttpServer {
         self.cpu
     }
 
-    /// Stop serving and wait for the thread.
+    /// Stop serving (the listening socket is closed) and wait for the thread.
     pub fn shutdown(mut self) {
         self.stop_and_join();
     }
 
     fn stop_and_join(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // On Linux, shutdown() on a listening socket makes a blocked accept() return
-        // (EINVAL): the thread sees `stop` and exits. No connection is needed to wake it.
-        // SAFETY: plain syscall on a descriptor we own.
-        unsafe {
-            libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR);
-        }
+        let _ = self.stop.send(true);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -123,257 +252,157 @@ pub fn spawn(
     let local = listener
         .local_addr()
         .map_err(|e| format!("metrics: cannot read the bound address: {e}"))?;
-    let waker = listener
-        .try_clone()
+    listener
+        .set_nonblocking(true)
         .map_err(|e| format!("metrics http://{local}: {e}"))?;
     let spare = core_affinity::get_core_ids()
         .unwrap_or_default()
         .into_iter()
         .find(|core| !shard_cpus.contains(&core.id));
     let cpu = spare.map(|core| core.id);
-    let stop = Arc::new(AtomicBool::new(false));
-    let thread_stop = Arc::clone(&stop);
+    let (stop, stopped) = watch::channel(false);
+    // The runtime is built here so that an error reaches the caller; its threads start on
+    // the pinned thread below (the blocking pool's threads inherit the pinning).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .max_blocking_threads(limits::HTTP_WORKERS_MAX)
+        .thread_name("junction-http-worker")
+        .build()
+        .map_err(|e| format!("metrics: cannot start the HTTP runtime: {e}"))?;
     let thread = std::thread::Builder::new()
-        .name("junction-metrics".to_string())
+        .name("junction-http".to_string())
         .spawn(move || {
             if let Some(core) = spare {
                 core_affinity::set_for_current(core);
             }
-            serve(listener, &handlers, &thread_stop, limits);
+            runtime.block_on(serve(listener, handlers, stopped, limits));
+            // Connections still open are dropped; a handler still running (a reload waiting
+            // for the shards) gets a bounded time to end.
+            runtime.shutdown_timeout(limits.io_timeout);
         })
         .map_err(|e| format!("metrics: cannot start the HTTP thread: {e}"))?;
     Ok(HttpServer {
         local,
         cpu,
         stop,
-        listener: waker,
         thread: Some(thread),
     })
 }
 
-fn serve(listener: TcpListener, handlers: &Handlers, stop: &AtomicBool, limits: HttpLimits) {
+async fn serve(
+    listener: TcpListener,
+    handlers: Handlers,
+    mut stopped: watch::Receiver<bool>,
+    limits: HttpLimits,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            crate::log_error!("metrics endpoint cannot serve", error = e);
+            return;
+        }
+    };
+    let slots = Arc::new(Semaphore::new(limits.connections_max));
+    let handlers = Arc::new(handlers);
     loop {
-        let accepted = listener.accept();
-        if stop.load(Ordering::Acquire) {
-            return;
-        }
-        match accepted {
-            Ok((stream, _)) => {
-                // Errors on one connection (peer went away, timeouts) concern only it.
-                let _ = handle(stream, handlers, limits);
-            }
-            // Out of descriptors or memory: back off instead of spinning on accept.
-            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-        }
-    }
-}
-
-/// A response ready to write.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Response {
-    pub status: u16,
-    pub content_type: &'static str,
-    pub body: String,
-    /// Extra header lines (each ending in CRLF).
-    pub headers: &'static str,
-}
-
-impl Response {
-    fn text(status: u16, body: &str) -> Response {
-        Response {
-            status,
-            content_type: "text/plain; charset=utf-8",
-            body: body.to_string(),
-            headers: "",
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        422 => "Unprocessable Content",
-        408 => "Request Timeout",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
-}
-
-/// Route one request head (request line and headers, without the final empty line).
-/// Returns the response and whether it is for a HEAD request.
-pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
-    let line_end = head
-        .iter()
-        .position(|b| *b == b'\r' || *b == b'\n')
-        .unwrap_or(head.len());
-    let line = head.get(..line_end).unwrap_or(&[]);
-    let mut parts = line.split(|b| *b == b' ').filter(|p| !p.is_empty());
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return (Response::text(400, "bad request line\n"), false);
-    };
-    if !version.starts_with(b"HTTP/1.") {
-        return (Response::text(505, "HTTP/1.x only\n"), false);
-    }
-    let head_only = method == b"HEAD";
-    let path = target.split(|b| *b == b'?').next().unwrap_or(&[]);
-    if path == b"/reload" {
-        if let Some(reload) = &handlers.reload {
-            if method != b"POST" {
-                let mut response = Response::text(405, "method not allowed: POST /reload\n");
-                response.headers = "Allow: POST\r\n";
-                return (response, false);
-            }
-            let response = match reload() {
-                Ok(report) => Response::text(200, &report),
-                Err(problems) => Response::text(422, &problems),
-            };
-            return (response, false);
-        }
-    }
-    let known = matches!(
-        path,
-        b"/metrics" | b"/metrics/latency.json" | b"/healthz" | b"/ready"
-    );
-    if !known {
-        return (Response::text(404, "not found\n"), head_only);
-    }
-    let hub = &handlers.hub;
-    if method != b"GET" && !head_only {
-        let mut response = Response::text(405, "method not allowed\n");
-        response.headers = "Allow: GET, HEAD\r\n";
-        return (response, false);
-    }
-    let response = match path {
-        b"/metrics" => Response {
-            status: 200,
-            content_type: "text/plain; version=0.0.4; charset=utf-8",
-            body: hub.render(),
-            headers: "",
-        },
-        b"/metrics/latency.json" => Response {
-            status: 200,
-            content_type: "application/json",
-            body: hub.latency_json(query_has(target, b"since=last")),
-            headers: "",
-        },
-        b"/healthz" => Response::text(200, "ok\n"),
-        _ if hub.all_running() => Response::text(200, "ready\n"),
-        _ => Response::text(503, "not ready: not every shard is serving\n"),
-    };
-    (response, head_only)
-}
-
-/// The request target's query has the parameter `pair` (`name=value`, exactly).
-fn query_has(target: &[u8], pair: &[u8]) -> bool {
-    target
-        .splitn(2, |b| *b == b'?')
-        .nth(1)
-        .is_some_and(|query| query.split(|b| *b == b'&').any(|p| p == pair))
-}
-
-fn handle(mut stream: TcpStream, handlers: &Handlers, limits: HttpLimits) -> io::Result<()> {
-    let deadline = Instant::now() + limits.io_timeout;
-    stream.set_write_timeout(Some(limits.io_timeout))?;
-    let mut buf = vec![0u8; limits.request_bytes_max];
-    let mut len = 0usize;
-    let outcome = loop {
-        if let Some(end) = find_head_end(buf.get(..len).unwrap_or(&[])) {
-            break Ok(end);
-        }
-        if len >= buf.len() {
-            break Err(431);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Err(408);
-        }
-        stream.set_read_timeout(Some(left))?;
-        let Some(free) = buf.get_mut(len..) else {
-            break Err(431);
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => return,
         };
-        match stream.read(free) {
-            Ok(0) => return Ok(()), // closed before a full request: nothing to answer
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                break Err(408);
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(_) => {
+                // Out of descriptors or memory: back off instead of spinning on accept.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
             }
-            Err(e) => return Err(e),
-        }
-    };
-    let (response, head_only) = match outcome {
-        Ok(end) => route(buf.get(..end).unwrap_or(&[]), handlers),
-        Err(status) => (Response::text(status, "request refused\n"), false),
-    };
-    write_response(&mut stream, &response, head_only)?;
-    if outcome.is_err() {
-        linger(&mut stream, deadline);
+        };
+        // Over the limit: closed at once (a client retries; the limit keeps descriptors and
+        // memory bounded whatever the clients do).
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            continue;
+        };
+        let handlers = Arc::clone(&handlers);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| answer(request, Arc::clone(&handlers), limits));
+            let connection = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.io_timeout)
+                .keep_alive(false)
+                .title_case_headers(true)
+                .max_buf_size(limits.request_bytes_max.max(HYPER_BUFFER_MIN))
+                .serve_connection(TokioIo::new(stream), service);
+            // Errors concern only this connection (peer gone, timeout, bad request).
+            let _ = tokio::time::timeout(limits::HTTP_CONNECTION_MAX, connection).await;
+            drop(slot);
+        });
     }
-    Ok(())
 }
 
-/// Offset of the CRLF CRLF (or LF LF) that ends a request head.
-fn find_head_end(data: &[u8]) -> Option<usize> {
-    let crlf = data.windows(4).position(|w| w == b"\r\n\r\n");
-    let lf = data.windows(2).position(|w| w == b"\n\n");
-    match (crlf, lf) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n{}\r\n",
-        response.status,
-        reason(response.status),
-        response.content_type,
-        response.body.len(),
-        response.headers,
+/// Read the body (bounded in size and time), run `dispatch` on a worker thread, convert.
+async fn answer(
+    request: hyper::Request<Incoming>,
+    handlers: Arc<Handlers>,
+    limits: HttpLimits,
+) -> Result<hyper::Response<Full<Bytes>>, std::convert::Infallible> {
+    let (parts, body) = request.into_parts();
+    let collected = tokio::time::timeout(
+        limits.io_timeout,
+        Limited::new(body, limits.request_bytes_max).collect(),
     )
-    .into_bytes();
-    if !head_only {
-        out.extend_from_slice(response.body.as_bytes());
-    }
-    stream.write_all(&out)?;
-    stream.flush()
+    .await;
+    let response = match collected {
+        Err(_) => Response::text(408, "request body not received in time\n"),
+        Ok(Err(_)) => Response::text(413, "request body too large\n"),
+        Ok(Ok(body)) => {
+            let body = body.to_bytes();
+            let method = parts.method.as_str().to_string();
+            let path = parts.uri.path().to_string();
+            let query = parts.uri.query().unwrap_or("").to_string();
+            let worker = tokio::task::spawn_blocking(move || {
+                let request = Request {
+                    method: &method,
+                    path: &path,
+                    query: &query,
+                    body: &body,
+                };
+                dispatch(&handlers, &request)
+            });
+            worker
+                .await
+                .unwrap_or_else(|_| Response::text(500, "the handler failed\n"))
+        }
+    };
+    Ok(to_hyper(response))
 }
 
-/// After refusing a request we did not read in full: stop sending, then read and discard
-/// what the client is still sending (bounded in bytes and by the request's deadline), so
-/// that closing does not reset the connection before the client has read our answer.
-fn linger(stream: &mut TcpStream, deadline: Instant) {
-    let _ = stream.shutdown(Shutdown::Write);
-    let mut scratch = [0u8; 4096];
-    let mut discarded = 0usize;
-    while discarded < 16 * limits::HTTP_REQUEST_BYTES_MAX {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            return;
-        }
-        match stream.read(&mut scratch) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => discarded += n,
-        }
+fn to_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
+    let mut builder = hyper::Response::builder()
+        .status(response.status)
+        .header("Content-Type", response.content_type);
+    for (name, value) in &response.headers {
+        builder = builder.header(*name, value.as_str());
     }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .unwrap_or_else(|_| {
+            let mut fallback = hyper::Response::new(Full::new(Bytes::from_static(
+                b"cannot build the response\n",
+            )));
+            *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
+            fallback
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::control::metrics::ShardState;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
 
     fn get(addr: SocketAddr, request: &[u8]) -> String {
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -415,15 +444,12 @@ mod tests {
         let health = get(addr, b"GET /healthz HTTP/1.1\r\n\r\n");
         assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
         assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
-        let head = get(addr, b"HEAD /metrics HTTP/1.0\r\n\r\n");
-        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"));
+        assert!(health.contains("Connection: close\r\n"), "{health}");
+        let head = get(addr, b"HEAD /metrics HTTP/1.1\r\n\r\n");
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
         assert!(
             head.ends_with("\r\n\r\n"),
             "HEAD must not carry a body: {head}"
-        );
-        assert!(
-            !head.contains("Content-Length: 0\r\n"),
-            "HEAD announces the GET length"
         );
         let metrics = get(addr, b"GET /metrics?x=1 HTTP/1.1\n\n");
         assert!(
@@ -435,14 +461,14 @@ mod tests {
         assert!(latency.starts_with("HTTP/1.1 200 OK\r\n"), "{latency}");
         assert!(latency.contains("Content-Type: application/json\r\n"));
         assert!(
-            latency.contains("\r\n\r\n{\"residence_us\":{},\"since_ms\":null,"),
+            latency.contains("\r\n\r\n{\"residence_seconds\":{},\"since_seconds\":null,"),
             "{latency}"
         );
         let post = get(addr, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-        assert!(post.starts_with("HTTP/1.1 405 "));
-        assert!(post.contains("Allow: GET, HEAD\r\n"));
+        assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+        assert!(post.contains("Allow: GET, HEAD\r\n"), "{post}");
         assert!(get(addr, b"GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
-        assert!(get(addr, b"GET /metrics SIP/2.0\r\n\r\n").starts_with("HTTP/1.1 505 "));
+        assert!(get(addr, b"GET /metrics SIP/2.0\r\n\r\n").starts_with("HTTP/1.1 400 "));
         assert!(get(addr, b"garbage\r\n\r\n").starts_with("HTTP/1.1 400 "));
         server.shutdown();
     }
@@ -455,16 +481,14 @@ mod tests {
         assert!(get(plain.local_addr(), post).starts_with("HTTP/1.1 404 "));
         plain.shutdown();
 
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let calls = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&calls);
         let hook: ReloadHook = Arc::new(move || match counted.fetch_add(1, Ordering::SeqCst) {
             0 => Ok("reloaded f: 1 trunks, 1 routes\n".to_string()),
             _ => Err("f:3: route[0].trunks: no such trunk\n".to_string()),
         });
-        let handlers = Handlers {
-            hub,
-            reload: Some(hook),
-        };
+        let mut handlers = Handlers::metrics(hub);
+        handlers.reload = Some(hook);
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = spawn(listener, handlers, &[], HttpLimits::default()).unwrap();
         let addr = server.local_addr();
@@ -489,37 +513,116 @@ mod tests {
     }
 
     #[test]
+    fn plugged_endpoints_answer_their_paths_only() {
+        let hub = Arc::new(MetricsHub::new(&[0], 4096));
+        let mut handlers = Handlers::metrics(hub);
+        handlers.endpoints.push(Arc::new(|request: &Request| {
+            (request.path == "/trunks")
+                .then(|| Response::json(200, format!("{{\"method\":\"{}\"}}", request.method)))
+        }));
+        let request = |method, path| Request {
+            method,
+            path,
+            query: "",
+            body: b"",
+        };
+        let trunks = dispatch(&handlers, &request("GET", "/trunks"));
+        assert_eq!(
+            (trunks.status, trunks.body.as_str()),
+            (200, "{\"method\":\"GET\"}")
+        );
+        assert_eq!(dispatch(&handlers, &request("GET", "/other")).status, 404);
+        assert_eq!(dispatch(&handlers, &request("GET", "/healthz")).status, 200);
+    }
+
+    #[test]
     fn slow_and_oversize_requests_are_refused() {
         let hub = Arc::new(MetricsHub::new(&[0], 4096));
         let limits = HttpLimits {
-            request_bytes_max: 256,
             io_timeout: Duration::from_millis(300),
+            ..HttpLimits::default()
         };
         let server = serve_hub(hub, limits);
         let addr = server.local_addr();
         // A head that never ends within the byte limit.
         let mut big = b"GET /metrics HTTP/1.1\r\n".to_vec();
-        big.extend(std::iter::repeat_n(b"X-Pad: aaaaaaaaaaaaaaaa\r\n", 40).flatten());
-        let refused = get(addr, &big);
+        big.extend(std::iter::repeat_n(b"X-Pad: aaaaaaaaaaaaaaaaaaaaaaaa\r\n", 400).flatten());
+        let mut stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(&big); // the server may close before reading it all
+        let mut refused = String::new();
+        let _ = stream.read_to_string(&mut refused);
         assert!(refused.starts_with("HTTP/1.1 431 "), "{refused}");
-        // A client that sends half a request and stalls: 408, and the server then serves
-        // the next client (it did not stay stuck on the first).
+        // A client that sends half a request and stalls is closed after the timeout (no
+        // response), and the server serves others meanwhile.
         let mut slow = TcpStream::connect(addr).unwrap();
         slow.set_read_timeout(Some(Duration::from_secs(10)))
             .unwrap();
         slow.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
-        let mut response = String::new();
-        slow.read_to_string(&mut response).unwrap();
-        assert!(response.starts_with("HTTP/1.1 408 "), "{response}");
         assert!(get(addr, b"GET /healthz HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 "));
+        let started = Instant::now();
+        let mut response = Vec::new();
+        let closed = slow.read_to_end(&mut response);
+        assert!(closed.is_ok(), "the server closes the stalled connection");
+        assert!(
+            !String::from_utf8_lossy(&response).contains(" 200 "),
+            "a half request is not answered"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
         server.shutdown();
     }
 
     #[test]
-    fn shutdown_wakes_a_thread_blocked_in_accept() {
+    fn connections_over_the_limit_are_closed() {
+        let hub = Arc::new(MetricsHub::new(&[0], 4096));
+        let limits = HttpLimits {
+            connections_max: 2,
+            ..HttpLimits::default()
+        };
+        let server = serve_hub(hub, limits);
+        let addr = server.local_addr();
+        let idle: Vec<TcpStream> = (0..2).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        // The third is accepted and closed at once: EOF, no response.
+        let mut third = TcpStream::connect(addr).unwrap();
+        third
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = third.write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+        let mut response = Vec::new();
+        let _ = third.read_to_end(&mut response);
+        assert!(
+            response.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&response)
+        );
+        drop(idle);
+        // Once they are gone, requests are served again.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let _ = stream.write_all(b"GET /healthz HTTP/1.1\r\n\r\n");
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1 200 ") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never served again: {answer}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server.shutdown();
+    }
+
+    #[test]
+    fn shutdown_closes_the_listener() {
         let hub = Arc::new(MetricsHub::new(&[0], 4096));
         let server = serve_hub(hub, HttpLimits::default());
         let addr = server.local_addr();
+        let _idle = TcpStream::connect(addr).unwrap();
         server.shutdown(); // returns only once the thread has exited
         assert!(
             TcpStream::connect(addr).is_err(),

@@ -2,17 +2,21 @@
 //! digits) of the merged hdrhistograms, where /metrics only has buckets.
 //!
 //! ```text
-//! {"since_ms":null,"until_ms":1795842790123,
-//!  "trunks":{"gw-a":{"pdd_ms":{"count":120,"p50":180.2,"p90":..,"p99":..,"p99_9":..,"max":..},
-//!                    "answer_ms":{..},"options_rtt_ms":{..},"call_duration_s":{..}}, ...},
-//!  "residence_us":{"INVITE":{..},"2xx":{..}, ...}}
+//! {"since_seconds":null,"until_seconds":1795842790.123,
+//!  "trunks":{"gw-a":{"pdd_seconds":{"count":120,"p50":0.1802,"p90":..,"p99":..,"p99_9":..,"max":..},
+//!                    "answer_seconds":{..},"options_rtt_seconds":{..},
+//!                    "call_duration_seconds":{..}}, ...},
+//!  "residence_seconds":{"INVITE":{..},"2xx":{..}, ...}}
 //! ```
 //!
-//! `since_ms` is null for statistics since start. With `?since=last` the document covers
-//! only what happened since the previous `?since=last` request (since start for the first),
-//! an interval window for a poller; several pollers of `?since=last` share one window.
+//! One unit throughout: every duration and time is in seconds (`since_seconds` and
+//! `until_seconds` are seconds since the Unix epoch, to the ms), like the Prometheus families
+//! of the same names. `since_seconds` is null for statistics since start. With `?since=last`
+//! the document covers only what happened since the previous `?since=last` request (since
+//! start for the first), an interval window for a poller; several pollers of `?since=last`
+//! share one window.
 //!
-//! Each key names its unit. A histogram with no values has `count` 0 and null percentiles.
+//! A histogram with no values has `count` 0 and null percentiles.
 //! Percentiles are the highest value of their hdrhistogram bin, so `p50 <= p90 <= p99 <=
 //! p99_9 <= max`, and `max` is the same bin as /metrics' largest value.
 
@@ -31,7 +35,7 @@ pub fn summary(h: &Histogram<u64>, scale: f64) -> Value {
         .iter_mut()
         .zip(h.value_at_quantiles([0.5, 0.9, 0.99, 0.999]))
     {
-        *slot = round6(v as f64 * scale);
+        *slot = round9(v as f64 * scale);
     }
     json!({
         "count": h.len(),
@@ -39,13 +43,19 @@ pub fn summary(h: &Histogram<u64>, scale: f64) -> Value {
         "p90": at[1],
         "p99": at[2],
         "p99_9": at[3],
-        "max": round6(h.max() as f64 * scale),
+        "max": round9(h.max() as f64 * scale),
     })
 }
 
-/// Round to 6 decimals (drops float noise such as 0.30000000000000004).
-fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
+/// Round to 9 decimals, the ns (drops float noise such as 0.30000000000000004; the
+/// histograms record µs at best).
+fn round9(x: f64) -> f64 {
+    (x * 1e9).round() / 1e9
+}
+
+/// Epoch milliseconds as seconds (to the ms).
+fn epoch_seconds(ms: i64) -> f64 {
+    ms as f64 / 1e3
 }
 
 /// The period a document covers, in ms since the epoch (`since` `None`: since start).
@@ -63,22 +73,22 @@ pub fn render(stats: &ShardStats, window: Window) -> String {
         trunks.insert(
             name.clone(),
             json!({
-                "pdd_ms": summary(&l.pdd_us, 1e-3),
-                "answer_ms": summary(&l.answer_us, 1e-3),
-                "options_rtt_ms": summary(&l.options_rtt_us, 1e-3),
-                "call_duration_s": summary(&l.duration_ms, 1e-3),
+                "pdd_seconds": summary(&l.pdd_us, 1e-6),
+                "answer_seconds": summary(&l.answer_us, 1e-6),
+                "options_rtt_seconds": summary(&l.options_rtt_us, 1e-6),
+                "call_duration_seconds": summary(&l.duration_ms, 1e-3),
             }),
         );
     }
     let mut residence = Map::new();
     for (kind, h) in stats.residence.iter() {
-        residence.insert(kind.to_string(), summary(h, 1.0));
+        residence.insert(kind.to_string(), summary(h, 1e-6));
     }
     let doc = json!({
-        "since_ms": window.since_ms,
-        "until_ms": window.until_ms,
+        "since_seconds": window.since_ms.map(epoch_seconds),
+        "until_seconds": epoch_seconds(window.until_ms),
         "trunks": trunks,
-        "residence_us": residence,
+        "residence_seconds": residence,
     });
     let mut text = doc.to_string();
     text.push('\n');
@@ -88,7 +98,7 @@ pub fn render(stats: &ShardStats, window: Window) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::trunk_stats::record_us;
+    use crate::sip::trunk_stats::{record_ms, record_us};
     use std::time::Duration;
 
     #[test]
@@ -99,26 +109,35 @@ mod tests {
             record_us(&mut gw.latency.pdd_us, Duration::from_millis(ms));
         }
         stats.residence.record(0, Duration::from_micros(25));
+        record_ms(
+            &mut stats.trunks.trunk("gw").latency.duration_ms,
+            Duration::from_secs(90),
+        );
         let window = Window {
-            since_ms: Some(5),
-            until_ms: 7,
+            since_ms: Some(5_500),
+            until_ms: 7_250,
         };
         let v: Value = serde_json::from_str(&render(&stats, window)).unwrap();
         assert_eq!(
-            (v["since_ms"].as_i64(), v["until_ms"].as_i64()),
-            (Some(5), Some(7))
+            (v["since_seconds"].as_f64(), v["until_seconds"].as_f64()),
+            (Some(5.5), Some(7.25))
         );
-        let pdd = &v["trunks"]["gw"]["pdd_ms"];
+        let pdd = &v["trunks"]["gw"]["pdd_seconds"];
         assert_eq!(pdd["count"], 1000);
         let p = |k: &str| pdd[k].as_f64().unwrap();
-        assert!((p("p50") - 500.0).abs() <= 0.5, "{pdd}");
-        assert!((p("p99") - 990.0).abs() <= 1.0, "{pdd}");
+        assert!((p("p50") - 0.5).abs() <= 0.0005, "{pdd}");
+        assert!((p("p99") - 0.99).abs() <= 0.001, "{pdd}");
         assert!(p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("p99_9"));
-        assert!(p("p99_9") <= p("max") && (p("max") - 1000.0).abs() <= 1.0);
-        let answer = &v["trunks"]["gw"]["answer_ms"];
+        assert!(p("p99_9") <= p("max") && (p("max") - 1.0).abs() <= 0.001);
+        let answer = &v["trunks"]["gw"]["answer_seconds"];
         assert_eq!(answer["count"], 0);
         assert!(answer["p50"].is_null());
-        assert_eq!(v["residence_us"]["INVITE"]["count"], 1);
-        assert_eq!(v["residence_us"]["INVITE"]["max"], 25.0);
+        let duration = &v["trunks"]["gw"]["call_duration_seconds"];
+        assert!(
+            (duration["max"].as_f64().unwrap() - 90.0).abs() <= 0.1,
+            "{duration}"
+        );
+        assert_eq!(v["residence_seconds"]["INVITE"]["count"], 1);
+        assert_eq!(v["residence_seconds"]["INVITE"]["max"], 0.000025);
     }
 }

@@ -156,6 +156,10 @@ pub struct ShardView {
     pub snapshot: ShardSnapshot,
 }
 
+/// The one core gauge the core keeps in percent (`CoreStats::admission_percent`), exported as
+/// a 0-1 ratio.
+const ADMISSION_RATIO: &str = "admission_ratio";
+
 /// The core's counters, one entry per `CoreStats` field, in the order `core_values` returns
 /// them. Counters get `junction_core_<name>_total`, gauges `junction_<name>`.
 const CORE_METRICS: [(&str, Kind, &str); 30] = [
@@ -301,9 +305,9 @@ const CORE_METRICS: [(&str, Kind, &str); 30] = [
         "Protocol timers armed on the shard.",
     ),
     (
-        "admission_percent",
+        ADMISSION_RATIO,
         Kind::Gauge,
-        "Percentage of new calls overload control admits (100: not overloaded; 0: memory pressure).",
+        "Share (0 to 1) of new calls overload control admits (1: not overloaded; 0: memory pressure).",
     ),
 ];
 
@@ -539,61 +543,71 @@ pub fn render(shards: &[ShardView], handoff_capacity: usize) -> String {
         .iter()
         .map(|v| core_values(&v.snapshot.core))
         .collect();
-    for (i, (name, kind, help)) in CORE_METRICS.iter().enumerate() {
+    for (i, (short, kind, help)) in CORE_METRICS.iter().enumerate() {
         let name = match kind {
-            Kind::Counter => format!("junction_core_{name}_total"),
-            Kind::Gauge => format!("junction_{name}"),
+            Kind::Counter => format!("junction_core_{short}_total"),
+            Kind::Gauge => format!("junction_{short}"),
         };
         e.family(&name, *kind, help);
         for (values, shard) in core.iter().zip(&labels) {
-            e.sample(
-                &name,
-                &[("shard", shard)],
-                values.get(i).copied().unwrap_or(0),
-            );
+            let value = values.get(i).copied().unwrap_or(0);
+            if *short == ADMISSION_RATIO {
+                e.sample_f64(&name, &[("shard", shard)], value as f64 / 100.0);
+            } else {
+                e.sample(&name, &[("shard", shard)], value);
+            }
         }
     }
 
+    // Queue depths per shard, in and out (linear in the shard count; the queues themselves
+    // are one per ordered pair of shards).
     let depth = "junction_handoff_queue_datagrams";
     e.family(
         depth,
         Kind::Gauge,
-        "Datagrams queued from one shard to another (handed off minus handed in; shards publish at different moments, so this is approximate).",
+        "Datagrams in the shard's hand-off queues: direction=\"in\" queued for the shard by the others, direction=\"out\" the shard queued for the others, not yet taken (handed off minus handed in; shards publish at different moments, so this is approximate).",
     );
-    for from in shards {
-        for to in shards {
-            if from.snapshot.shard == to.snapshot.shard {
-                continue;
-            }
-            let out = from
-                .snapshot
-                .handoff_out_to
-                .get(to.snapshot.shard)
-                .copied()
-                .unwrap_or(0);
-            let back = to
-                .snapshot
-                .handoff_in_from
-                .get(from.snapshot.shard)
-                .copied()
-                .unwrap_or(0);
-            let from_label = from.snapshot.shard.to_string();
-            let to_label = to.snapshot.shard.to_string();
-            e.sample(
-                depth,
-                &[("from", &from_label), ("to", &to_label)],
-                out.saturating_sub(back),
-            );
-        }
+    for (view, shard) in shards.iter().zip(&labels) {
+        let (queued_in, queued_out) = handoff_depths(shards, view.snapshot.shard);
+        e.sample(depth, &[("shard", shard), ("direction", "in")], queued_in);
+        e.sample(depth, &[("shard", shard), ("direction", "out")], queued_out);
     }
     let capacity = "junction_handoff_queue_capacity_datagrams";
     e.family(
         capacity,
         Kind::Gauge,
-        "Datagrams one hand-off queue holds at most.",
+        "Datagrams one hand-off queue (one per ordered pair of shards) holds at most.",
     );
     e.sample(capacity, &[], handoff_capacity as u64);
     e.out
+}
+
+/// Datagrams queued towards shard `of` by the others, and by it towards the others: for each
+/// pair, what the sender handed off minus what the owner took in (clamped at 0: they publish
+/// at different moments).
+fn handoff_depths(shards: &[ShardView], of: usize) -> (u64, u64) {
+    let pending = |from: &ShardView, to: &ShardView| -> u64 {
+        let out = from
+            .snapshot
+            .handoff_out_to
+            .get(to.snapshot.shard)
+            .copied()
+            .unwrap_or(0);
+        let taken = to
+            .snapshot
+            .handoff_in_from
+            .get(from.snapshot.shard)
+            .copied()
+            .unwrap_or(0);
+        out.saturating_sub(taken)
+    };
+    let Some(this) = shards.iter().find(|v| v.snapshot.shard == of) else {
+        return (0, 0);
+    };
+    let others = || shards.iter().filter(|v| v.snapshot.shard != of);
+    let queued_in = others().map(|from| pending(from, this)).sum();
+    let queued_out = others().map(|to| pending(this, to)).sum();
+    (queued_in, queued_out)
 }
 
 /// The kernel's drop counter of each shard's socket (SO_MEMINFO): its receive buffer was
@@ -748,6 +762,7 @@ mod tests {
         snapshot.shell.dropped_handoff_full = 3;
         snapshot.core.requests_in = 7;
         snapshot.core.calls_active = 2 + shard as u64;
+        snapshot.core.admission_percent = 25;
         ShardView { state, snapshot }
     }
 
@@ -783,14 +798,16 @@ mod tests {
         assert_eq!(get("junction_calls_active", "shard=\"1\""), 3.0);
         assert_eq!(get("junction_shard_up", "shard=\"0\",cpu=\"0\""), 1.0);
         assert_eq!(get("junction_shard_up", "shard=\"1\",cpu=\"1\""), 0.0);
-        assert_eq!(
-            get("junction_handoff_queue_datagrams", "from=\"0\",to=\"1\""),
-            5.0
-        );
-        assert_eq!(
-            get("junction_handoff_queue_datagrams", "from=\"1\",to=\"0\""),
-            0.0
-        );
+        let depth = |shard: &str, direction: &str| {
+            get(
+                "junction_handoff_queue_datagrams",
+                &format!("shard=\"{shard}\",direction=\"{direction}\""),
+            )
+        };
+        // 0 -> 1: 50 handed off, 45 taken in; 1 -> 0: 4 handed off, 9 "taken" (clamped).
+        assert_eq!((depth("0", "out"), depth("1", "in")), (5.0, 5.0));
+        assert_eq!((depth("1", "out"), depth("0", "in")), (0.0, 0.0));
+        assert_eq!(get("junction_admission_ratio", "shard=\"0\""), 0.25);
         assert_eq!(get("junction_handoff_queue_capacity_datagrams", ""), 4096.0);
         assert_eq!(get("junction_shards", ""), 2.0);
         // Every CoreStats field is exported once per shard.
@@ -832,6 +849,32 @@ mod tests {
         let mut copy = ShardSnapshot::default();
         copy.copy_from(&views[0].snapshot);
         assert_eq!((copy.config_reloads, copy.config_generation), (3, 4));
+    }
+
+    #[test]
+    fn handoff_series_grow_linearly_with_the_shards() {
+        let mut per_shard = None;
+        for shards in [2usize, 8, 32] {
+            let views: Vec<ShardView> = (0..shards)
+                .map(|i| view(i, shards, ShardState::Running))
+                .collect();
+            let text = render(&views, 4096);
+            let samples = check_exposition(&text);
+            let count = |prefix: &str| {
+                samples
+                    .keys()
+                    .filter(|(name, _)| name.starts_with(prefix))
+                    .count()
+            };
+            // The queue depth: in and out per shard.
+            assert_eq!(count("junction_handoff_queue_datagrams"), 2 * shards);
+            // Every hand-off family together: the same number per shard whatever the
+            // shard count, plus the capacity.
+            let all = count("junction_handoff") - 1;
+            assert_eq!(all % shards, 0, "{shards} shards: {all} series");
+            let n = all / shards;
+            assert_eq!(*per_shard.get_or_insert(n), n, "{shards} shards");
+        }
     }
 
     #[test]

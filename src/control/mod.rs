@@ -9,9 +9,13 @@
 //! control plane merges on read, together with the shared trunk state and the CDR writer's
 //! counters.
 //!
-//! Observability: `log` (structured lines on stderr), `cdr` (the CDR writer thread, with
+//! Observability: `log` (structured lines on stderr, with syslog priorities under the
+//! journal, and the `log` facade's records), `cdr` (the CDR writer thread, with
 //! `rotating_file` and `clock`), `exposition` (Prometheus text), `trunk_metrics` and
-//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`.
+//! `latency` (what /metrics and /metrics/latency.json show of `stats`), `residence`,
+//! `process` (the `process_*` families), `http` (the management endpoint), `notify`
+//! (systemd readiness, reload and watchdog notifications). docs/metrics.md lists every
+//! family.
 
 pub mod cdr;
 pub mod clock;
@@ -21,6 +25,8 @@ pub mod latency;
 pub mod log;
 pub mod memory;
 pub mod metrics;
+pub mod notify;
+pub mod process;
 pub mod residence;
 pub mod rotating_file;
 pub mod stats;
@@ -40,6 +46,9 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 #[derive(Debug)]
 pub struct ShardSlot {
     state: AtomicU8,
+    /// Loop rounds the shard has begun (its heartbeat: the watchdog pings systemd only while
+    /// every shard's moves; an idle shard still turns every `limits::SHARD_PARK_MAX`).
+    rounds: AtomicU64,
     snapshot: Mutex<ShardSnapshot>,
     stats: Mutex<ShardStats>,
 }
@@ -48,6 +57,7 @@ impl ShardSlot {
     pub fn new(snapshot: ShardSnapshot) -> ShardSlot {
         ShardSlot {
             state: AtomicU8::new(ShardState::Starting.as_u8()),
+            rounds: AtomicU64::new(0),
             snapshot: Mutex::new(snapshot),
             stats: Mutex::new(ShardStats::default()),
         }
@@ -59,6 +69,16 @@ impl ShardSlot {
 
     pub fn set_state(&self, state: ShardState) {
         self.state.store(state.as_u8(), Ordering::Release);
+    }
+
+    /// The shard begins a loop round (one relaxed add).
+    pub fn beat(&self) {
+        self.rounds.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Loop rounds begun so far; `None` once the shard has stopped.
+    pub fn rounds(&self) -> Option<u64> {
+        (self.state() != ShardState::Stopped).then(|| self.rounds.load(Ordering::Relaxed))
     }
 
     /// Publish without ever blocking: false when a reader holds the slot right now (the
@@ -236,6 +256,11 @@ impl MetricsHub {
         self.slots.iter().map(|s| s.read()).collect()
     }
 
+    /// Every shard's loop rounds (`None`: stopped), for the watchdog.
+    pub fn heartbeats(&self) -> Vec<Option<u64>> {
+        self.slots.iter().map(|s| s.rounds()).collect()
+    }
+
     /// Every shard is serving.
     pub fn all_running(&self) -> bool {
         self.slots.iter().all(|s| s.state() == ShardState::Running)
@@ -268,6 +293,7 @@ impl MetricsHub {
         }
         metrics::render_socket_drops(&lock(&self.socket_fds), &mut text);
         udp_mib::render(&mut text);
+        process::render(&process::read(), &mut text);
         text
     }
 }
@@ -309,7 +335,7 @@ mod tests {
         };
         let pdd_count = |text: &str| -> u64 {
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
-            v["trunks"]["gw"]["pdd_ms"]["count"].as_u64().unwrap()
+            v["trunks"]["gw"]["pdd_seconds"]["count"].as_u64().unwrap()
         };
         record_us(
             &mut trunks.trunk("gw").latency.pdd_us,
@@ -318,7 +344,7 @@ mod tests {
         publish(&trunks);
         let first = hub.latency_json(true);
         assert_eq!(pdd_count(&first), 1, "the first window starts at start");
-        assert!(first.contains("\"since_ms\":null"));
+        assert!(first.contains("\"since_seconds\":null"));
         for _ in 0..3 {
             record_us(
                 &mut trunks.trunk("gw").latency.pdd_us,
@@ -328,9 +354,24 @@ mod tests {
         publish(&trunks);
         let second = hub.latency_json(true);
         assert_eq!(pdd_count(&second), 3);
-        assert!(!second.contains("\"since_ms\":null"));
+        assert!(!second.contains("\"since_seconds\":null"));
         assert_eq!(pdd_count(&hub.latency_json(true)), 0);
         assert_eq!(pdd_count(&hub.latency_json(false)), 4, "since start");
+    }
+
+    #[test]
+    fn heartbeats_count_rounds_until_a_shard_stops() {
+        let hub = MetricsHub::new(&[0, 1], 4096);
+        let slot = hub.slot(1).unwrap();
+        slot.beat();
+        slot.beat();
+        assert_eq!(hub.heartbeats(), vec![Some(0), Some(2)]);
+        slot.set_state(ShardState::Stopped);
+        assert_eq!(
+            hub.heartbeats(),
+            vec![Some(0), None],
+            "a stopped shard never beats"
+        );
     }
 
     #[test]

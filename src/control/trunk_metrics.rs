@@ -201,33 +201,33 @@ fn counters(e: &mut Exposition, trunks: &[(&str, &TrunkStats)]) {
 fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
-    type Gauge = fn(&TrunkState) -> u64;
+    type Gauge = fn(&TrunkState) -> f64;
     let gauges: [(&str, &str, Gauge); 4] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
-            |s| u64::from(s.calls()),
+            |s| f64::from(s.calls()),
         ),
         (
             "junction_trunk_early_dialogs",
             "Calls sent to the trunk that wait for an answer.",
-            |s| u64::from(s.early()),
+            |s| f64::from(s.early()),
         ),
         (
             "junction_trunk_up",
             "1 while the trunk is usable (its OPTIONS probes succeed, or it is not probed), else 0.",
-            |s| u64::from(s.is_up()),
+            |s| f64::from(u8::from(s.is_up())),
         ),
         (
-            "junction_trunk_overload_reduction_percent",
-            "Share of new calls the trunk asked junction to withhold (RFC 7339 oc, overload_control), in force now; withheld calls go to the route's next trunk.",
-            |s| u64::from(s.oc_reduction(std::time::Instant::now())),
+            "junction_trunk_overload_reduction_ratio",
+            "Share (0 to 1) of new calls the trunk asked junction to withhold (RFC 7339 oc, overload_control), in force now; withheld calls go to the route's next trunk.",
+            |s| f64::from(s.oc_reduction(std::time::Instant::now())) / 100.0,
         ),
     ];
     for (name, help, value) in gauges {
         e.family(name, Kind::Gauge, help);
         for s in &states {
-            e.sample(name, &[("trunk", &s.name)], value(s));
+            e.sample_f64(name, &[("trunk", &s.name)], value(s));
         }
     }
     let refused = "junction_trunk_admission_refused_total";

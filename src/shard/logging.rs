@@ -133,3 +133,14 @@ fn log_summary(s: &ReloadSummary) {
         );
     }
 }
+
+/// The `STATUS=` line for systemd after a reload: the report's first line when applied, its
+/// summary (the last line) when refused.
+pub(super) fn reload_status(accepted: bool, lines: &[String]) -> String {
+    let line = if accepted {
+        lines.first()
+    } else {
+        lines.last()
+    };
+    line.cloned().unwrap_or_default()
+}

@@ -12,6 +12,7 @@ pub mod batch;
 mod filter;
 pub use filter::socket_drops;
 pub mod handoff;
+pub mod host_limits;
 mod logging;
 pub mod owner;
 pub mod reload;
@@ -28,6 +29,7 @@ use crate::control::clock::WallClock;
 use crate::control::http::{self, Handlers, HttpLimits, HttpServer, ReloadHook};
 use crate::control::memory::MemoryGuard;
 use crate::control::metrics::ShardState;
+use crate::control::notify::{Notifier, Tick, Watchdog};
 use crate::control::MetricsHub;
 use crate::limits;
 use crate::routing::RoutingTable;
@@ -40,7 +42,11 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long the control loop of `run` waits for a signal before its periodic work (retired
+/// tables, stopped shards, the watchdog).
+const CONTROL_TURN: Duration = Duration::from_millis(250);
 
 /// Finds the Call-ID of a datagram (a span into it), or `None`.
 pub type CallIdFinder = fn(&[u8]) -> Option<Span>;
@@ -120,16 +126,23 @@ pub fn start(config: Config) -> Result<Server, String> {
     start_with(config, Options::default())
 }
 
-/// Start every shard and the control plane; returns once every shard serves.
+/// Start every shard and the control plane; returns once every shard serves. An error that
+/// comes from a process limit (locked memory, open files) names the limit and its fix.
 pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
-    let server = &config.server;
-    let shards = server.cores;
+    let shards = config.server.cores;
     if shards == 0 || shards > usize::from(u16::MAX) {
         return Err(format!(
             "server.cores is {shards}: it must be between 1 and {}",
             u16::MAX
         ));
     }
+    host_limits::ensure(shards)?;
+    start_checked(config, options).map_err(|e| host_limits::explain(e, shards))
+}
+
+fn start_checked(config: Config, options: Options) -> Result<Server, String> {
+    let server = &config.server;
+    let shards = server.cores;
     let cpus = shard_cpus(shards, server.cpus.as_deref())?;
     let routing = match options.routing {
         Some(routing) => routing,
@@ -147,6 +160,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     let registry = crate::trunks::Registry::new(std::time::Instant::now());
     let states = registry.states_for(&routing);
     crate::control::log::set_level(config.log.level);
+    crate::control::log::set_priority(config.log.priority);
+    crate::control::log::install_log_bridge();
     let reload_slots: Vec<Arc<ReloadSlot>> = (0..shards)
         .map(|_| Arc::new(ReloadSlot::default()))
         .collect();
@@ -371,13 +386,16 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     server.reloader = Some(Arc::clone(&reloader));
 
     if let Some(listener) = listener {
+        let notifier = Notifier::from_env();
         let hook: ReloadHook = Arc::new(move || {
             crate::log_info!(
                 "reloading",
                 source = reloader.source(),
                 trigger = "POST /reload"
             );
+            notifier.reloading("reloading the configuration (POST /reload)");
             let (accepted, lines) = logging::reload(reloader.reload(), reloader.source());
+            notifier.reloaded(&logging::reload_status(accepted, &lines));
             let body = lines.join("\n") + "\n";
             if accepted {
                 Ok(body)
@@ -385,10 +403,8 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
                 Err(body)
             }
         });
-        let handlers = Handlers {
-            hub: Arc::clone(&hub),
-            reload: Some(hook),
-        };
+        let mut handlers = Handlers::metrics(Arc::clone(&hub));
+        handlers.reload = Some(hook);
         match http::spawn(listener, handlers, &cpus, options.http) {
             Ok(http) => server.http = Some(http),
             Err(e) => {
@@ -500,6 +516,16 @@ impl Server {
         })
     }
 
+    /// One line for systemd's `STATUS=`: what is serving.
+    pub fn status_line(&self) -> String {
+        format!(
+            "serving udp:{} with {} shard{}",
+            self.local,
+            self.shards(),
+            if self.shards() == 1 { "" } else { "s" }
+        )
+    }
+
     /// The line printed at startup.
     pub fn startup_line(&self) -> String {
         let metrics = match self.metrics_addr() {
@@ -582,26 +608,74 @@ pub fn run_with(config: Config, options: Options) -> Result<(), String> {
     let signals = ProcessSignals::block()?;
     let source = config.source.clone();
     let summary = logging::Startup::of(&config);
-    let server = start_with(config, options)?;
+    let notifier = Notifier::from_env();
+    let server = match start_with(config, options) {
+        Ok(server) => server,
+        Err(e) => {
+            notifier.status(&format!("failed to start: {e}"));
+            return Err(e);
+        }
+    };
     for warning in server.warnings() {
         crate::log_warn!("startup", warning = warning);
     }
     summary.log(&server);
+    // Every shard serves (start_with returned): tell systemd (Type=notify).
+    notifier.ready(&server.status_line());
+    let mut watchdog = notifier.watchdog_timeout().map(|timeout| {
+        Watchdog::new(
+            timeout,
+            Instant::now(),
+            server
+                .hub
+                .heartbeats()
+                .iter()
+                .map(|b| b.unwrap_or(0))
+                .collect(),
+        )
+    });
+    // Wake often enough to ping the watchdog on time.
+    let turn = watchdog.as_ref().map_or(CONTROL_TURN, |w| {
+        (w.interval() / 2).clamp(Duration::from_millis(10), CONTROL_TURN)
+    });
     loop {
-        match signals.wait(Duration::from_millis(250)) {
+        match signals.wait(turn) {
             Some(Signal::Stop(name)) => {
                 crate::log_info!("stopping", signal = name);
+                notifier.stopping(&format!("stopping ({name})"));
                 break;
             }
             Some(Signal::Reload) => {
                 crate::log_info!("reloading", source = source, trigger = "SIGHUP");
-                logging::reload(server.reload(), &source);
+                notifier.reloading("reloading the configuration (SIGHUP)");
+                let (accepted, lines) = logging::reload(server.reload(), &source);
+                notifier.reloaded(&logging::reload_status(accepted, &lines));
             }
             None => {}
+        }
+        if let Some(watchdog) = watchdog.as_mut() {
+            let was_stalled = watchdog.stalled();
+            match watchdog.tick(Instant::now(), &server.hub.heartbeats()) {
+                Tick::Ping => notifier.watchdog_ping(),
+                Tick::Stalled(shards) if !was_stalled => {
+                    let shards = shards
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",");
+                    crate::log_error!(
+                        "shards made no progress: no watchdog ping (systemd restarts junction when WatchdogSec passes)",
+                        shards = shards
+                    );
+                    notifier.status(&format!("shards {shards} made no progress"));
+                }
+                Tick::Stalled(_) | Tick::Wait => {}
+            }
         }
         server.release_retired_tables();
         if let Some(shard) = server.stopped_shard() {
             crate::log_error!("shard stopped unexpectedly, stopping", shard = shard);
+            notifier.stopping(&format!("shard {shard} stopped unexpectedly"));
             let detail = match server.shutdown() {
                 Ok(()) => String::new(),
                 Err(e) => format!(": {e}"),

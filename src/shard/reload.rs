@@ -299,6 +299,7 @@ impl Reloader {
         }
         // The log level applies at once.
         crate::control::log::set_level(config.log.level);
+        crate::control::log::set_priority(config.log.priority);
         let routing = Arc::new(table);
         let states = self.registry.states_for(&routing);
         self.hub.set_trunk_states(Arc::clone(&states));

@@ -399,6 +399,7 @@ impl Shard {
             if self.signals.stop.get() || self.stop.load(Ordering::Relaxed) {
                 return;
             }
+            self.slot.beat();
             if self.reload.pending(self.generation) {
                 self.switch_routing();
             }
