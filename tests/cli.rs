@@ -64,7 +64,7 @@ impl Drop for TempDir {
 
 #[test]
 fn help_and_version_on_every_command() {
-    let version = format!("{}", env!("CARGO_PKG_VERSION"));
+    let version = env!("CARGO_PKG_VERSION");
     for flag in ["--help", "-h"] {
         let (code, out, err) = junction(&[flag]);
         assert_eq!(code, 0, "{flag}: {err}");
