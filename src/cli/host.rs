@@ -506,8 +506,8 @@ fn socket_buffer(sysctl: &'static str, which: &str) -> Finding {
     let want = limits::SOCKET_BUFFER_BYTES as u64;
     let path = format!("/proc/sys/{}", sysctl.replace('.', "/"));
     let fix = format!(
-        "sysctl -w {sysctl}={}; to keep it, install tuning/60-junction.conf in /etc/sysctl.d/ \
-         (the package does)",
+        "sysctl -w {sysctl}={}; to keep it, tuning/60-junction.conf in /etc/sysctl.d/ (the \
+         package installs it as /usr/lib/sysctl.d/60-junction.conf: `sysctl --system`)",
         4 * want
     );
     let Some(value) = read_sys(&path).and_then(|v| v.parse::<u64>().ok()) else {
