@@ -35,7 +35,7 @@ The configuration keys are documented in tuning/junction.toml.";
 #[command(
     name = "junction",
     version,
-    about = "junction: a SIP inter-trunk router",
+    about = "a carrier-scale SIP inter-trunk router",
     long_about = "junction: a carrier-scale SIP inter-trunk router (a transaction-stateful SIP \
                   proxy, one shard per CPU on io_uring). Without a command it runs: with the \
                   configuration given by --config, or the embedded default.",
