@@ -215,6 +215,10 @@ fn answer_once(
             body.len()
         );
         let _ = stream.write_all(response.as_bytes());
+        // Keep the connection open (as a keep-alive server might) until the client closes
+        // it: the client must stop at Content-Length, not wait for the end of the stream.
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+        let _ = stream.read(&mut buf);
         String::from_utf8_lossy(&request).into_owned()
     });
     (addr, handle)

@@ -83,12 +83,18 @@ pub fn post(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<
         env!("CARGO_PKG_VERSION")
     );
     stream.write_all(request.as_bytes())?;
+    // Read until the response is whole (a server may keep the connection open despite
+    // `Connection: close`), or the server closes it.
     let mut raw = Vec::new();
-    match stream.read_to_end(&mut raw) {
-        Ok(_) => {}
-        // Some servers reset the connection after answering; keep what came.
-        Err(e) if !raw.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {}
-        Err(e) => return Err(e),
+    let mut buf = [0u8; 4096];
+    while parse_response(&raw).is_none() || !complete(&raw) {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            // Some servers reset the connection after answering; keep what came.
+            Err(e) if !raw.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => return Err(e),
+        }
     }
     parse_response(&raw).ok_or_else(|| {
         std::io::Error::new(
@@ -99,6 +105,23 @@ pub fn post(addr: SocketAddr, path: &str, timeout: Duration) -> std::io::Result<
             ),
         )
     })
+}
+
+/// Whether `raw` holds a whole response by its own framing (Content-Length, or the last
+/// chunk); without either, the body ends when the server closes the connection.
+fn complete(raw: &[u8]) -> bool {
+    let Some(head_end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_ascii_lowercase();
+    let body = &raw[head_end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return dechunk(body).is_some();
+    }
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .is_some_and(|n| body.len() >= n)
 }
 
 /// Status and body of a whole HTTP/1.x response.
@@ -168,6 +191,12 @@ mod tests {
         assert_eq!(parse_response(b"HTTP/1.1 200 OK\r\n"), None);
         let short = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\nabc";
         assert_eq!(parse_response(short), None);
+        assert!(complete(ok));
+        assert!(!complete(short));
+        assert!(complete(chunked));
+        assert!(!complete(&chunked[..chunked.len() - 5]));
+        // No framing: only the end of the stream says the body is whole.
+        assert!(!complete(closed));
     }
 
     #[test]
