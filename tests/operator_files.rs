@@ -251,12 +251,6 @@ fn problems(source: &str, queries: &[String], exposition: &Exposition) -> Vec<St
     let selector = re(r"\b(junction_[a-z0-9_]+)\{([^}]*)\}");
     let matcher = re(r#"([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)""#);
     let grouping = re(r"\b(?:by|without)\s*\(([^)]*)\)");
-    let all_labels: BTreeSet<&str> = exposition
-        .series
-        .values()
-        .flatten()
-        .flat_map(|labels| labels.keys().map(String::as_str))
-        .collect();
     let mut problems = Vec::new();
     for query in queries {
         let query = as_promql(query);
@@ -289,11 +283,18 @@ fn problems(source: &str, queries: &[String], exposition: &Exposition) -> Vec<St
                 }
             }
         }
+        // A grouping label must be on one of the series the query selects.
+        let labels_here: BTreeSet<&str> = name
+            .find_iter(&query)
+            .filter_map(|m| exposition.series.get(m.as_str()))
+            .flatten()
+            .flat_map(|labels| labels.keys().map(String::as_str))
+            .collect();
         for g in grouping.captures_iter(&query) {
             for label in g[1].split(',').map(str::trim).filter(|l| !l.is_empty()) {
-                if !SCRAPE_LABELS.contains(&label) && !all_labels.contains(label) {
+                if !SCRAPE_LABELS.contains(&label) && !labels_here.contains(label) {
                     problems.push(format!(
-                        "{source}: grouping by {label:?}, a label junction exports nowhere: {query}"
+                        "{source}: grouping by {label:?}, a label none of the query's series has: {query}"
                     ));
                 }
             }
@@ -373,6 +374,17 @@ fn the_checker_catches_a_wrong_name_a_wrong_label_value_and_a_bare_histogram() {
     assert_eq!(q("junction_trunk_up{direction=~\".*\"}").len(), 1);
     assert_eq!(q("rate(junction_trunk_pdd_seconds[5m])").len(), 1);
     assert_eq!(q("sum by (shard) (junction_trunk_up)").len(), 1);
+    // "shard" is a label of junction_shard_up, but not of the series grouped here.
+    let with_shard = parse_exposition(
+        "# TYPE junction_shard_up gauge\njunction_shard_up{shard=\"0\"} 1\n\
+         # TYPE junction_trunk_up gauge\njunction_trunk_up{trunk=\"gw\"} 1\n",
+    );
+    let grouped = problems(
+        "t",
+        &["sum by (shard) (junction_trunk_up)".to_string()],
+        &with_shard,
+    );
+    assert_eq!(grouped.len(), 1, "{grouped:?}");
 }
 
 #[test]
