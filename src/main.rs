@@ -1,77 +1,37 @@
-//! The `junction` command line.
+//! The `junction` command line (definitions in `cli/args.rs`, on clap).
 //!
 //! ```text
 //! junction                      run with the embedded default configuration
 //! junction --config FILE        run with FILE
-//! junction check FILE           validate FILE: print every problem (exit 1) or the warnings
-//!                               and a summary (exit 0)
+//! junction check FILE           validate FILE (and its cores and cpus against this host):
+//!                               print every problem (exit 1) or the warnings and a summary
 //! junction route-test FILE ...  how FILE routes a call (or a file of calls), step by step
-//! junction --help | --version
+//! junction reload [--config FILE | --metrics ADDR]
+//!                               reload the running junction; exit 1 when refused
+//! junction doctor [--config FILE]
+//!                               check this host (limits, buffers, io_uring, THP, governor)
+//! junction completions SHELL | junction man
+//! junction [COMMAND] --help | --version
 //! ```
 //!
-//! Exit codes: 0 success; 1 `check` found problems, or running failed; 2 the configuration
-//! could not be loaded, or the command line is wrong.
+//! Exit codes: 0 success; 1 `check` found problems, a reload was refused, `doctor` found a
+//! problem, or running failed; 2 the configuration could not be loaded, or the command line
+//! is wrong.
 //!
-//! The offline commands live in `cli/` (`check.rs`, `route_test.rs`).
+//! The offline commands live in `cli/` (`check.rs`, `route_test.rs`, `reload.rs`,
+//! `host.rs`).
 
 mod cli;
 
 use std::process::ExitCode;
 
+use clap::Parser;
 use mimalloc::MiMalloc;
+
+use cli::args::{Cli, Command};
 
 #[global_allocator]
 static GLOBAL: MiMalloc = MiMalloc;
-
-const USAGE_TEMPLATE: &str = "\
-junction: a SIP inter-trunk router
-
-Usage:
-  junction                    run with the embedded default configuration
-                              (listens on udp:127.0.0.1:5060, routes every number to
-                              a trunk at 127.0.0.1:5070)
-  junction --config FILE      run with the configuration in FILE
-  junction check FILE         validate FILE; print every problem as file:line: key: message
-                              (exit 1), or the warnings (unreachable routes, hairpin risk)
-                              and a summary (exit 0)
-{ROUTE_TEST}  junction --help             this text
-  junction --version          the version
-
-The configuration keys are documented in tuning/junction.toml.
-";
-
-fn usage() -> String {
-    USAGE_TEMPLATE.replace("{ROUTE_TEST}", cli::route_test::USAGE)
-}
-
-enum Command {
-    Run(Option<String>),
-    Check(String),
-    RouteTest(cli::route_test::Args),
-    Help,
-    Version,
-}
-
-fn parse_args(args: &[String]) -> Result<Command, String> {
-    match args {
-        [] => Ok(Command::Run(None)),
-        [flag] if flag == "--help" || flag == "-h" || flag == "help" => Ok(Command::Help),
-        [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
-        [flag, file] if flag == "--config" || flag == "-c" => Ok(Command::Run(Some(file.clone()))),
-        [flag] if flag.starts_with("--config=") => Ok(Command::Run(Some(
-            flag.trim_start_matches("--config=").to_string(),
-        ))),
-        [cmd, file] if cmd == "check" => Ok(Command::Check(file.clone())),
-        [cmd, rest @ ..] if cmd == "route-test" => {
-            cli::route_test::parse(rest).map(Command::RouteTest)
-        }
-        [cmd] if cmd == "check" => Err("check needs the configuration file to check".into()),
-        [flag] if flag == "--config" || flag == "-c" => {
-            Err(format!("{flag} needs a configuration file"))
-        }
-        _ => Err(format!("unexpected arguments: {}", args.join(" "))),
-    }
-}
 
 /// The offline commands print to stdout like any Unix tool: when the reader goes away
 /// (`junction check f | head`), end quietly instead of panicking in `println!`. Not for the
@@ -84,27 +44,25 @@ fn default_sigpipe() {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = parse_args(&args);
-    if matches!(command, Ok(Command::Check(_) | Command::RouteTest(_))) {
-        default_sigpipe();
-    }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version (exit 0, stdout) or a usage error (exit 2, stderr).
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let Some(command) = cli.command else {
+        return run(cli.config.as_deref());
+    };
+    default_sigpipe();
     match command {
-        Ok(Command::Help) => {
-            print!("{}", usage());
-            ExitCode::SUCCESS
-        }
-        Ok(Command::Version) => {
-            println!("junction {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Ok(Command::Check(file)) => cli::check::run(&file),
-        Ok(Command::RouteTest(args)) => cli::route_test::run(&args),
-        Ok(Command::Run(file)) => run(file.as_deref()),
-        Err(message) => {
-            eprintln!("junction: {message}\n\n{}", usage());
-            ExitCode::from(2)
-        }
+        Command::Check(args) => cli::check::run(&args),
+        Command::RouteTest(args) => cli::route_test::run(&args.into_args()),
+        Command::Reload(args) => cli::reload::run(&args),
+        Command::Doctor(args) => cli::host::doctor(&args),
+        Command::Completions { shell } => cli::generate::completions(shell),
+        Command::Man { out_dir } => cli::generate::man(out_dir.as_deref()),
     }
 }
 
@@ -134,11 +92,18 @@ fn run(file: Option<&str>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(message) = cli::host::memlock_preflight() {
+        eprintln!("junction: {message}");
+        return ExitCode::from(1);
+    }
     disable_transparent_huge_pages();
     match junction::shard::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("junction: {message}");
+            if let Some(advice) = cli::host::startup_advice(&message) {
+                eprintln!("junction: {advice}");
+            }
             ExitCode::from(1)
         }
     }

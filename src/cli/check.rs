@@ -1,23 +1,46 @@
 //! `junction check FILE`: every problem as `file:line: key: message` (exit 1), or the
-//! warnings (`warning: file:line: key: message`: unreachable routes, hairpin risk) and a
-//! summary (exit 0).
+//! warnings (`warning: file:line: key: message`: unreachable routes, hairpin risk, shards
+//! sharing a CPU) and a summary (exit 0). `cores` and `cpus` are checked against the CPUs
+//! this process may run on (`host.rs`) unless `--no-host`; `--host` adds `junction doctor`.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use junction::config::{self, Config};
 use junction::routing::RoutingTable;
 
-use super::{count, load};
+use super::args::CheckArgs;
+use super::{count, host, load};
 
-pub fn run(file: &str) -> ExitCode {
-    match load(Some(file)) {
-        Ok((config, table)) => {
-            let warnings = config::warnings(&config);
+pub fn run(args: &CheckArgs) -> ExitCode {
+    let file = args.file.as_str();
+    let loaded = load(Some(file)).and_then(|(config, table)| {
+        let mut warnings = config::warnings(&config);
+        if !args.no_host {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let (errors, host_warnings) = host::cpu_findings(&config, &text, &host::allowed_cpus());
+            if !errors.is_empty() {
+                return Err(errors);
+            }
+            warnings.extend(host_warnings);
+        }
+        Ok((config, table, warnings))
+    });
+    match loaded {
+        Ok((config, table, warnings)) => {
             for w in &warnings {
                 println!("warning: {w}");
             }
             println!("{}", summary(&config, &table, warnings.len()));
-            ExitCode::SUCCESS
+            if !args.host {
+                return ExitCode::SUCCESS;
+            }
+            let (report, worst) = host::check_host(&config, Path::new(file));
+            print!("\n{report}");
+            match worst {
+                host::Level::Fail => ExitCode::from(1),
+                _ => ExitCode::SUCCESS,
+            }
         }
         Err(errors) => {
             for e in &errors {

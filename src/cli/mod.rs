@@ -1,6 +1,11 @@
-//! The offline commands of the `junction` binary: `check` and `route-test`.
+//! The commands of the `junction` binary besides running: `check`, `route-test`, `reload`,
+//! `doctor`, `completions`, `man`; the command line itself in `args.rs`.
 
+pub mod args;
 pub mod check;
+pub mod generate;
+pub mod host;
+pub mod reload;
 pub mod route_test;
 
 use std::path::Path;

@@ -26,19 +26,7 @@ use junction::routing::{Decision, Number, RoutingTable, TrunkId, UnknownSource};
 
 use super::{load, shown};
 
-pub const USAGE: &str =
-    "  junction route-test CONFIG --from TRUNK|IP[:PORT] --called NUMBER [--calling NUMBER]
-                              how CONFIG routes one call, step by step: the ingress trunk,
-                              the inbound rules, the usage walk, every attempt with its
-                              translated numbers
-  junction route-test CONFIG --file CALLS
-                              one line per call of CALLS (lines \"from,called[,calling]\")
-    route-test options:  --rotation N    the round-robin counter (default 0)
-                         --down T1,T2    treat these trunks as down or full
-                         (with --file, call n of the file uses rotation N + n)
-";
-
-/// The command line of `route-test`.
+/// The command line of `route-test` (parsed in `args.rs`).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Args {
     pub config: String,
@@ -48,70 +36,6 @@ pub struct Args {
     pub file: Option<String>,
     pub rotation: u64,
     pub down: Vec<String>,
-}
-
-/// Parse the arguments after `route-test`.
-pub fn parse(args: &[String]) -> Result<Args, String> {
-    let mut out = Args::default();
-    let mut config = None;
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_string())),
-            _ => (arg.as_str(), None),
-        };
-        if !flag.starts_with("--") {
-            if config.replace(arg.clone()).is_some() {
-                return Err(format!(
-                    "route-test takes one configuration file; {arg:?} is a second"
-                ));
-            }
-            continue;
-        }
-        let mut value = || -> Result<String, String> {
-            match inline.clone() {
-                Some(v) => Ok(v),
-                None => it
-                    .next()
-                    .cloned()
-                    .ok_or_else(|| format!("{flag} needs a value")),
-            }
-        };
-        match flag {
-            "--from" => out.from = Some(value()?),
-            "--called" => out.called = Some(value()?),
-            "--calling" => out.calling = Some(value()?),
-            "--file" => out.file = Some(value()?),
-            "--rotation" => {
-                let v = value()?;
-                out.rotation = v
-                    .parse()
-                    .map_err(|_| format!("--rotation {v:?}: must be a whole number"))?;
-            }
-            "--down" => out.down.extend(
-                value()?
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from),
-            ),
-            _ => return Err(format!("route-test: unknown option {flag}")),
-        }
-    }
-    out.config = config.ok_or("route-test needs the configuration file")?;
-    match (&out.file, &out.from, &out.called) {
-        (Some(_), None, None) => {}
-        (Some(_), _, _) => return Err("route-test: --file replaces --from and --called".into()),
-        (None, Some(_), Some(_)) => {}
-        (None, None, _) => {
-            return Err("route-test needs --from (a trunk name or an address)".into())
-        }
-        (None, Some(_), None) => return Err("route-test needs --called NUMBER".into()),
-    }
-    if out.file.is_some() && out.calling.is_some() {
-        return Err("route-test: with --file, the calling number goes in the file".into());
-    }
-    Ok(out)
 }
 
 /// Run it: 0 when every call could be evaluated, 2 when the configuration or the arguments
@@ -715,48 +639,5 @@ fn rules_of<'a>(t: &'a TrunkConfig, list: &str) -> &'a [RuleConfig] {
         "inbound" => &t.inbound,
         "outbound_called" => &t.outbound_called,
         _ => &t.outbound_calling,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Result<Args, String> {
-        parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-    }
-
-    #[test]
-    fn arguments() {
-        let a = args(&[
-            "c.toml",
-            "--from",
-            "pbx",
-            "--called=123",
-            "--down",
-            "a,b",
-            "--rotation",
-            "2",
-        ]);
-        assert_eq!(
-            a,
-            Ok(Args {
-                config: "c.toml".into(),
-                from: Some("pbx".into()),
-                called: Some("123".into()),
-                rotation: 2,
-                down: vec!["a".into(), "b".into()],
-                ..Args::default()
-            })
-        );
-        assert!(args(&["c.toml", "--from", "pbx"]).is_err());
-        assert!(args(&["c.toml", "--called", "1"]).is_err());
-        assert!(args(&["--from", "pbx", "--called", "1"]).is_err());
-        assert!(args(&["c.toml", "--file", "f", "--from", "x"]).is_err());
-        assert!(args(&["c.toml", "d.toml", "--file", "f"]).is_err());
-        assert!(args(&["c.toml", "--file"]).is_err());
-        assert!(args(&["c.toml", "--rotation", "x", "--file", "f"]).is_err());
-        assert!(args(&["c.toml", "--frob", "1"]).is_err());
-        assert!(args(&["c.toml", "--file", "f"]).is_ok());
     }
 }
