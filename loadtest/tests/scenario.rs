@@ -150,6 +150,8 @@ fn env(local: &str, remote: Option<&str>) -> Env {
         run_id: 0x77,
         worker: 0,
         quantum: 0,
+        numbers: None,
+        workers: 1,
     }
 }
 

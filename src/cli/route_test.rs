@@ -14,6 +14,12 @@
 //! compact line per call, to diff what a configuration change moves; call n of the file
 //! (from 0) uses rotation N + n, as successive calls would.
 //!
+//! `--format tsv` (or `csv`) with `--file` prints one machine-readable line per call instead,
+//! after a `#` header line: `from called calling ingress called_norm calling_norm result`,
+//! then `trunk called calling` per attempt (the numbers as sent to that trunk); `result` is
+//! `route`, `404`, `503`, `403` or `drop`, and a missing number is `-`. `junction-load
+//! --expect` reads it to check at load that every call reached the trunk it should.
+//!
 //! The walk printed is the walk routed: the same code runs, with an observer recording it.
 
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +42,8 @@ pub const USAGE: &str =
     route-test options:  --rotation N    the round-robin counter (default 0)
                          --down T1,T2    treat these trunks as down or full
                          (with --file, call n of the file uses rotation N + n)
+                         --format text|tsv|csv  with --file: tsv or csv prints one
+                                         machine-readable line per call (junction-load --expect)
 ";
 
 /// The command line of `route-test`.
@@ -48,6 +56,19 @@ pub struct Args {
     pub file: Option<String>,
     pub rotation: u64,
     pub down: Vec<String>,
+    pub format: Format,
+}
+
+/// How `--file` prints its calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One readable line per call.
+    #[default]
+    Text,
+    /// Tab-separated fields (see the module documentation).
+    Tsv,
+    /// The same fields, comma-separated.
+    Csv,
 }
 
 /// Parse the arguments after `route-test`.
@@ -88,6 +109,14 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--rotation {v:?}: must be a whole number"))?;
             }
+            "--format" => {
+                out.format = match value()?.as_str() {
+                    "text" => Format::Text,
+                    "tsv" => Format::Tsv,
+                    "csv" => Format::Csv,
+                    v => return Err(format!("--format {v:?}: text, tsv or csv")),
+                }
+            }
             "--down" => out.down.extend(
                 value()?
                     .split(',')
@@ -107,6 +136,9 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
             return Err("route-test needs --from (a trunk name or an address)".into())
         }
         (None, Some(_), None) => return Err("route-test needs --called NUMBER".into()),
+    }
+    if out.file.is_none() && out.format != Format::Text {
+        return Err("route-test: --format tsv|csv is for --file".into());
     }
     if out.file.is_some() && out.calling.is_some() {
         return Err("route-test: with --file, the calling number goes in the file".into());
@@ -143,7 +175,7 @@ pub fn run(args: &Args) -> ExitCode {
         down,
     };
     match (&args.file, &args.from, &args.called) {
-        (Some(file), _, _) => run_file(&mut ctx, file),
+        (Some(file), _, _) => run_file(&mut ctx, file, args.format),
         (None, Some(from), Some(called)) => {
             match ctx.evaluate(
                 from,
@@ -164,7 +196,7 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
+fn run_file(ctx: &mut Ctx<'_>, file: &str, format: Format) -> ExitCode {
     let text = match std::fs::read(file) {
         Ok(t) => t,
         Err(e) => {
@@ -175,6 +207,26 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
     let mut bad = 0;
     let first_rotation = ctx.rotation;
     let mut calls = 0u64;
+    let sep = if format == Format::Csv { "," } else { "\t" };
+    if format != Format::Text {
+        println!(
+            "#{}",
+            [
+                "from",
+                "called",
+                "calling",
+                "ingress",
+                "called_norm",
+                "calling_norm",
+                "result",
+                "trunk",
+                "called_sent",
+                "calling_sent",
+                "..."
+            ]
+            .join(sep)
+        );
+    }
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = String::from_utf8_lossy(raw);
         let line = line.trim();
@@ -197,6 +249,9 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
         ctx.rotation = first_rotation.wrapping_add(calls);
         calls += 1;
         match ctx.evaluate(from, called.as_bytes(), calling.map(str::as_bytes)) {
+            Ok(call) if format != Format::Text => {
+                println!("{}", ctx.fields(from, called, calling, &call).join(sep))
+            }
             Ok(call) => println!("{}", ctx.compact(line, &call)),
             Err(m) => {
                 eprintln!("{file}:{}: {m}", i + 1);
@@ -665,6 +720,43 @@ impl Ctx<'_> {
         o
     }
 
+    /// The machine-readable fields of one call (`--format tsv|csv`).
+    fn fields(&self, from: &str, called: &str, calling: Option<&str>, call: &Call) -> Vec<String> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut f = vec![
+            from.to_string(),
+            called.to_string(),
+            calling.unwrap_or("-").to_string(),
+        ];
+        let id = match call.ingress {
+            Ingress::Named(id) | Ingress::Source(_, _, id) => id,
+            Ingress::Unknown(_) => {
+                let result = match self.table.unknown_source() {
+                    UnknownSource::Reject => "403",
+                    UnknownSource::Drop => "drop",
+                };
+                f.extend(["-", "-", "-", result].map(String::from));
+                return f;
+            }
+        };
+        f.push(self.trunk_name(id));
+        f.push(text(&call.called.after));
+        f.push(call.calling.as_ref().map_or("-".into(), |c| text(&c.after)));
+        match call.decision {
+            Decision::NoRoute => f.push("404".into()),
+            Decision::NoTrunk => f.push("503".into()),
+            Decision::Route { .. } => {
+                f.push("route".into());
+                for a in &call.attempts {
+                    f.push(self.trunk_name(a.trunk));
+                    f.push(text(&a.called_sent));
+                    f.push(a.calling_sent.as_deref().map_or("-".into(), text));
+                }
+            }
+        }
+        f
+    }
+
     /// One line per call: `INPUT => ingress called' calling' => attempts` or the answer.
     fn compact(&self, input: &str, call: &Call) -> String {
         let id = match call.ingress {
@@ -758,5 +850,11 @@ mod tests {
         assert!(args(&["c.toml", "--rotation", "x", "--file", "f"]).is_err());
         assert!(args(&["c.toml", "--frob", "1"]).is_err());
         assert!(args(&["c.toml", "--file", "f"]).is_ok());
+        assert_eq!(
+            args(&["c.toml", "--file", "f", "--format", "tsv"]).map(|a| a.format),
+            Ok(Format::Tsv)
+        );
+        assert!(args(&["c.toml", "--file", "f", "--format", "xml"]).is_err());
+        assert!(args(&["c.toml", "--from", "p", "--called", "1", "--format", "csv"]).is_err());
     }
 }

@@ -27,6 +27,8 @@ pub struct Endpoint {
     pub limit: u64,
     /// After the schedule is over, how long to wait for calls still in progress.
     pub drain: Micros,
+    /// `--duration`: the run ends then, whatever is still in progress.
+    pub end: Option<Micros>,
 }
 
 pub struct WorkerPlan {
@@ -118,7 +120,10 @@ impl Live {
             return false;
         }
         let at = *self.done_at.get_or_insert(now);
-        self.ep.engine.active() == 0 || now >= at.saturating_add(self.ep.drain)
+        let until = at
+            .saturating_add(self.ep.drain)
+            .min(self.ep.end.unwrap_or(Micros::MAX));
+        self.ep.engine.active() == 0 || now >= until
     }
 
     /// Start the calls due at `now`. With a tick, the schedule is served on the tick grid: a

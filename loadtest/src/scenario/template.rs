@@ -30,6 +30,8 @@ pub enum Kw {
     NextUrl,
     /// `[last_Name:]`: every line of header Name of the last message received.
     Last(Vec<u8>),
+    /// `[fieldN]`: field N of the call's line of the injection file (`--inf`).
+    Field(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,9 @@ fn keyword(name: &str) -> Result<Kw, String> {
         "routes" => Kw::Routes,
         "next_url" => Kw::NextUrl,
         _ => {
+            if let Some((n, _)) = crate::numbers::field_ref(&format!("[{name}]")) {
+                return Ok(Kw::Field(n));
+            }
             if let Some(h) = name.strip_prefix("last_") {
                 let h = h.strip_suffix(':').unwrap_or(h);
                 if !h.is_empty()
@@ -153,6 +158,19 @@ impl Template {
 
     pub fn is_request(&self) -> bool {
         self.method.is_some()
+    }
+
+    /// The highest `[fieldN]` used, if any.
+    pub fn max_field(&self) -> Option<usize> {
+        self.head
+            .iter()
+            .chain(self.body.iter())
+            .flatten()
+            .filter_map(|s| match s {
+                Seg::Kw(Kw::Field(n)) => Some(*n),
+                _ => None,
+            })
+            .max()
     }
 
     pub fn uses(&self, k: &Kw) -> bool {
@@ -247,8 +265,11 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keywords() {
-        let e = Template::compile("INVITE sip:[field0] SIP/2.0\n").unwrap_err();
-        assert!(e.contains("[field0]"), "{e}");
+        let e = Template::compile("INVITE sip:[fieldx] SIP/2.0\n").unwrap_err();
+        assert!(e.contains("[fieldx]"), "{e}");
+        // [fieldN] is an injection file's field (--inf).
+        let t = Template::compile("INVITE sip:[field3]@h SIP/2.0\n").unwrap();
+        assert_eq!(t.max_field(), Some(3));
         assert!(Template::compile("BYE sip:x SIP/2.0\nX: [authentication]\n").is_err());
         assert!(Template::compile("   \n  ").is_err());
     }

@@ -25,6 +25,25 @@ use std::net::SocketAddr;
 
 const NEVER: Micros = Micros::MAX;
 
+/// The user part of a SIP URI (`sip:USER@host;...`), empty when it has none. Bytes that
+/// could break the header line it is copied into (`;`, white space) end it.
+fn uri_user(uri: &[u8]) -> &[u8] {
+    let rest = uri
+        .strip_prefix(b"sip:")
+        .or_else(|| uri.strip_prefix(b"sips:"))
+        .or_else(|| uri.strip_prefix(b"tel:"))
+        .unwrap_or(uri);
+    let Some(at) = rest.iter().position(|&b| b == b'@') else {
+        return if uri.starts_with(b"tel:") { rest } else { &[] };
+    };
+    let user = rest.get(..at).unwrap_or(&[]);
+    let end = user
+        .iter()
+        .position(|&b| b == b';' || b == b':' || b.is_ascii_whitespace() || b < 0x20)
+        .unwrap_or(user.len());
+    user.get(..end).unwrap_or(&[])
+}
+
 const RETRANS: u8 = 0; // 2xx retransmission / Timer G
 const TIMEOUT: u8 = 1; // Timer H: no ACK
 const ANSWER: u8 = 2; // end of the ring time: send the final response
@@ -83,6 +102,8 @@ struct UasCall {
     deadline: [Micros; KINDS],
     /// The Contact URI of the INVITE: where our own BYE goes when no route set.
     contact: Vec<u8>,
+    /// A named UAS: the `X-JL-Reached` line every response but 100 carries.
+    reached: Vec<u8>,
 }
 
 impl Timed for UasCall {
@@ -277,6 +298,7 @@ impl Uas {
             b.put(b"Contact: <sip:");
             b.put_addr(local);
             b.put(b">\r\n");
+            b.put(&c.reached);
         }
         if (200..300).contains(&code) {
             b.put(b"Content-Type: application/sdp\r\nContent-Length: ");
@@ -338,6 +360,7 @@ impl Uas {
                     interval: 0,
                     deadline: [NEVER; KINDS],
                     contact: Vec::new(),
+                    reached: Vec::new(),
                 });
                 (self.calls.len() - 1) as u32
             }
@@ -373,6 +396,24 @@ impl Uas {
         c.deadline = [NEVER; KINDS];
         c.contact.clear();
         c.contact.extend_from_slice(m.get(m.contact_uri));
+        c.reached.clear();
+        if let Some(name) = &self.cfg.name {
+            let b = &mut c.reached;
+            b.put(crate::ua::uac::REACHED_HEADER);
+            b.put(b": ");
+            b.put(name.as_bytes());
+            b.put(b";called=");
+            if let crate::sip::msg::StartLine::Request { uri, .. } = m.start {
+                b.put(uri_user(m.get(uri)));
+            }
+            let from = uri_user(m.get(crate::sip::msg::addr_uri(m.buf, m.from)));
+            if !from.is_empty() {
+                b.put(b";calling=");
+                b.put(from);
+            }
+            b.put(b"\r\n");
+            self.stats.trunk_call(name);
+        }
         self.index.insert(key, slot);
         self.active += 1;
         self.stats.uas_calls += 1;
