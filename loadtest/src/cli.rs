@@ -79,6 +79,8 @@ pub struct Plan {
     // UAS
     /// `--listen` addresses, each with its `--name` (a trunk it plays).
     pub listen: Vec<(SocketAddr, Option<String>)>,
+    /// `--record FILE`: the calls that reached the named UASes.
+    pub record: Option<PathBuf>,
     pub answer: Vec<Answer>,
     pub never: bool,
     pub ring: Micros,
@@ -240,6 +242,7 @@ const OPTS: &[Opt] = &[
     opt("expect", Some("FILE"), "A route plan: the calls and where each must arrive, as `junction route-test CONFIG --file CALLS --format tsv` writes them; each call's numbers come from it, and the report counts calls that reached the wrong trunk or with the wrong numbers (the UASes must be named: uas --listen ... --name TRUNK). Exit 1 on any misrouted call", NUM),
     opt("listen", Some("IP:PORT"), "Where to answer; several --listen, each followed by its --name, make several UAS roles in one process", UAS),
     opt("name", Some("TRUNK"), "The trunk the preceding --listen plays: its responses say what reached it (X-JL-Reached: TRUNK;called=...;calling=...), for the UAC's --expect, and the report counts calls per name", UAS),
+    opt("record", Some("FILE"), "Named UASes write one line per call that reached them: name, Call-ID, called, calling (tab-separated)", UAS),
     opt("answer", Some("MIX"), "Final responses: 200, or a weighted mix such as 200:90,486:5,503:5, or never [default: 200]", UAS),
     opt("ring-ms", Some("MS"), "Delay before the final response (100 and 180 first) [default: 0]", UAS),
     opt("no-ringing", None, "No 180 Ringing", UAS),
@@ -535,6 +538,7 @@ fn build(role: Role, opts: &[(String, Option<String>)]) -> Result<Plan, String> 
         local_port: 0,
         oc: false,
         listen: Vec::new(),
+        record: None,
         answer: vec![Answer {
             code: 200,
             weight: 1,
@@ -600,6 +604,7 @@ fn build(role: Role, opts: &[(String, Option<String>)]) -> Result<Plan, String> 
             "--calling" => calling = Some(numbers::Spec::single(opt, val()?)?),
             "--calling-numbers" => calling = Some(numbers::Spec::generator(opt, val()?)?),
             "--inf" => inf = Some(PathBuf::from(val()?)),
+            "--record" => p.record = Some(PathBuf::from(val()?)),
             "--expect" => expect = Some(PathBuf::from(val()?)),
             "--sipp-rate-period-ms" => sipp_period = Some(delay_ms("-rp", val()?)?.max(MS)),
             "--stf" => p.csv = Some(PathBuf::from(val()?)),
@@ -749,6 +754,9 @@ fn build(role: Role, opts: &[(String, Option<String>)]) -> Result<Plan, String> 
         }
     }
     p.expect = expect;
+    if p.record.is_some() && !p.listen.iter().any(|l| l.1.is_some()) {
+        return Err("--record: the UASes that record are the named ones (--listen ... --name TRUNK)".into());
+    }
     if p.role == Role::Uas && p.uas_file.is_none() {
         p.uas_file = p.uac_file.take();
     }

@@ -49,6 +49,7 @@ fn uas_cfg() -> UasConfig {
         hangup: None,
         oc_reduce: None,
         name: None,
+        record: None,
         timers: Timers::default(),
         run_id: 0xdef,
     }

@@ -168,6 +168,7 @@ fn uac_endpoint(
 }
 
 fn uas_endpoint(
+    record: &Option<crate::ua::config::Record>,
     plan: &Plan,
     files: &Files,
     w: usize,
@@ -202,6 +203,7 @@ fn uas_endpoint(
             hangup: plan.uas_hangup,
             oc_reduce: plan.uas_oc_reduce,
             name,
+            record: record.clone(),
             timers: plan.timers,
             run_id: run ^ (w as u64) << 40,
         })),
@@ -227,6 +229,13 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         net::probe_free(listen)
             .map_err(|e| format!("--listen {listen}: {e} (is another process using it?)"))?;
     }
+    let record = match &plan.record {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("--record {}: {e}", path.display()))?,
+        ))),
+        None => None,
+    };
     let workers_n = plan.worker_count();
     let uac_workers = if plan.transport == Transport::U1 {
         1
@@ -239,7 +248,15 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         let mut endpoints = Vec::new();
         if has_uas {
             for l in &plan.listen {
-                endpoints.push(uas_endpoint(plan, &files, w, workers_n, run, l.clone())?);
+                endpoints.push(uas_endpoint(
+                    &record,
+                    plan,
+                    &files,
+                    w,
+                    workers_n,
+                    run,
+                    l.clone(),
+                )?);
             }
         }
         if has_uac {

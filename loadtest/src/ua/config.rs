@@ -80,6 +80,9 @@ pub struct UasConfig {
     /// `--name`: the trunk this UAS plays. Every response to an INVITE then says what reached
     /// it (`X-JL-Reached: NAME;called=...;calling=...`), for the UAC's `--expect` check.
     pub name: Option<String>,
+    /// `--record FILE` (named UAS): one line per call that reached it,
+    /// `name<TAB>Call-ID<TAB>called<TAB>calling`, shared by every UAS of the process.
+    pub record: Option<Record>,
     pub timers: Timers,
     pub run_id: u64,
 }
@@ -103,3 +106,7 @@ impl UasConfig {
         200
     }
 }
+
+/// The file named UASes record their calls in; each engine buffers its lines and appends them
+/// in blocks (under the lock only then), and at its end.
+pub type Record = std::sync::Arc<std::sync::Mutex<std::fs::File>>;

@@ -125,6 +125,17 @@ pub struct Uas {
     active: u64,
     answered: u64,
     sdp: Vec<u8>,
+    /// `--record` lines not yet appended to the file.
+    record_buf: Vec<u8>,
+}
+
+/// Bytes of `--record` lines an engine gathers before it appends them to the file.
+const RECORD_FLUSH: usize = 64 * 1024;
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        self.flush_record();
+    }
 }
 
 impl Uas {
@@ -144,7 +155,22 @@ impl Uas {
             stats: Stats::new(),
             active: 0,
             answered: 0,
+            record_buf: Vec::new(),
         }
+    }
+
+    fn flush_record(&mut self) {
+        use std::io::Write;
+        if self.record_buf.is_empty() {
+            return;
+        }
+        if let Some(f) = &self.cfg.record {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = f.write_all(&self.record_buf) {
+                eprintln!("junction-load: --record: {e}");
+            }
+        }
+        self.record_buf.clear();
     }
 
     fn local(&self, sock: u16) -> SocketAddr {
@@ -413,6 +439,23 @@ impl Uas {
             }
             b.put(b"\r\n");
             self.stats.trunk_call(name);
+            if self.cfg.record.is_some() {
+                let r = &mut self.record_buf;
+                r.put(name.as_bytes());
+                r.put(b"\t");
+                r.put(m.get(m.call_id));
+                r.put(b"\t");
+                if let crate::sip::msg::StartLine::Request { uri, .. } = m.start {
+                    r.put(uri_user(m.get(uri)));
+                }
+                r.put(b"\t");
+                let from = uri_user(m.get(crate::sip::msg::addr_uri(m.buf, m.from)));
+                r.put(if from.is_empty() { b"-" } else { from });
+                r.put(b"\n");
+            }
+        }
+        if self.record_buf.len() >= RECORD_FLUSH {
+            self.flush_record();
         }
         self.index.insert(key, slot);
         self.active += 1;
