@@ -755,7 +755,9 @@ fn build(role: Role, opts: &[(String, Option<String>)]) -> Result<Plan, String> 
     }
     p.expect = expect;
     if p.record.is_some() && !p.listen.iter().any(|l| l.1.is_some()) {
-        return Err("--record: the UASes that record are the named ones (--listen ... --name TRUNK)".into());
+        return Err(
+            "--record: the UASes that record are the named ones (--listen ... --name TRUNK)".into(),
+        );
     }
     if p.role == Role::Uas && p.uas_file.is_none() {
         p.uas_file = p.uac_file.take();
@@ -853,6 +855,107 @@ mod tests {
         assert_eq!(p.rate.rate_in(0), 0.0);
         assert_eq!(p.rate.rate_in(1), 24000.0);
         assert_eq!(p.worker_count(), 2.min(online_cpus()));
+    }
+
+    #[test]
+    fn sipp_options_mean_what_they_mean_in_sipp() {
+        let p = parse(&args(
+            "uac -sf x.xml -r 10 -rp 2000 -m 5 -l 3 -d 100 -s 123 -t u1 -i 127.0.0.1 -p 5099 127.0.0.9:5070",
+        ))
+        .unwrap();
+        assert_eq!(p.uac_file, Some(PathBuf::from("x.xml")));
+        assert_eq!(p.rate.start, 5.0); // 10 calls every 2000 ms
+        assert_eq!(p.rate.calls, Some(5));
+        assert_eq!(p.concurrent, Some(3));
+        assert_eq!(p.hold, 100 * MS);
+        assert_eq!(p.number, "123");
+        assert_eq!(p.transport, Transport::U1);
+        assert_eq!(p.local_port, 5099);
+        assert_eq!(p.target, Some("127.0.0.9:5070".parse().unwrap()));
+        // A host without a port: 5060, as SIPp.
+        let p = parse(&args("uac -m 1 127.0.0.9")).unwrap();
+        assert_eq!(p.target, Some("127.0.0.9:5060".parse().unwrap()));
+        // SIPp's UAS listens on -i and -p; -trace_stat, -trace_err and -trace_msg name
+        // their files after the scenario and the pid, as SIPp does.
+        let p = parse(&args(
+            "uas -i 127.0.0.1 -p 5098 -trace_stat -trace_err -trace_msg",
+        ))
+        .unwrap();
+        assert_eq!(p.listen, vec![("127.0.0.1:5098".parse().unwrap(), None)]);
+        let pid = std::process::id();
+        assert_eq!(p.csv, Some(PathBuf::from(format!("uas_{pid}_.csv"))));
+        assert_eq!(
+            p.trace_err,
+            Some(PathBuf::from(format!("uas_{pid}_errors.log")))
+        );
+        assert_eq!(
+            p.trace_msg,
+            Some(PathBuf::from(format!("uas_{pid}_messages.log")))
+        );
+        let p = parse(&args("uac -m 1 -stf s.csv 127.0.0.1:5060")).unwrap();
+        assert_eq!(p.csv, Some(PathBuf::from("s.csv")));
+    }
+
+    #[test]
+    fn help_version_and_one_line_errors() {
+        for a in [
+            "--help",
+            "uac --help",
+            "uas -h",
+            "both --help",
+            "--version",
+            "uac --version",
+        ] {
+            match parse_cli(&args(a)) {
+                Err(Stop::Info(text)) => assert!(!text.is_empty(), "{a}"),
+                other => panic!("{a}: {other:?}"),
+            }
+        }
+        let e = parse(&args("uac --target 127.0.0.1:5060 --calls 1 --rat 10")).unwrap_err();
+        assert_eq!(
+            e,
+            "junction-load uac: unknown option --rat; did you mean --rate? (junction-load uac --help lists them)"
+        );
+        let e = parse(&args("uacc")).unwrap_err();
+        assert!(e.starts_with("unknown command uacc; did you mean"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = parse(&args("uac --calls")).unwrap_err();
+        assert!(!e.contains('\n') && e.contains("--calls"), "{e}");
+        // The subcommands with their own parsers.
+        let usage = "  --duration S   x\n  --rate N  y\n";
+        let e = unknown_option(&args("--duraton 3"), usage).unwrap();
+        assert_eq!(
+            e,
+            "unknown option --duraton; did you mean --duration? (--help lists them)"
+        );
+        assert_eq!(unknown_option(&args("--rate 3 --help"), usage), None);
+    }
+
+    #[test]
+    fn named_uas_roles() {
+        let p = parse(&args(
+            "uas --listen 127.0.0.3:5060 --name gw-a --listen 127.0.0.4:5060 --name gw-b --listen 127.0.0.5:5060",
+        ))
+        .unwrap();
+        let names: Vec<Option<&str>> = p.listen.iter().map(|l| l.1.as_deref()).collect();
+        assert_eq!(names, [Some("gw-a"), Some("gw-b"), None]);
+        for bad in [
+            "uas --name gw-a --listen 127.0.0.3:5060",
+            "uas --listen 127.0.0.3:5060 --name a --name b",
+            "uas --listen 127.0.0.3:5060 --name 'x y'",
+            "uas --listen 127.0.0.3:5060 --record r.tsv",
+            "uac --target 127.0.0.1:5060 --calls 1 --listen 127.0.0.3:5060",
+            "uac --target 127.0.0.1:5060 --calls 1 --number [field0]",
+            "uac --target 127.0.0.1:5060 --calls 1 --numbers 12XX:0",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
+        let p = parse(&args(
+            "both --listen 127.0.0.3:5060 --name gw --calls 1 --numbers 1212555XXXX:2,1646555XXXX --calling 3105550000",
+        ))
+        .unwrap();
+        assert_eq!(p.target, Some("127.0.0.3:5060".parse().unwrap()));
+        assert!(p.numbers.is_some());
     }
 
     #[test]

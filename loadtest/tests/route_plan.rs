@@ -198,7 +198,10 @@ fn start_junction(config: &Path, metrics: u16) -> Junction {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ready(metrics) {
-        assert!(j.0.try_wait().unwrap().is_none(), "junction exited at start");
+        assert!(
+            j.0.try_wait().unwrap().is_none(),
+            "junction exited at start"
+        );
         assert!(Instant::now() < deadline, "junction not ready after 60 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -300,7 +303,10 @@ fn a_three_trunk_plan_routes_every_call_as_planned() {
     assert_eq!(uac.verdicts.iter().sum::<u64>(), 200, "{summary}");
     assert_eq!(uac.verdicts[0], 200, "{summary}");
     assert_eq!(uac.succeeded, 200, "{summary}");
-    assert!(summary.contains("route check: 200 calls judged, 0 misrouted"), "{summary}");
+    assert!(
+        summary.contains("route check: 200 calls judged, 0 misrouted"),
+        "{summary}"
+    );
     // Each trunk got calls, and recorded each one with the translated numbers.
     let uas = o.uas.as_ref().unwrap();
     let by = |n: &str| {
@@ -309,7 +315,10 @@ fn a_three_trunk_plan_routes_every_call_as_planned() {
             .find(|(m, _)| m == n)
             .map_or(0, |e| e.1)
     };
-    assert!(by("gw-a") > 0 && by("gw-b") > 0 && by("pbx") > 0, "{summary}");
+    assert!(
+        by("gw-a") > 0 && by("gw-b") > 0 && by("pbx") > 0,
+        "{summary}"
+    );
     assert_eq!(by("gw-a") + by("gw-b") + by("pbx"), 190, "{summary}"); // 10 calls to 999: 404
     let rec = std::fs::read_to_string(&record).unwrap();
     assert_eq!(rec.lines().count(), 190);

@@ -231,8 +231,14 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     }
     let record = match &plan.record {
         Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(path).map_err(|e| format!("--record {}: {e}", path.display()))?,
+        ))),
+        None => None,
+    };
+    let trace_msg = match &plan.trace_msg {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
             std::fs::File::create(path)
-                .map_err(|e| format!("--record {}: {e}", path.display()))?,
+                .map_err(|e| format!("--trace-msg {}: {e}", path.display()))?,
         ))),
         None => None,
     };
@@ -281,6 +287,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
             index: w,
             core,
             endpoints,
+            trace_msg: trace_msg.clone(),
         });
     }
     let shared = Arc::new(Shared::new(Duration::from_millis(20), plan.tick()));
