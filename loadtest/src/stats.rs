@@ -227,7 +227,11 @@ impl Stats {
             *c += 1;
         }
         if (v.is_misrouted() || v == Verdict::NotDelivered) && self.examples.len() < EXAMPLES_MAX {
-            self.examples.push(format!("{}: {}", v.name(), describe()));
+            // Distinct examples only: the same plan line misrouted again shows nothing new.
+            let x = format!("{}: {}", v.name(), describe());
+            if !self.examples.contains(&x) {
+                self.examples.push(x);
+            }
         }
     }
 
@@ -334,7 +338,7 @@ impl Stats {
             *a += b;
         }
         for x in &o.examples {
-            if self.examples.len() < EXAMPLES_MAX {
+            if self.examples.len() < EXAMPLES_MAX && !self.examples.contains(x) {
                 self.examples.push(x.clone());
             }
         }
