@@ -409,7 +409,10 @@ fn one_line(e: &clap::Error, cmd: &str) -> String {
 }
 
 /// `args` (the role first) into the options in command-line order, as (`--long`, value).
-fn tokens(args: &[String]) -> Result<(Role, Vec<(String, Option<String>)>), Stop> {
+/// Options in command-line order: (`--long`, value).
+type Tokens = Vec<(String, Option<String>)>;
+
+fn tokens(args: &[String]) -> Result<(Role, Tokens), Stop> {
     use clap::error::ErrorKind;
     let mut argv = vec!["junction-load".to_string()];
     argv.extend(sipp_aliases(args));

@@ -252,7 +252,7 @@ impl Spec {
         for s in &p.segs {
             match s {
                 Seg::Lit(t) => out.extend_from_slice(t.as_bytes()),
-                Seg::Digit => out.push(b'0' + (rng.next() % 10) as u8),
+                Seg::Digit => out.push(b'0' + (rng.next_u64() % 10) as u8),
                 Seg::Field(i) => {
                     if let Some(f) = fields.get(*i) {
                         out.extend_from_slice(f.as_bytes());
@@ -271,7 +271,7 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -445,7 +445,7 @@ impl Plan {
                 };
             }
         }
-        let rnd = rng.next();
+        let rnd = rng.next_u64();
         let row = self.inf.as_ref().map(|f| f.index(n, rnd));
         let fields = self.row_fields(row);
         self.called.render(n, fields, rng, called);

@@ -33,10 +33,12 @@ fn uri_user(uri: &[u8]) -> &[u8] {
         .or_else(|| uri.strip_prefix(b"sips:"))
         .or_else(|| uri.strip_prefix(b"tel:"))
         .unwrap_or(uri);
-    let Some(at) = rest.iter().position(|&b| b == b'@') else {
-        return if uri.starts_with(b"tel:") { rest } else { &[] };
+    let user = match rest.iter().position(|&b| b == b'@') {
+        Some(at) => rest.get(..at).unwrap_or(&[]),
+        // tel:NUMBER;params: the number is the whole URI.
+        None if uri.starts_with(b"tel:") => rest,
+        None => return &[],
     };
-    let user = rest.get(..at).unwrap_or(&[]);
     let end = user
         .iter()
         .position(|&b| b == b';' || b == b':' || b.is_ascii_whitespace() || b < 0x20)
@@ -807,5 +809,23 @@ impl Engine for Uas {
     fn stats_mut(&mut self) -> &mut Stats {
         self.stats.active = self.active;
         &mut self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_user;
+
+    #[test]
+    fn user_parts() {
+        assert_eq!(uri_user(b"sip:2125551234@10.0.0.1:5060"), b"2125551234");
+        assert_eq!(uri_user(b"sip:+12125551234;npdi@h"), b"+12125551234");
+        assert_eq!(uri_user(b"sips:alice:secret@h"), b"alice");
+        assert_eq!(
+            uri_user(b"tel:+12125551234;phone-context=x"),
+            b"+12125551234"
+        );
+        assert_eq!(uri_user(b"sip:10.0.0.1:5060"), b"");
+        assert_eq!(uri_user(b"sip:a b@h"), b"a");
     }
 }
