@@ -75,3 +75,39 @@ fn ctrl_c_prints_the_report_with_the_calls_in_flight() {
         "{line}"
     );
 }
+
+/// `--error-file` (SIPp's -trace_err with a file name): every failed call with its reason
+/// and the response that failed it.
+#[test]
+fn failed_calls_are_traced_with_the_message_that_ended_them() {
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = std::env::temp_dir().join(format!("jl-errors-{}.log", std::process::id()));
+    let argv: Vec<String> = format!(
+        "both --listen 127.0.0.1:{port} --answer 200:1,486:1 --rate 100 --calls 10 --quiet \
+         --workers 1 --no-pin --error-file {}",
+        path.display()
+    )
+    .split_whitespace()
+    .map(String::from)
+    .collect();
+    let o = junction_load::io::run(&cli::parse(&argv).unwrap()).unwrap();
+    let uac = o.uac.as_ref().unwrap();
+    assert_eq!((uac.succeeded, uac.failed), (5, 5));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        text.matches("failed: failure response").count(),
+        5,
+        "{text}"
+    );
+    assert_eq!(
+        text.matches("SIP/2.0 486 Busy Here\r\n").count(),
+        5,
+        "{text}"
+    );
+    assert!(text.contains("(called 2125551234, calling -)"), "{text}");
+}

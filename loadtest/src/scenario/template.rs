@@ -103,6 +103,12 @@ fn compile_line(line: &str) -> Result<Vec<Seg>, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-:$+".contains(&b))
             && name.parse::<std::net::Ipv6Addr>().is_err();
+        if !is_kw && name.starts_with("field") {
+            // SIPp's [fieldN file="..." line="..."]: several files or fixed lines, not here.
+            return Err(format!(
+                "keyword [{name}] is not supported (only [fieldN] of the one --inf file)"
+            ));
+        }
         if !is_kw {
             segs.push(Seg::Lit(rest.as_bytes()[..close + 1].to_vec()));
             rest = &rest[close + 1..];
@@ -265,6 +271,8 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keywords() {
+        let e = Template::compile("INVITE sip:[field0 file=\"b.csv\"] SIP/2.0\n").unwrap_err();
+        assert!(e.contains("--inf"), "{e}");
         let e = Template::compile("INVITE sip:[fieldx] SIP/2.0\n").unwrap_err();
         assert!(e.contains("[fieldx]"), "{e}");
         // [fieldN] is an injection file's field (--inf).
