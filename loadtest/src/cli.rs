@@ -814,10 +814,11 @@ pub fn unknown_option(args: &[String], usage: &str) -> Option<String> {
     let known: Vec<&str> = usage
         .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
         .filter(|w| w.starts_with("--") && w.len() > 2)
+        .chain(["--help", "--version"])
         .collect();
     let bad = args
         .iter()
-        .find(|a| a.starts_with("--") && *a != "--help" && !known.iter().any(|k| k == a))?;
+        .find(|a| a.starts_with("--") && !known.iter().any(|k| k == a))?;
     let nearest = known
         .iter()
         .map(|k| (strsim::levenshtein(bad, k), *k))
