@@ -984,12 +984,13 @@ impl Engine for Uac {
         // the grid: their datagrams then leave in one sendmmsg and their responses arrive in
         // one socket (a port per call cost a syscall per datagram, 3 to 4 times as many).
         // The 4-tuples still cycle through every port, one tick after another.
-        let turn = if self.cfg.quantum > 0 {
-            (intended / self.cfg.quantum) as usize
-        } else {
-            let n = self.next_sock;
-            self.next_sock = self.next_sock.wrapping_add(1);
-            n
+        let turn = match intended.checked_div(self.cfg.quantum) {
+            Some(t) => t as usize,
+            None => {
+                let n = self.next_sock;
+                self.next_sock = self.next_sock.wrapping_add(1);
+                n
+            }
         };
         let sock = (turn % socks) as u16;
         let scenario = self.cfg.scenario;
