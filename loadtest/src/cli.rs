@@ -5,82 +5,12 @@ use crate::limits::{
     DELAY_MS_MAX, PORTS_PER_WORKER_MAX, RATE_MAX, RATE_PER_WORKER, UAC_TICK_US, UAS_TICK_US,
     WORKERS_MAX,
 };
+use crate::numbers;
 use crate::rate::RateConfig;
 use crate::time::{Micros, Timers, MS, SEC};
 use crate::ua::config::{Answer, UacScenario};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-
-pub const USAGE: &str = "\
-junction-load: SIP load tester (UDP). junction's bundled UAC and UAS.
-
-usage:
-  junction-load uas  --listen IP:PORT [uas options] [common options]
-  junction-load uac  --target IP:PORT [uac options] [common options]
-  junction-load both --listen IP:PORT [--target IP:PORT] [uac and uas options]
-      (both: UAC and UAS in one process; the target defaults to the listen address)
-  junction-load flood --target IP:PORT --duration S [flood options]
-      (junk and valid requests from many unknown source addresses: junction-load flood --help)
-  junction-load probe [--duration S] [--interval-ms MS] [--cpu N]
-      (this machine's speed, sampled beside a run: junction-load probe --help)
-
-uac options:
-  --target IP:PORT        where INVITEs go (a proxy, or a UAS)
-  --number NUM            called number (Request-URI user part)           [2125551234]
-  --scenario NAME         call | cancel | options                         [call]
-  --sf FILE               a SIPp XML scenario file instead of a built-in one
-  --rate CPS              calls per second (open loop)                    [10]
-  --rate-step CPS         ramp: add this to the rate every period         [0]
-  --rate-period-ms MS     ramp period                                     [1000]
-  --rate-max CPS          ramp: never above this                          [rate]
-  --rate-alternate CPS    every other period (2nd, 4th, ...) at this rate instead: two
-                          load levels in turn, each --rate-period-ms long
-  --calls N               stop after N calls
-  --duration S            stop starting calls after S seconds (uas: stop after S seconds)
-  --concurrent N          at most N calls in progress at once
-  --hold-ms MS            time between 200 and BYE                        [0]
-  --cancel-ms MS          cancel scenario: time from the first 1xx to CANCEL [0]
-  --answer-timeout-ms MS  CANCEL when no final response this long after a 1xx [0 = never]
-  --transport un|u1       un: many source ports; u1: a single 4-tuple       [un]
-  --ports N               un: source ports in all (spread over workers)   [32]
-  --local-ip IP           source address                      [127.0.0.1, or ::1 for an IPv6 target]
-  --local-port PORT       u1: the source port                             [any]
-  --oc                    be an RFC 7339 overload control client (loss-based): a valueless
-                          oc parameter in the Via of every request; an oc=P in a response's
-                          top Via withholds P% of the new calls for oc-validity ms (counted
-                          as throttled: not sent, neither succeeded nor failed). Built-in
-                          scenarios only
-
-uas options:
-  --listen IP:PORT        where to answer
-  --answer MIX            final responses: 200, or a weighted mix such as 200:90,486:5,503:5,
-                          or never                                         [200]
-  --ring-ms MS            delay before the final response (100 and 180 first) [0]
-  --no-ringing            no 180 Ringing
-  --uas-hangup-ms MS      the UAS sends BYE this long after the ACK (give the UAC a longer
-                          --hold-ms: whoever's timer ends first hangs up)
-  --uas-sf FILE           a SIPp XML scenario file for the UAS side (uas role: --sf works too)
-  --oc-reduce P           act as an overloaded RFC 7339 server (a gateway): when an INVITE's
-                          top Via offers overload control (a valueless oc), every response to
-                          it asks for P% fewer new calls (oc=P, loss, oc-validity 500 ms)
-
-common options:
-  --workers N             worker threads, each pinned to a core. Default: one per 20000
-                          calls/s of the peak rate, at most one per core; a UAS alone: 1
-  --no-pin                do not pin workers to cores
-  --cpus LIST             pin worker i to the i-th CPU of LIST (e.g. 1 or 0,1)  [worker i
-                          on CPU i]
-  --tick-us US            batch datagrams for up to US µs between turns, calls and timers
-                          served on that grid (latencies use kernel receive times and the
-                          grid's intended times); 0: no batching  [uac: 5000, uas/both: 1000]
-  --t1-ms MS              RFC 3261 T1                                     [500]
-  --json FILE             write the final report as JSON
-  --csv FILE              a line per second (and a last one), ';'-separated, columns
-                          named as in SIPp's -trace_stat where they mean the same; the last,
-                          ThrottledCall(P), counts the new calls withheld by --oc
-  --max-failures N|P%     exit 1 when failures exceed N, or P percent of the calls
-  --quiet                 no live line each second
-";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
@@ -114,6 +44,10 @@ pub struct Plan {
     pub json: Option<PathBuf>,
     /// `--csv`: one line per second, columns after SIPp's -trace_stat.
     pub csv: Option<PathBuf>,
+    /// `--trace-err`: failed calls and the message that ended each.
+    pub trace_err: Option<PathBuf>,
+    /// `--trace-msg`: every message sent and received.
+    pub trace_msg: Option<PathBuf>,
     pub max_failures: Option<Threshold>,
     pub quiet: bool,
     pub timers: Timers,
@@ -124,6 +58,11 @@ pub struct Plan {
     // UAC
     pub target: Option<SocketAddr>,
     pub number: String,
+    /// Per-call numbers (`--inf`, `--numbers`, `--calling`, `--expect`); `None`: every call
+    /// to `number`.
+    pub numbers: Option<std::sync::Arc<numbers::Plan>>,
+    /// `--expect FILE`: the route plan checked.
+    pub expect: Option<PathBuf>,
     pub scenario: UacScenario,
     pub uac_file: Option<PathBuf>,
     pub rate: RateConfig,
@@ -138,7 +77,10 @@ pub struct Plan {
     /// `--oc`: RFC 7339 overload control client (built-in UAC).
     pub oc: bool,
     // UAS
-    pub listen: Option<SocketAddr>,
+    /// `--listen` addresses, each with its `--name` (a trunk it plays).
+    pub listen: Vec<(SocketAddr, Option<String>)>,
+    /// `--record FILE`: the calls that reached the named UASes.
+    pub record: Option<PathBuf>,
     pub answer: Vec<Answer>,
     pub never: bool,
     pub ring: Micros,
@@ -242,15 +184,332 @@ pub fn parse_answer(v: &str) -> Result<(Vec<Answer>, bool), String> {
     Ok((mix, false))
 }
 
-pub fn parse(args: &[String]) -> Result<Plan, String> {
-    let mut it = args.iter();
-    let role = match it.next().map(String::as_str) {
-        Some("uac") => Role::Uac,
-        Some("uas") => Role::Uas,
-        Some("both") => Role::Both,
-        Some(other) => return Err(format!("unknown role {other:?}: uac, uas, both or flood")),
-        None => return Err("a role is required: uac, uas or both".into()),
+/// One option of the `uac`, `uas` and `both` commands: long name, value name (`None`: a flag),
+/// help, and the heading it is listed under.
+struct Opt {
+    long: &'static str,
+    value: Option<&'static str>,
+    help: &'static str,
+    heading: &'static str,
+}
+
+const UAC: &str = "UAC options";
+const UAS: &str = "UAS options";
+const NUM: &str = "Numbers (number plans and route checks)";
+const REP: &str = "Reporting";
+const COM: &str = "Common options";
+
+const fn opt(
+    long: &'static str,
+    value: Option<&'static str>,
+    help: &'static str,
+    heading: &'static str,
+) -> Opt {
+    Opt {
+        long,
+        value,
+        help,
+        heading,
+    }
+}
+
+const OPTS: &[Opt] = &[
+    opt("target", Some("IP:PORT"), "Where INVITEs go (a proxy, or a UAS); also the positional TARGET, as in SIPp", UAC),
+    opt("scenario", Some("NAME"), "call | cancel | options [default: call]", UAC),
+    opt("sf", Some("FILE"), "A SIPp XML scenario file instead of a built-in one (SIPp -sf)", UAC),
+    opt("rate", Some("CPS"), "Calls per second, open loop (SIPp -r) [default: 10]", UAC),
+    opt("rate-step", Some("CPS"), "Ramp: add this to the rate every period [default: 0]", UAC),
+    opt("rate-period-ms", Some("MS"), "Ramp period [default: 1000]", UAC),
+    opt("rate-max", Some("CPS"), "Ramp: never above this [default: the rate]", UAC),
+    opt("rate-alternate", Some("CPS"), "Every other period (2nd, 4th, ...) at this rate instead: two load levels in turn, each --rate-period-ms long", UAC),
+    opt("sipp-rate-period-ms", Some("MS"), "SIPp -rp: --rate calls every MS milliseconds", UAC),
+    opt("calls", Some("N"), "Stop after N calls (SIPp -m)", UAC),
+    opt("duration", Some("S"), "Stop after S seconds: calls still in progress then are counted as unfinished, not waited for (uas: stop after S seconds)", UAC),
+    opt("concurrent", Some("N"), "At most N calls in progress at once (SIPp -l)", UAC),
+    opt("hold-ms", Some("MS"), "Time between 200 and BYE (SIPp -d) [default: 0]", UAC),
+    opt("cancel-ms", Some("MS"), "Cancel scenario: time from the first 1xx to CANCEL [default: 0]", UAC),
+    opt("answer-timeout-ms", Some("MS"), "CANCEL when no final response this long after a 1xx [default: 0 = never]", UAC),
+    opt("transport", Some("un|u1"), "un: many source ports; u1: a single 4-tuple (SIPp -t) [default: un]", UAC),
+    opt("ports", Some("N"), "un: source ports in all, spread over workers [default: 32]", UAC),
+    opt("local-ip", Some("IP"), "Source address (SIPp -i; uas: the listen address when --listen is not given) [default: 127.0.0.1, or ::1 for an IPv6 target]", UAC),
+    opt("local-port", Some("PORT"), "u1: the source port (SIPp -p; uas: the listen port when --listen is not given) [default: any]", UAC),
+    opt("oc", None, "Be an RFC 7339 overload control client (loss-based): a valueless oc parameter in the Via of every request; an oc=P in a response's top Via withholds P% of the new calls for oc-validity ms (counted as throttled: not sent, neither succeeded nor failed). Built-in scenarios only", UAC),
+    opt("number", Some("NUM"), "Called number, Request-URI user part (SIPp -s); [fieldN] in it is field N of the call's --inf line [default: 2125551234]", NUM),
+    opt("numbers", Some("PATTERNS"), "Called numbers from patterns: P1:W1,P2:W2 (weights default 1, laid out exactly per cycle), X a random digit, [fieldN] a field: '+1212555XXXX:3,+1646555XXXX:1'", NUM),
+    opt("calling", Some("NUM"), "Calling number (From user part); [fieldN] works here too [default: junction-load]", NUM),
+    opt("calling-numbers", Some("PATTERNS"), "Calling numbers from patterns, as --numbers", NUM),
+    opt("inf", Some("FILE"), "SIPp injection file (SIPp -inf): first line SEQUENTIAL, RANDOM or USER, then one call per line, fields separated by ';'; [field0], [field1]... in scenario files, --number and --calling", NUM),
+    opt("expect", Some("FILE"), "A route plan: the calls and where each must arrive, as `junction route-test CONFIG --file CALLS --format tsv` writes them; each call's numbers come from it, and the report counts calls that reached the wrong trunk or with the wrong numbers (the UASes must be named: uas --listen ... --name TRUNK). Exit 1 on any misrouted call", NUM),
+    opt("listen", Some("IP:PORT"), "Where to answer; several --listen, each followed by its --name, make several UAS roles in one process", UAS),
+    opt("name", Some("TRUNK"), "The trunk the preceding --listen plays: its responses say what reached it (X-JL-Reached: TRUNK;called=...;calling=...), for the UAC's --expect, and the report counts calls per name", UAS),
+    opt("record", Some("FILE"), "Named UASes write one line per call that reached them: name, Call-ID, called, calling (tab-separated)", UAS),
+    opt("answer", Some("MIX"), "Final responses: 200, or a weighted mix such as 200:90,486:5,503:5, or never [default: 200]", UAS),
+    opt("ring-ms", Some("MS"), "Delay before the final response (100 and 180 first) [default: 0]", UAS),
+    opt("no-ringing", None, "No 180 Ringing", UAS),
+    opt("uas-hangup-ms", Some("MS"), "The UAS sends BYE this long after the ACK (give the UAC a longer --hold-ms: whoever's timer ends first hangs up)", UAS),
+    opt("uas-sf", Some("FILE"), "A SIPp XML scenario file for the UAS side (uas role: --sf works too)", UAS),
+    opt("oc-reduce", Some("P"), "Act as an overloaded RFC 7339 server (a gateway): when an INVITE's top Via offers overload control, every response to it asks for P% fewer new calls (oc=P, loss, oc-validity 500 ms)", UAS),
+    opt("json", Some("FILE"), "Write the final report as JSON", REP),
+    opt("csv", Some("FILE"), "A line per second (and a last one), ';'-separated, columns named as in SIPp's -trace_stat where they mean the same, the wall clock last (SIPp -stf)", REP),
+    opt("stf", Some("FILE"), "The same as --csv (SIPp -stf)", REP),
+    opt("trace-stat", None, "Write the per-second CSV to <scenario>_<pid>_.csv, as SIPp -trace_stat does", REP),
+    opt("trace-err", None, "Write every failed call (its reason and the message that ended it) to <scenario>_<pid>_errors.log, as SIPp -trace_err", REP),
+    opt("error-file", Some("FILE"), "Failed calls' trace to FILE (implies --trace-err)", REP),
+    opt("trace-msg", None, "Write every message sent and received to <scenario>_<pid>_messages.log, as SIPp -trace_msg (slow: for small runs)", REP),
+    opt("message-file", Some("FILE"), "The message trace to FILE (implies --trace-msg)", REP),
+    opt("max-failures", Some("N|P%"), "Exit 1 when failures exceed N, or P percent of the calls", REP),
+    opt("quiet", None, "No live line each second", REP),
+    opt("workers", Some("N"), "Worker threads, each pinned to a core. Default: one per 20000 calls/s of the peak rate, at most one per core; a UAS alone: 1", COM),
+    opt("no-pin", None, "Do not pin workers to cores", COM),
+    opt("cpus", Some("LIST"), "Pin worker i to the i-th CPU of LIST (e.g. 1 or 0,1) [default: worker i on CPU i]", COM),
+    opt("tick-us", Some("US"), "Batch datagrams for up to US µs between turns, calls and timers served on that grid; 0: no batching [default: uac 5000, uas/both 1000]", COM),
+    opt("t1-ms", Some("MS"), "RFC 3261 T1 [default: 500]", COM),
+];
+
+/// SIPp's single-dash options and what they are here. clap's short options are one
+/// character, so `-rp`, `-sf`, `-inf` or `-trace_err` cannot be declared to it: they are
+/// rewritten to their long names before clap parses (SIPp users type them by habit).
+const SIPP_ALIASES: &[(&str, &str)] = &[
+    ("-r", "--rate"),
+    ("-rp", "--sipp-rate-period-ms"),
+    ("-m", "--calls"),
+    ("-l", "--concurrent"),
+    ("-d", "--hold-ms"),
+    ("-sf", "--sf"),
+    ("-inf", "--inf"),
+    ("-s", "--number"),
+    ("-t", "--transport"),
+    ("-i", "--local-ip"),
+    ("-p", "--local-port"),
+    ("-trace_stat", "--trace-stat"),
+    ("-stf", "--stf"),
+    ("-trace_err", "--trace-err"),
+    ("-error_file", "--error-file"),
+    ("-trace_msg", "--trace-msg"),
+    ("-message_file", "--message-file"),
+    ("-q", "--quiet"),
+];
+
+/// The top level's help.
+pub const ABOUT: &str = "\
+junction-load: SIP load tester (UDP). junction's bundled UAC and UAS.
+
+usage:
+  junction-load uas  --listen IP:PORT [--name TRUNK] [--listen IP:PORT [--name TRUNK]]... [options]
+  junction-load uac  --target IP:PORT [options]        (or SIPp style: uac -sf FILE -r 10 -m 100 HOST:PORT)
+  junction-load both --listen IP:PORT [--target IP:PORT] [uac and uas options]
+      (both: UAC and UAS in one process; the target defaults to the first listen address)
+  junction-load flood --target IP:PORT --duration S [flood options]
+      (junk and valid requests from many unknown source addresses)
+  junction-load probe [--duration S] [--interval-ms MS] [--cpu N]
+      (this machine's speed, sampled beside a run)
+  junction-load numbers --count N [number options] [--from TRUNK]
+      (a number plan's calls, one per line, as `junction route-test --file` reads them)
+
+Each command has --help. SIPp's options work with one dash as SIPp spells them: -r -rp -m -l
+-d -sf -inf -s -t -i -p -trace_stat -stf -trace_err -trace_msg, and a positional HOST:PORT.
+";
+
+fn role_command(name: &'static str, about: &'static str) -> clap::Command {
+    use clap::{Arg, ArgAction};
+    let mut c = clap::Command::new(name)
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"))
+        .max_term_width(100);
+    for o in OPTS {
+        let mut a = Arg::new(o.long)
+            .long(o.long)
+            .help(o.help)
+            .help_heading(o.heading);
+        if o.long == "sipp-rate-period-ms" {
+            a = a.hide(true);
+        }
+        a = match o.value {
+            Some(v) => a
+                .value_name(v)
+                .num_args(1)
+                .allow_hyphen_values(true)
+                .action(ArgAction::Append),
+            None => a.action(ArgAction::Count),
+        };
+        c = c.arg(a);
+    }
+    c.arg(
+        Arg::new("TARGET")
+            .help("HOST:PORT the calls go to, as SIPp takes it (the same as --target)")
+            .num_args(1)
+            .action(ArgAction::Append),
+    )
+}
+
+/// The whole command line, for clap: the three call roles with their options; `flood`,
+/// `probe` and `numbers` have parsers of their own and are dispatched before this.
+pub fn command() -> clap::Command {
+    clap::Command::new("junction-load")
+        .version(env!("CARGO_PKG_VERSION"))
+        .override_help(ABOUT)
+        .subcommand_required(true)
+        .subcommand(role_command("uac", "junction-load uac: place calls"))
+        .subcommand(role_command("uas", "junction-load uas: answer calls"))
+        .subcommand(role_command(
+            "both",
+            "junction-load both: a UAC and UAS in one process",
+        ))
+}
+
+/// Why parsing stopped without a plan.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// --help or --version: print this on stdout, exit 0.
+    Info(String),
+    /// A mistake: one line for stderr, exit 2.
+    Usage(String),
+}
+
+/// Rewrite SIPp's single-dash options to their long names (see `SIPP_ALIASES`).
+pub fn sipp_aliases(args: &[String]) -> Vec<String> {
+    args.iter()
+        .map(|a| {
+            SIPP_ALIASES
+                .iter()
+                .find(|(short, _)| short == a)
+                .map_or_else(|| a.clone(), |(_, long)| long.to_string())
+        })
+        .collect()
+}
+
+/// clap's error as one line: the option it concerns and, for a misspelt one, the nearest.
+fn one_line(e: &clap::Error, cmd: &str) -> String {
+    use clap::error::{ContextKind, ErrorKind};
+    let ctx = |k| e.get(k).map(|v| v.to_string());
+    match e.kind() {
+        ErrorKind::UnknownArgument => {
+            let arg = ctx(ContextKind::InvalidArg).unwrap_or_default();
+            match ctx(ContextKind::SuggestedArg) {
+                Some(s) => format!(
+                    "{cmd}: unknown option {arg}; did you mean {s}? ({cmd} --help lists them)"
+                ),
+                None => format!("{cmd}: unknown option {arg} ({cmd} --help lists them)"),
+            }
+        }
+        ErrorKind::InvalidSubcommand => {
+            let arg = ctx(ContextKind::InvalidSubcommand).unwrap_or_default();
+            match ctx(ContextKind::SuggestedSubcommand) {
+                Some(s) => format!("unknown command {arg}; did you mean {s}? (uac, uas, both, flood, probe, numbers)"),
+                None => format!("unknown command {arg}: uac, uas, both, flood, probe or numbers"),
+            }
+        }
+        _ => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("").trim();
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            format!("{cmd}: {first}")
+        }
+    }
+}
+
+/// `args` (the role first) into the options in command-line order, as (`--long`, value).
+/// Options in command-line order: (`--long`, value).
+type Tokens = Vec<(String, Option<String>)>;
+
+fn tokens(args: &[String]) -> Result<(Role, Tokens), Stop> {
+    use clap::error::ErrorKind;
+    let mut argv = vec!["junction-load".to_string()];
+    argv.extend(sipp_aliases(args));
+    let matches = match command().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) => {
+            return Err(match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => Stop::Info(e.to_string()),
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                | ErrorKind::MissingSubcommand => Stop::Usage(
+                    "a command is required: uac, uas, both, flood, probe or numbers (junction-load --help)"
+                        .into(),
+                ),
+                _ => {
+                    let cmd = match args.first().map(String::as_str) {
+                        Some(r @ ("uac" | "uas" | "both")) => format!("junction-load {r}"),
+                        _ => "junction-load".into(),
+                    };
+                    Stop::Usage(one_line(&e, &cmd))
+                }
+            })
+        }
     };
+    let (role, m) = match matches.subcommand() {
+        Some(("uac", m)) => (Role::Uac, m),
+        Some(("uas", m)) => (Role::Uas, m),
+        Some(("both", m)) => (Role::Both, m),
+        _ => {
+            return Err(Stop::Usage(
+                "a command is required: uac, uas or both".into(),
+            ))
+        }
+    };
+    let mut list: Vec<(usize, String, Option<String>)> = Vec::new();
+    for o in OPTS {
+        // Flags count from 0 by default: only those on the command line.
+        if m.value_source(o.long) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        let Some(idx) = m.indices_of(o.long) else {
+            continue;
+        };
+        match o.value {
+            Some(_) => {
+                let vals = m.get_many::<String>(o.long).into_iter().flatten();
+                for (i, v) in idx.zip(vals) {
+                    list.push((i, format!("--{}", o.long), Some(v.clone())));
+                }
+            }
+            None => {
+                for i in idx {
+                    list.push((i, format!("--{}", o.long), None));
+                }
+            }
+        }
+    }
+    if let (Some(idx), Some(vals)) = (m.indices_of("TARGET"), m.get_many::<String>("TARGET")) {
+        for (i, v) in idx.zip(vals) {
+            list.push((i, "TARGET".into(), Some(v.clone())));
+        }
+    }
+    list.sort_by_key(|(i, _, _)| *i);
+    Ok((role, list.into_iter().map(|(_, k, v)| (k, v)).collect()))
+}
+
+/// SIPp's default file names: `<scenario>_<pid>_<suffix>` in the current directory.
+fn sipp_file(p: &Plan, suffix: &str) -> PathBuf {
+    let scenario = p
+        .uac_file
+        .as_ref()
+        .or(p.uas_file.as_ref())
+        .and_then(|f| f.file_stem())
+        .map_or_else(
+            || match p.role {
+                Role::Uas => "uas".to_string(),
+                _ => "uac".to_string(),
+            },
+            |s| s.to_string_lossy().into_owned(),
+        );
+    PathBuf::from(format!("{scenario}_{}_{suffix}", std::process::id()))
+}
+
+/// Parse `role [options]` (the arguments after the program name); mistakes as one line.
+pub fn parse(args: &[String]) -> Result<Plan, String> {
+    parse_cli(args).map_err(|s| match s {
+        Stop::Info(_) => String::new(),
+        Stop::Usage(e) => e,
+    })
+}
+
+/// Parse `role [options]`: a plan, or what to print instead.
+pub fn parse_cli(args: &[String]) -> Result<Plan, Stop> {
+    let (role, opts) = tokens(args)?;
+    build(role, &opts).map_err(Stop::Usage)
+}
+
+fn build(role: Role, opts: &[(String, Option<String>)]) -> Result<Plan, String> {
     let mut p = Plan {
         role,
         workers: None,
@@ -258,6 +517,8 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         cpus: None,
         json: None,
         csv: None,
+        trace_err: None,
+        trace_msg: None,
         max_failures: None,
         quiet: false,
         timers: Timers::default(),
@@ -265,6 +526,8 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         tick: None,
         target: None,
         number: "2125551234".into(),
+        numbers: None,
+        expect: None,
         scenario: UacScenario::Call,
         uac_file: None,
         rate: RateConfig::constant(10.0),
@@ -277,7 +540,8 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         local_port: 0,
         oc: false,
-        listen: None,
+        listen: Vec::new(),
+        record: None,
         answer: vec![Answer {
             code: 200,
             weight: 1,
@@ -291,18 +555,67 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
     };
     let mut rate_max: Option<f64> = None;
     let mut local_ip_given = false;
+    let mut local_port_given = false;
     let mut calls: Option<u64> = None;
-    while let Some(opt) = it.next() {
+    let mut sipp_period: Option<Micros> = None;
+    let (mut trace_stat, mut trace_err, mut trace_msg) = (false, false, false);
+    let mut called: Option<numbers::Spec> = None;
+    let mut calling: Option<numbers::Spec> = None;
+    let mut inf: Option<PathBuf> = None;
+    let mut expect: Option<PathBuf> = None;
+    for (opt, v) in opts {
         let opt = opt.as_str();
-        let mut val = || {
-            it.next()
-                .map(String::as_str)
+        let val = || {
+            v.as_deref()
                 .ok_or_else(|| format!("{opt}: a value is required"))
         };
         match opt {
-            "--target" => p.target = Some(addr(opt, val()?)?),
-            "--listen" => p.listen = Some(addr(opt, val()?)?),
-            "--number" => p.number = val()?.to_string(),
+            "--target" | "TARGET" => {
+                let v = val()?;
+                // SIPp's remote host may leave out the port: 5060.
+                let a = match v.parse::<IpAddr>() {
+                    Ok(ip) => SocketAddr::new(ip, 5060),
+                    Err(_) => addr("--target", v)?,
+                };
+                p.target = Some(a);
+            }
+            "--listen" => p.listen.push((addr(opt, val()?)?, None)),
+            "--name" => {
+                let name = val()?;
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+                {
+                    return Err(format!(
+                        "--name {name:?}: a trunk name (letters, digits, _ . -)"
+                    ));
+                }
+                match p.listen.last_mut() {
+                    Some((_, n @ None)) => *n = Some(name.to_string()),
+                    Some((a, Some(_))) => {
+                        return Err(format!("--name {name}: --listen {a} already has a name"))
+                    }
+                    None => return Err(format!("--name {name}: give it after its --listen")),
+                }
+            }
+            "--number" => {
+                p.number = val()?.to_string();
+                called = Some(numbers::Spec::single(opt, val()?)?);
+            }
+            "--numbers" => called = Some(numbers::Spec::generator(opt, val()?)?),
+            "--calling" => calling = Some(numbers::Spec::single(opt, val()?)?),
+            "--calling-numbers" => calling = Some(numbers::Spec::generator(opt, val()?)?),
+            "--inf" => inf = Some(PathBuf::from(val()?)),
+            "--record" => p.record = Some(PathBuf::from(val()?)),
+            "--expect" => expect = Some(PathBuf::from(val()?)),
+            "--sipp-rate-period-ms" => sipp_period = Some(delay_ms("-rp", val()?)?.max(MS)),
+            "--stf" => p.csv = Some(PathBuf::from(val()?)),
+            "--trace-stat" => trace_stat = true,
+            "--trace-err" => trace_err = true,
+            "--trace-msg" => trace_msg = true,
+            "--error-file" => p.trace_err = Some(PathBuf::from(val()?)),
+            "--message-file" => p.trace_msg = Some(PathBuf::from(val()?)),
             "--scenario" => {
                 p.scenario = match val()? {
                     "call" => UacScenario::Call,
@@ -348,7 +661,10 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
                     .parse()
                     .map_err(|_| "--local-ip: not an IP address".to_string())?
             }
-            "--local-port" => p.local_port = num(opt, val()?)?,
+            "--local-port" => {
+                local_port_given = true;
+                p.local_port = num(opt, val()?)?
+            }
             "--oc" => p.oc = true,
             "--answer" => (p.answer, p.never) = parse_answer(val()?)?,
             "--ring-ms" => p.ring = delay_ms(opt, val()?)?,
@@ -393,10 +709,58 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
                     None => Threshold::Count(num(opt, v)?),
                 });
             }
-            "--quiet" | "-q" => p.quiet = true,
-            "-h" | "--help" => return Err(String::new()),
+            "--quiet" => p.quiet = true,
             other => return Err(format!("unknown option {other:?}")),
         }
+    }
+    if let Some(period) = sipp_period {
+        // SIPp: -r N calls every -rp MS milliseconds.
+        p.rate.start = p.rate.start * SEC as f64 / period as f64;
+    }
+    // SIPp's UAS listens on -i and -p.
+    if p.role == Role::Uas && p.listen.is_empty() && local_port_given {
+        p.listen
+            .push((SocketAddr::new(p.local_ip, p.local_port), None));
+    }
+    if trace_stat && p.csv.is_none() {
+        p.csv = Some(sipp_file(&p, ".csv"));
+    }
+    if trace_err && p.trace_err.is_none() {
+        p.trace_err = Some(sipp_file(&p, "errors.log"));
+    }
+    if trace_msg && p.trace_msg.is_none() {
+        p.trace_msg = Some(sipp_file(&p, "messages.log"));
+    }
+    let inf = match &inf {
+        Some(path) => Some(std::sync::Arc::new(numbers::Inf::load(path)?)),
+        None => None,
+    };
+    let expectations = match &expect {
+        Some(path) => Some(std::sync::Arc::new(numbers::load_expectations(path)?)),
+        None => None,
+    };
+    if expectations.is_some() && (called.is_some() || calling.is_some()) {
+        return Err(
+            "--expect gives every call's numbers: no --number, --numbers, --calling with it".into(),
+        );
+    }
+    if called.is_some() || calling.is_some() || inf.is_some() || expectations.is_some() {
+        let plan = numbers::Plan {
+            inf,
+            called: called.unwrap_or_else(|| numbers::Plan::fixed(&p.number).called),
+            calling,
+            expect: expectations,
+        };
+        plan.check()?;
+        if !plan.is_fixed() || plan.inf.is_some() {
+            p.numbers = Some(std::sync::Arc::new(plan));
+        }
+    }
+    p.expect = expect;
+    if p.record.is_some() && !p.listen.iter().any(|l| l.1.is_some()) {
+        return Err(
+            "--record: the UASes that record are the named ones (--listen ... --name TRUNK)".into(),
+        );
     }
     if p.role == Role::Uas && p.uas_file.is_none() {
         p.uas_file = p.uac_file.take();
@@ -409,11 +773,20 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
     p.rate.calls = calls;
     p.rate.duration = p.duration;
     match p.role {
-        Role::Uac if p.target.is_none() => return Err("uac: --target IP:PORT is required".into()),
-        Role::Uas if p.listen.is_none() => return Err("uas: --listen IP:PORT is required".into()),
-        Role::Both if p.listen.is_none() => return Err("both: --listen IP:PORT is required".into()),
-        Role::Both if p.target.is_none() => p.target = p.listen,
+        Role::Uac if p.target.is_none() => {
+            return Err("uac: --target IP:PORT (or a positional HOST:PORT) is required".into())
+        }
+        Role::Uas if p.listen.is_empty() => {
+            return Err("uas: --listen IP:PORT (or -i IP -p PORT) is required".into())
+        }
+        Role::Both if p.listen.is_empty() => {
+            return Err("both: --listen IP:PORT is required".into())
+        }
+        Role::Both if p.target.is_none() => p.target = p.listen.first().map(|l| l.0),
         _ => {}
+    }
+    if p.role == Role::Uac && !p.listen.is_empty() {
+        return Err("uac: --listen is for uas and both".into());
     }
     // Without --local-ip, the loopback address of the target's family.
     if !local_ip_given && p.target.is_some_and(|t| t.is_ipv6()) {
@@ -433,6 +806,28 @@ pub fn parse(args: &[String]) -> Result<Plan, String> {
         return Err("--rate: 0 with no --rate-step or --rate-alternate never places a call".into());
     }
     Ok(p)
+}
+
+/// For the subcommands with parsers of their own (flood, probe, numbers): the first `--option`
+/// of `args` that their usage text does not list, as one line with the nearest one listed.
+pub fn unknown_option(args: &[String], usage: &str) -> Option<String> {
+    let known: Vec<&str> = usage
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']' || c == ',')
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .chain(["--help", "--version"])
+        .collect();
+    let bad = args
+        .iter()
+        .find(|a| a.starts_with("--") && !known.iter().any(|k| k == a))?;
+    let nearest = known
+        .iter()
+        .map(|k| (strsim::levenshtein(bad, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 3))
+        .min();
+    Some(match nearest {
+        Some((_, k)) => format!("unknown option {bad}; did you mean {k}? (--help lists them)"),
+        None => format!("unknown option {bad} (--help lists them)"),
+    })
 }
 
 #[cfg(test)]
@@ -464,6 +859,107 @@ mod tests {
         assert_eq!(p.rate.rate_in(0), 0.0);
         assert_eq!(p.rate.rate_in(1), 24000.0);
         assert_eq!(p.worker_count(), 2.min(online_cpus()));
+    }
+
+    #[test]
+    fn sipp_options_mean_what_they_mean_in_sipp() {
+        let p = parse(&args(
+            "uac -sf x.xml -r 10 -rp 2000 -m 5 -l 3 -d 100 -s 123 -t u1 -i 127.0.0.1 -p 5099 127.0.0.9:5070",
+        ))
+        .unwrap();
+        assert_eq!(p.uac_file, Some(PathBuf::from("x.xml")));
+        assert_eq!(p.rate.start, 5.0); // 10 calls every 2000 ms
+        assert_eq!(p.rate.calls, Some(5));
+        assert_eq!(p.concurrent, Some(3));
+        assert_eq!(p.hold, 100 * MS);
+        assert_eq!(p.number, "123");
+        assert_eq!(p.transport, Transport::U1);
+        assert_eq!(p.local_port, 5099);
+        assert_eq!(p.target, Some("127.0.0.9:5070".parse().unwrap()));
+        // A host without a port: 5060, as SIPp.
+        let p = parse(&args("uac -m 1 127.0.0.9")).unwrap();
+        assert_eq!(p.target, Some("127.0.0.9:5060".parse().unwrap()));
+        // SIPp's UAS listens on -i and -p; -trace_stat, -trace_err and -trace_msg name
+        // their files after the scenario and the pid, as SIPp does.
+        let p = parse(&args(
+            "uas -i 127.0.0.1 -p 5098 -trace_stat -trace_err -trace_msg",
+        ))
+        .unwrap();
+        assert_eq!(p.listen, vec![("127.0.0.1:5098".parse().unwrap(), None)]);
+        let pid = std::process::id();
+        assert_eq!(p.csv, Some(PathBuf::from(format!("uas_{pid}_.csv"))));
+        assert_eq!(
+            p.trace_err,
+            Some(PathBuf::from(format!("uas_{pid}_errors.log")))
+        );
+        assert_eq!(
+            p.trace_msg,
+            Some(PathBuf::from(format!("uas_{pid}_messages.log")))
+        );
+        let p = parse(&args("uac -m 1 -stf s.csv 127.0.0.1:5060")).unwrap();
+        assert_eq!(p.csv, Some(PathBuf::from("s.csv")));
+    }
+
+    #[test]
+    fn help_version_and_one_line_errors() {
+        for a in [
+            "--help",
+            "uac --help",
+            "uas -h",
+            "both --help",
+            "--version",
+            "uac --version",
+        ] {
+            match parse_cli(&args(a)) {
+                Err(Stop::Info(text)) => assert!(!text.is_empty(), "{a}"),
+                other => panic!("{a}: {other:?}"),
+            }
+        }
+        let e = parse(&args("uac --target 127.0.0.1:5060 --calls 1 --rat 10")).unwrap_err();
+        assert_eq!(
+            e,
+            "junction-load uac: unknown option --rat; did you mean --rate? (junction-load uac --help lists them)"
+        );
+        let e = parse(&args("uacc")).unwrap_err();
+        assert!(e.starts_with("unknown command uacc; did you mean"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
+        let e = parse(&args("uac --calls")).unwrap_err();
+        assert!(!e.contains('\n') && e.contains("--calls"), "{e}");
+        // The subcommands with their own parsers.
+        let usage = "  --duration S   x\n  --rate N  y\n";
+        let e = unknown_option(&args("--duraton 3"), usage).unwrap();
+        assert_eq!(
+            e,
+            "unknown option --duraton; did you mean --duration? (--help lists them)"
+        );
+        assert_eq!(unknown_option(&args("--rate 3 --help"), usage), None);
+    }
+
+    #[test]
+    fn named_uas_roles() {
+        let p = parse(&args(
+            "uas --listen 127.0.0.3:5060 --name gw-a --listen 127.0.0.4:5060 --name gw-b --listen 127.0.0.5:5060",
+        ))
+        .unwrap();
+        let names: Vec<Option<&str>> = p.listen.iter().map(|l| l.1.as_deref()).collect();
+        assert_eq!(names, [Some("gw-a"), Some("gw-b"), None]);
+        for bad in [
+            "uas --name gw-a --listen 127.0.0.3:5060",
+            "uas --listen 127.0.0.3:5060 --name a --name b",
+            "uas --listen 127.0.0.3:5060 --name 'x y'",
+            "uas --listen 127.0.0.3:5060 --record r.tsv",
+            "uac --target 127.0.0.1:5060 --calls 1 --listen 127.0.0.3:5060",
+            "uac --target 127.0.0.1:5060 --calls 1 --number [field0]",
+            "uac --target 127.0.0.1:5060 --calls 1 --numbers 12XX:0",
+        ] {
+            assert!(parse(&args(bad)).is_err(), "{bad}");
+        }
+        let p = parse(&args(
+            "both --listen 127.0.0.3:5060 --name gw --calls 1 --numbers 1212555XXXX:2,1646555XXXX --calling 3105550000",
+        ))
+        .unwrap();
+        assert_eq!(p.target, Some("127.0.0.3:5060".parse().unwrap()));
+        assert!(p.numbers.is_some());
     }
 
     #[test]

@@ -3,26 +3,47 @@
 
 use junction_load::cli::{self, Threshold};
 use junction_load::flood;
+use junction_load::numbers_cmd;
 use junction_load::probe;
 use junction_load::report;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("flood") {
-        return flood(&args[1..]);
-    }
-    if args.first().map(String::as_str) == Some("probe") {
-        return probe(&args[1..]);
-    }
-    let plan = match cli::parse(&args) {
-        Ok(p) => p,
-        Err(e) if e.is_empty() => {
-            print!("{}", cli::USAGE);
+    let rest = args.get(1..).unwrap_or(&[]);
+    let own_parser = match args.first().map(String::as_str) {
+        Some("flood") => Some(("flood", flood::USAGE, flood as fn(&[String]) -> ExitCode)),
+        Some("probe") => Some(("probe", probe::USAGE, probe as fn(&[String]) -> ExitCode)),
+        Some("numbers") => Some((
+            "numbers",
+            numbers_cmd::USAGE,
+            numbers_cmd::main as fn(&[String]) -> ExitCode,
+        )),
+        _ => None,
+    };
+    if let Some((name, usage, run)) = own_parser {
+        if rest.iter().any(|a| a == "--version" || a == "-V") {
+            println!("junction-load {name} {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
-            eprintln!("junction-load: {e}\n\n{}", cli::USAGE);
+        if let Some(e) = cli::unknown_option(rest, usage) {
+            eprintln!("junction-load {name}: {e}");
+            return ExitCode::from(2);
+        }
+        return run(rest);
+    }
+    let plan = match cli::parse_cli(&args) {
+        Ok(p) => p,
+        Err(cli::Stop::Info(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(cli::Stop::Usage(e)) if e.starts_with("junction-load") => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+        Err(cli::Stop::Usage(e)) => {
+            eprintln!("junction-load: {e}");
             return ExitCode::from(2);
         }
     };
@@ -59,6 +80,11 @@ fn main() -> ExitCode {
         eprintln!("junction-load: {failures} failures exceed --max-failures");
         return ExitCode::from(1);
     }
+    let misrouted = outcome.uac.as_ref().map_or(0, |u| u.misrouted());
+    if misrouted > 0 {
+        eprintln!("junction-load: {misrouted} calls misrouted (--expect)");
+        return ExitCode::from(1);
+    }
     ExitCode::SUCCESS
 }
 
@@ -72,7 +98,7 @@ fn flood(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("junction-load flood: {e}\n\n{}", flood::USAGE);
+            eprintln!("junction-load flood: {e} (junction-load flood --help)");
             return ExitCode::from(2);
         }
     };
@@ -103,7 +129,7 @@ fn probe(args: &[String]) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            eprintln!("junction-load probe: {e}\n\n{}", probe::USAGE);
+            eprintln!("junction-load probe: {e} (junction-load probe --help)");
             return ExitCode::from(2);
         }
     };

@@ -13,6 +13,8 @@ pub struct Outcome {
     /// CPU seconds of this process (user, system).
     pub cpu_s: (f64, f64),
     pub workers: usize,
+    /// The rate asked for (`--rate`, or the ramp), as the summary shows it.
+    pub offered: Option<String>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -27,25 +29,42 @@ fn pct(h: &Histogram<u64>, q: f64) -> u64 {
     }
 }
 
-/// One line: elapsed, call rate over the last interval, active, ok, failed, retransmissions,
-/// calls withheld by overload control (once there are any), p50/p99 of INVITE->200 so far, and
-/// the UAS counters.
-pub fn live_line(elapsed_s: f64, uac: Option<&Stats>, rate: f64, uas: Option<&Stats>) -> String {
+/// What the live line shows of the last period (SIPp's "periodic" column).
+pub struct Period<'a> {
+    /// Calls started per second in the period, and since the start.
+    pub rate: f64,
+    pub total_rate: f64,
+    /// INVITE->200 latencies of the period alone.
+    pub answer: Option<&'a Histogram<u64>>,
+}
+
+/// One line: elapsed, call rate over the last period and since the start, active, ok, failed,
+/// retransmissions, calls withheld by overload control (once there are any), p50/p99 of
+/// INVITE->200 in the period and since the start, misrouted calls (with --expect), and the
+/// UAS counters.
+pub fn live_line(elapsed_s: f64, uac: Option<&Stats>, p: &Period, uas: Option<&Stats>) -> String {
     let mut s = format!("[{elapsed_s:6.1}s]");
     if let Some(u) = uac {
         s += &format!(
-            " uac: {rate:7.1} cps, started {}, active {}, ok {}, failed {}, retrans {}",
-            u.started, u.active, u.succeeded, u.failed, u.retransmissions
+            " uac: {:7.1} cps (total {:.1}), started {}, active {}, ok {}, failed {}, retrans {}",
+            p.rate, p.total_rate, u.started, u.active, u.succeeded, u.failed, u.retransmissions
         );
         if u.throttled > 0 {
             s += &format!(", throttled {}", u.throttled);
         }
         if let Some(h) = u.hist(Lat::Answer).filter(|h| !h.is_empty()) {
+            let (p50, p99) = p
+                .answer
+                .filter(|h| !h.is_empty())
+                .map_or((0.0, 0.0), |h| (ms(pct(h, 0.5)), ms(pct(h, 0.99))));
             s += &format!(
-                ", 200 p50/p99 {:.2}/{:.2} ms",
+                ", 200 p50/p99 {p50:.2}/{p99:.2} ms (total {:.2}/{:.2})",
                 ms(pct(h, 0.5)),
                 ms(pct(h, 0.99))
             );
+        }
+        if u.verdicts.iter().any(|&n| n > 0) {
+            s += &format!(", misrouted {}", u.misrouted());
         }
         let fails = u.failures();
         if !fails.is_empty() {
@@ -90,13 +109,15 @@ pub fn summary(o: &Outcome) -> String {
         o.workers
     );
     if let Some(u) = &o.uac {
-        let rate = if o.elapsed_s > 0.0 {
-            u.started as f64 / o.elapsed_s
-        } else {
-            0.0
-        };
+        let offered = o
+            .offered
+            .as_ref()
+            .map_or(String::new(), |r| format!(", offered {r}"));
+        let unfinished = u
+            .started
+            .saturating_sub(u.succeeded + u.failed + u.throttled);
         s += &format!(
-            "UAC: {} calls started ({rate:.1}/s), {} succeeded, {} failed, {} throttled\n",
+            "UAC: {} calls started{offered}, {} succeeded, {} failed, {} throttled, {unfinished} in flight (unfinished)\n",
             u.started, u.succeeded, u.failed, u.throttled
         );
         if u.throttled > 0 {
@@ -109,6 +130,7 @@ pub fn summary(o: &Outcome) -> String {
             }
         }
         s += &messages(u);
+        s += &route_check(u);
     }
     if let Some(u) = &o.uas {
         s += &format!(
@@ -125,6 +147,12 @@ pub fn summary(o: &Outcome) -> String {
         if !codes.is_empty() {
             s += &format!("  answered: {}\n", codes.join(", "));
         }
+        if !u.trunk_calls.is_empty() {
+            let mut by: Vec<&(String, u64)> = u.trunk_calls.iter().collect();
+            by.sort();
+            let list: Vec<String> = by.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            s += &format!("  calls by trunk: {}\n", list.join(", "));
+        }
         s += &messages(u);
     }
     let fails = failures(o);
@@ -135,6 +163,30 @@ pub fn summary(o: &Outcome) -> String {
         for (k, n) in fails {
             s += &format!("  {n:>10}  {k}\n");
         }
+    }
+    s
+}
+
+/// The `--expect` check: calls judged by verdict, and examples of the misrouted ones.
+fn route_check(u: &Stats) -> String {
+    use crate::verify::Verdict;
+    let judged: u64 = u.verdicts.iter().sum();
+    if judged == 0 {
+        return String::new();
+    }
+    let by: Vec<String> = Verdict::ALL
+        .iter()
+        .zip(u.verdicts.iter())
+        .filter(|(v, n)| **n > 0 || v.is_misrouted())
+        .map(|(v, n)| format!("{} {n}", v.name()))
+        .collect();
+    let mut s = format!(
+        "route check: {judged} calls judged, {} misrouted ({})\n",
+        u.misrouted(),
+        by.join(", ")
+    );
+    for x in &u.examples {
+        s += &format!("  e.g. {x}\n");
     }
     s
 }
@@ -191,9 +243,23 @@ fn stats_json(u: &Stats) -> Value {
         .into_iter()
         .map(|(k, n)| (k, json!(n)))
         .collect();
+    let verdicts: Map<String, Value> = crate::verify::Verdict::ALL
+        .iter()
+        .zip(u.verdicts.iter())
+        .map(|(v, n)| (v.name().to_string(), json!(n)))
+        .collect();
+    let trunks: Map<String, Value> = u
+        .trunk_calls
+        .iter()
+        .map(|(n, c)| (n.clone(), json!(c)))
+        .collect();
     json!({
         "calls": {"started": u.started, "succeeded": u.succeeded, "failed": u.failed,
-            "throttled": u.throttled},
+            "throttled": u.throttled,
+            "unfinished": u.started.saturating_sub(u.succeeded + u.failed + u.throttled)},
+        "route_check": {"misrouted": u.misrouted(), "verdicts": verdicts,
+            "examples": u.examples},
+        "calls_by_trunk": trunks,
         "uas": {"calls": u.uas_calls, "completed": u.uas_completed, "answered": answered},
         "latency_us": lat,
         "failures": failures,
@@ -212,6 +278,7 @@ pub fn json(o: &Outcome) -> Value {
         "elapsed_s": o.elapsed_s,
         "cpu_s": {"user": o.cpu_s.0, "system": o.cpu_s.1, "total": o.cpu_s.0 + o.cpu_s.1},
         "workers": o.workers,
+        "offered": o.offered,
         "uac": o.uac.as_ref().map(stats_json),
         "uas": o.uas.as_ref().map(stats_json),
         "failures": failures,
@@ -232,8 +299,10 @@ pub fn cpu_seconds() -> (f64, f64) {
 
 /// The per-second CSV: SIPp's -trace_stat column names where the meaning is the same
 /// ((P) since the previous line, (C) since the start), then our latency columns (ms), then
-/// ThrottledCall(P), the new calls withheld by RFC 7339 overload control (added last so that
-/// the earlier columns keep their positions).
+/// ThrottledCall(P), the new calls withheld by RFC 7339 overload control, then the period's
+/// INVITE->200 p50 and p99, then CurrentTime(C), the wall clock (Unix seconds, as SIPp's
+/// CurrentTime column gives it, to line rows up with Prometheus samples); each added last so
+/// that the earlier columns keep their positions.
 pub struct Csv {
     file: std::io::BufWriter<std::fs::File>,
     prev_started: u64,
@@ -252,7 +321,8 @@ impl Csv {
             file,
             "ElapsedTime(C);CallRate(P);OutgoingCall(P);OutgoingCall(C);CurrentCall;SuccessfulCall(P);\
              SuccessfulCall(C);FailedCall(P);FailedCall(C);Retransmissions(C);IncomingCall(C);\
-             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C);ThrottledCall(P)"
+             Invite200_p50(C);Invite200_p99(C);Bye200_p99(C);ThrottledCall(P);\
+             Invite200_p50(P);Invite200_p99(P);CurrentTime(C)"
         );
         Ok(Csv {
             file,
@@ -263,7 +333,14 @@ impl Csv {
         })
     }
 
-    pub fn row(&mut self, elapsed_s: f64, rate: f64, uac: Option<&Stats>, uas: Option<&Stats>) {
+    pub fn row(
+        &mut self,
+        elapsed_s: f64,
+        rate: f64,
+        uac: Option<&Stats>,
+        uas: Option<&Stats>,
+        period: Option<&Histogram<u64>>,
+    ) {
         use std::io::Write;
         let (started, ok, failed, active, retrans, throttled) =
             uac.map_or((0, 0, 0, 0, 0, 0), |u| {
@@ -280,7 +357,7 @@ impl Csv {
         let p = |l: Lat, q: f64| uac.and_then(|u| u.hist(l)).map_or(0.0, |h| ms(pct(h, q)));
         let _ = writeln!(
             self.file,
-            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3};{}",
+            "{elapsed_s:.3};{rate:.1};{};{started};{active};{};{ok};{};{failed};{retrans};{incoming};{:.3};{:.3};{:.3};{};{:.3};{:.3};{:.6}",
             started - self.prev_started.min(started),
             ok - self.prev_ok.min(ok),
             failed - self.prev_failed.min(failed),
@@ -288,6 +365,11 @@ impl Csv {
             p(Lat::Answer, 0.99),
             p(Lat::Bye, 0.99),
             throttled - self.prev_throttled.min(throttled),
+            period.map_or(0.0, |h| ms(pct(h, 0.5))),
+            period.map_or(0.0, |h| ms(pct(h, 0.99))),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
         );
         let _ = self.file.flush();
         (
@@ -313,6 +395,7 @@ mod tests {
             elapsed_s: 1.0,
             cpu_s: (0.0, 0.0),
             workers: 1,
+            offered: Some("10.0 calls/s".into()),
         }
     }
 
@@ -321,7 +404,7 @@ mod tests {
         let o = outcome(5);
         let s = summary(&o);
         assert!(
-            s.contains("10 calls started (10.0/s), 4 succeeded, 1 failed, 5 throttled\n"),
+            s.contains("10 calls started, offered 10.0 calls/s, 4 succeeded, 1 failed, 5 throttled, 0 in flight (unfinished)\n"),
             "{s}"
         );
         let j = json(&o);
@@ -329,9 +412,14 @@ mod tests {
         assert_eq!(j["uac"]["calls"]["failed"], 1);
         // --max-failures counts this: throttled calls are not failures.
         assert_eq!(failure_total(&o), 1);
-        let live = live_line(1.0, o.uac.as_ref(), 10.0, None);
+        let p = Period {
+            rate: 10.0,
+            total_rate: 10.0,
+            answer: None,
+        };
+        let live = live_line(1.0, o.uac.as_ref(), &p, None);
         assert!(live.contains(", throttled 5"), "{live}");
-        let quiet = live_line(1.0, outcome(0).uac.as_ref(), 10.0, None);
+        let quiet = live_line(1.0, outcome(0).uac.as_ref(), &p, None);
         assert!(!quiet.contains("throttled"), "{quiet}");
     }
 
@@ -340,12 +428,12 @@ mod tests {
         let path = std::env::temp_dir().join(format!("jl-report-{}.csv", std::process::id()));
         let mut csv = Csv::create(&path).unwrap();
         let mut u = outcome(0).uac.unwrap();
-        csv.row(1.0, 10.0, Some(&u), None);
+        csv.row(1.0, 10.0, Some(&u), None, None);
         u.throttled = 7;
         u.started = 20;
-        csv.row(2.0, 10.0, Some(&u), None);
+        csv.row(2.0, 10.0, Some(&u), None, None);
         u.throttled = 9;
-        csv.row(3.0, 0.0, Some(&u), None);
+        csv.row(3.0, 0.0, Some(&u), None, None);
         drop(csv);
         let text = std::fs::read_to_string(&path).unwrap();
         let _ = std::fs::remove_file(&path);
@@ -360,11 +448,19 @@ mod tests {
                 "FailedCall(P)"
             )
         );
-        assert_eq!(rows[0].len(), 15);
+        assert_eq!(rows[0].len(), 18);
         assert_eq!(rows[0][14], "ThrottledCall(P)");
+        assert_eq!(rows[0][17], "CurrentTime(C)");
         let last: Vec<&str> = rows[1..].iter().map(|r| r[14]).collect();
         assert_eq!(last, ["0", "7", "2"]);
-        assert!(rows.iter().all(|r| r.len() == 15));
+        assert!(rows.iter().all(|r| r.len() == 18));
+        // The wall clock: Unix seconds of when the row was written.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let t: f64 = rows[1][17].parse().unwrap();
+        assert!(t > 1.0e9 && t <= now + 1.0, "{t}");
         assert_eq!(rows[2][2], "10"); // OutgoingCall(P): throttled calls are offered calls
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::limits::LATENCY_US_MAX;
 use crate::time::Micros;
+use crate::verify::Verdict;
 use hdrhistogram::Histogram;
 
 /// The latencies we measure, each from the *intended* send time of the request (the time the
@@ -164,7 +165,25 @@ pub struct Stats {
     pub truncated: u64,
     pub active: u64,
     pub lat: Vec<Histogram<u64>>,
+    /// `--expect`: calls judged, by verdict (index = `Verdict as usize`).
+    pub verdicts: [u64; Verdict::ALL.len()],
+    /// A few misrouted calls, described (at most `EXAMPLES_MAX`).
+    pub examples: Vec<String>,
+    /// Named UAS roles: calls that reached each, by name.
+    pub trunk_calls: Vec<(String, u64)>,
+    /// `--trace-err`: failed calls, each with the message that ended it (at most
+    /// `TRACE_ERR_MAX`).
+    pub trace_err: Vec<String>,
+    /// Failed calls not traced because `trace_err` was full.
+    pub trace_err_dropped: u64,
 }
+
+/// Misrouted calls described in the report: enough to see the pattern.
+pub const EXAMPLES_MAX: usize = 10;
+
+/// Failed calls traced per worker (`--trace-err`): the file shows what went wrong without
+/// growing with a run that fails every call.
+pub const TRACE_ERR_MAX: usize = 1000;
 
 impl Default for Stats {
     fn default() -> Stats {
@@ -193,6 +212,53 @@ impl Stats {
             truncated: 0,
             active: 0,
             lat: Lat::ALL.iter().map(|_| new_histogram()).collect(),
+            verdicts: [0; Verdict::ALL.len()],
+            examples: Vec::new(),
+            trunk_calls: Vec::new(),
+            trace_err: Vec::new(),
+            trace_err_dropped: 0,
+        }
+    }
+
+    /// Count a verdict of the route check; `describe` is only called for a misrouted call
+    /// while there is room for another example.
+    pub fn check(&mut self, v: Verdict, describe: impl FnOnce() -> String) {
+        if let Some(c) = self.verdicts.get_mut(v as usize) {
+            *c += 1;
+        }
+        if (v.is_misrouted() || v == Verdict::NotDelivered) && self.examples.len() < EXAMPLES_MAX {
+            // Distinct examples only: the same plan line misrouted again shows nothing new.
+            let x = format!("{}: {}", v.name(), describe());
+            if !self.examples.contains(&x) {
+                self.examples.push(x);
+            }
+        }
+    }
+
+    /// Calls judged misrouted (wrong trunk, wrong numbers, wrong answer).
+    pub fn misrouted(&self) -> u64 {
+        Verdict::ALL
+            .iter()
+            .zip(self.verdicts.iter())
+            .filter(|(v, _)| v.is_misrouted())
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Keep a failed call's trace (`--trace-err`).
+    pub fn trace_failure(&mut self, text: impl FnOnce() -> String) {
+        if self.trace_err.len() < TRACE_ERR_MAX {
+            self.trace_err.push(text());
+        } else {
+            self.trace_err_dropped += 1;
+        }
+    }
+
+    /// Count a call that reached the UAS named `name`.
+    pub fn trunk_call(&mut self, name: &str) {
+        match self.trunk_calls.iter_mut().find(|(n, _)| n == name) {
+            Some(e) => e.1 += 1,
+            None => self.trunk_calls.push((name.to_string(), 1)),
         }
     }
 
@@ -268,6 +334,22 @@ impl Stats {
         for (a, b) in self.lat.iter_mut().zip(o.lat.iter()) {
             let _ = a.add(b);
         }
+        for (a, b) in self.verdicts.iter_mut().zip(o.verdicts.iter()) {
+            *a += b;
+        }
+        for x in &o.examples {
+            if self.examples.len() < EXAMPLES_MAX && !self.examples.contains(x) {
+                self.examples.push(x.clone());
+            }
+        }
+        for (name, n) in &o.trunk_calls {
+            match self.trunk_calls.iter_mut().find(|(m, _)| m == name) {
+                Some(e) => e.1 += n,
+                None => self.trunk_calls.push((name.clone(), *n)),
+            }
+        }
+        self.trace_err.extend(o.trace_err.iter().cloned());
+        self.trace_err_dropped += o.trace_err_dropped;
     }
 
     /// Failures by reason, as (name, count), non-zero only, UAC and UAS alike.

@@ -100,7 +100,8 @@ fn refuses_what_is_outside_the_subset_naming_it() {
         ("<recv request=\"INVITE\" optional=\"maybe\"/>", "optional=\"maybe\""),
         ("<recv response=\"abc\"/>", "response=\"abc\""),
         (&format!("{SEND_INVITE}<recv response=\"200\" next=\"nowhere\"/>"), "no such label"),
-        ("<send><![CDATA[\nINVITE sip:[field0] SIP/2.0\n]]></send>", "[field0]"),
+        // [fieldN] is taken (--inf); SIPp's several files or fixed lines are not.
+        ("<send><![CDATA[\nINVITE sip:[field0 file=\"b.csv\"] SIP/2.0\n]]></send>", "[field0 file="),
         ("<pause milliseconds=\"soon\"/>", "<pause>"),
         ("<exec command=\"ls\"/>", "<exec>"),
     ];
@@ -152,6 +153,8 @@ fn env(local: &str, remote: Option<&str>) -> Env {
         run_id: 0x77,
         worker: 0,
         quantum: 0,
+        numbers: None,
+        workers: 1,
     }
 }
 

@@ -29,6 +29,9 @@ fn uac_cfg(scenario: UacScenario) -> UacConfig {
         worker: 0,
         quantum: 0,
         oc: false,
+        numbers: None,
+        workers: 1,
+        trace_err: false,
     }
 }
 
@@ -45,6 +48,8 @@ fn uas_cfg() -> UasConfig {
         dialog_max: 600 * SEC,
         hangup: None,
         oc_reduce: None,
+        name: None,
+        record: None,
         timers: Timers::default(),
         run_id: 0xdef,
     }

@@ -138,6 +138,11 @@ pub struct RouteTestArgs {
     /// Treat these trunks as down or full (comma-separated; may be repeated).
     #[arg(long, value_name = "T1,T2", value_delimiter = ',')]
     pub down: Vec<String>,
+    /// With --file: text (readable), or tsv / csv (one machine-readable line per call, what
+    /// junction-load --expect reads).
+    #[arg(long, value_name = "FORMAT", default_value = "text", requires = "file",
+          value_parser = ["text", "tsv", "csv"])]
+    pub format: String,
 }
 
 impl RouteTestArgs {
@@ -149,6 +154,11 @@ impl RouteTestArgs {
             calling: self.calling,
             file: self.file,
             rotation: self.rotation,
+            format: match self.format.as_str() {
+                "tsv" => super::route_test::Format::Tsv,
+                "csv" => super::route_test::Format::Csv,
+                _ => super::route_test::Format::Text,
+            },
             down: self
                 .down
                 .into_iter()

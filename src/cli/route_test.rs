@@ -14,6 +14,12 @@
 //! compact line per call, to diff what a configuration change moves; call n of the file
 //! (from 0) uses rotation N + n, as successive calls would.
 //!
+//! `--format tsv` (or `csv`) with `--file` prints one machine-readable line per call instead,
+//! after a `#` header line: `from called calling ingress called_norm calling_norm result`,
+//! then `trunk called calling` per attempt (the numbers as sent to that trunk); `result` is
+//! `route`, `404`, `503`, `403` or `drop`, and a missing number is `-`. `junction-load
+//! --expect` reads it to check at load that every call reached the trunk it should.
+//!
 //! The walk printed is the walk routed: the same code runs, with an observer recording it.
 
 use std::net::{IpAddr, SocketAddr};
@@ -36,6 +42,19 @@ pub struct Args {
     pub file: Option<String>,
     pub rotation: u64,
     pub down: Vec<String>,
+    pub format: Format,
+}
+
+/// How `--file` prints its calls.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// One readable line per call.
+    #[default]
+    Text,
+    /// Tab-separated fields (see the module documentation).
+    Tsv,
+    /// The same fields, comma-separated.
+    Csv,
 }
 
 /// Run it: 0 when every call could be evaluated, 2 when the configuration or the arguments
@@ -67,7 +86,7 @@ pub fn run(args: &Args) -> ExitCode {
         down,
     };
     match (&args.file, &args.from, &args.called) {
-        (Some(file), _, _) => run_file(&mut ctx, file),
+        (Some(file), _, _) => run_file(&mut ctx, file, args.format),
         (None, Some(from), Some(called)) => {
             match ctx.evaluate(
                 from,
@@ -88,7 +107,7 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
+fn run_file(ctx: &mut Ctx<'_>, file: &str, format: Format) -> ExitCode {
     let text = match std::fs::read(file) {
         Ok(t) => t,
         Err(e) => {
@@ -99,6 +118,26 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
     let mut bad = 0;
     let first_rotation = ctx.rotation;
     let mut calls = 0u64;
+    let sep = if format == Format::Csv { "," } else { "\t" };
+    if format != Format::Text {
+        println!(
+            "#{}",
+            [
+                "from",
+                "called",
+                "calling",
+                "ingress",
+                "called_norm",
+                "calling_norm",
+                "result",
+                "trunk",
+                "called_sent",
+                "calling_sent",
+                "..."
+            ]
+            .join(sep)
+        );
+    }
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
         let line = String::from_utf8_lossy(raw);
         let line = line.trim();
@@ -121,6 +160,9 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
         ctx.rotation = first_rotation.wrapping_add(calls);
         calls += 1;
         match ctx.evaluate(from, called.as_bytes(), calling.map(str::as_bytes)) {
+            Ok(call) if format != Format::Text => {
+                println!("{}", ctx.fields(from, called, calling, &call).join(sep))
+            }
             Ok(call) => println!("{}", ctx.compact(line, &call)),
             Err(m) => {
                 eprintln!("{file}:{}: {m}", i + 1);
@@ -587,6 +629,43 @@ impl Ctx<'_> {
             }
         }
         o
+    }
+
+    /// The machine-readable fields of one call (`--format tsv|csv`).
+    fn fields(&self, from: &str, called: &str, calling: Option<&str>, call: &Call) -> Vec<String> {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut f = vec![
+            from.to_string(),
+            called.to_string(),
+            calling.unwrap_or("-").to_string(),
+        ];
+        let id = match call.ingress {
+            Ingress::Named(id) | Ingress::Source(_, _, id) => id,
+            Ingress::Unknown(_) => {
+                let result = match self.table.unknown_source() {
+                    UnknownSource::Reject => "403",
+                    UnknownSource::Drop => "drop",
+                };
+                f.extend(["-", "-", "-", result].map(String::from));
+                return f;
+            }
+        };
+        f.push(self.trunk_name(id));
+        f.push(text(&call.called.after));
+        f.push(call.calling.as_ref().map_or("-".into(), |c| text(&c.after)));
+        match call.decision {
+            Decision::NoRoute => f.push("404".into()),
+            Decision::NoTrunk => f.push("503".into()),
+            Decision::Route { .. } => {
+                f.push("route".into());
+                for a in &call.attempts {
+                    f.push(self.trunk_name(a.trunk));
+                    f.push(text(&a.called_sent));
+                    f.push(a.calling_sent.as_deref().map_or("-".into(), text));
+                }
+            }
+        }
+        f
     }
 
     /// One line per call: `INPUT => ingress called' calling' => attempts` or the answer.

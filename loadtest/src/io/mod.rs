@@ -7,8 +7,9 @@ pub mod worker;
 use crate::cli::{Plan, Role, Transport};
 use crate::limits::{DRAIN_SLACK_MS, PORTS_PER_WORKER_MAX};
 use crate::rate::Schedule;
-use crate::report::{cpu_seconds, live_line, Outcome};
+use crate::report::{cpu_seconds, live_line, Outcome, Period};
 use crate::scenario::{self, Scenario};
+use crate::stats::Lat;
 use crate::stats::Stats;
 use crate::time::{Micros, MS, SEC};
 use crate::ua::config::{UacConfig, UasConfig};
@@ -56,10 +57,19 @@ pub fn load_files(plan: &Plan) -> Result<Files, String> {
             None => Ok(None),
         }
     };
-    Ok(Files {
+    let files = Files {
         uac: load(&plan.uac_file)?,
         uas: load(&plan.uas_file)?,
-    })
+    };
+    // [fieldN] in a scenario needs an --inf line with that many fields.
+    let inf = plan.numbers.as_ref().and_then(|n| n.inf.as_deref());
+    for (sc, path) in [(&files.uac, &plan.uac_file), (&files.uas, &plan.uas_file)] {
+        if let (Some(sc), Some(path)) = (sc, path) {
+            crate::numbers::check_fields(sc.max_field(), inf)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    Ok(files)
 }
 
 fn uac_sockets(plan: &Plan, w: usize, workers_n: usize) -> Result<Vec<UdpSocket>, String> {
@@ -120,11 +130,15 @@ fn uac_endpoint(
                 run_id: run,
                 worker: w as u32,
                 quantum: plan.tick(),
+                numbers: plan.numbers.clone(),
+                workers: uac_workers as u32,
             },
         )),
         None => Box::new(Uac::new(UacConfig {
             scenario: plan.scenario,
             number: plan.number.clone(),
+            numbers: plan.numbers.clone(),
+            workers: uac_workers as u32,
             target,
             local,
             hold: plan.hold,
@@ -135,6 +149,7 @@ fn uac_endpoint(
             worker: w as u32,
             quantum: plan.tick(),
             oc: plan.oc,
+            trace_err: plan.trace_err.is_some(),
         })),
     };
     let share = plan.rate.share(w, uac_workers);
@@ -147,11 +162,20 @@ fn uac_endpoint(
         schedule: Some(Schedule::new(share)),
         limit,
         drain: drain(plan),
+        // --duration bounds the run: calls still in progress then are unfinished.
+        end: plan.duration,
     }))
 }
 
-fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoint, String> {
-    let listen = plan.listen.ok_or("no --listen")?;
+fn uas_endpoint(
+    record: &Option<crate::ua::config::Record>,
+    plan: &Plan,
+    files: &Files,
+    w: usize,
+    workers: usize,
+    run: u64,
+    (listen, name): (SocketAddr, Option<String>),
+) -> Result<Endpoint, String> {
     let sock = net::udp_socket(listen, true).map_err(|e| format!("bind {listen}: {e}"))?;
     let engine: Box<dyn Engine + Send> = match &files.uas {
         Some(sc) => Box::new(scenario::run::ScenarioEngine::uas(
@@ -165,6 +189,8 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
                 run_id: run,
                 worker: w as u32,
                 quantum: plan.tick(),
+                numbers: plan.numbers.clone(),
+                workers: workers as u32,
             },
         )),
         None => Box::new(Uas::new(UasConfig {
@@ -176,6 +202,8 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
             dialog_max: 3600 * SEC,
             hangup: plan.uas_hangup,
             oc_reduce: plan.uas_oc_reduce,
+            name,
+            record: record.clone(),
             timers: plan.timers,
             run_id: run ^ (w as u64) << 40,
         })),
@@ -186,6 +214,7 @@ fn uas_endpoint(plan: &Plan, files: &Files, w: usize, run: u64) -> Result<Endpoi
         schedule: None,
         limit: u64::MAX,
         drain: 0,
+        end: None,
     })
 }
 
@@ -196,11 +225,23 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     let run = run_id();
     let has_uac = plan.role != Role::Uas;
     let has_uas = plan.role != Role::Uac;
-    if has_uas {
-        let listen = plan.listen.ok_or("no --listen")?;
+    for &(listen, _) in &plan.listen {
         net::probe_free(listen)
             .map_err(|e| format!("--listen {listen}: {e} (is another process using it?)"))?;
     }
+    let record = match &plan.record {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(path).map_err(|e| format!("--record {}: {e}", path.display()))?,
+        ))),
+        None => None,
+    };
+    let trace_msg = match &plan.trace_msg {
+        Some(path) => Some(Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("--trace-msg {}: {e}", path.display()))?,
+        ))),
+        None => None,
+    };
     let workers_n = plan.worker_count();
     let uac_workers = if plan.transport == Transport::U1 {
         1
@@ -212,7 +253,17 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     for w in 0..workers_n {
         let mut endpoints = Vec::new();
         if has_uas {
-            endpoints.push(uas_endpoint(plan, &files, w, run)?);
+            for l in &plan.listen {
+                endpoints.push(uas_endpoint(
+                    &record,
+                    plan,
+                    &files,
+                    w,
+                    workers_n,
+                    run,
+                    l.clone(),
+                )?);
+            }
         }
         if has_uac {
             if let Some(e) = uac_endpoint(plan, &files, w, uac_workers, run)? {
@@ -236,6 +287,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
             index: w,
             core,
             endpoints,
+            trace_msg: trace_msg.clone(),
         });
     }
     let shared = Arc::new(Shared::new(Duration::from_millis(20), plan.tick()));
@@ -261,6 +313,7 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
     let mut uac_done = 0;
     let mut last_row_at: Micros = 0;
     let mut last_started = 0u64;
+    let mut last_answer: Option<hdrhistogram::Histogram<u64>> = None;
     let uas_deadline = if has_uac {
         None
     } else {
@@ -304,11 +357,31 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
             let rate = (now_started - last_started.min(now_started)) as f64 / dt;
             last_started = now_started;
             let elapsed = secs(at);
+            // The period's INVITE->200 latencies: the totals now less the totals at the last
+            // row (histograms only grow).
+            let total = uac.as_ref().and_then(|u| u.hist(Lat::Answer));
+            let period = total.map(|h| {
+                let mut d = h.clone();
+                if let Some(prev) = &last_answer {
+                    let _ = d.subtract(prev);
+                }
+                d
+            });
+            last_answer = total.cloned();
+            let p = Period {
+                rate,
+                total_rate: if elapsed > 0.0 {
+                    now_started as f64 / elapsed
+                } else {
+                    0.0
+                },
+                answer: period.as_ref(),
+            };
             if !plan.quiet {
-                eprintln!("{}", live_line(elapsed, uac.as_ref(), rate, uas.as_ref()));
+                eprintln!("{}", live_line(elapsed, uac.as_ref(), &p, uas.as_ref()));
             }
             if let Some(csv) = csv.as_mut() {
-                csv.row(elapsed, rate, uac.as_ref(), uas.as_ref());
+                csv.row(elapsed, rate, uac.as_ref(), uas.as_ref(), period.as_ref());
             }
         }
     }
@@ -325,7 +398,10 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         } else {
             0.0
         };
-        csv.row(elapsed, rate, uac.as_ref(), uas.as_ref());
+        csv.row(elapsed, rate, uac.as_ref(), uas.as_ref(), None);
+    }
+    if let Some(path) = &plan.trace_err {
+        write_trace_err(path, uac.as_ref(), uas.as_ref())?;
     }
     Ok(Outcome {
         uac,
@@ -333,7 +409,55 @@ pub fn run(plan: &Plan) -> Result<Outcome, String> {
         elapsed_s: started.elapsed().as_secs_f64(),
         cpu_s: cpu_seconds(),
         workers,
+        offered: has_uac.then(|| offered(plan)),
     })
+}
+
+/// The rate asked for, as the summary shows it: what the run offered, not what it achieved
+/// over a time that includes waiting for the last calls.
+fn offered(plan: &Plan) -> String {
+    let r = &plan.rate;
+    let mut s = if r.step > 0.0 {
+        format!(
+            "{:.1} calls/s rising by {:.1} every {} ms to {:.1}",
+            r.start,
+            r.step,
+            r.period / MS,
+            r.max
+        )
+    } else {
+        format!("{:.1} calls/s", r.start)
+    };
+    if let Some(a) = r.alternate {
+        s += &format!(" alternating with {a:.1} every {} ms", r.period / MS);
+    }
+    s
+}
+
+/// `--trace-err`: every failed call kept by the workers, each with the message that ended it.
+fn write_trace_err(
+    path: &std::path::Path,
+    uac: Option<&Stats>,
+    uas: Option<&Stats>,
+) -> Result<(), String> {
+    let mut text = format!(
+        "# junction-load failed calls, run ended {:.3} (Unix seconds)\n",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    );
+    let mut dropped = 0;
+    for s in [uac, uas].into_iter().flatten() {
+        for t in &s.trace_err {
+            text += "----------------------------------------------------------------\n";
+            text += t;
+        }
+        dropped += s.trace_err_dropped;
+    }
+    if dropped > 0 {
+        text += &format!("# {dropped} more failed calls not traced (limit per worker)\n");
+    }
+    std::fs::write(path, text).map_err(|e| format!("--trace-err {}: {e}", path.display()))
 }
 
 /// The time of a new round of snapshots: every worker has reported, and the running ones all

@@ -27,12 +27,59 @@ pub struct Endpoint {
     pub limit: u64,
     /// After the schedule is over, how long to wait for calls still in progress.
     pub drain: Micros,
+    /// `--duration`: the run ends then, whatever is still in progress.
+    pub end: Option<Micros>,
 }
 
 pub struct WorkerPlan {
     pub index: usize,
     pub core: Option<core_affinity::CoreId>,
     pub endpoints: Vec<Endpoint>,
+    /// `--trace-msg`: every datagram in and out is appended here (SIPp's -trace_msg).
+    pub trace_msg: Option<Arc<std::sync::Mutex<std::fs::File>>>,
+}
+
+/// `--trace-msg`: a worker's trace, gathered and appended to the shared file in blocks.
+struct MsgTrace {
+    file: Arc<std::sync::Mutex<std::fs::File>>,
+    buf: Vec<u8>,
+}
+
+impl MsgTrace {
+    fn add(&mut self, what: &str, peer: std::net::SocketAddr, bytes: &[u8]) {
+        use std::io::Write;
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let _ = write!(
+            self.buf,
+            "----------------------------------------------- {t:.6}\nUDP message {what} {peer} [{}] bytes :\n\n",
+            bytes.len()
+        );
+        self.buf.extend_from_slice(bytes);
+        self.buf.extend_from_slice(b"\n\n");
+        if self.buf.len() >= 64 * 1024 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        use std::io::Write;
+        if self.buf.is_empty() {
+            return;
+        }
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = f.write_all(&self.buf) {
+            eprintln!("junction-load: --trace-msg: {e}");
+        }
+        self.buf.clear();
+    }
+}
+
+impl Drop for MsgTrace {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 /// What all workers see: the common clock epoch and the stop flag.
@@ -118,7 +165,10 @@ impl Live {
             return false;
         }
         let at = *self.done_at.get_or_insert(now);
-        self.ep.engine.active() == 0 || now >= at.saturating_add(self.ep.drain)
+        let until = at
+            .saturating_add(self.ep.drain)
+            .min(self.ep.end.unwrap_or(Micros::MAX));
+        self.ep.engine.active() == 0 || now >= until
     }
 
     /// Start the calls due at `now`. With a tick, the schedule is served on the tick grid: a
@@ -155,6 +205,10 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
         core_affinity::set_for_current(core);
     }
     let index = plan.index;
+    let mut trace = plan.trace_msg.clone().map(|file| MsgTrace {
+        file,
+        buf: Vec::new(),
+    });
     // Start on the common epoch, so that every worker's `now` is real time from the first call.
     let wait = shared.epoch.saturating_duration_since(Instant::now());
     if !wait.is_zero() {
@@ -227,6 +281,9 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
                         l.ep.engine.stats_mut().truncated += 1;
                         continue;
                     }
+                    if let Some(t) = trace.as_mut() {
+                        t.add("received from", from, bytes);
+                    }
                     l.ep.engine.on_datagram(now, rx, s, from, bytes, &mut l.out);
                 }
                 if n < BATCH_MAX {
@@ -242,6 +299,11 @@ pub fn run(plan: WorkerPlan, shared: Arc<Shared>, tx: Sender<Snapshot>) {
                 l.start_due(now, shared.tick);
             }
             if !l.out.is_empty() {
+                if let Some(t) = trace.as_mut() {
+                    for x in &l.out.list {
+                        t.add("sent to", x.dest, l.out.bytes(x));
+                    }
+                }
                 let (_, failed) = send_all(&l.out, &l.fds, &mut scratch);
                 if failed > 0 {
                     l.ep.engine.stats_mut().send_errors += failed;

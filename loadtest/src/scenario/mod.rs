@@ -79,3 +79,16 @@ pub fn load(path: &Path) -> Result<Scenario, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     parse::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
 }
+
+impl Scenario {
+    /// The highest `[fieldN]` its messages use, if any.
+    pub fn max_field(&self) -> Option<usize> {
+        self.steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Send { msg, .. } => msg.max_field(),
+                _ => None,
+            })
+            .max()
+    }
+}

@@ -47,6 +47,10 @@ pub struct Env {
     pub worker: u32,
     /// The worker's tick: the end of a pause is intended for the grid point after it.
     pub quantum: Micros,
+    /// `--inf` (`[fieldN]`) and per-call numbers (`[service]`), when given.
+    pub numbers: Option<Arc<crate::numbers::Plan>>,
+    /// Workers of this role in the process (injection file lines are interleaved over them).
+    pub workers: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -93,6 +97,10 @@ struct Call {
     got_100: bool,
     got_18x: bool,
     got_200: bool,
+    /// `[service]` of this call (the number plan's called number).
+    service: Vec<u8>,
+    /// `[fieldN]`: this call's line of the injection file.
+    row: Option<usize>,
 }
 
 pub struct ScenarioEngine {
@@ -109,6 +117,7 @@ pub struct ScenarioEngine {
     pid: u32,
     /// Kernel receive time of the datagram being handled (latencies end there).
     rx: Micros,
+    rng: crate::numbers::Rng,
 }
 
 fn expect_matches(e: &Expect, m: &Msg) -> bool {
@@ -131,6 +140,7 @@ impl ScenarioEngine {
     }
 
     fn new(sc: Arc<Scenario>, env: Env) -> ScenarioEngine {
+        let seed = env.run_id ^ (u64::from(env.worker) << 48);
         ScenarioEngine {
             sc,
             env,
@@ -144,6 +154,7 @@ impl ScenarioEngine {
             counter: 0,
             pid: std::process::id(),
             rx: 0,
+            rng: crate::numbers::Rng::new(seed),
         }
     }
 
@@ -158,7 +169,16 @@ impl ScenarioEngine {
         };
         let number =
             1 + self.counter * crate::limits::WORKERS_MAX as u64 + u64::from(self.env.worker);
+        let seq = self.counter * u64::from(self.env.workers.max(1)) + u64::from(self.env.worker);
         self.counter += 1;
+        let mut service = Vec::new();
+        let mut row = None;
+        if let Some(plan) = &self.env.numbers {
+            let mut calling = Vec::new();
+            row = plan
+                .pick(seq, &mut self.rng, &mut service, &mut calling)
+                .row;
+        }
         let c = self.calls.get_mut(slot as usize)?;
         let gen = c.gen.wrapping_add(1);
         let keep = (
@@ -174,6 +194,8 @@ impl ScenarioEngine {
             ..Call::default()
         };
         (c.last, c.sent, c.call_id) = keep;
+        c.service = service;
+        c.row = row;
         c.last.clear();
         c.sent.clear();
         c.call_id.clear();
@@ -302,7 +324,17 @@ impl ScenarioEngine {
                     o.put_u64(u64::from(c.branch));
                 }
                 Kw::Cseq => o.put_u64(u64::from(c.cseq.max(1))),
+                Kw::Service if !c.service.is_empty() => o.put(&c.service),
                 Kw::Service => o.put(env.service.as_bytes()),
+                Kw::Field(i) => {
+                    if let Some(f) = env
+                        .numbers
+                        .as_ref()
+                        .and_then(|p| p.row_fields(c.row).get(*i))
+                    {
+                        o.put(f.as_bytes());
+                    }
+                }
                 Kw::RemoteIp => put_host(o, peer),
                 Kw::RemotePort => o.put_u64(u64::from(peer.port())),
                 Kw::LocalIp | Kw::MediaIp => put_host(o, local),
@@ -329,7 +361,11 @@ impl ScenarioEngine {
                 Kw::NextUrl => {
                     if c.next_url.is_empty() {
                         o.put(b"sip:");
-                        o.put(env.service.as_bytes());
+                        o.put(if c.service.is_empty() {
+                            env.service.as_bytes()
+                        } else {
+                            &c.service
+                        });
                         o.put(b"@");
                         o.put_addr(peer);
                     } else {

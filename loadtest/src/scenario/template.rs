@@ -30,6 +30,8 @@ pub enum Kw {
     NextUrl,
     /// `[last_Name:]`: every line of header Name of the last message received.
     Last(Vec<u8>),
+    /// `[fieldN]`: field N of the call's line of the injection file (`--inf`).
+    Field(usize),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +72,9 @@ fn keyword(name: &str) -> Result<Kw, String> {
         "routes" => Kw::Routes,
         "next_url" => Kw::NextUrl,
         _ => {
+            if let Some((n, _)) = crate::numbers::field_ref(&format!("[{name}]")) {
+                return Ok(Kw::Field(n));
+            }
             if let Some(h) = name.strip_prefix("last_") {
                 let h = h.strip_suffix(':').unwrap_or(h);
                 if !h.is_empty()
@@ -98,6 +103,12 @@ fn compile_line(line: &str) -> Result<Vec<Seg>, String> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-:$+".contains(&b))
             && name.parse::<std::net::Ipv6Addr>().is_err();
+        if !is_kw && name.starts_with("field") {
+            // SIPp's [fieldN file="..." line="..."]: several files or fixed lines, not here.
+            return Err(format!(
+                "keyword [{name}] is not supported (only [fieldN] of the one --inf file)"
+            ));
+        }
         if !is_kw {
             segs.push(Seg::Lit(rest.as_bytes()[..close + 1].to_vec()));
             rest = &rest[close + 1..];
@@ -153,6 +164,19 @@ impl Template {
 
     pub fn is_request(&self) -> bool {
         self.method.is_some()
+    }
+
+    /// The highest `[fieldN]` used, if any.
+    pub fn max_field(&self) -> Option<usize> {
+        self.head
+            .iter()
+            .chain(self.body.iter())
+            .flatten()
+            .filter_map(|s| match s {
+                Seg::Kw(Kw::Field(n)) => Some(*n),
+                _ => None,
+            })
+            .max()
     }
 
     pub fn uses(&self, k: &Kw) -> bool {
@@ -247,8 +271,13 @@ mod tests {
 
     #[test]
     fn refuses_unknown_keywords() {
-        let e = Template::compile("INVITE sip:[field0] SIP/2.0\n").unwrap_err();
-        assert!(e.contains("[field0]"), "{e}");
+        let e = Template::compile("INVITE sip:[field0 file=\"b.csv\"] SIP/2.0\n").unwrap_err();
+        assert!(e.contains("--inf"), "{e}");
+        let e = Template::compile("INVITE sip:[fieldx] SIP/2.0\n").unwrap_err();
+        assert!(e.contains("[fieldx]"), "{e}");
+        // [fieldN] is an injection file's field (--inf).
+        let t = Template::compile("INVITE sip:[field3]@h SIP/2.0\n").unwrap();
+        assert_eq!(t.max_field(), Some(3));
         assert!(Template::compile("BYE sip:x SIP/2.0\nX: [authentication]\n").is_err());
         assert!(Template::compile("   \n  ").is_err());
     }

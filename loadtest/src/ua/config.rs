@@ -17,8 +17,12 @@ pub enum UacScenario {
 #[derive(Clone, Debug)]
 pub struct UacConfig {
     pub scenario: UacScenario,
-    /// The called number: user part of the Request-URI and To.
+    /// The called number: user part of the Request-URI and To (when `numbers` is `None`).
     pub number: String,
+    /// Per-call numbers (`--inf`, `--numbers`, `--calling`, `--expect`).
+    pub numbers: Option<std::sync::Arc<crate::numbers::Plan>>,
+    /// UAC workers in the process (call numbers are interleaved over them).
+    pub workers: u32,
     /// Where INVITEs (and CANCELs, OPTIONS, and ACKs for non-2xx) go.
     pub target: SocketAddr,
     /// The local address of each of this engine's sockets (index = socket id).
@@ -41,6 +45,8 @@ pub struct UacConfig {
     /// RFC 7339 overload control: `oc` in the Via of every request, and new calls withheld as
     /// the server's `oc` value in the responses' top Via asks (loss-based algorithm).
     pub oc: bool,
+    /// `--trace-err`: keep each failed call's reason and the message that ended it.
+    pub trace_err: bool,
 }
 
 /// One entry of the UAS answer mix: answer `code` to `weight` calls out of every sum of weights.
@@ -71,6 +77,12 @@ pub struct UasConfig {
     /// overload control (a valueless `oc`), every response to it answers `oc=P` (loss
     /// algorithm, 500 ms validity) in that Via, asking for P% fewer new calls.
     pub oc_reduce: Option<u8>,
+    /// `--name`: the trunk this UAS plays. Every response to an INVITE then says what reached
+    /// it (`X-JL-Reached: NAME;called=...;calling=...`), for the UAC's `--expect` check.
+    pub name: Option<String>,
+    /// `--record FILE` (named UAS): one line per call that reached it,
+    /// `name<TAB>Call-ID<TAB>called<TAB>calling`, shared by every UAS of the process.
+    pub record: Option<Record>,
     pub timers: Timers,
     pub run_id: u64,
 }
@@ -94,3 +106,7 @@ impl UasConfig {
         200
     }
 }
+
+/// The file named UASes record their calls in; each engine buffers its lines and appends them
+/// in blocks (under the lock only then), and at its end.
+pub type Record = std::sync::Arc<std::sync::Mutex<std::fs::File>>;

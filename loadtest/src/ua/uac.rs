@@ -9,6 +9,7 @@
 //! after we finished) is still ACKed, from the response alone.
 
 use crate::limits::{CALLS_PER_WORKER_MAX, ROUTE_SET_MAX, TAG_MAX};
+use crate::numbers::Rng;
 use crate::sip::msg::{addr_uri, Msg, Span};
 use crate::sip::uri::uri_addr;
 use crate::sip::write::{parse_hex, Put};
@@ -147,6 +148,12 @@ struct UacCall {
     cancel_answered: bool,
     lost_race: bool,
     dialog: Dialog,
+    /// This call's called number (Request-URI and To user part).
+    called: Vec<u8>,
+    /// This call's calling number (From user part); empty: `junction-load`.
+    calling: Vec<u8>,
+    /// The line of the expectation file this call follows (`--expect`).
+    expect: Option<u32>,
 }
 
 impl Timed for UacCall {
@@ -175,6 +182,9 @@ impl UacCall {
             cancel_answered: false,
             lost_race: false,
             dialog: Dialog::default(),
+            called: Vec::new(),
+            calling: Vec::new(),
+            expect: None,
         }
     }
 }
@@ -192,6 +202,9 @@ pub struct Uac {
     rx: Micros,
     /// RFC 7339 overload control state (used with `cfg.oc`).
     oc: Oc,
+    /// Calls started by this worker: numbers are picked for call `counter * workers + worker`.
+    counter: u64,
+    rng: Rng,
 }
 
 /// The identifiers of a call of ours, decoded from its Call-ID.
@@ -204,6 +217,14 @@ pub struct CallRef {
 }
 
 const CALL_ID_SUFFIX: &[u8] = b"@junction-load";
+
+/// The header a named UAS (`uas --listen ... --name TRUNK`) adds to its responses to an INVITE:
+/// `TRUNK;called=USER;calling=USER`, what reached it.
+pub const REACHED_HEADER: &[u8] = b"X-JL-Reached";
+
+fn cfg_seed(cfg: &UacConfig) -> u64 {
+    cfg.run_id ^ (u64::from(cfg.worker) << 48) ^ 0x9e37_79b9_7f4a_7c15
+}
 
 pub fn decode_call_id(b: &[u8]) -> Option<CallRef> {
     let b = b.strip_suffix(CALL_ID_SUFFIX)?;
@@ -225,6 +246,7 @@ pub fn decode_call_id(b: &[u8]) -> Option<CallRef> {
 
 impl Uac {
     pub fn new(cfg: UacConfig) -> Uac {
+        let seed = cfg_seed(&cfg);
         let ip = cfg
             .local
             .first()
@@ -241,7 +263,32 @@ impl Uac {
             next_sock: 0,
             rx: 0,
             oc: Oc::new(),
+            counter: 0,
+            rng: Rng::new(seed),
         }
+    }
+
+    /// Check the final response to call `slot`'s INVITE against its expectation (`--expect`);
+    /// true when the call went where the plan says (an expected answer code is then a success).
+    fn check(&mut self, slot: u32, m: &Msg, code: u16) -> bool {
+        let Some(plan) = self.cfg.numbers.clone() else {
+            return false;
+        };
+        let Some(c) = self.calls.get(slot as usize) else {
+            return false;
+        };
+        let Some(e) = c
+            .expect
+            .and_then(|i| plan.expect.as_ref().and_then(|l| l.get(i as usize)))
+        else {
+            return false;
+        };
+        let reached = m.lines_named(REACHED_HEADER).next().map(|l| m.get(l.value));
+        let verdict = crate::verify::judge(e, reached, code);
+        let ok = verdict == crate::verify::Verdict::Ok;
+        self.stats
+            .check(verdict, || crate::verify::example(e, reached, code));
+        ok
     }
 
     pub fn config(&self) -> &UacConfig {
@@ -296,12 +343,42 @@ impl Uac {
 
     fn fail(&mut self, slot: u32, why: Fail) {
         self.stats.fail(why);
+        self.trace(slot, why.name(), None);
         self.release(slot);
     }
 
-    fn fail_code(&mut self, slot: u32, of: CodeOf, code: u16) {
+    /// A final response `m` (with `code`) failed the call.
+    fn fail_code(&mut self, slot: u32, of: CodeOf, code: u16, m: &[u8]) {
         self.stats.fail_code(of, code);
+        self.trace(slot, "failure response", Some(m));
         self.release(slot);
+    }
+
+    /// `--trace-err`: the failed call's Call-ID, numbers, reason, and the message that ended it.
+    fn trace(&mut self, slot: u32, why: &str, m: Option<&[u8]>) {
+        if !self.cfg.trace_err {
+            return;
+        }
+        let Some(c) = self.calls.get(slot as usize) else {
+            return;
+        };
+        let mut id = Vec::new();
+        self.put_call_id(&mut id, slot, c.gen);
+        let text = format!(
+            "call {} (called {}, calling {}) failed: {why}\n{}\n",
+            String::from_utf8_lossy(&id),
+            String::from_utf8_lossy(&c.called),
+            if c.calling.is_empty() {
+                "-".into()
+            } else {
+                String::from_utf8_lossy(&c.calling)
+            },
+            match m {
+                Some(b) => String::from_utf8_lossy(b).into_owned(),
+                None => "(no message: a timer ended it)\n".into(),
+            }
+        );
+        self.stats.trace_failure(|| text);
     }
 
     // ---- message text --------------------------------------------------------------------
@@ -338,7 +415,17 @@ impl Uac {
     }
 
     fn put_from(&self, b: &mut Vec<u8>, local: SocketAddr, slot: u32, gen: u32) {
-        b.put(b"From: <sip:junction-load@");
+        let calling = self
+            .calls
+            .get(slot as usize)
+            .map_or(&[][..], |c| c.calling.as_slice());
+        b.put(b"From: <sip:");
+        b.put(if calling.is_empty() {
+            b"junction-load"
+        } else {
+            calling
+        });
+        b.put(b"@");
         b.put_addr(local);
         b.put(b">;tag=");
         b.put_hex(u64::from(self.cfg.worker));
@@ -349,9 +436,13 @@ impl Uac {
         b.put(b"\r\n");
     }
 
-    fn put_request_uri(&self, b: &mut Vec<u8>) {
+    fn put_request_uri(&self, b: &mut Vec<u8>, slot: u32) {
+        let number = self
+            .calls
+            .get(slot as usize)
+            .map_or(self.cfg.number.as_bytes(), |c| c.called.as_slice());
         b.put(b"sip:");
-        b.put(self.cfg.number.as_bytes());
+        b.put(number);
         b.put(b"@");
         b.put_addr(self.cfg.target);
     }
@@ -368,7 +459,7 @@ impl Uac {
         let m = method.as_str().as_bytes();
         b.put(m);
         b.put(b" ");
-        self.put_request_uri(b);
+        self.put_request_uri(b, slot);
         b.put(b" SIP/2.0\r\n");
         let tx = if method == Method::Options {
             TX_OPTIONS
@@ -379,7 +470,7 @@ impl Uac {
         b.put(b"Max-Forwards: 70\r\n");
         self.put_from(b, local, slot, gen);
         b.put(b"To: <");
-        self.put_request_uri(b);
+        self.put_request_uri(b, slot);
         b.put(b">\r\nCall-ID: ");
         self.put_call_id(b, slot, gen);
         b.put(b"\r\nCSeq: 1 ");
@@ -436,7 +527,7 @@ impl Uac {
         b.put(b"Max-Forwards: 70\r\n");
         self.put_from(b, local, slot, gen);
         b.put(b"To: <");
-        self.put_request_uri(b);
+        self.put_request_uri(b, slot);
         b.put(b">;tag=");
         b.put(remote_tag);
         b.put(b"\r\nCall-ID: ");
@@ -486,7 +577,9 @@ impl Uac {
         let start = out.begin();
         let b = &mut out.buf;
         b.put(b"ACK ");
-        self.put_request_uri(b);
+        // The INVITE's Request-URI, which is our To URI (the call may be gone: a
+        // retransmitted final after we finished).
+        b.put(m.get(addr_uri(m.buf, m.to)));
         b.put(b" SIP/2.0\r\n");
         if self.cfg.oc {
             self.put_via(b, local, r.slot, r.gen, TX_INVITE);
@@ -595,7 +688,7 @@ impl Uac {
                         self.succeed(slot);
                     }
                 } else {
-                    self.fail_code(slot, CodeOf::Bye, code);
+                    self.fail_code(slot, CodeOf::Bye, code, m.buf);
                 }
             }
             Method::Options if code >= 200 && state == State::Options => {
@@ -604,7 +697,7 @@ impl Uac {
                 if code < 300 {
                     self.succeed(slot);
                 } else {
-                    self.fail_code(slot, CodeOf::Options, code);
+                    self.fail_code(slot, CodeOf::Options, code, m.buf);
                 }
             }
             _ => {
@@ -664,10 +757,19 @@ impl Uac {
             }
             return;
         }
+        let first_final = matches!(
+            state,
+            State::Calling | State::Proceeding | State::Cancelling
+        );
+        let as_planned = first_final && self.check(slot, m, code);
         if code >= 300 {
             self.ack_non_2xx(out, sock, m, r);
             match state {
-                State::Calling | State::Proceeding => self.fail_code(slot, CodeOf::Invite, code),
+                // The expectation file says junction answers this call so: a success.
+                State::Calling | State::Proceeding if as_planned => self.succeed(slot),
+                State::Calling | State::Proceeding => {
+                    self.fail_code(slot, CodeOf::Invite, code, m.buf)
+                }
                 State::Cancelling => {
                     let why = self
                         .calls
@@ -676,7 +778,7 @@ impl Uac {
                     match (why, code) {
                         (CancelWhy::Scenario, 487) => self.succeed(slot),
                         (CancelWhy::NoAnswer, _) => self.fail(slot, Fail::NoAnswer),
-                        _ => self.fail_code(slot, CodeOf::Invite, code),
+                        _ => self.fail_code(slot, CodeOf::Invite, code, m.buf),
                     }
                 }
                 _ => {} // a retransmitted final, ACKed again
@@ -878,8 +980,19 @@ impl Engine for Uac {
             }
         };
         let socks = self.cfg.local.len().max(1);
-        let sock = (self.next_sock % socks) as u16;
-        self.next_sock = self.next_sock.wrapping_add(1);
+        // With a tick, the calls of one turn share a source port and the port turns with
+        // the grid: their datagrams then leave in one sendmmsg and their responses arrive in
+        // one socket (a port per call cost a syscall per datagram, 3 to 4 times as many).
+        // The 4-tuples still cycle through every port, one tick after another.
+        let turn = match intended.checked_div(self.cfg.quantum) {
+            Some(t) => t as usize,
+            None => {
+                let n = self.next_sock;
+                self.next_sock = self.next_sock.wrapping_add(1);
+                n
+            }
+        };
+        let sock = (turn % socks) as u16;
         let scenario = self.cfg.scenario;
         let Some(c) = self.calls.get_mut(slot as usize) else {
             return false;
@@ -899,6 +1012,20 @@ impl Engine for Uac {
         c.got_provisional = false;
         c.cancel_answered = false;
         c.lost_race = false;
+        let n = self.counter * u64::from(self.cfg.workers.max(1)) + u64::from(self.cfg.worker);
+        self.counter += 1;
+        c.expect = match &self.cfg.numbers {
+            Some(plan) => {
+                plan.pick(n, &mut self.rng, &mut c.called, &mut c.calling)
+                    .expect
+            }
+            None => {
+                c.called.clear();
+                c.called.extend_from_slice(self.cfg.number.as_bytes());
+                c.calling.clear();
+                None
+            }
+        };
         self.active += 1;
         self.stats.started += 1;
         let method = if scenario == UacScenario::Options {

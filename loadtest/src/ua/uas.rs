@@ -25,6 +25,27 @@ use std::net::SocketAddr;
 
 const NEVER: Micros = Micros::MAX;
 
+/// The user part of a SIP URI (`sip:USER@host;...`), empty when it has none. Bytes that
+/// could break the header line it is copied into (`;`, white space) end it.
+fn uri_user(uri: &[u8]) -> &[u8] {
+    let rest = uri
+        .strip_prefix(b"sip:")
+        .or_else(|| uri.strip_prefix(b"sips:"))
+        .or_else(|| uri.strip_prefix(b"tel:"))
+        .unwrap_or(uri);
+    let user = match rest.iter().position(|&b| b == b'@') {
+        Some(at) => rest.get(..at).unwrap_or(&[]),
+        // tel:NUMBER;params: the number is the whole URI.
+        None if uri.starts_with(b"tel:") => rest,
+        None => return &[],
+    };
+    let end = user
+        .iter()
+        .position(|&b| b == b';' || b == b':' || b.is_ascii_whitespace() || b < 0x20)
+        .unwrap_or(user.len());
+    user.get(..end).unwrap_or(&[])
+}
+
 const RETRANS: u8 = 0; // 2xx retransmission / Timer G
 const TIMEOUT: u8 = 1; // Timer H: no ACK
 const ANSWER: u8 = 2; // end of the ring time: send the final response
@@ -83,6 +104,8 @@ struct UasCall {
     deadline: [Micros; KINDS],
     /// The Contact URI of the INVITE: where our own BYE goes when no route set.
     contact: Vec<u8>,
+    /// A named UAS: the `X-JL-Reached` line every response but 100 carries.
+    reached: Vec<u8>,
 }
 
 impl Timed for UasCall {
@@ -104,6 +127,17 @@ pub struct Uas {
     active: u64,
     answered: u64,
     sdp: Vec<u8>,
+    /// `--record` lines not yet appended to the file.
+    record_buf: Vec<u8>,
+}
+
+/// Bytes of `--record` lines an engine gathers before it appends them to the file.
+const RECORD_FLUSH: usize = 64 * 1024;
+
+impl Drop for Uas {
+    fn drop(&mut self) {
+        self.flush_record();
+    }
 }
 
 impl Uas {
@@ -123,7 +157,22 @@ impl Uas {
             stats: Stats::new(),
             active: 0,
             answered: 0,
+            record_buf: Vec::new(),
         }
+    }
+
+    fn flush_record(&mut self) {
+        use std::io::Write;
+        if self.record_buf.is_empty() {
+            return;
+        }
+        if let Some(f) = &self.cfg.record {
+            let mut f = f.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = f.write_all(&self.record_buf) {
+                eprintln!("junction-load: --record: {e}");
+            }
+        }
+        self.record_buf.clear();
     }
 
     fn local(&self, sock: u16) -> SocketAddr {
@@ -277,6 +326,7 @@ impl Uas {
             b.put(b"Contact: <sip:");
             b.put_addr(local);
             b.put(b">\r\n");
+            b.put(&c.reached);
         }
         if (200..300).contains(&code) {
             b.put(b"Content-Type: application/sdp\r\nContent-Length: ");
@@ -338,6 +388,7 @@ impl Uas {
                     interval: 0,
                     deadline: [NEVER; KINDS],
                     contact: Vec::new(),
+                    reached: Vec::new(),
                 });
                 (self.calls.len() - 1) as u32
             }
@@ -373,6 +424,41 @@ impl Uas {
         c.deadline = [NEVER; KINDS];
         c.contact.clear();
         c.contact.extend_from_slice(m.get(m.contact_uri));
+        c.reached.clear();
+        if let Some(name) = &self.cfg.name {
+            let b = &mut c.reached;
+            b.put(crate::ua::uac::REACHED_HEADER);
+            b.put(b": ");
+            b.put(name.as_bytes());
+            b.put(b";called=");
+            if let crate::sip::msg::StartLine::Request { uri, .. } = m.start {
+                b.put(uri_user(m.get(uri)));
+            }
+            let from = uri_user(m.get(crate::sip::msg::addr_uri(m.buf, m.from)));
+            if !from.is_empty() {
+                b.put(b";calling=");
+                b.put(from);
+            }
+            b.put(b"\r\n");
+            self.stats.trunk_call(name);
+            if self.cfg.record.is_some() {
+                let r = &mut self.record_buf;
+                r.put(name.as_bytes());
+                r.put(b"\t");
+                r.put(m.get(m.call_id));
+                r.put(b"\t");
+                if let crate::sip::msg::StartLine::Request { uri, .. } = m.start {
+                    r.put(uri_user(m.get(uri)));
+                }
+                r.put(b"\t");
+                let from = uri_user(m.get(crate::sip::msg::addr_uri(m.buf, m.from)));
+                r.put(if from.is_empty() { b"-" } else { from });
+                r.put(b"\n");
+            }
+        }
+        if self.record_buf.len() >= RECORD_FLUSH {
+            self.flush_record();
+        }
         self.index.insert(key, slot);
         self.active += 1;
         self.stats.uas_calls += 1;
@@ -723,5 +809,23 @@ impl Engine for Uas {
     fn stats_mut(&mut self) -> &mut Stats {
         self.stats.active = self.active;
         &mut self.stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_user;
+
+    #[test]
+    fn user_parts() {
+        assert_eq!(uri_user(b"sip:2125551234@10.0.0.1:5060"), b"2125551234");
+        assert_eq!(uri_user(b"sip:+12125551234;npdi@h"), b"+12125551234");
+        assert_eq!(uri_user(b"sips:alice:secret@h"), b"alice");
+        assert_eq!(
+            uri_user(b"tel:+12125551234;phone-context=x"),
+            b"+12125551234"
+        );
+        assert_eq!(uri_user(b"sip:10.0.0.1:5060"), b"");
+        assert_eq!(uri_user(b"sip:a b@h"), b"a");
     }
 }
