@@ -58,6 +58,17 @@ pub struct Trunk {
     pub max_early: Option<u32>,
     /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
     pub probe: Option<Probe>,
+    /// Inside the trust domain (RFC 3325): the calling number of its calls comes from
+    /// their P-Asserted-Identity, and calls to it keep theirs.
+    pub trusted: bool,
+    /// RFC 8224 Identity of requests sent to it: `Pass` keeps it unless junction changed
+    /// the calling number (the signature would fail); `Remove` always removes it.
+    pub identity: HeaderPolicy,
+    /// Diversion (RFC 5806) and History-Info (RFC 7044) of requests sent to it.
+    pub diversion: HeaderPolicy,
+    pub history_info: HeaderPolicy,
+    /// Calls from it route on the Request-URI's `rn` when present.
+    pub route_on_rn: bool,
     /// Usage ids walked for calls from this trunk, in order; `None`: every route.
     usages: Option<Vec<u16>>,
     /// Inbound rules, each with whether it applies to the called / calling number.
@@ -90,6 +101,14 @@ pub struct Probe {
     pub interval: Duration,
     pub down_after: u32,
     pub up_after: u32,
+}
+
+/// What happens to a header of requests sent to a trunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeaderPolicy {
+    #[default]
+    Pass,
+    Remove,
 }
 
 /// What happens to requests from addresses that match no trunk.
@@ -202,6 +221,8 @@ struct Route {
     /// Usage ids it carries.
     usages: Vec<u16>,
     caller_id: Option<Vec<u8>>,
+    /// Matched against the call's `rn` (when it has one) instead of the called number.
+    route_on_rn: bool,
 }
 
 /// The pattern routes.
@@ -225,6 +246,8 @@ pub struct RoutingTable {
     patterns: Patterns,
     /// Usage names, by id.
     usage_names: Vec<String>,
+    /// Some route has `route_on = "rn"`.
+    routes_on_rn: bool,
     input_limits: crate::limits::InputLimits,
     unknown_source: UnknownSource,
     overload_feedback: bool,
@@ -405,6 +428,27 @@ impl RoutingTable {
         usable: &dyn Fn(TrunkId) -> bool,
     ) -> Decision {
         self.walk(ingress, called, rotation, usable, &mut walk::Quiet)
+    }
+
+    /// `route_with` for a call with the number-portability routing number `rn` (from the
+    /// Request-URI's user part): routes with `route_on = "rn"` match it instead of the
+    /// called number when it is present.
+    pub fn route_with_rn(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rn: Option<&[u8]>,
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+    ) -> Decision {
+        self.walk_rn(ingress, called, rn, rotation, usable, &mut walk::Quiet)
+    }
+
+    /// Whether `route` matches the call's `rn` instead of its called number.
+    pub fn route_on_rn(&self, route: u16) -> bool {
+        self.routes
+            .get(route as usize)
+            .is_some_and(|r| r.route_on_rn)
     }
 
     /// The calling number set by `route` (`caller_id`), if any: it replaces the calling
