@@ -1188,7 +1188,7 @@ usages = [\"dead\"]
 name = \"out\"
 prefixes = [\"+\"]
 usages = [\"out\"]
-trunks = [\"gw\"]
+trunks = [\"gw\", \"receive-only\"]
 [[route]]
 name = \"in\"
 prefixes = [\"\"]
@@ -1227,6 +1227,65 @@ trunks = [\"gw\"]
         "{w:#?}"
     );
     assert!(w[2].contains("(dead)"), "{w:#?}");
+}
+
+/// Issue 19: a route whose only trunk is the one that may use it cannot loop (a call is
+/// never sent back where it came from): no hairpin warning, as for the README's minimal
+/// example. A route every number of which a route before it takes, with the same usages
+/// and trunks, is named with the route that shadows it.
+#[test]
+fn single_trunk_routes_do_not_warn_and_shadowed_routes_do() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"pbx\"
+peers = [\"10.0.0.2\"]
+send_to = \"10.0.0.2\"
+[[trunk]]
+name = \"gw\"
+peers = [\"10.0.0.3\"]
+send_to = \"10.0.0.3\"
+[[route]]
+name = \"national\"
+prefixes = [\"+1\"]
+trunks = [\"gw\"]
+priority = 10
+[[route]]
+name = \"nyc\"
+prefixes = [\"+1212\", \"+1646\"]
+trunks = [\"gw\"]
+priority = 20
+[[route]]
+name = \"nyc-first\"
+prefixes = [\"+1718\"]
+trunks = [\"gw\"]
+priority = 5
+[[route]]
+name = \"same-priority-longer\"
+prefixes = [\"+1310\"]
+trunks = [\"gw\"]
+priority = 10
+[[route]]
+name = \"other-trunk\"
+prefixes = [\"+1415\"]
+trunks = [\"pbx\"]
+priority = 20
+"
+    );
+    let c = config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let w: Vec<String> = config::warnings(&c)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(!w.iter().any(|w| w.contains("hairpin")), "{w:#?}");
+    // Only "nyc" is shadowed: "nyc-first" comes before "national", the longer prefix of
+    // "same-priority-longer" goes first at equal priority, "other-trunk" offers another
+    // trunk.
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with("t.toml:17: route[1]: route \"nyc\" is unreachable: route \"national\""),
+        "{w:#?}"
+    );
 }
 
 #[test]

@@ -103,6 +103,27 @@ pub struct Probe {
     pub up_after: u32,
 }
 
+/// A called number as the Request-URI's user part carries it: the number (up to the
+/// first `;`) and its parameters from that `;` on (`;npdi;rn=+13105550000`).
+pub fn split_called(user: &[u8]) -> (&[u8], &[u8]) {
+    match user.iter().position(|&c| c == b';') {
+        Some(i) => (user.get(..i).unwrap_or(user), user.get(i..).unwrap_or(&[])),
+        None => (user, &[]),
+    }
+}
+
+/// The value of parameter `name` (case-insensitive) in a `;a=b;c` list, e.g. the routing
+/// number `rn` of RFC 4694; `Some(b"")` for a parameter without a value.
+pub fn number_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    params.split(|&c| c == b';').find_map(|p| {
+        let (n, v) = match p.iter().position(|&c| c == b'=') {
+            Some(i) => (p.get(..i)?, p.get(i + 1..)?),
+            None => (p, &[][..]),
+        };
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
 /// What happens to a header of requests sent to a trunk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum HeaderPolicy {
@@ -430,18 +451,24 @@ impl RoutingTable {
         self.walk(ingress, called, rotation, usable, &mut walk::Quiet)
     }
 
-    /// `route_with` for a call with the number-portability routing number `rn` (from the
-    /// Request-URI's user part): routes with `route_on = "rn"` match it instead of the
-    /// called number when it is present.
-    pub fn route_with_rn(
+    /// The walk for one call, as the proxy routes it: on the called number, or on the
+    /// routing number `rn` when the ingress trunk has `route_on = "rn"` and the call has
+    /// one; routes with `route_on = "rn"` match `rn` either way (`walk_rn`).
+    pub fn walk_call(
         &self,
         ingress: TrunkId,
         called: &[u8],
         rn: Option<&[u8]>,
         rotation: u64,
         usable: &dyn Fn(TrunkId) -> bool,
+        observer: &mut impl walk::Observer,
     ) -> Decision {
-        self.walk_rn(ingress, called, rn, rotation, usable, &mut walk::Quiet)
+        let on_rn = self.trunk(ingress).is_some_and(|t| t.route_on_rn);
+        let number = match rn {
+            Some(r) if on_rn => r,
+            _ => called,
+        };
+        self.walk_rn(ingress, number, rn, rotation, usable, observer)
     }
 
     /// Whether `route` matches the call's `rn` instead of its called number.

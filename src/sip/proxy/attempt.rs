@@ -3,6 +3,7 @@
 //! 5xx/408/timeouts, and answer with the best final response when nothing is left.
 
 use super::{Core, Forward};
+use crate::routing::walk::Quiet;
 use crate::routing::{Attempts, Decision, HeaderPolicy, Number, TrunkId};
 use crate::sip::dialog::CallState;
 use crate::sip::header::HeaderName;
@@ -139,29 +140,13 @@ pub(super) fn privacy_requested(buf: &[u8], msg: &Message) -> bool {
         })
 }
 
-/// The value of parameter `name` in a `;a=b;c` list (number-portability parameters of a
-/// telephone-number user part: `;npdi;rn=+13105550000`).
-pub(super) fn user_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    params.split(|&c| c == b';').find_map(|p| {
-        let (n, v) = match p.iter().position(|&c| c == b'=') {
-            Some(i) => (p.get(..i)?, p.get(i + 1..)?),
-            None => (p, &[][..]),
-        };
-        n.eq_ignore_ascii_case(name).then_some(v)
-    })
-}
-
 /// The called number's parameters in a Request-URI: a sip user part's tail from its first
 /// `;` (`+13105551234;npdi;rn=+13105550000`), or a tel URI's parameters.
 pub(super) fn called_params<'a>(buf: &'a [u8], parsed: &uri::Uri) -> &'a [u8] {
     if parsed.scheme == Scheme::Tel {
         return parsed.params.get(buf);
     }
-    let user = parsed.user.map_or(&[][..], |u| u.get(buf));
-    match user.iter().position(|&c| c == b';') {
-        Some(i) => user.get(i..).unwrap_or(&[]),
-        None => &[],
-    }
+    crate::routing::split_called(parsed.user.map_or(&[][..], |u| u.get(buf))).1
 }
 
 /// The calling number `raw` as sent to egress trunk `t`: `anonymous` unchanged; otherwise
@@ -292,10 +277,7 @@ impl Core {
         let table = self.routing.clone();
         let states = self.states.clone();
         let raw_called = parsed.user.map_or(&[][..], |u| u.get(buf));
-        let raw_called = match raw_called.iter().position(|&c| c == b';') {
-            Some(i) => raw_called.get(..i).unwrap_or(raw_called),
-            None => raw_called,
-        };
+        let raw_called = crate::routing::split_called(raw_called).0;
         // The caller's identity (RFC 3325): the asserted one from a trunk inside the trust
         // domain, else From.
         let trusted = table.trunk(ingress).is_some_and(|t| t.trusted);
@@ -314,23 +296,19 @@ impl Core {
         }
         // Number portability (RFC 4694): the routing number, normalized like the called
         // number, routes the call when the trunk (or a route) says so.
-        let rn = user_param(called_params(buf, parsed), b"rn").filter(|r| !r.is_empty());
+        let rn = crate::routing::number_param(called_params(buf, parsed), b"rn")
+            .filter(|r| !r.is_empty());
         let mut rn_norm = Vec::new();
         if let Some(r) = rn {
             table.normalize(ingress, Number::Called, r, &mut rn_norm);
         }
         let rn = rn.map(|_| &rn_norm[..]);
-        let on_rn = table.trunk(ingress).is_some_and(|t| t.route_on_rn);
-        let number = match rn {
-            Some(r) if on_rn => r,
-            _ => &called[..],
-        };
         self.rotation = self.rotation.wrapping_add(1);
         let usable = |t: TrunkId| match (states.get(t.0 as usize), table.trunk(t)) {
             (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
             _ => true,
         };
-        match table.route_with_rn(ingress, number, rn, self.rotation, &usable) {
+        match table.walk_call(ingress, &called, rn, self.rotation, &usable, &mut Quiet) {
             Decision::Route { attempts, .. } => Ok((
                 Plan {
                     table: table.clone(),
@@ -348,7 +326,7 @@ impl Core {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).
                 let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
                 if matches!(
-                    table.route_with_rn(ingress, number, rn, self.rotation, &up),
+                    table.walk_call(ingress, &called, rn, self.rotation, &up, &mut Quiet),
                     Decision::Route { .. }
                 ) {
                     self.stats.rejected_admission += 1;
