@@ -739,3 +739,258 @@ fn junctions_own_answers_carry_received_and_rport_and_cancel_is_told_from_487() 
     assert_eq!(by("cx-2")["ended_by"], "not-answered");
     assert_eq!(by("cx-3")["reason"], "no-route");
 }
+
+const AGREEMENT: &str = r#"
+[server]
+cores = 1
+listen = "udp:127.0.0.1:LISTEN"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:PBX"
+trusted = true
+inbound = [
+  { match = '9(\d{10})', replace = '+1${1}', number = "called" },
+  { match = '(\d{4})', replace = '+1212555${1}', number = "calling" },
+]
+
+[[trunk]]
+name = "gw-a"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:GWA"
+progress_timeout_s = 0
+outbound_called = [{ match = '\+1(\d{10})', replace = '${1}' }]
+outbound_calling = [{ match = '\+1(\d{10})', replace = '${1}' }]
+
+[[trunk]]
+name = "gw-b"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:GWB"
+progress_timeout_s = 0
+remove_plus = true
+
+[[trunk]]
+name = "gw-c"
+peers = ["127.0.0.6"]
+send_to = "127.0.0.6:GWC"
+progress_timeout_s = 0
+
+[[route]]
+name = "nyc"
+prefixes = ["+1212"]
+trunks = ["gw-a", "gw-b"]
+weights = [2, 1]
+priority = 10
+
+[[route]]
+name = "nanp"
+prefixes = ["+1"]
+trunks = ["gw-c", "gw-a"]
+priority = 20
+caller_id = "+18005550100"
+
+[[route]]
+name = "ported"
+prefixes = ["+1310555"]
+route_on = "rn"
+trunks = ["gw-b"]
+priority = 5
+
+[[route]]
+name = "intl"
+pattern = '\+44\d+'
+trunks = ["gw-b", "gw-c"]
+"#;
+
+const CALLS: &str = "\
+# from,called,calling
+pbx,92125551234,2001
+pbx,92125551234,2002
+pbx,92125551234,anonymous
+pbx,+12125551234;npdi,2003
+pbx,+14155551234;npdi;rn=+13105550000,2004
+pbx,+14155551234,+15105550000
+pbx,+442071234567,2005
+pbx,+442071234567,2006
+pbx,5555,2007
+pbx,92125559876,2008
+";
+
+/// One attempt as seen on the wire or printed by route-test: trunk, called, calling.
+type Attempt = (String, String, String);
+
+/// The attempts of the call `call_id` as the gateways receive them (each answers 503 so
+/// the call moves on), until the PBX gets its final answer (returned with them).
+fn live_attempts(
+    pbx: &UdpSocket,
+    gws: &[(&str, &UdpSocket)],
+    call_id: &str,
+) -> (Vec<Attempt>, u16) {
+    let mut out = Vec::new();
+    let mut branches = Vec::new();
+    let mut buf = vec![0u8; 65_536];
+    for (_, g) in gws {
+        g.set_read_timeout(Some(Duration::from_millis(10)))
+            .expect("timeout");
+    }
+    pbx.set_read_timeout(Some(Duration::from_millis(10)))
+        .expect("timeout");
+    for _ in 0..500 {
+        for (name, g) in gws {
+            let Ok((n, from)) = g.recv_from(&mut buf) else {
+                continue;
+            };
+            let s = Sent {
+                to: from,
+                text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+            };
+            let branch = s.headers("Via").first().copied().unwrap_or("").to_string();
+            if s.method() != "INVITE"
+                || s.header("Call-ID") != call_id
+                || branches.contains(&branch)
+            {
+                continue;
+            }
+            branches.push(branch);
+            let uri = s.first_line().split(' ').nth(1).unwrap_or("");
+            let user = uri
+                .strip_prefix("sip:")
+                .and_then(|u| u.split('@').next())
+                .unwrap_or("");
+            let number = user.split(';').next().unwrap_or("");
+            out.push((
+                name.to_string(),
+                number.to_string(),
+                user_of(s.header("From")).to_string(),
+            ));
+            g.send_to(
+                response_to(&s, 503, "Service Unavailable", Some("gw"), "").as_bytes(),
+                from,
+            )
+            .expect("send");
+        }
+        if let Ok((n, _)) = pbx.recv_from(&mut buf) {
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            let s = Sent {
+                to: pbx.local_addr().expect("addr"),
+                text,
+            };
+            let code: u16 = s
+                .first_line()
+                .split(' ')
+                .nth(1)
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            if s.header("Call-ID") == call_id && code >= 200 {
+                return (out, code);
+            }
+        }
+    }
+    panic!("{call_id}: no final answer at the PBX; attempts so far {out:?}");
+}
+
+/// route-test's compact line: `INPUT => ingress called calling => t(called,calling) ...`.
+fn printed_attempts(line: &str) -> Option<Vec<Attempt>> {
+    let tail = line.rsplit(" => ").next()?;
+    if tail.starts_with(|c: char| c.is_ascii_digit()) {
+        return Some(Vec::new());
+    }
+    tail.split(' ')
+        .map(|t| {
+            let (name, rest) = t.split_once('(')?;
+            let (called, calling) = rest.strip_suffix(')')?.split_once(',')?;
+            Some((name.to_string(), called.to_string(), calling.to_string()))
+        })
+        .collect()
+}
+
+/// Issue 19: what `junction route-test --file` prints for a file of calls is what the live
+/// path does with the same calls, attempt by attempt (trunk, called and calling numbers as
+/// sent): caller_id per attempt, weights and round robin, remove_plus, user-part
+/// parameters, rn, anonymous.
+#[test]
+fn route_test_and_the_live_path_agree_on_every_call_of_a_number_file() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw_a = peer_socket("127.0.0.3");
+    let gw_b = peer_socket("127.0.0.4");
+    let gw_c = peer_socket("127.0.0.6");
+    let listen = port(&peer_socket("127.0.0.1"));
+    let text = AGREEMENT
+        .replace("LISTEN", &listen.to_string())
+        .replace("PBX", &port(&pbx).to_string())
+        .replace("GWA", &port(&gw_a).to_string())
+        .replace("GWB", &port(&gw_b).to_string())
+        .replace("GWC", &port(&gw_c).to_string());
+    let dir = std::env::temp_dir().join(format!("junction-agreement-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config_path = dir.join("agreement.toml");
+    let calls_path = dir.join("calls.csv");
+    std::fs::write(&config_path, &text).expect("write");
+    std::fs::write(&calls_path, CALLS).expect("write");
+
+    // route-test: the first call the live shard routes uses rotation 1.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args([
+            "route-test",
+            &config_path.display().to_string(),
+            "--file",
+            &calls_path.display().to_string(),
+            "--rotation",
+            "1",
+        ])
+        .output()
+        .expect("run route-test");
+    let printed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Vec<&str> = printed.lines().collect();
+
+    let cfg = config::parse(&text, "agreement.toml").expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+    let me = pbx.local_addr().expect("addr");
+    let gws = [("gw-a", &gw_a), ("gw-b", &gw_b), ("gw-c", &gw_c)];
+    let lines: Vec<&str> = CALLS
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(lines.len(), printed.len(), "{printed:#?}");
+    let mut routed = 0;
+    for (i, (line, shown)) in lines.iter().zip(&printed).enumerate() {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (called, calling) = (fields[1], fields[2]);
+        let call_id = format!("agree-{i}");
+        let invite = msg(
+            &[
+                &format!("INVITE sip:{called}@{proxy} SIP/2.0"),
+                &format!("Via: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id};rport"),
+                "Max-Forwards: 70",
+                &format!("From: <sip:{calling}@127.0.0.2>;tag=caller"),
+                &format!("To: <sip:{called}@{proxy}>"),
+                &format!("Call-ID: {call_id}"),
+                "CSeq: 1 INVITE",
+                &format!("Contact: <sip:caller@{me}>"),
+                "Content-Type: application/sdp",
+            ],
+            SDP,
+        );
+        pbx.send_to(invite.as_bytes(), proxy).expect("send");
+        let (live, code) = live_attempts(&pbx, &gws, &call_id);
+        let expected = printed_attempts(shown).unwrap_or_else(|| panic!("unparsed: {shown}"));
+        assert_eq!(live, expected, "call {i} ({line}): route-test said {shown}");
+        if live.is_empty() {
+            assert!(shown.ends_with("404 no route"), "{shown}");
+            assert_eq!(code, 404, "{line}");
+        } else {
+            routed += 1;
+            assert_eq!(code, 500, "{line}: every attempt answered 503");
+        }
+    }
+    assert!(routed >= 8, "the file exercises routed calls: {routed}");
+    server.shutdown().expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -709,7 +709,15 @@ impl Ctx<'_> {
                         "     {}",
                         self.rewrite_line("called", &a.called, a.trunk, "outbound_called")
                     ));
-                    if let Some(caller_id) = a.route.and_then(|r| self.table.route_caller_id(r)) {
+                    let anonymous = call
+                        .calling
+                        .as_ref()
+                        .is_some_and(|c| is_anonymous(&c.after));
+                    if let Some(caller_id) = a
+                        .route
+                        .and_then(|r| self.table.route_caller_id(r))
+                        .filter(|_| !anonymous)
+                    {
                         line(format!(
                             "     calling set to {} by the route's caller_id",
                             shown(caller_id)
