@@ -558,12 +558,10 @@ impl Core {
                 .attempts
                 .route(st.attempt as usize - 1)
                 .and_then(|r| plan.table.route_caller_id(r));
-            let route_name = st
-                .attempts
-                .route(st.attempt as usize - 1)
-                .and_then(|r| plan.table.route_name(r))
-                .unwrap_or("");
-            let route_name = route_name.to_string();
+            let route = st.attempts.route(st.attempt as usize - 1);
+            // The table outlives the attempt (an Arc): its route name is borrowed, not copied.
+            let table = plan.table.clone();
+            let route_name = route.and_then(|r| table.route_name(r)).unwrap_or("");
             self.write_request_uri(buf, &parsed, &plan, t, dest);
             let edits = self.identity_edits(buf, msg, &plan, ingress, t, caller_id);
             let calling = std::mem::take(&mut self.num_b);
@@ -650,7 +648,7 @@ impl Core {
                     None => user_span(buf, msg.from.uri).map_or(&[][..], |u| u.get(buf)),
                 };
                 let pai_sent = edits.pai_first(&pai_out);
-                self.attempt_started(now, call, &name, &route_name, &called, from_sent, pai_sent);
+                self.attempt_started(now, call, &name, route_name, &called, from_sent, pai_sent);
                 self.num_a = called;
             }
             drop(fwd);
