@@ -902,6 +902,55 @@ fn response_code_rules() {
     assert_eq!(c.trunks[0].response_codes.len(), 2);
 }
 
+/// Issue 19's trunk and route keys: read, defaulted, and refused with the allowed values.
+#[test]
+fn caller_identity_keys_are_read_and_checked() {
+    let c = config::parse(
+        &gw("trusted = true\nidentity = \"remove\"\ndiversion = \"remove\"\nhistory_info = \"pass\"\nroute_on = \"rn\"\n"),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = &c.trunks[0];
+    assert!(t.trusted && t.route_on_rn);
+    assert_eq!(t.identity, config::HeaderPolicy::Remove);
+    assert_eq!(t.diversion, config::HeaderPolicy::Remove);
+    assert_eq!(t.history_info, config::HeaderPolicy::Pass);
+    let d = config::parse(&gw(""), "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = &d.trunks[0];
+    assert!(
+        !t.trusted && !t.route_on_rn,
+        "untrusted and routing on the called number by default"
+    );
+    assert_eq!(t.identity, config::HeaderPolicy::Pass);
+    only_error(
+        &gw("trusted = \"yes\"\n"),
+        7,
+        "trunk[0].trusted",
+        "true or false",
+    );
+    only_error(
+        &gw("identity = \"strip\"\n"),
+        7,
+        "trunk[0].identity",
+        "\"pass\" or \"remove\"",
+    );
+    only_error(
+        &gw("history_info = true\n"),
+        7,
+        "trunk[0].history_info",
+        "\"pass\" or \"remove\"",
+    );
+    only_error(
+        &gw("route_on = \"lrn\"\n"),
+        7,
+        "trunk[0].route_on",
+        "\"rn\"",
+    );
+    let route =
+        gw("[[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\nroute_on = \"npdi\"\n");
+    only_error(&route, 11, "route[0].route_on", "\"called\"");
+}
+
 #[test]
 fn trunk_options_are_range_checked() {
     only_error(

@@ -651,7 +651,6 @@ impl Core {
                 self.attempt_started(now, call, &name, route_name, &called, from_sent, pai_sent);
                 self.num_a = called;
             }
-            drop(fwd);
             self.uri_buf = uri_buf;
             self.num_b = calling;
             self.num_c = pai_out;

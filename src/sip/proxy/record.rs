@@ -74,6 +74,7 @@ impl Core {
 
     /// An INVITE refused before any attempt (no route, no usable trunk, limits): its record
     /// is complete at once.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn rejected_call(
         &mut self,
         now: Instant,
