@@ -730,6 +730,7 @@ impl Ctx<'_> {
                         )),
                         None => line("     calling: none".into()),
                     }
+                    line(format!("     {}", self.identity_line(id, a.trunk)));
                     if t.is_some_and(|t| t.remove_plus) {
                         let mut m =
                             format!("     remove_plus: sends called {}", shown(&a.called_sent));
@@ -750,6 +751,31 @@ impl Ctx<'_> {
             }
         }
         o
+    }
+
+    /// What happens to the caller's P-Asserted-Identity on a call from `ingress` to `egress`
+    /// (the proxy's rule: kept only between trusted trunks toward one that takes PAI).
+    fn identity_line(&self, ingress: TrunkId, egress: TrunkId) -> String {
+        let (i, e) = (self.table.trunk(ingress), self.table.trunk(egress));
+        let name = |t: TrunkId| self.trunk_name(t);
+        match (i, e) {
+            (Some(i), _) if !i.trusted => format!(
+                "P-Asserted-Identity: removed ({} is not trusted: the calling number is From's)",
+                name(ingress)
+            ),
+            (_, Some(e)) if !e.trusted => format!(
+                "P-Asserted-Identity: removed ({} is not trusted; with Privacy: id, From is \
+                 anonymized)",
+                name(egress)
+            ),
+            (_, Some(e)) if !e.forward_pai => format!(
+                "P-Asserted-Identity: removed ({} has forward_pai = false)",
+                name(egress)
+            ),
+            _ => "P-Asserted-Identity: sent, translated like the calling number (both trunks \
+                  trusted)"
+                .to_string(),
+        }
     }
 
     /// One line per call: `INPUT => ingress called' calling' => attempts` or the answer.
