@@ -57,7 +57,12 @@ impl Core {
             listener: Some(self.config.advertise),
             called: text(called.unwrap_or(&[])),
             calling: text(calling.unwrap_or(&[])),
-            from: text(from.unwrap_or(&[])),
+            // Usually the calling number itself: filled in when the record is finished.
+            from: if from == calling {
+                String::new()
+            } else {
+                text(from.unwrap_or(&[]))
+            },
             pai: pai.map(text),
             privacy: super::attempt::privacy_requested(buf, msg),
             called_normalized: normalized(called_normalized, called),
@@ -89,6 +94,9 @@ impl Core {
         r.call_id = text(msg.call_id.get(buf));
         r.called_normalized = r.called.clone();
         r.calling_normalized = r.calling.clone();
+        if r.from.is_empty() {
+            r.from = r.calling.clone();
+        }
         r.status = status;
         r.reason = reason;
         let stats = self.trunk_stats.trunk(&r.ingress);
@@ -235,6 +243,9 @@ impl Core {
         }
         if r.calling_normalized.is_empty() {
             r.calling_normalized = r.calling.clone();
+        }
+        if r.from.is_empty() {
+            r.from = r.calling.clone();
         }
         r.ended = now;
         r.ended_by = match (by, r.answered) {
