@@ -3,7 +3,9 @@
 //! 127.0.0.4 untrusted, 127.0.0.6 trusted but `forward_pai = false`). The caller's identity
 //! (RFC 3325 P-Asserted-Identity, RFC 3323 privacy, RFC 8224 Identity, Diversion,
 //! History-Info), per-attempt caller_id, a gateway's 503, number-portability parameters,
-//! received/rport on junction's own answers, and the call records.
+//! received/rport on junction's own answers, and the call records. Last, `junction
+//! route-test --file` and the live path are fed the same number file and must agree on
+//! every attempt of every call.
 
 mod common;
 
