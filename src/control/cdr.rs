@@ -392,13 +392,13 @@ pub fn write_json(
             let final_time = a.final_at.map(time);
             AttemptLine {
                 trunk: &a.trunk,
-                route: &a.route,
+                route: a.route.as_deref().unwrap_or(""),
                 called: &a.called,
                 calling: &a.calling,
                 pai: a.pai.as_deref(),
                 status: a.status,
-                q850_cause: a.cause,
-                sip_reason: &a.sip_reason,
+                q850_cause: a.failure.as_ref().and_then(|f| f.cause),
+                sip_reason: a.failure.as_ref().map_or("", |f| &f.sip_reason),
                 sent,
                 sent_ms,
                 pdd_ms: a.progress.map(|p| {
@@ -465,12 +465,14 @@ mod tests {
             attempts: vec![
                 AttemptRecord {
                     trunk: "gw-a".to_string(),
-                    route: "primary".to_string(),
+                    route: Some(Arc::from("primary")),
                     called: "2125551234".to_string(),
                     calling: "100".to_string(),
                     pai: None,
-                    cause: Some(34),
-                    sip_reason: "Service Unavailable".to_string(),
+                    failure: Some(Box::new(crate::sip::cdr::Failure {
+                        cause: Some(34),
+                        sip_reason: "Service Unavailable".into(),
+                    })),
                     sent: base + ms(2),
                     progress: None,
                     final_at: Some(base + ms(40)),
@@ -478,12 +480,11 @@ mod tests {
                 },
                 AttemptRecord {
                     trunk: "gw-b".to_string(),
-                    route: "backup".to_string(),
+                    route: Some(Arc::from("backup")),
                     called: "+12125551234".to_string(),
                     calling: "+12125550100".to_string(),
-                    pai: Some("+12125550100".to_string()),
-                    cause: None,
-                    sip_reason: String::new(),
+                    pai: Some("+12125550100".into()),
+                    failure: None,
                     sent: base + ms(41),
                     progress: Some(base + ms(41) + Duration::from_micros(1_500)),
                     final_at: Some(base + ms(3041)),

@@ -267,7 +267,7 @@ impl RoutingTable {
                 .collect();
             let weighted = weights.iter().any(|&w| w != 1);
             routes.push(Route {
-                name: r.name.clone(),
+                name: std::sync::Arc::from(r.name.as_str()),
                 priority: r.priority,
                 trunks: egress,
                 weight_total: if weighted {

@@ -231,7 +231,8 @@ pub enum Decision {
 /// One route as compiled.
 #[derive(Debug)]
 struct Route {
-    name: String,
+    /// Shared with the call records of the attempts it offers (no copy per call).
+    name: std::sync::Arc<str>,
     priority: u32,
     /// Egress trunks that have a `send_to`, in the configured order, without repeats.
     trunks: Vec<TrunkId>,
@@ -319,7 +320,12 @@ impl RoutingTable {
 
     /// The name of route `route` (an index as in `Decision::Route`).
     pub fn route_name(&self, route: u16) -> Option<&str> {
-        self.routes.get(route as usize).map(|r| r.name.as_str())
+        self.routes.get(route as usize).map(|r| &*r.name)
+    }
+
+    /// The name of route `route`, shared (a call record keeps it without copying it).
+    pub fn route_name_shared(&self, route: u16) -> Option<std::sync::Arc<str>> {
+        self.routes.get(route as usize).map(|r| r.name.clone())
     }
 
     /// Number of routes.

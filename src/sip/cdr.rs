@@ -3,6 +3,7 @@
 //! plane turns them into wall-clock times and JSON lines.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who or what ended a call.
@@ -36,17 +37,16 @@ impl EndedBy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub trunk: String,
-    /// The route that offered this trunk.
-    pub route: String,
+    /// The route that offered this trunk (shared with the routing table).
+    pub route: Option<Arc<str>>,
     /// Numbers as sent to this trunk (after its outbound translation): the called number,
     /// From's user part, and the first P-Asserted-Identity number (None: no PAI sent).
     pub called: String,
     pub calling: String,
-    pub pai: Option<String>,
-    /// Of a failed attempt's final response: its Q.850 cause (`Reason: Q.850;cause=N`) and
-    /// the reason phrase of its status line.
-    pub cause: Option<u16>,
-    pub sip_reason: String,
+    pub pai: Option<Box<str>>,
+    /// Of a failed attempt's final response: its Q.850 cause and reason phrase (boxed:
+    /// most attempts answer, and a call up keeps its record).
+    pub failure: Option<Box<Failure>>,
     /// When the INVITE went out, its first 18x (post-dial delay), its final response.
     pub sent: Instant,
     pub progress: Option<Instant>,
@@ -54,6 +54,15 @@ pub struct AttemptRecord {
     /// The final status from the trunk (after response-code translation); 0 for none
     /// (timeout, abandoned).
     pub status: u16,
+}
+
+/// What a failed attempt's final response said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// `Reason: Q.850;cause=N`, if present.
+    pub cause: Option<u16>,
+    /// The reason phrase of its status line.
+    pub sip_reason: Box<str>,
 }
 
 /// The record of one call.
@@ -71,7 +80,7 @@ pub struct CallRecord {
     pub calling: String,
     /// From's user part and the first P-Asserted-Identity number as received.
     pub from: String,
-    pub pai: Option<String>,
+    pub pai: Option<Box<str>>,
     /// The caller asked for privacy (`Privacy: id`, `user` or `header`).
     pub privacy: bool,
     pub called_normalized: String,

@@ -559,9 +559,7 @@ impl Core {
                 .route(st.attempt as usize - 1)
                 .and_then(|r| plan.table.route_caller_id(r));
             let route = st.attempts.route(st.attempt as usize - 1);
-            // The table outlives the attempt (an Arc): its route name is borrowed, not copied.
-            let table = plan.table.clone();
-            let route_name = route.and_then(|r| table.route_name(r)).unwrap_or("");
+            let route_name = route.and_then(|r| plan.table.route_name_shared(r));
             self.write_request_uri(buf, &parsed, &plan, t, dest);
             let edits = self.identity_edits(buf, msg, &plan, ingress, t, caller_id);
             let calling = std::mem::take(&mut self.num_b);

@@ -63,7 +63,7 @@ impl Core {
             } else {
                 text(from.unwrap_or(&[]))
             },
-            pai: pai.map(text),
+            pai: pai.map(|p| text(p).into_boxed_str()),
             privacy: super::attempt::privacy_requested(buf, msg),
             called_normalized: normalized(called_normalized, called),
             calling_normalized: normalized(calling_normalized, calling),
@@ -118,7 +118,7 @@ impl Core {
         now: Instant,
         call: Option<Id>,
         name: &str,
-        route: &str,
+        route: Option<std::sync::Arc<str>>,
         called: &[u8],
         calling: &[u8],
         pai: Option<&[u8]>,
@@ -129,12 +129,11 @@ impl Core {
             r.attempts.reserve_exact(1);
             r.attempts.push(AttemptRecord {
                 trunk: name.to_string(),
-                route: route.to_string(),
+                route,
                 called: text(called),
                 calling: text(calling),
-                pai: pai.map(text),
-                cause: None,
-                sip_reason: String::new(),
+                pai: pai.map(|p| text(p).into_boxed_str()),
+                failure: None,
                 sent: now,
                 progress: None,
                 final_at: None,
@@ -197,8 +196,10 @@ impl Core {
             return;
         };
         if a.final_at.is_none() {
-            a.cause = cause;
-            a.sip_reason = text(phrase);
+            a.failure = Some(Box::new(crate::sip::cdr::Failure {
+                cause,
+                sip_reason: text(phrase).into_boxed_str(),
+            }));
         }
     }
 
