@@ -41,6 +41,7 @@ pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
 pub use trunk::{PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX};
 
+pub use crate::routing::HeaderPolicy;
 use crate::routing::{Probe, UnknownSource};
 
 /// The configuration junction runs with when started without `--config`: listens on
@@ -131,6 +132,16 @@ pub struct TrunkConfig {
     pub max_cps: Option<u32>,
     pub max_early: Option<u32>,
     pub probe: Option<Probe>,
+    /// Inside the trust domain (RFC 3325): its P-Asserted-Identity is believed (the calling
+    /// number comes from it) and PAI is sent to it.
+    pub trusted: bool,
+    /// RFC 8224 Identity, Diversion and History-Info headers of requests sent to it.
+    pub identity: HeaderPolicy,
+    pub diversion: HeaderPolicy,
+    pub history_info: HeaderPolicy,
+    /// Calls from this trunk route on the Request-URI's `rn` (number portability) when it
+    /// has one.
+    pub route_on_rn: bool,
     /// Line in the file (for messages).
     pub line: usize,
 }
@@ -155,6 +166,11 @@ impl Default for TrunkConfig {
             max_cps: None,
             max_early: None,
             probe: None,
+            trusted: false,
+            identity: HeaderPolicy::Pass,
+            diversion: HeaderPolicy::Pass,
+            history_info: HeaderPolicy::Pass,
+            route_on_rn: false,
             line: 0,
         }
     }
@@ -209,6 +225,9 @@ pub struct RouteConfig {
     pub caller_id: Option<String>,
     /// Lower goes first among matching routes (default `PRIORITY_DEFAULT`).
     pub priority: u32,
+    /// The route's prefixes or pattern are matched against the Request-URI's `rn`
+    /// (number portability routing number) when the call has one.
+    pub route_on_rn: bool,
     pub line: usize,
 }
 
@@ -225,6 +244,7 @@ impl Default for RouteConfig {
             weights: Vec::new(),
             caller_id: None,
             priority: PRIORITY_DEFAULT,
+            route_on_rn: false,
             line: 0,
         }
     }

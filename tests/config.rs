@@ -902,6 +902,55 @@ fn response_code_rules() {
     assert_eq!(c.trunks[0].response_codes.len(), 2);
 }
 
+/// Issue 19's trunk and route keys: read, defaulted, and refused with the allowed values.
+#[test]
+fn caller_identity_keys_are_read_and_checked() {
+    let c = config::parse(
+        &gw("trusted = true\nidentity = \"remove\"\ndiversion = \"remove\"\nhistory_info = \"pass\"\nroute_on = \"rn\"\n"),
+        "t.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = &c.trunks[0];
+    assert!(t.trusted && t.route_on_rn);
+    assert_eq!(t.identity, config::HeaderPolicy::Remove);
+    assert_eq!(t.diversion, config::HeaderPolicy::Remove);
+    assert_eq!(t.history_info, config::HeaderPolicy::Pass);
+    let d = config::parse(&gw(""), "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let t = &d.trunks[0];
+    assert!(
+        !t.trusted && !t.route_on_rn,
+        "untrusted and routing on the called number by default"
+    );
+    assert_eq!(t.identity, config::HeaderPolicy::Pass);
+    only_error(
+        &gw("trusted = \"yes\"\n"),
+        7,
+        "trunk[0].trusted",
+        "true or false",
+    );
+    only_error(
+        &gw("identity = \"strip\"\n"),
+        7,
+        "trunk[0].identity",
+        "\"pass\" or \"remove\"",
+    );
+    only_error(
+        &gw("history_info = true\n"),
+        7,
+        "trunk[0].history_info",
+        "\"pass\" or \"remove\"",
+    );
+    only_error(
+        &gw("route_on = \"lrn\"\n"),
+        7,
+        "trunk[0].route_on",
+        "\"rn\"",
+    );
+    let route =
+        gw("[[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\nroute_on = \"npdi\"\n");
+    only_error(&route, 11, "route[0].route_on", "\"called\"");
+}
+
 #[test]
 fn trunk_options_are_range_checked() {
     only_error(
@@ -1188,7 +1237,7 @@ usages = [\"dead\"]
 name = \"out\"
 prefixes = [\"+\"]
 usages = [\"out\"]
-trunks = [\"gw\"]
+trunks = [\"gw\", \"receive-only\"]
 [[route]]
 name = \"in\"
 prefixes = [\"\"]
@@ -1227,6 +1276,65 @@ trunks = [\"gw\"]
         "{w:#?}"
     );
     assert!(w[2].contains("(dead)"), "{w:#?}");
+}
+
+/// Issue 19: a route whose only trunk is the one that may use it cannot loop (a call is
+/// never sent back where it came from): no hairpin warning, as for the README's minimal
+/// example. A route every number of which a route before it takes, with the same usages
+/// and trunks, is named with the route that shadows it.
+#[test]
+fn single_trunk_routes_do_not_warn_and_shadowed_routes_do() {
+    let text = format!(
+        "{SERVER}\
+[[trunk]]
+name = \"pbx\"
+peers = [\"10.0.0.2\"]
+send_to = \"10.0.0.2\"
+[[trunk]]
+name = \"gw\"
+peers = [\"10.0.0.3\"]
+send_to = \"10.0.0.3\"
+[[route]]
+name = \"national\"
+prefixes = [\"+1\"]
+trunks = [\"gw\"]
+priority = 10
+[[route]]
+name = \"nyc\"
+prefixes = [\"+1212\", \"+1646\"]
+trunks = [\"gw\"]
+priority = 20
+[[route]]
+name = \"nyc-first\"
+prefixes = [\"+1718\"]
+trunks = [\"gw\"]
+priority = 5
+[[route]]
+name = \"same-priority-longer\"
+prefixes = [\"+1310\"]
+trunks = [\"gw\"]
+priority = 10
+[[route]]
+name = \"other-trunk\"
+prefixes = [\"+1415\"]
+trunks = [\"pbx\"]
+priority = 20
+"
+    );
+    let c = config::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let w: Vec<String> = config::warnings(&c)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(!w.iter().any(|w| w.contains("hairpin")), "{w:#?}");
+    // Only "nyc" is shadowed: "nyc-first" comes before "national", the longer prefix of
+    // "same-priority-longer" goes first at equal priority, "other-trunk" offers another
+    // trunk.
+    assert_eq!(w.len(), 1, "{w:#?}");
+    assert!(
+        w[0].starts_with("t.toml:17: route[1]: route \"nyc\" is unreachable: route \"national\""),
+        "{w:#?}"
+    );
 }
 
 #[test]

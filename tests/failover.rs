@@ -18,6 +18,7 @@ listen = "udp:127.0.0.1:5060"
 name = "pbx"
 peers = ["127.0.0.2"]
 send_to = "127.0.0.2:5060"
+trusted = true
 inbound = [
   { match = '^(\d{10})$', replace = '+1${1}', number = "called" },
   { match = '^(\d{3})$', replace = '+12125550${1}', number = "calling" },
@@ -27,6 +28,7 @@ inbound = [
 name = "gw-a"
 peers = ["127.0.0.3"]
 send_to = "127.0.0.3:5060"
+trusted = true
 outbound_called = [{ match = '^\+1(\d{10})$', replace = '${1}' }]
 response_codes = [{ code = 486, cause = 34, to = 503 }]
 progress_timeout_s = 10
@@ -241,8 +243,9 @@ fn no_failover_after_ringing_was_relayed() {
         GW,
         &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
     );
-    one(&out, "503 relayed", |s| {
-        s.is_status(503) && s.to == addr(PBX)
+    // RFC 3261 16.7: a gateway's 503 reaches the caller as 500.
+    one(&out, "503 relayed as 500", |s| {
+        s.is_status(500) && s.to == addr(PBX)
     });
     assert!(out.iter().all(|s| s.to != addr(GWB)));
 }
@@ -254,19 +257,17 @@ fn when_every_attempt_fails_the_best_response_is_relayed_with_a_reason() {
     let a = invite_to(&out, GW).clone();
     let out = net.send(
         GW,
-        &response_to(&a, 503, "Service Unavailable", Some("x"), ""),
+        &response_to(&a, 503, "Service Unavailable", Some("x"), "")
+            .replace("CSeq:", "Retry-After: 30\r\nCSeq:"),
     );
     let b = invite_to(&out, GWB).clone();
-    let out = net.send(
-        GWB,
-        &response_to(&b, 500, "Server Internal Error", Some("y"), ""),
-    );
+    let out = net.send(GWB, &response_to(&b, 502, "Bad Gateway", Some("y"), ""));
     let r = one(&out, "final to the PBX", |s| s.to == addr(PBX));
-    assert!(
-        r.is_status(503),
-        "first of the best class stays: {}",
-        r.first_line()
-    );
+    // The first of the best class (gw-a's 503) is chosen, and sent as 500 without the
+    // gateway's Retry-After (RFC 3261 16.7 step 6).
+    assert!(r.is_status(500), "{}", r.first_line());
+    assert!(r.headers("Retry-After").is_empty(), "{}", r.text);
+    assert!(r.header("To").contains("tag=x"), "{}", r.text);
     assert!(
         r.header("Warning").contains("all-attempts-failed"),
         "{}",

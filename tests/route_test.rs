@@ -360,20 +360,18 @@ fn check_warns_about_unreachable_routes_and_hairpins_but_passes() {
     let (code, out, err) = junction(&["check", &config]);
     assert_eq!(code, 0, "{out}\n{err}");
     let warnings: Vec<&str> = out.lines().filter(|l| l.starts_with("warning: ")).collect();
-    assert_eq!(warnings.len(), 2, "{out}");
+    // gw may use route "out", whose only trunk it is: a call from gw is never sent back to
+    // it, so nothing can loop and there is no hairpin warning (issue 19; tests/config.rs
+    // has the warning for a route with another trunk).
+    assert_eq!(warnings.len(), 1, "{out}");
+    assert!(!out.contains("hairpin"), "{out}");
     assert!(
         warnings[0].starts_with(&format!(
-            "warning: {config}:13: route[0].trunks[0]: hairpin risk"
-        )),
-        "{out}"
-    );
-    assert!(
-        warnings[1].starts_with(&format!(
             "warning: {config}:23: route[2]: route \"orphan\" is unreachable"
         )),
         "{out}"
     );
-    assert!(out.contains(&format!("{config}: ok, 2 warnings")), "{out}");
+    assert!(out.contains(&format!("{config}: ok, 1 warning")), "{out}");
     assert!(out.contains("usages: in, out"), "{out}");
 }
 

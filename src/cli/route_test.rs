@@ -232,6 +232,10 @@ struct Attempt {
 struct Call {
     ingress: Ingress,
     called: Rewrite,
+    /// The called number's parameters (`;npdi;rn=...`), kept on the Request-URI.
+    params: Vec<u8>,
+    /// The routing number (`rn`), normalized like the called number.
+    rn: Option<Rewrite>,
     calling: Option<Rewrite>,
     steps: Vec<Step>,
     decision: Decision,
@@ -311,16 +315,37 @@ impl Ctx<'_> {
                 rule,
             }
         };
-        let called = normalize(Number::Called, called);
-        let calling = calling.map(|c| normalize(Number::Calling, c));
+        // As the proxy does: the number is the user part up to its first ';'; its
+        // parameters stay with it, and `rn` (RFC 4694) may route the call.
+        let (number, params) = junction::routing::split_called(called);
+        let rn = junction::routing::number_param(params, b"rn")
+            .filter(|r| !r.is_empty())
+            .map(|r| normalize(Number::Called, r));
+        let called = normalize(Number::Called, number);
+        let calling = calling.map(|c| {
+            if is_anonymous(c) {
+                Rewrite {
+                    before: c.to_vec(),
+                    after: c.to_vec(),
+                    rule: None,
+                }
+            } else {
+                normalize(Number::Calling, c)
+            }
+        });
         let mut recorder = Recorder::default();
         let (decision, attempts) = match id {
             None => (Decision::NoRoute, Vec::new()),
             Some(id) => {
                 let usable = |t: TrunkId| !self.down.contains(&t);
-                let decision =
-                    self.table
-                        .walk(id, &called.after, self.rotation, &usable, &mut recorder);
+                let decision = self.table.walk_call(
+                    id,
+                    &called.after,
+                    rn.as_ref().map(|r| r.after.as_slice()),
+                    self.rotation,
+                    &usable,
+                    &mut recorder,
+                );
                 let attempts = match decision {
                     Decision::Route { attempts, .. } => (0..attempts.len())
                         .filter_map(|i| {
@@ -336,6 +361,8 @@ impl Ctx<'_> {
         Ok(Call {
             ingress,
             called,
+            params: params.to_vec(),
+            rn,
             calling,
             steps: recorder.0,
             decision,
@@ -366,7 +393,25 @@ impl Ctx<'_> {
         };
         let (called, called_sent) = outbound(Number::Called, &called.after);
         let caller_id = route.and_then(|r| self.table.route_caller_id(r));
-        let calling_in = caller_id.or(calling.map(|c| c.after.as_slice()));
+        // `anonymous` (RFC 3323) is no number: never replaced or translated.
+        let calling_in = match calling {
+            Some(c) if is_anonymous(&c.after) => {
+                let same = Rewrite {
+                    before: c.after.clone(),
+                    after: c.after.clone(),
+                    rule: None,
+                };
+                return Attempt {
+                    trunk,
+                    route,
+                    called: outbound(Number::Called, &called.after).0,
+                    called_sent: outbound(Number::Called, &called.after).1,
+                    calling_sent: Some(c.after.clone()),
+                    calling: Some(same),
+                };
+            }
+            _ => caller_id.or(calling.map(|c| c.after.as_slice())),
+        };
         let (calling, calling_sent) = match calling_in {
             Some(number) => {
                 let (rewrite, sent) = outbound(Number::Calling, number);
@@ -507,9 +552,32 @@ impl Ctx<'_> {
                 .join(", "),
             None => "none: it may use every route".into(),
         };
+        if !call.params.is_empty() {
+            line(format!(
+                "  parameters {} stay on the Request-URI",
+                shown(&call.params)
+            ));
+        }
+        if let Some(rn) = &call.rn {
+            line(format!(
+                "  {}",
+                self.rewrite_line("rn (routing number)", rn, id, "inbound")
+            ));
+        }
+        let on_rn = self.table.trunk(id).is_some_and(|t| t.route_on_rn);
+        let walked = match &call.rn {
+            Some(rn) if on_rn => {
+                line(format!(
+                    "  {} routes on rn (route_on = \"rn\")",
+                    self.trunk_name(id)
+                ));
+                &rn.after
+            }
+            _ => &call.called.after,
+        };
         line(format!(
             "usage walk for called {} (usages of {}: {usages}):",
-            shown(&call.called.after),
+            shown(walked),
             self.trunk_name(id)
         ));
         let mut attempt_no = 0;
@@ -521,6 +589,7 @@ impl Ctx<'_> {
             *routes = 0;
         };
         let mut had_usage = false;
+        let mut at_rn;
         for step in &call.steps {
             match *step {
                 Step::Usage(u) => {
@@ -539,10 +608,20 @@ impl Ctx<'_> {
                     let at = self
                         .route_config(route)
                         .map_or(String::new(), |r| format!(", line {}", r.line));
+                    let number = match &call.rn {
+                        Some(rn) if self.table.route_on_rn(route) => {
+                            at_rn = " on rn";
+                            &rn.after
+                        }
+                        _ => {
+                            at_rn = "";
+                            walked
+                        }
+                    };
                     let mut text = format!(
-                        "    route {:?} (route[{route}]{at}): {}",
+                        "    route {:?} (route[{route}]{at}){at_rn}: {}",
                         self.route_name(route),
-                        self.why(route, how, &call.called.after)
+                        self.why(route, how, number)
                     );
                     if again {
                         text.push_str("; already walked under an earlier usage");
@@ -596,7 +675,15 @@ impl Ctx<'_> {
                         "     {}",
                         self.rewrite_line("called", &a.called, a.trunk, "outbound_called")
                     ));
-                    if let Some(caller_id) = a.route.and_then(|r| self.table.route_caller_id(r)) {
+                    let anonymous = call
+                        .calling
+                        .as_ref()
+                        .is_some_and(|c| is_anonymous(&c.after));
+                    if let Some(caller_id) = a
+                        .route
+                        .and_then(|r| self.table.route_caller_id(r))
+                        .filter(|_| !anonymous)
+                    {
                         line(format!(
                             "     calling set to {} by the route's caller_id",
                             shown(caller_id)
@@ -609,6 +696,7 @@ impl Ctx<'_> {
                         )),
                         None => line("     calling: none".into()),
                     }
+                    line(format!("     {}", self.identity_line(id, a.trunk)));
                     if t.is_some_and(|t| t.remove_plus) {
                         let mut m =
                             format!("     remove_plus: sends called {}", shown(&a.called_sent));
@@ -668,6 +756,31 @@ impl Ctx<'_> {
         f
     }
 
+    /// What happens to the caller's P-Asserted-Identity on a call from `ingress` to `egress`
+    /// (the proxy's rule: kept only between trusted trunks toward one that takes PAI).
+    fn identity_line(&self, ingress: TrunkId, egress: TrunkId) -> String {
+        let (i, e) = (self.table.trunk(ingress), self.table.trunk(egress));
+        let name = |t: TrunkId| self.trunk_name(t);
+        match (i, e) {
+            (Some(i), _) if !i.trusted => format!(
+                "P-Asserted-Identity: removed ({} is not trusted: the calling number is From's)",
+                name(ingress)
+            ),
+            (_, Some(e)) if !e.trusted => format!(
+                "P-Asserted-Identity: removed ({} is not trusted; with Privacy: id, From is \
+                 anonymized)",
+                name(egress)
+            ),
+            (_, Some(e)) if !e.forward_pai => format!(
+                "P-Asserted-Identity: removed ({} has forward_pai = false)",
+                name(egress)
+            ),
+            _ => "P-Asserted-Identity: sent, translated like the calling number (both trunks \
+                  trusted)"
+                .to_string(),
+        }
+    }
+
     /// One line per call: `INPUT => ingress called' calling' => attempts` or the answer.
     fn compact(&self, input: &str, call: &Call) -> String {
         let id = match call.ingress {
@@ -711,6 +824,11 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// RFC 3323's `anonymous`, which is no number.
+fn is_anonymous(n: &[u8]) -> bool {
+    n.eq_ignore_ascii_case(b"anonymous")
 }
 
 fn rules_of<'a>(t: &'a TrunkConfig, list: &str) -> &'a [RuleConfig] {

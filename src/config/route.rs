@@ -24,6 +24,7 @@ const KEYS: &[&str] = &[
     "weights",
     "priority",
     "caller_id",
+    "route_on",
 ];
 
 /// Priority of a route that does not say (lower goes first).
@@ -111,6 +112,7 @@ pub fn read(
         let egress = read_trunks(doc, &section, &by_name, &trunk_names);
         let weights = read_weights(doc, &section, egress.len());
         let caller_id = read_caller_id(doc, &section);
+        let route_on_rn = super::trunk::read_route_on(doc, &section);
 
         let priority = match section.field(doc, "priority") {
             None => PRIORITY_DEFAULT,
@@ -141,6 +143,7 @@ pub fn read(
             weights,
             caller_id,
             priority,
+            route_on_rn,
             line: section.line.unwrap_or(0),
         });
         route_usages.push(usage_refs);

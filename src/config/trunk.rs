@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::toml_doc::{Doc, Section};
 use super::usages::UsageRef;
-use super::{addr, names, rules, usages, TrunkConfig};
+use super::{addr, names, rules, usages, HeaderPolicy, TrunkConfig};
 use crate::routing::peer::PeerAddr;
 use crate::routing::Probe;
 
@@ -28,6 +28,11 @@ const KEYS: &[&str] = &[
     "max_cps",
     "max_early",
     "probe",
+    "trusted",
+    "identity",
+    "diversion",
+    "history_info",
+    "route_on",
 ];
 /// Trunk settings of the full inter-trunk model (docs/routing.md), not read by this version.
 const LATER: &[&str] = &["transport", "allow_hairpin"];
@@ -176,6 +181,11 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
         let max_cps = read_limit(doc, &section, "max_cps", "new calls per second");
         let max_early = read_limit(doc, &section, "max_early", "early dialogs");
         let probe = read_probe(doc, &section, has_send_to);
+        let trusted = flag(doc, "trusted", false);
+        let identity = read_policy(doc, &section, "identity");
+        let diversion = read_policy(doc, &section, "diversion");
+        let history_info = read_policy(doc, &section, "history_info");
+        let route_on_rn = read_route_on(doc, &section);
 
         infos.push(TrunkInfo {
             name: name.clone().unwrap_or_default(),
@@ -201,10 +211,50 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             max_cps,
             max_early,
             probe,
+            trusted,
+            identity,
+            diversion,
+            history_info,
+            route_on_rn,
             line: section.line.unwrap_or(0),
         });
     }
     (trunks, infos)
+}
+
+/// `identity`, `diversion`, `history_info`: "pass" (the default) or "remove".
+fn read_policy(doc: &mut Doc<'_>, section: &Section<'_>, key: &str) -> HeaderPolicy {
+    let Some(f) = section.field(doc, key) else {
+        return HeaderPolicy::Pass;
+    };
+    const EXPECTED: &str = "\"pass\" or \"remove\"";
+    match f.string(doc, EXPECTED) {
+        Some("pass") => HeaderPolicy::Pass,
+        Some("remove") => HeaderPolicy::Remove,
+        Some(other) => {
+            doc.error(f.line, &f.key, format!("{other:?}: must be {EXPECTED}"));
+            HeaderPolicy::Pass
+        }
+        None => HeaderPolicy::Pass,
+    }
+}
+
+/// `route_on` of a trunk or route: "called" (the default) or "rn"; true for "rn".
+pub fn read_route_on(doc: &mut Doc<'_>, section: &Section<'_>) -> bool {
+    let Some(f) = section.field(doc, "route_on") else {
+        return false;
+    };
+    const EXPECTED: &str = "\"called\" (the called number) or \"rn\" (the Request-URI's \
+                            number-portability routing number when it has one)";
+    match f.string(doc, EXPECTED) {
+        Some("called") => false,
+        Some("rn") => true,
+        Some(other) => {
+            doc.error(f.line, &f.key, format!("{other:?}: must be {EXPECTED}"));
+            false
+        }
+        None => false,
+    }
 }
 
 /// An optional admission limit: a positive whole number.

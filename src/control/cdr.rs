@@ -9,22 +9,8 @@
 //! Buffered lines are written out when the queue runs empty and at least every
 //! `limits::CDR_FLUSH_INTERVAL`.
 //!
-//! A line (times are UTC, RFC 3339 with ms, each also as ms since the epoch):
-//!
-//! ```text
-//! {"call_id":"a84b4c76e66710","ingress":"pbx","called":"2125551234","calling":"100",
-//!  "called_normalized":"+12125551234","calling_normalized":"100",
-//!  "attempts":[{"trunk":"gw-a","called":"2125551234","calling":"100","status":503,
-//!    "sent":"2026-11-28T05:13:10.123Z","sent_ms":1795842790123,"pdd_ms":null,
-//!    "final":"2026-11-28T05:13:10.160Z","final_ms":1795842790160}, ...],
-//!  "start":"...","start_ms":...,"answer":"..."|null,"answer_ms":...|null,"end":"...",
-//!  "end_ms":...,"duration_s":62.411,"ended_by":"callee","status":200,"reason":""}
-//! ```
-//!
-//! `pdd_ms` is INVITE sent to the first 18x, or to the 2xx when none came first (null when
-//! neither came), `status` 0 in an attempt
-//! means no final response (timeout, abandoned), `reason` is junction's reason when it
-//! decided the outcome ("no-route", "all-attempts-failed", ...).
+//! One JSON object per line; every field, its meaning and an example are in docs/cdr.md
+//! (keep it in step with `Line` and `AttemptLine` below).
 
 use super::clock::{self, WallClock};
 use super::rotating_file::{RotatingFile, Rotation};
@@ -342,8 +328,13 @@ impl Writer<'_> {
 struct Line<'a> {
     call_id: &'a str,
     ingress: &'a str,
+    source: Option<String>,
+    listener: Option<String>,
     called: &'a str,
     calling: &'a str,
+    from: &'a str,
+    pai: Option<&'a str>,
+    privacy: bool,
     called_normalized: &'a str,
     calling_normalized: &'a str,
     attempts: Vec<AttemptLine<'a>>,
@@ -362,9 +353,13 @@ struct Line<'a> {
 #[derive(Serialize)]
 struct AttemptLine<'a> {
     trunk: &'a str,
+    route: &'a str,
     called: &'a str,
     calling: &'a str,
+    pai: Option<&'a str>,
     status: u16,
+    q850_cause: Option<u16>,
+    sip_reason: &'a str,
     sent: String,
     sent_ms: i64,
     /// Milliseconds (µs precision) from the INVITE to the first 18x (or 2xx).
@@ -397,9 +392,13 @@ pub fn write_json(
             let final_time = a.final_at.map(time);
             AttemptLine {
                 trunk: &a.trunk,
+                route: a.route.as_deref().unwrap_or(""),
                 called: &a.called,
                 calling: &a.calling,
+                pai: a.pai.as_deref(),
                 status: a.status,
+                q850_cause: a.failure.as_ref().and_then(|f| f.cause),
+                sip_reason: a.failure.as_ref().map_or("", |f| &f.sip_reason),
                 sent,
                 sent_ms,
                 pdd_ms: a.progress.map(|p| {
@@ -416,8 +415,13 @@ pub fn write_json(
     let line = Line {
         call_id: &record.call_id,
         ingress: &record.ingress,
+        source: record.source.map(|a| a.to_string()),
+        listener: record.listener.map(|a| a.to_string()),
         called: &record.called,
         calling: &record.calling,
+        from: &record.from,
+        pai: record.pai.as_deref(),
+        privacy: record.privacy,
         called_normalized: &record.called_normalized,
         calling_normalized: &record.calling_normalized,
         attempts,
@@ -449,15 +453,26 @@ mod tests {
         CallRecord {
             call_id: call_id.to_string(),
             ingress: "pbx".to_string(),
+            source: Some("192.0.2.10:5060".parse().unwrap()),
+            listener: Some("192.0.2.1:5060".parse().unwrap()),
             called: "2125551234".to_string(),
             calling: "100".to_string(),
+            from: "100".to_string(),
+            pai: None,
+            privacy: false,
             called_normalized: "+12125551234".to_string(),
             calling_normalized: "100".to_string(),
             attempts: vec![
                 AttemptRecord {
                     trunk: "gw-a".to_string(),
+                    route: Some(Arc::from("primary")),
                     called: "2125551234".to_string(),
                     calling: "100".to_string(),
+                    pai: None,
+                    failure: Some(Box::new(crate::sip::cdr::Failure {
+                        cause: Some(34),
+                        sip_reason: "Service Unavailable".into(),
+                    })),
                     sent: base + ms(2),
                     progress: None,
                     final_at: Some(base + ms(40)),
@@ -465,8 +480,11 @@ mod tests {
                 },
                 AttemptRecord {
                     trunk: "gw-b".to_string(),
+                    route: Some(Arc::from("backup")),
                     called: "+12125551234".to_string(),
                     calling: "+12125550100".to_string(),
+                    pai: Some("+12125550100".into()),
+                    failure: None,
                     sent: base + ms(41),
                     progress: Some(base + ms(41) + Duration::from_micros(1_500)),
                     final_at: Some(base + ms(3041)),
@@ -498,8 +516,13 @@ mod tests {
         let mut expected = vec![
             "call_id",
             "ingress",
+            "source",
+            "listener",
             "called",
             "calling",
+            "from",
+            "pai",
+            "privacy",
             "called_normalized",
             "calling_normalized",
             "attempts",
@@ -533,13 +556,23 @@ mod tests {
         assert_eq!(attempts.len(), 2);
         let a = &attempts[0];
         assert_eq!(a["trunk"], "gw-a");
+        assert_eq!(a["route"], "primary");
         assert_eq!(a["status"], 503);
+        assert_eq!(a["q850_cause"], 34);
+        assert_eq!(a["sip_reason"], "Service Unavailable");
+        assert!(a["pai"].is_null());
+        assert_eq!(v["source"], "192.0.2.10:5060");
+        assert_eq!(v["listener"], "192.0.2.1:5060");
+        assert_eq!(v["privacy"], false);
         assert_eq!(a["sent"], "2026-11-28T05:13:10.125Z");
         assert_eq!(a["sent_ms"], T0_MS + 2);
         assert!(a["pdd_ms"].is_null());
         assert_eq!(a["final"], "2026-11-28T05:13:10.163Z");
         let b = &attempts[1];
         assert_eq!(b["trunk"], "gw-b");
+        assert_eq!(b["route"], "backup");
+        assert_eq!(b["pai"], "+12125550100");
+        assert!(b["q850_cause"].is_null());
         assert_eq!(b["called"], "+12125551234");
         assert_eq!(b["calling"], "+12125550100");
         assert_eq!(b["pdd_ms"], 1.5);

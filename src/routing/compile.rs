@@ -156,6 +156,11 @@ impl RoutingTable {
                 max_cps: t.max_cps,
                 max_early: t.max_early,
                 probe: t.probe,
+                trusted: t.trusted,
+                identity: t.identity,
+                diversion: t.diversion,
+                history_info: t.history_info,
+                route_on_rn: t.route_on_rn,
                 usages,
                 inbound,
                 outbound_called,
@@ -262,7 +267,7 @@ impl RoutingTable {
                 .collect();
             let weighted = weights.iter().any(|&w| w != 1);
             routes.push(Route {
-                name: r.name.clone(),
+                name: std::sync::Arc::from(r.name.as_str()),
                 priority: r.priority,
                 trunks: egress,
                 weight_total: if weighted {
@@ -273,6 +278,7 @@ impl RoutingTable {
                 weights: if weighted { weights } else { Vec::new() },
                 usages: route_usages,
                 caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                route_on_rn: r.route_on_rn,
             });
         }
 
@@ -319,6 +325,7 @@ impl RoutingTable {
                     .map(|(route, _, re)| (route, re))
                     .collect(),
             },
+            routes_on_rn: config.routes.iter().any(|r| r.route_on_rn),
             routes,
             usage_names,
             unknown_source: config.server.unknown_source,

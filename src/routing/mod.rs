@@ -58,6 +58,17 @@ pub struct Trunk {
     pub max_early: Option<u32>,
     /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
     pub probe: Option<Probe>,
+    /// Inside the trust domain (RFC 3325): the calling number of its calls comes from
+    /// their P-Asserted-Identity, and calls to it keep theirs.
+    pub trusted: bool,
+    /// RFC 8224 Identity of requests sent to it: `Pass` keeps it unless junction changed
+    /// the calling number (the signature would fail); `Remove` always removes it.
+    pub identity: HeaderPolicy,
+    /// Diversion (RFC 5806) and History-Info (RFC 7044) of requests sent to it.
+    pub diversion: HeaderPolicy,
+    pub history_info: HeaderPolicy,
+    /// Calls from it route on the Request-URI's `rn` when present.
+    pub route_on_rn: bool,
     /// Usage ids walked for calls from this trunk, in order; `None`: every route.
     usages: Option<Vec<u16>>,
     /// Inbound rules, each with whether it applies to the called / calling number.
@@ -90,6 +101,35 @@ pub struct Probe {
     pub interval: Duration,
     pub down_after: u32,
     pub up_after: u32,
+}
+
+/// A called number as the Request-URI's user part carries it: the number (up to the
+/// first `;`) and its parameters from that `;` on (`;npdi;rn=+13105550000`).
+pub fn split_called(user: &[u8]) -> (&[u8], &[u8]) {
+    match user.iter().position(|&c| c == b';') {
+        Some(i) => (user.get(..i).unwrap_or(user), user.get(i..).unwrap_or(&[])),
+        None => (user, &[]),
+    }
+}
+
+/// The value of parameter `name` (case-insensitive) in a `;a=b;c` list, e.g. the routing
+/// number `rn` of RFC 4694; `Some(b"")` for a parameter without a value.
+pub fn number_param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    params.split(|&c| c == b';').find_map(|p| {
+        let (n, v) = match p.iter().position(|&c| c == b'=') {
+            Some(i) => (p.get(..i)?, p.get(i + 1..)?),
+            None => (p, &[][..]),
+        };
+        n.eq_ignore_ascii_case(name).then_some(v)
+    })
+}
+
+/// What happens to a header of requests sent to a trunk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HeaderPolicy {
+    #[default]
+    Pass,
+    Remove,
 }
 
 /// What happens to requests from addresses that match no trunk.
@@ -191,7 +231,8 @@ pub enum Decision {
 /// One route as compiled.
 #[derive(Debug)]
 struct Route {
-    name: String,
+    /// Shared with the call records of the attempts it offers (no copy per call).
+    name: std::sync::Arc<str>,
     priority: u32,
     /// Egress trunks that have a `send_to`, in the configured order, without repeats.
     trunks: Vec<TrunkId>,
@@ -202,6 +243,8 @@ struct Route {
     /// Usage ids it carries.
     usages: Vec<u16>,
     caller_id: Option<Vec<u8>>,
+    /// Matched against the call's `rn` (when it has one) instead of the called number.
+    route_on_rn: bool,
 }
 
 /// The pattern routes.
@@ -225,6 +268,8 @@ pub struct RoutingTable {
     patterns: Patterns,
     /// Usage names, by id.
     usage_names: Vec<String>,
+    /// Some route has `route_on = "rn"`.
+    routes_on_rn: bool,
     input_limits: crate::limits::InputLimits,
     unknown_source: UnknownSource,
     overload_feedback: bool,
@@ -275,7 +320,12 @@ impl RoutingTable {
 
     /// The name of route `route` (an index as in `Decision::Route`).
     pub fn route_name(&self, route: u16) -> Option<&str> {
-        self.routes.get(route as usize).map(|r| r.name.as_str())
+        self.routes.get(route as usize).map(|r| &*r.name)
+    }
+
+    /// The name of route `route`, shared (a call record keeps it without copying it).
+    pub fn route_name_shared(&self, route: u16) -> Option<std::sync::Arc<str>> {
+        self.routes.get(route as usize).map(|r| r.name.clone())
     }
 
     /// Number of routes.
@@ -405,6 +455,33 @@ impl RoutingTable {
         usable: &dyn Fn(TrunkId) -> bool,
     ) -> Decision {
         self.walk(ingress, called, rotation, usable, &mut walk::Quiet)
+    }
+
+    /// The walk for one call, as the proxy routes it: on the called number, or on the
+    /// routing number `rn` when the ingress trunk has `route_on = "rn"` and the call has
+    /// one; routes with `route_on = "rn"` match `rn` either way (`walk_rn`).
+    pub fn walk_call(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rn: Option<&[u8]>,
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        observer: &mut impl walk::Observer,
+    ) -> Decision {
+        let on_rn = self.trunk(ingress).is_some_and(|t| t.route_on_rn);
+        let number = match rn {
+            Some(r) if on_rn => r,
+            _ => called,
+        };
+        self.walk_rn(ingress, number, rn, rotation, usable, observer)
+    }
+
+    /// Whether `route` matches the call's `rn` instead of its called number.
+    pub fn route_on_rn(&self, route: u16) -> bool {
+        self.routes
+            .get(route as usize)
+            .is_some_and(|r| r.route_on_rn)
     }
 
     /// The calling number set by `route` (`caller_id`), if any: it replaces the calling

@@ -67,41 +67,75 @@ impl Observer for Quiet {}
 #[derive(Clone, Copy)]
 enum Source {
     Prefix(usize),
-    Pattern,
+    /// 0: the called number's patterns, 1: the routing number's.
+    Pattern(usize),
 }
 
 /// A candidate's place: (priority, longest prefix first, file order).
 type CandidateKey = (u32, Reverse<u8>, u16);
 
-/// The routes whose prefixes or patterns match one called number.
+/// The routes whose prefixes or patterns match one called number (and, for routes with
+/// `route_on = "rn"`, the call's routing number).
 struct Matches<'a> {
-    lists: [&'a [u16]; PREFIX_SOURCES_MAX],
-    lens: [u8; PREFIX_SOURCES_MAX],
+    lists: [&'a [u16]; 2 * PREFIX_SOURCES_MAX],
+    lens: [u8; 2 * PREFIX_SOURCES_MAX],
+    /// Whether list i came from the routing number (only `route_on = "rn"` routes take
+    /// it) or from the called number (only the other routes, when there is an rn).
+    from_rn: [bool; 2 * PREFIX_SOURCES_MAX],
     n: usize,
-    /// Whether any pattern matches at all (one pass over the set).
+    /// Whether any pattern matches the called number, and the rn, at all (one pass over
+    /// the set each).
     any_pattern: bool,
+    any_pattern_rn: bool,
+    /// The call has a routing number and some route routes on it.
+    rn: bool,
 }
 
 impl RoutingTable {
-    fn matches<'a>(&'a self, called: &[u8]) -> Matches<'a> {
-        let mut m = Matches {
-            lists: [&[]; PREFIX_SOURCES_MAX],
-            lens: [0; PREFIX_SOURCES_MAX],
-            n: 0,
-            any_pattern: self
-                .patterns
+    fn matches<'a>(&'a self, called: &[u8], rn: Option<&[u8]>) -> Matches<'a> {
+        let rn = rn.filter(|_| self.routes_on_rn);
+        let any = |n: &[u8]| {
+            self.patterns
                 .any
                 .as_ref()
-                .is_some_and(|set| set.is_match(called)),
+                .is_some_and(|set| set.is_match(n))
         };
-        self.prefixes.walk(called, |len, routes| {
-            if let (Some(list), Some(l)) = (m.lists.get_mut(m.n), m.lens.get_mut(m.n)) {
+        let mut m = Matches {
+            lists: [&[]; 2 * PREFIX_SOURCES_MAX],
+            lens: [0; 2 * PREFIX_SOURCES_MAX],
+            from_rn: [false; 2 * PREFIX_SOURCES_MAX],
+            n: 0,
+            any_pattern: any(called),
+            any_pattern_rn: rn.is_some_and(any),
+            rn: rn.is_some(),
+        };
+        let mut add = |len: usize, routes: &'a [u16], from_rn: bool| {
+            if let (Some(list), Some(l), Some(f)) = (
+                m.lists.get_mut(m.n),
+                m.lens.get_mut(m.n),
+                m.from_rn.get_mut(m.n),
+            ) {
                 *list = routes;
                 *l = len as u8;
+                *f = from_rn;
                 m.n += 1;
             }
-        });
+        };
+        self.prefixes
+            .walk(called, |len, routes| add(len, routes, false));
+        if let Some(rn) = rn {
+            self.prefixes.walk(rn, |len, routes| add(len, routes, true));
+        }
         m
+    }
+
+    /// Whether `route` is matched against the number a list of `from_rn` came from.
+    fn takes(&self, m: &Matches<'_>, route: u16, from_rn: bool) -> bool {
+        !m.rn
+            || self
+                .routes
+                .get(route as usize)
+                .is_some_and(|r| r.route_on_rn == from_rn)
     }
 
     fn carries(&self, route: u16, usage: Option<u16>) -> bool {
@@ -116,10 +150,17 @@ impl RoutingTable {
 
     /// The next pattern route at or after `*at` that carries `usage` and matches; moves
     /// `*at` past it.
-    fn next_pattern(&self, called: &[u8], usage: Option<u16>, at: &mut usize) -> Option<u16> {
+    fn next_pattern(
+        &self,
+        m: &Matches<'_>,
+        (number, from_rn): (&[u8], bool),
+        usage: Option<u16>,
+        at: &mut usize,
+    ) -> Option<u16> {
         while let Some((route, re)) = self.patterns.ordered.get(*at) {
             *at += 1;
-            if self.carries(*route, usage) && re.is_match(called) {
+            if self.carries(*route, usage) && self.takes(m, *route, from_rn) && re.is_match(number)
+            {
                 return Some(*route);
             }
         }
@@ -131,29 +172,41 @@ impl RoutingTable {
     fn candidates(
         &self,
         m: &Matches<'_>,
-        called: &[u8],
+        (called, rn): (&[u8], &[u8]),
         usage: Option<u16>,
         mut each: impl FnMut(u16, Match) -> bool,
     ) {
-        let mut next = [0usize; PREFIX_SOURCES_MAX];
-        let mut pattern_at = 0;
-        let mut pattern_head = if m.any_pattern {
-            self.next_pattern(called, usage, &mut pattern_at)
-        } else {
-            None
-        };
+        let mut next = [0usize; 2 * PREFIX_SOURCES_MAX];
+        let mut pattern_at = [0usize; 2];
+        let numbers = [(called, false), (rn, true)];
+        let mut pattern_head = [None, None];
+        for (k, any) in [m.any_pattern, m.any_pattern_rn].into_iter().enumerate() {
+            if let (true, Some(head), Some(at), Some(&number)) = (
+                any,
+                pattern_head.get_mut(k),
+                pattern_at.get_mut(k),
+                numbers.get(k),
+            ) {
+                *head = self.next_pattern(m, number, usage, at);
+            }
+        }
         loop {
             let mut best: Option<(CandidateKey, Source)> = None;
-            for (i, ((list, at), len)) in m
+            for (i, (((list, at), len), from_rn)) in m
                 .lists
                 .iter()
                 .zip(next.iter_mut())
                 .zip(&m.lens)
+                .zip(&m.from_rn)
                 .take(m.n)
                 .enumerate()
             {
-                // Skip the routes of this prefix that do not carry the usage.
-                while list.get(*at).is_some_and(|&r| !self.carries(r, usage)) {
+                // Skip the routes of this prefix that do not carry the usage (or are
+                // matched against the other number).
+                while list
+                    .get(*at)
+                    .is_some_and(|&r| !self.carries(r, usage) || !self.takes(m, r, *from_rn))
+                {
                     *at += 1;
                 }
                 if let Some(&route) = list.get(*at) {
@@ -163,10 +216,12 @@ impl RoutingTable {
                     }
                 }
             }
-            if let Some(route) = pattern_head {
-                let key = (self.priority(route), Reverse(0), route);
-                if best.is_none_or(|(k, _)| key < k) {
-                    best = Some((key, Source::Pattern));
+            for (k, head) in pattern_head.iter().enumerate() {
+                if let Some(route) = *head {
+                    let key = (self.priority(route), Reverse(0), route);
+                    if best.is_none_or(|(k, _)| key < k) {
+                        best = Some((key, Source::Pattern(k)));
+                    }
                 }
             }
             let Some(((_, Reverse(len), route), source)) = best else {
@@ -179,8 +234,14 @@ impl RoutingTable {
                     }
                     Match::Prefix(len)
                 }
-                Source::Pattern => {
-                    pattern_head = self.next_pattern(called, usage, &mut pattern_at);
+                Source::Pattern(k) => {
+                    if let (Some(head), Some(at), Some(&number)) = (
+                        pattern_head.get_mut(k),
+                        pattern_at.get_mut(k),
+                        numbers.get(k),
+                    ) {
+                        *head = self.next_pattern(m, number, usage, at);
+                    }
                     Match::Pattern
                 }
             };
@@ -225,7 +286,22 @@ impl RoutingTable {
         usable: &dyn Fn(TrunkId) -> bool,
         observer: &mut impl Observer,
     ) -> Decision {
-        let m = self.matches(called);
+        self.walk_rn(ingress, called, None, rotation, usable, observer)
+    }
+
+    /// `walk` for a call that may carry a number-portability routing number `rn`: routes
+    /// with `route_on = "rn"` match it instead of the called number when it is present.
+    pub fn walk_rn(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rn: Option<&[u8]>,
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        observer: &mut impl Observer,
+    ) -> Decision {
+        let m = self.matches(called, rn);
+        let rn = rn.unwrap_or(&[]);
         let mut attempts = Attempts::EMPTY;
         let mut matched = false;
         let mut walked = [0u16; WALKED_MAX];
@@ -243,7 +319,7 @@ impl RoutingTable {
                 usages.get(step).copied()
             };
             observer.usage(usage);
-            self.candidates(&m, called, usage, |route, how| {
+            self.candidates(&m, (called, rn), usage, |route, how| {
                 matched = true;
                 let seen = walked.get(..walked_len).unwrap_or(&[]);
                 let again = seen.contains(&route);

@@ -2,6 +2,8 @@
 //! ends. Times are `Instant`s (the core has no wall clock); the CDR writer in the control
 //! plane turns them into wall-clock times and JSON lines.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who or what ended a call.
@@ -11,8 +13,10 @@ pub enum EndedBy {
     Caller,
     /// The called side sent BYE.
     Callee,
-    /// Never answered: failed, rejected or cancelled.
+    /// Never answered: failed or rejected (the callee's 487 included).
     NotAnswered,
+    /// Never answered: the caller cancelled it (CANCEL) before an answer.
+    CallerCancel,
     /// Forgotten after `limits::CALL_IDLE_MAX` without a BYE.
     Expired,
 }
@@ -23,6 +27,7 @@ impl EndedBy {
             EndedBy::Caller => "caller",
             EndedBy::Callee => "callee",
             EndedBy::NotAnswered => "not-answered",
+            EndedBy::CallerCancel => "caller-cancel",
             EndedBy::Expired => "expired",
         }
     }
@@ -32,9 +37,16 @@ impl EndedBy {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AttemptRecord {
     pub trunk: String,
-    /// Numbers as sent to this trunk (after its outbound translation).
+    /// The route that offered this trunk (shared with the routing table).
+    pub route: Option<Arc<str>>,
+    /// Numbers as sent to this trunk (after its outbound translation): the called number,
+    /// From's user part, and the first P-Asserted-Identity number (None: no PAI sent).
     pub called: String,
     pub calling: String,
+    pub pai: Option<Box<str>>,
+    /// Of a failed attempt's final response: its Q.850 cause and reason phrase (boxed:
+    /// most attempts answer, and a call up keeps its record).
+    pub failure: Option<Box<Failure>>,
     /// When the INVITE went out, its first 18x (post-dial delay), its final response.
     pub sent: Instant,
     pub progress: Option<Instant>,
@@ -44,14 +56,33 @@ pub struct AttemptRecord {
     pub status: u16,
 }
 
+/// What a failed attempt's final response said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// `Reason: Q.850;cause=N`, if present.
+    pub cause: Option<u16>,
+    /// The reason phrase of its status line.
+    pub sip_reason: Box<str>,
+}
+
 /// The record of one call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CallRecord {
     pub call_id: String,
     pub ingress: String,
-    /// Numbers as received from the ingress trunk, and after its normalization.
+    /// Where the INVITE came from, and the address junction received it on.
+    pub source: Option<SocketAddr>,
+    pub listener: Option<SocketAddr>,
+    /// Numbers as received from the ingress trunk, and after its normalization. The
+    /// calling number is the caller's identity: the P-Asserted-Identity number from a
+    /// trusted trunk, else From's user part.
     pub called: String,
     pub calling: String,
+    /// From's user part and the first P-Asserted-Identity number as received.
+    pub from: String,
+    pub pai: Option<Box<str>>,
+    /// The caller asked for privacy (`Privacy: id`, `user` or `header`).
+    pub privacy: bool,
     pub called_normalized: String,
     pub calling_normalized: String,
     pub attempts: Vec<AttemptRecord>,

@@ -47,6 +47,9 @@ pub struct Call {
     /// it (both empty when it was not translated). Swapped back toward the caller.
     pub from_user_orig: Box<[u8]>,
     pub from_user_new: Box<[u8]>,
+    /// The swap above is of the whole name-addr of From (an anonymized From, RFC 3323),
+    /// not of its user part.
+    pub from_whole: bool,
     /// The concurrent-call slot the answered call holds on its egress trunk.
     pub admitted: Option<Arc<TrunkState>>,
     /// Its call detail record, filled in as the call goes (attempts, answer, end).

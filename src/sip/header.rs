@@ -22,6 +22,12 @@ pub enum HeaderName {
     Reason,
     PAssertedIdentity,
     RetryAfter,
+    /// RFC 3323 Privacy, RFC 8224 Identity (compact `y`), RFC 5806 Diversion, RFC 7044
+    /// History-Info: the calling-party headers junction acts on per trunk.
+    Privacy,
+    Identity,
+    Diversion,
+    HistoryInfo,
     /// Anything else: relayed untouched.
     Other,
 }
@@ -70,6 +76,7 @@ pub fn classify(name: &[u8]) -> HeaderName {
         (1, b'l') => HeaderName::ContentLength,
         (1, b'c') => HeaderName::ContentType,
         (1, b'k') => HeaderName::Supported,
+        (1, b'y') => HeaderName::Identity,
         (2, b't') if is(b"to") => HeaderName::To,
         (3, b'v') if is(b"via") => HeaderName::Via,
         (4, b'c') if is(b"cseq") => HeaderName::CSeq,
@@ -79,6 +86,10 @@ pub fn classify(name: &[u8]) -> HeaderName {
         (7, b'c') if is(b"call-id") => HeaderName::CallId,
         (7, b'c') if is(b"contact") => HeaderName::Contact,
         (7, b'r') if is(b"require") => HeaderName::Require,
+        (7, b'p') if is(b"privacy") => HeaderName::Privacy,
+        (8, b'i') if is(b"identity") => HeaderName::Identity,
+        (9, b'd') if is(b"diversion") => HeaderName::Diversion,
+        (12, b'h') if is(b"history-info") => HeaderName::HistoryInfo,
         (9, b's') if is(b"supported") => HeaderName::Supported,
         (11, b'r') if is(b"retry-after") => HeaderName::RetryAfter,
         (12, b'r') if is(b"record-route") => HeaderName::RecordRoute,

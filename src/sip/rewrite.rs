@@ -212,6 +212,8 @@ pub struct ResponseEdits<'a> {
     pub replace: &'a [(Span, &'a [u8])],
     /// Header lines (CRLF-ended) to add.
     pub insert: &'a [u8],
+    /// Header lines to remove (whole `Header::line` spans).
+    pub delete: &'a [Span],
     /// RFC 7339 feedback (`super::oc`) for the next hop's Via, if it asks for it; empty:
     /// none.
     pub oc: &'a [u8],
@@ -236,6 +238,9 @@ pub fn forward_response(
     }
     if !edits.insert.is_empty() {
         splice.insert(msg.headers_end, edits.insert);
+    }
+    for span in edits.delete {
+        splice.delete(*span);
     }
     let client_via = msg.second_via.filter(|_| !edits.oc.is_empty());
     if let Some(oc) = client_via.and_then(|v| super::oc::via_edits(&v, edits.oc)) {

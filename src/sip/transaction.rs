@@ -222,8 +222,9 @@ impl ClientTxn {
 pub struct Plan {
     pub table: Arc<RoutingTable>,
     pub states: Arc<[Arc<TrunkState>]>,
-    /// Called and calling numbers after the ingress trunk's normalization (and the route's
-    /// caller-ID override).
+    /// Called and calling numbers after the ingress trunk's normalization (the calling
+    /// number is the caller's identity: P-Asserted-Identity from a trusted trunk, else
+    /// From; each route's `caller_id` applies per attempt).
     pub called: Vec<u8>,
     pub calling: Vec<u8>,
 }

@@ -3,7 +3,8 @@
 //! 5xx/408/timeouts, and answer with the best final response when nothing is left.
 
 use super::{Core, Forward};
-use crate::routing::{Attempts, Decision, Number, TrunkId};
+use crate::routing::walk::Quiet;
+use crate::routing::{Attempts, Decision, HeaderPolicy, Number, TrunkId};
 use crate::sip::dialog::CallState;
 use crate::sip::header::HeaderName;
 use crate::sip::rewrite::{self, ResponseEdits};
@@ -23,6 +24,183 @@ pub(super) fn user_span(buf: &[u8], uri: Span) -> Option<Span> {
 fn name_addr_user(buf: &[u8], value: Span) -> Option<Span> {
     let (u, _) = uri::name_addr(buf, value).ok()?;
     user_span(buf, u)
+}
+
+/// The From that replaces a withheld caller's toward an untrusted trunk (RFC 3323 4.1.1.3).
+pub(super) const ANONYMOUS_FROM: &[u8] = b"\"Anonymous\" <sip:anonymous@anonymous.invalid>";
+
+/// RFC 3323: `anonymous` is no number; it is never normalized, translated or replaced.
+pub(super) fn is_anonymous(user: &[u8]) -> bool {
+    user.eq_ignore_ascii_case(b"anonymous")
+}
+
+/// Where a call's calling-number swap applies in From or To (`side`): its user part, or
+/// its whole name-addr (`whole`: an anonymized From).
+pub(super) fn swap_span(
+    buf: &[u8],
+    msg: &Message,
+    side: &crate::sip::scan::NameAddr,
+    whole: bool,
+) -> Option<Span> {
+    if whole {
+        let h = msg.headers.get(side.header)?;
+        name_addr_span(buf, h.value)
+    } else {
+        user_span(buf, side.uri)
+    }
+}
+
+/// The name-addr of a From or To header value (display name and `<uri>`, or the bare URI),
+/// without its header parameters (`;tag=...`).
+pub(super) fn name_addr_span(buf: &[u8], value: Span) -> Option<Span> {
+    let (_, params) = uri::name_addr(buf, value).ok()?;
+    let mut end = params.start.max(value.start);
+    while end > value.start
+        && buf
+            .get(end as usize - 1)
+            .is_some_and(|b| b.is_ascii_whitespace())
+    {
+        end -= 1;
+    }
+    Some(Span::new(value.start as usize, end as usize))
+}
+
+/// Call `each` with every element of a comma-separated header value (commas inside quotes
+/// or `<...>` do not separate), white space trimmed.
+pub(super) fn each_value(buf: &[u8], value: Span, mut each: impl FnMut(Span)) {
+    let s = value.get(buf);
+    let (mut start, mut quoted, mut angle) = (0usize, false, false);
+    let mut emit = |a: usize, b: usize| {
+        let seg = s.get(a..b).unwrap_or(&[]);
+        let lead = seg.iter().take_while(|c| c.is_ascii_whitespace()).count();
+        let trail = seg
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_whitespace())
+            .count();
+        if lead + trail < seg.len() {
+            let base = value.start as usize;
+            each(Span::new(base + a + lead, base + b - trail));
+        }
+    };
+    let mut i = 0;
+    while let Some(&c) = s.get(i) {
+        match c {
+            b'\\' if quoted => i += 1,
+            b'"' => quoted = !quoted,
+            b'<' if !quoted => angle = true,
+            b'>' if !quoted => angle = false,
+            b',' if !quoted && !angle => {
+                emit(start, i);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    emit(start, s.len());
+}
+
+/// The calling number of a P-Asserted-Identity value (sip/sips user part, or tel number).
+pub(super) fn pai_user(buf: &[u8], value: Span) -> Option<Span> {
+    name_addr_user(buf, value)
+}
+
+/// The first P-Asserted-Identity number of `msg`.
+pub(super) fn first_pai_user(buf: &[u8], msg: &Message) -> Option<Span> {
+    let mut found = None;
+    for h in msg.headers() {
+        if h.name == HeaderName::PAssertedIdentity && found.is_none() {
+            each_value(buf, h.value, |v| {
+                if found.is_none() {
+                    found = pai_user(buf, v);
+                }
+            });
+        }
+    }
+    found
+}
+
+/// Whether the request asks for its identity to be withheld: a Privacy header listing `id`
+/// (RFC 3325 9.3), `user` or `header` (RFC 3323 4.2).
+pub(super) fn privacy_requested(buf: &[u8], msg: &Message) -> bool {
+    msg.headers()
+        .iter()
+        .filter(|h| h.name == HeaderName::Privacy)
+        .any(|h| {
+            h.value
+                .get(buf)
+                .split(|&c| c == b';' || c == b',')
+                .map(|t| t.trim_ascii())
+                .any(|t| {
+                    t.eq_ignore_ascii_case(b"id")
+                        || t.eq_ignore_ascii_case(b"user")
+                        || t.eq_ignore_ascii_case(b"header")
+                })
+        })
+}
+
+/// The called number's parameters in a Request-URI: a sip user part's tail from its first
+/// `;` (`+13105551234;npdi;rn=+13105550000`), or a tel URI's parameters.
+pub(super) fn called_params<'a>(buf: &'a [u8], parsed: &uri::Uri) -> &'a [u8] {
+    if parsed.scheme == Scheme::Tel {
+        return parsed.params.get(buf);
+    }
+    crate::routing::split_called(parsed.user.map_or(&[][..], |u| u.get(buf))).1
+}
+
+/// The calling number `raw` as sent to egress trunk `t`: `anonymous` unchanged; otherwise
+/// normalized by the ingress trunk's inbound rules, replaced by the route's `caller_id`
+/// when it has one, then translated by the trunk's outbound rules. Into `out`.
+pub(super) fn calling_for(
+    table: &crate::routing::RoutingTable,
+    ingress: Option<TrunkId>,
+    t: TrunkId,
+    caller_id: Option<&[u8]>,
+    raw: &[u8],
+    scratch: &mut Vec<u8>,
+    out: &mut Vec<u8>,
+) {
+    if is_anonymous(raw) {
+        out.clear();
+        out.extend_from_slice(raw);
+        return;
+    }
+    let number: &[u8] = match (caller_id, ingress) {
+        (Some(c), _) => c,
+        (None, Some(i)) => {
+            table.normalize(i, Number::Calling, raw, scratch);
+            scratch
+        }
+        (None, None) => raw,
+    };
+    table.translate(t, Number::Calling, number, out);
+}
+
+/// Most P-Asserted-Identity values translated in one request (RFC 3325 allows two: one
+/// sip/sips and one tel); the lines of any beyond are removed.
+const PAI_VALUES_MAX: usize = 4;
+
+/// How one attempt's request carries the caller's identity (see `Core::identity_edits`).
+#[derive(Default)]
+pub(super) struct IdentityEdits {
+    /// From: the span to replace, and whether it becomes `ANONYMOUS_FROM` (else its user
+    /// part becomes the translated number in `num_b`).
+    pub from: Option<(Span, bool)>,
+    /// P-Asserted-Identity numbers kept: each user span and its translation's range in
+    /// `num_c`, and whether it changed (only changed ones are replaced).
+    pub pai: [(Span, std::ops::Range<usize>, bool); PAI_VALUES_MAX],
+    pub pai_len: usize,
+}
+
+impl IdentityEdits {
+    /// The first P-Asserted-Identity number sent, if any (`pai_out` is `num_c`).
+    pub fn pai_first<'a>(&self, pai_out: &'a [u8]) -> Option<&'a [u8]> {
+        self.pai
+            .get(..self.pai_len)
+            .and_then(|p| p.first())
+            .and_then(|(_, r, _)| pai_out.get(r.clone()))
+    }
 }
 
 /// The Q.850 cause of a response's `Reason: Q.850;cause=N` header, if any.
@@ -99,36 +277,47 @@ impl Core {
         let table = self.routing.clone();
         let states = self.states.clone();
         let raw_called = parsed.user.map_or(&[][..], |u| u.get(buf));
-        let raw_called = match raw_called.iter().position(|&c| c == b';') {
-            Some(i) => raw_called.get(..i).unwrap_or(raw_called),
-            None => raw_called,
+        let raw_called = crate::routing::split_called(raw_called).0;
+        // The caller's identity (RFC 3325): the asserted one from a trunk inside the trust
+        // domain, else From.
+        let trusted = table.trunk(ingress).is_some_and(|t| t.trusted);
+        let identity = match trusted.then(|| first_pai_user(buf, msg)).flatten() {
+            Some(u) => Some(u),
+            None => user_span(buf, msg.from.uri),
         };
-        let raw_calling = user_span(buf, msg.from.uri).map_or(&[][..], |u| u.get(buf));
+        let raw_calling = identity.map_or(&[][..], |u| u.get(buf));
         let mut called = Vec::new();
         let mut calling = Vec::new();
         table.normalize(ingress, Number::Called, raw_called, &mut called);
-        table.normalize(ingress, Number::Calling, raw_calling, &mut calling);
+        if is_anonymous(raw_calling) {
+            calling.extend_from_slice(raw_calling);
+        } else {
+            table.normalize(ingress, Number::Calling, raw_calling, &mut calling);
+        }
+        // Number portability (RFC 4694): the routing number, normalized like the called
+        // number, routes the call when the trunk (or a route) says so.
+        let rn = crate::routing::number_param(called_params(buf, parsed), b"rn")
+            .filter(|r| !r.is_empty());
+        let mut rn_norm = Vec::new();
+        if let Some(r) = rn {
+            table.normalize(ingress, Number::Called, r, &mut rn_norm);
+        }
+        let rn = rn.map(|_| &rn_norm[..]);
         self.rotation = self.rotation.wrapping_add(1);
         let usable = |t: TrunkId| match (states.get(t.0 as usize), table.trunk(t)) {
             (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
             _ => true,
         };
-        match table.route_with(ingress, &called, self.rotation, &usable) {
-            Decision::Route { route, attempts } => {
-                if let Some(cid) = table.route_caller_id(route) {
-                    calling.clear();
-                    calling.extend_from_slice(cid);
-                }
-                Ok((
-                    Plan {
-                        table: table.clone(),
-                        states: states.clone(),
-                        called,
-                        calling,
-                    },
-                    attempts,
-                ))
-            }
+        match table.walk_call(ingress, &called, rn, self.rotation, &usable, &mut Quiet) {
+            Decision::Route { attempts, .. } => Ok((
+                Plan {
+                    table: table.clone(),
+                    states: states.clone(),
+                    called,
+                    calling,
+                },
+                attempts,
+            )),
             Decision::NoRoute => {
                 self.stats.rejected_no_route += 1;
                 Err((404, "no-route"))
@@ -137,7 +326,7 @@ impl Core {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).
                 let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
                 if matches!(
-                    table.route_with(ingress, &called, self.rotation, &up),
+                    table.walk_call(ingress, &called, rn, self.rotation, &up, &mut Quiet),
                     Decision::Route { .. }
                 ) {
                     self.stats.rejected_admission += 1;
@@ -148,6 +337,123 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// The caller's identity in the request `msg` sent to trunk `t` (RFC 3325, RFC 3323,
+    /// RFC 8224), as edits: From's number translated on its own (into `num_b`), or From
+    /// anonymized toward an untrusted trunk when the caller asked for privacy; every
+    /// P-Asserted-Identity number translated on its own (into `num_c`) when both trunks
+    /// are trusted and `t` takes PAI, else every PAI line removed; Identity removed when
+    /// junction changed the number (or `t` says remove), Diversion and History-Info when
+    /// `t` says remove. Lines to delete go to `delete_buf`.
+    pub(super) fn identity_edits(
+        &mut self,
+        buf: &[u8],
+        msg: &Message,
+        plan: &Plan,
+        ingress: Option<TrunkId>,
+        t: TrunkId,
+        caller_id: Option<&[u8]>,
+    ) -> IdentityEdits {
+        let table = &plan.table;
+        let egress = table.trunk(t);
+        let ingress_trusted = ingress
+            .and_then(|i| table.trunk(i))
+            .is_some_and(|tr| tr.trusted);
+        let egress_trusted = egress.is_some_and(|e| e.trusted);
+        let keep_pai = ingress_trusted && egress_trusted && egress.is_some_and(|e| e.forward_pai);
+        let mut e = IdentityEdits::default();
+        self.delete_buf.clear();
+        self.num_c.clear();
+        let mut changed = false;
+        let from_user = user_span(buf, msg.from.uri);
+        let anonymous_from = from_user.is_some_and(|u| is_anonymous(u.get(buf)));
+        if privacy_requested(buf, msg) && !egress_trusted && !anonymous_from {
+            let from = msg.headers.get(msg.from.header);
+            if let Some(span) = from.and_then(|h| name_addr_span(buf, h.value)) {
+                e.from = Some((span, true));
+                changed = true;
+            }
+        } else if let Some(u) = from_user {
+            let raw = u.get(buf);
+            calling_for(
+                table,
+                ingress,
+                t,
+                caller_id,
+                raw,
+                &mut self.num_t,
+                &mut self.num_b,
+            );
+            if raw != &self.num_b[..] {
+                e.from = Some((u, false));
+                changed = true;
+            }
+        }
+        for h in msg.headers() {
+            if h.name != HeaderName::PAssertedIdentity {
+                continue;
+            }
+            if !keep_pai {
+                self.delete_buf.push(h.line);
+                continue;
+            }
+            let mut values = [Span::EMPTY; PAI_VALUES_MAX + 1];
+            let mut n = 0;
+            each_value(buf, h.value, |v| {
+                if let Some(slot) = values.get_mut(n) {
+                    *slot = v;
+                    n += 1;
+                }
+            });
+            if e.pai_len + n > PAI_VALUES_MAX {
+                // More identities than any caller asserts: not passed untranslated.
+                self.delete_buf.push(h.line);
+                continue;
+            }
+            for v in values.iter().take(n) {
+                let Some(u) = pai_user(buf, *v) else {
+                    continue;
+                };
+                let raw = u.get(buf);
+                calling_for(
+                    table,
+                    ingress,
+                    t,
+                    caller_id,
+                    raw,
+                    &mut self.num_t,
+                    &mut self.num_d,
+                );
+                let from = self.num_c.len();
+                self.num_c.extend_from_slice(&self.num_d);
+                let differs = raw != &self.num_d[..];
+                changed |= differs;
+                if let Some(slot) = e.pai.get_mut(e.pai_len) {
+                    *slot = (u, from..self.num_c.len(), differs);
+                    e.pai_len += 1;
+                }
+            }
+        }
+        let policy =
+            |f: fn(&crate::routing::Trunk) -> HeaderPolicy| egress.map_or(HeaderPolicy::Pass, f);
+        let (identity, diversion, history) = (
+            policy(|e| e.identity),
+            policy(|e| e.diversion),
+            policy(|e| e.history_info),
+        );
+        for h in msg.headers() {
+            let remove = match h.name {
+                HeaderName::Identity => changed || identity == HeaderPolicy::Remove,
+                HeaderName::Diversion => diversion == HeaderPolicy::Remove,
+                HeaderName::HistoryInfo => history == HeaderPolicy::Remove,
+                _ => false,
+            };
+            if remove {
+                self.delete_buf.push(h.line);
+            }
+        }
+        e
     }
 
     /// The Request-URI for trunk `t` at `dest` into `self.uri_buf`: the called number after
@@ -171,6 +477,9 @@ impl Core {
             });
         if !self.num_a.is_empty() {
             self.uri_buf.extend_from_slice(&self.num_a);
+            // The number's own parameters stay with it (`;npdi`, `;rn=`, `;phone-context`;
+            // a tel URI's become the sip user part's, RFC 3261 19.1.6).
+            self.uri_buf.extend_from_slice(called_params(buf, parsed));
             self.uri_buf.push(b'@');
         }
         rewrite::write_hostport(&mut self.uri_buf, dest);
@@ -242,50 +551,61 @@ impl Core {
                 continue;
             };
             st.admitted = admitted;
-            let (forward_pai, progress) = (trunk.forward_pai, trunk.progress_timeout);
+            let progress = trunk.progress_timeout;
             let call = st.call;
+            let ingress = st.ingress;
+            let caller_id = st
+                .attempts
+                .route(st.attempt as usize - 1)
+                .and_then(|r| plan.table.route_caller_id(r));
+            let route = st.attempts.route(st.attempt as usize - 1);
+            let route_name = route.and_then(|r| plan.table.route_name_shared(r));
             self.write_request_uri(buf, &parsed, &plan, t, dest);
-            plan.table
-                .translate(t, Number::Calling, &plan.calling, &mut self.num_b);
+            let edits = self.identity_edits(buf, msg, &plan, ingress, t, caller_id);
             let calling = std::mem::take(&mut self.num_b);
-            let mut replace: [(Span, &[u8]); 2] = [(Span::EMPTY, &[]); 2];
+            let pai_out = std::mem::take(&mut self.num_c);
+            let mut replace: [(Span, &[u8]); 1 + PAI_VALUES_MAX] =
+                [(Span::EMPTY, &[]); 1 + PAI_VALUES_MAX];
             let mut n_replace = 0;
-            let from_user = user_span(buf, msg.from.uri);
-            if let Some(u) = from_user.filter(|u| u.get(buf) != &calling[..]) {
-                replace[0] = (u, &calling[..]);
+            if let Some((span, anonymize)) = edits.from {
+                replace[0] = (
+                    span,
+                    if anonymize {
+                        ANONYMOUS_FROM
+                    } else {
+                        &calling[..]
+                    },
+                );
                 n_replace = 1;
             }
-            let mut delete: [Span; 1] = [Span::EMPTY];
-            let mut n_delete = 0;
-            if let Some(pai) = msg
-                .headers()
-                .iter()
-                .find(|h| h.name == HeaderName::PAssertedIdentity)
-            {
-                if !forward_pai {
-                    delete[0] = pai.line;
-                    n_delete = 1;
-                } else if let Some(u) = name_addr_user(buf, pai.value) {
-                    if u.get(buf) != &calling[..] {
-                        if let Some(slot) = replace.get_mut(n_replace) {
-                            *slot = (u, &calling[..]);
-                            n_replace += 1;
-                        }
-                    }
+            for (span, range, _) in edits.pai.iter().take(edits.pai_len).filter(|p| p.2) {
+                if let (Some(slot), Some(bytes)) =
+                    (replace.get_mut(n_replace), pai_out.get(range.clone()))
+                {
+                    *slot = (*span, bytes);
+                    n_replace += 1;
                 }
             }
+            let delete = std::mem::take(&mut self.delete_buf);
             // Remember the translation so responses and in-dialog requests are restored.
             if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
                 c.egress = Some(t);
                 c.callee = dest;
-                match from_user {
-                    Some(u) if u.get(buf) != &calling[..] => {
-                        c.from_user_orig = u.get(buf).into();
-                        c.from_user_new = calling[..].into();
+                match edits.from {
+                    Some((span, true)) => {
+                        c.from_user_orig = span.get(buf).into();
+                        c.from_user_new = ANONYMOUS_FROM.into();
+                        c.from_whole = true;
                     }
-                    _ => {
+                    Some((span, false)) => {
+                        c.from_user_orig = span.get(buf).into();
+                        c.from_user_new = calling[..].into();
+                        c.from_whole = false;
+                    }
+                    None => {
                         c.from_user_orig = Box::default();
                         c.from_user_new = Box::default();
+                        c.from_whole = false;
                     }
                 }
             }
@@ -311,7 +631,7 @@ impl Core {
                 new_uri: Some(&uri_buf),
                 source: self.txns.servers.get(st_id).map_or(dest, |s| s.source),
                 replace: replace.get(..n_replace).unwrap_or(&[]),
-                delete: delete.get(..n_delete).unwrap_or(&[]),
+                delete: &delete,
                 progress: (invite && !progress.is_zero()).then_some(progress),
             };
             let name = trunk.name.clone();
@@ -320,11 +640,19 @@ impl Core {
             }
             if self.forward_stateful(now, buf, msg, st_id, &fwd).is_some() && invite {
                 let called = std::mem::take(&mut self.num_a);
-                self.attempt_started(now, call, &name, &called, &calling);
+                let from_sent: &[u8] = match edits.from {
+                    Some((_, true)) => b"anonymous",
+                    Some((_, false)) => &calling,
+                    None => user_span(buf, msg.from.uri).map_or(&[][..], |u| u.get(buf)),
+                };
+                let pai_sent = edits.pai_first(&pai_out);
+                self.attempt_started(now, call, &name, route_name, &called, from_sent, pai_sent);
                 self.num_a = called;
             }
             self.uri_buf = uri_buf;
             self.num_b = calling;
+            self.num_c = pai_out;
+            self.delete_buf = delete;
             return;
         }
     }
@@ -367,6 +695,13 @@ impl Core {
         let may_retry = (code == 408 || (500..600).contains(&code))
             && !st.cancelled
             && (!st.provisional_relayed || plan.table.failover_after_provisional());
+        if let Some((b, m)) = response {
+            let phrase = match m.start {
+                StartLine::Response { reason, .. } => reason.get(b),
+                StartLine::Request { .. } => &[],
+            };
+            self.attempt_failure(call, cause, phrase);
+        }
         self.attempt_final(now, call, recorded);
         let Some(st) = self.txns.servers.get_mut(st_id) else {
             return;
@@ -477,6 +812,30 @@ impl Core {
         }
         let (to, invite, call) = (st.reply_to, st.invite, st.call);
         let trunk = st.ingress.is_some();
+        // RFC 3261 16.7 step 6: a gateway's 503 (and its Retry-After, which would take
+        // junction itself out of service for a PBX that honours it) is never relayed
+        // upstream: a 5xx becomes 500, unless response_codes made it another 5xx on purpose.
+        let code =
+            if st.plan.is_some() && (500..600).contains(&code) && (code == 503 || code == received)
+            {
+                500
+            } else {
+                code
+            };
+        let mut retry_after = [Span::EMPTY; 2];
+        let mut n_retry = 0;
+        if st.plan.is_some() && (500..600).contains(&code) {
+            for h in msg
+                .headers()
+                .iter()
+                .filter(|h| h.name == HeaderName::RetryAfter)
+            {
+                if let Some(slot) = retry_after.get_mut(n_retry) {
+                    *slot = h.line;
+                    n_retry += 1;
+                }
+            }
+        }
         if invite {
             self.note_final(call, code, reason);
         }
@@ -488,6 +847,7 @@ impl Core {
             status: (code != received).then_some(code),
             replace: replace.as_ref().map_or(&[][..], |a| &a[..]),
             insert: extra.as_bytes(),
+            delete: retry_after.get(..n_retry).unwrap_or(&[]),
             oc: &oc,
         };
         let r = rewrite::forward_response(buf, msg, &edits, &mut self.splice, &mut self.out);
@@ -520,12 +880,12 @@ impl Core {
         }
         // Toward the caller: From carries the translated number; toward the callee (its
         // own in-dialog requests answered by the caller), To carries the caller's.
-        let (uri, want, put) = if st.from_caller {
-            (msg.from.uri, &c.from_user_new, &c.from_user_orig)
+        let (side, want, put) = if st.from_caller {
+            (&msg.from, &c.from_user_new, &c.from_user_orig)
         } else {
-            (msg.to.uri, &c.from_user_orig, &c.from_user_new)
+            (&msg.to, &c.from_user_orig, &c.from_user_new)
         };
-        let u = user_span(buf, uri).filter(|u| u.get(buf) == &want[..])?;
+        let u = swap_span(buf, msg, side, c.from_whole).filter(|u| u.get(buf) == &want[..])?;
         Some((u, put.clone()))
     }
 }

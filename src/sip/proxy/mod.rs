@@ -159,6 +159,12 @@ pub struct Core {
     trunk_stats: TrunkStatsMap,
     num_a: Vec<u8>,
     num_b: Vec<u8>,
+    /// Scratch for calling-number translation: P-Asserted-Identity numbers sent, one
+    /// translation, one normalization; and the header lines an attempt removes.
+    num_c: Vec<u8>,
+    num_d: Vec<u8>,
+    num_t: Vec<u8>,
+    delete_buf: Vec<Span>,
     stats: CoreStats,
     out: Vec<u8>,
     transmits: Vec<(SocketAddr, Range<usize>)>,
@@ -292,6 +298,10 @@ impl Core {
             trunk_stats: TrunkStatsMap::default(),
             num_a: Vec::new(),
             num_b: Vec::new(),
+            num_c: Vec::new(),
+            num_d: Vec::new(),
+            num_t: Vec::new(),
+            delete_buf: Vec::new(),
             stats: CoreStats {
                 admission_percent: 100,
                 ..CoreStats::default()
@@ -757,7 +767,17 @@ impl Core {
         tag.clear();
         self.local_tag(buf, msg, true, &mut tag);
         let oc = self.oc_for(Some(&msg.top_via), |c| c.routing.ingress(from).is_some());
-        let r = local_response(buf, msg, code, &tag, extra, usize::MAX, &oc, &mut self.out);
+        let r = local_response(
+            buf,
+            msg,
+            code,
+            &tag,
+            extra,
+            usize::MAX,
+            &oc,
+            Some(from),
+            &mut self.out,
+        );
         self.tmp = tag;
         let to = Self::reply_addr(buf, msg, from);
         self.stats.responses_local += 1;
@@ -877,7 +897,7 @@ impl Core {
                 let extra = self.reason_lines(code.1);
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
                 if invite {
-                    self.rejected_call(now, buf, msg, ingress, code.0, code.1);
+                    self.rejected_call(now, buf, msg, ingress, from, code.0, code.1);
                 }
                 return;
             }
@@ -901,7 +921,17 @@ impl Core {
             st.request = buf.get(..msg.body.end as usize).unwrap_or(buf).to_vec();
             // Our 100 Trying (RFC 3261 16.2).
             let oc = self.oc_for(Some(&msg.top_via), |_| true);
-            let r = local_response(buf, msg, 100, b"", b"", usize::MAX, &oc, &mut self.out);
+            let r = local_response(
+                buf,
+                msg,
+                100,
+                b"",
+                b"",
+                usize::MAX,
+                &oc,
+                Some(from),
+                &mut self.out,
+            );
             st.last_response = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
             st.last_code = 100;
             st.state = ServerState::Proceeding;
@@ -925,12 +955,14 @@ impl Core {
                 caller_tag,
                 from_user_orig: Box::default(),
                 from_user_new: Box::default(),
+                from_whole: false,
                 admitted: None,
                 record: Some(Box::new(self.new_record(
                     now,
                     buf,
                     msg,
                     ingress,
+                    from,
                     &plan_called,
                     &plan_calling,
                 ))),
@@ -964,21 +996,43 @@ impl Core {
         let mut swap = std::mem::take(&mut self.num_b);
         swap.clear();
         let mut replace_span = None;
+        let mut toward = None;
         if let Some(c) = call.and_then(|id| self.calls.get(id)) {
             st.from_caller = c.caller_tag == from_tag;
+            toward = if st.from_caller { c.egress } else { c.ingress };
             if !c.from_user_new.is_empty() {
                 // Caller to callee: From carries the caller's own number: translate it.
                 // Callee to caller: To carries the translated number: restore it.
-                let (uri, want, put) = if st.from_caller {
-                    (msg.from.uri, &c.from_user_orig, &c.from_user_new)
+                let (side, want, put) = if st.from_caller {
+                    (&msg.from, &c.from_user_orig, &c.from_user_new)
                 } else {
-                    (msg.to.uri, &c.from_user_new, &c.from_user_orig)
+                    (&msg.to, &c.from_user_new, &c.from_user_orig)
                 };
-                if let Some(u) = user_span(buf, uri).filter(|u| u.get(buf) == &want[..]) {
+                if let Some(u) = attempt::swap_span(buf, msg, side, c.from_whole)
+                    .filter(|u| u.get(buf) == &want[..])
+                {
                     swap.extend_from_slice(put);
                     replace_span = Some(u);
                 }
             }
+        }
+        // P-Asserted-Identity in a dialog (RFC 3325): only between trusted trunks, and
+        // never to one with `forward_pai = false`.
+        let mut delete = std::mem::take(&mut self.delete_buf);
+        delete.clear();
+        let trusted = |t: Option<TrunkId>| {
+            t.and_then(|t| self.routing.trunk(t))
+                .is_some_and(|tr| tr.trusted && tr.forward_pai)
+        };
+        let to_trunk = self.routing.ingress(dest).or(toward);
+        let keep_pai = trusted(st.ingress) && trusted(to_trunk);
+        if !keep_pai {
+            delete.extend(
+                msg.headers()
+                    .iter()
+                    .filter(|h| h.name == super::header::HeaderName::PAssertedIdentity)
+                    .map(|h| h.line),
+            );
         }
         if method == Method::Bye {
             st.call = call;
@@ -988,7 +1042,9 @@ impl Core {
                 EndedBy::Callee
             };
             if let Some(c) = call.and_then(|id| self.calls.get_mut(id)) {
-                c.ended_by.get_or_insert(side);
+                if c.ended_by.is_none_or(|b| b == EndedBy::CallerCancel) {
+                    c.ended_by = Some(side);
+                }
             }
         }
         let st_id = self.insert_server(now, st);
@@ -1003,12 +1059,13 @@ impl Core {
             new_uri: None,
             source: self.txns.servers.get(st_id).map_or(dest, |s| s.source),
             replace: &repl,
-            delete: &[],
+            delete: &delete,
             progress: None,
         };
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
         self.num_b = swap;
+        self.delete_buf = delete;
     }
 
     /// Insert a new server transaction with a safety timeout: one whose branch never gets
@@ -1256,7 +1313,17 @@ impl Core {
         tag.clear();
         self.local_tag(buf, msg, false, &mut tag);
         let oc = self.oc_for(Some(&msg.top_via), |_| true);
-        let r = local_response(buf, msg, 200, &tag, b"", usize::MAX, &oc, &mut self.out);
+        let r = local_response(
+            buf,
+            msg,
+            200,
+            &tag,
+            b"",
+            usize::MAX,
+            &oc,
+            Some(from),
+            &mut self.out,
+        );
         self.tmp = tag;
         let bytes = self.out.get(r.clone()).unwrap_or(&[]).to_vec();
         self.stats.responses_local += 1;
@@ -1282,6 +1349,13 @@ impl Core {
             return;
         }
         st.cancelled = true;
+        if let Some(c) = st.call.and_then(|id| self.calls.get_mut(id)) {
+            // The caller gave up: its record says so, not "not-answered" (a callee's 487).
+            c.ended_by.get_or_insert(EndedBy::CallerCancel);
+        }
+        let Some(st) = self.txns.servers.get_mut(invite_st) else {
+            return;
+        };
         let Some(ct_id) = st.client else {
             return;
         };
@@ -1866,7 +1940,7 @@ impl Core {
             s.answered();
             s.ended();
         }
-        let (to, invite, call) = (st.reply_to, st.invite, st.call);
+        let (to, invite, call, source) = (st.reply_to, st.invite, st.call, st.source);
         if invite {
             self.note_final(call, code, "");
         }
@@ -1880,7 +1954,17 @@ impl Core {
                 .get(st_id)
                 .is_some_and(|s| s.ingress.is_some())
         });
-        let r = local_response(req_buf, req, code, &tag, extra, skip, &oc, &mut self.out);
+        let r = local_response(
+            req_buf,
+            req,
+            code,
+            &tag,
+            extra,
+            skip,
+            &oc,
+            Some(source),
+            &mut self.out,
+        );
         self.tmp = tag;
         if let Some(st) = self.txns.servers.get_mut(st_id) {
             st.last_response.clear();

@@ -8,6 +8,7 @@ use crate::sip::cdr::{AttemptRecord, CallRecord, EndedBy};
 use crate::sip::scan::{Message, StartLine};
 use crate::sip::transaction::Id;
 use crate::sip::trunk_stats;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 fn text(b: &[u8]) -> String {
@@ -16,12 +17,14 @@ fn text(b: &[u8]) -> String {
 
 impl Core {
     /// A new record for the INVITE `msg` from trunk `ingress`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new_record(
         &self,
         now: Instant,
         buf: &[u8],
         msg: &Message,
         ingress: TrunkId,
+        source: SocketAddr,
         called_normalized: &[u8],
         calling_normalized: &[u8],
     ) -> CallRecord {
@@ -29,7 +32,10 @@ impl Core {
             StartLine::Request { uri, .. } => super::user_span(buf, uri).map(|u| u.get(buf)),
             StartLine::Response { .. } => None,
         };
-        let calling = super::user_span(buf, msg.from.uri).map(|u| u.get(buf));
+        let from = super::user_span(buf, msg.from.uri).map(|u| u.get(buf));
+        let pai = super::attempt::first_pai_user(buf, msg).map(|u| u.get(buf));
+        let trusted = self.routing.trunk(ingress).is_some_and(|t| t.trusted);
+        let calling = if trusted { pai.or(from) } else { from };
         // The Call-ID is the call's key (held by the call table) and the normalized numbers
         // are usually the received ones: both are filled in when the record is finished,
         // so a call in progress holds no copies of them.
@@ -47,8 +53,18 @@ impl Core {
                 .trunk(ingress)
                 .map(|t| t.name.clone())
                 .unwrap_or_default(),
+            source: Some(source),
+            listener: Some(self.config.advertise),
             called: text(called.unwrap_or(&[])),
             calling: text(calling.unwrap_or(&[])),
+            // Usually the calling number itself: filled in when the record is finished.
+            from: if from == calling {
+                String::new()
+            } else {
+                text(from.unwrap_or(&[]))
+            },
+            pai: pai.map(|p| text(p).into_boxed_str()),
+            privacy: super::attempt::privacy_requested(buf, msg),
             called_normalized: normalized(called_normalized, called),
             calling_normalized: normalized(calling_normalized, calling),
             attempts: Vec::new(),
@@ -63,19 +79,24 @@ impl Core {
 
     /// An INVITE refused before any attempt (no route, no usable trunk, limits): its record
     /// is complete at once.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn rejected_call(
         &mut self,
         now: Instant,
         buf: &[u8],
         msg: &Message,
         ingress: TrunkId,
+        source: SocketAddr,
         status: u16,
         reason: &'static str,
     ) {
-        let mut r = self.new_record(now, buf, msg, ingress, &[], &[]);
+        let mut r = self.new_record(now, buf, msg, ingress, source, &[], &[]);
         r.call_id = text(msg.call_id.get(buf));
         r.called_normalized = r.called.clone();
         r.calling_normalized = r.calling.clone();
+        if r.from.is_empty() {
+            r.from = r.calling.clone();
+        }
         r.status = status;
         r.reason = reason;
         let stats = self.trunk_stats.trunk(&r.ingress);
@@ -90,14 +111,17 @@ impl Core {
         self.calls.get_mut(call?)?.record.as_deref_mut()
     }
 
-    /// An INVITE went to trunk `name` with these numbers.
+    /// An INVITE went to trunk `name`, offered by route `route`, with these numbers.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn attempt_started(
         &mut self,
         now: Instant,
         call: Option<Id>,
         name: &str,
+        route: Option<std::sync::Arc<str>>,
         called: &[u8],
         calling: &[u8],
+        pai: Option<&[u8]>,
     ) {
         self.trunk_stats.trunk(name).counters.attempts_out += 1;
         if let Some(r) = self.record_mut(call) {
@@ -105,8 +129,11 @@ impl Core {
             r.attempts.reserve_exact(1);
             r.attempts.push(AttemptRecord {
                 trunk: name.to_string(),
+                route,
                 called: text(called),
                 calling: text(calling),
+                pai: pai.map(|p| text(p).into_boxed_str()),
+                failure: None,
                 sent: now,
                 progress: None,
                 final_at: None,
@@ -162,6 +189,20 @@ impl Core {
         }
     }
 
+    /// The current attempt failed with a response carrying Q.850 `cause` (if any) and the
+    /// reason phrase `phrase`.
+    pub(super) fn attempt_failure(&mut self, call: Option<Id>, cause: Option<u16>, phrase: &[u8]) {
+        let Some(a) = self.record_mut(call).and_then(|r| r.attempts.last_mut()) else {
+            return;
+        };
+        if a.final_at.is_none() {
+            a.failure = Some(Box::new(crate::sip::cdr::Failure {
+                cause,
+                sip_reason: text(phrase).into_boxed_str(),
+            }));
+        }
+    }
+
     /// The call moves on from its current trunk.
     pub(super) fn attempt_failover(&mut self, call: Option<Id>) {
         let name = self
@@ -204,11 +245,18 @@ impl Core {
         if r.calling_normalized.is_empty() {
             r.calling_normalized = r.calling.clone();
         }
+        if r.from.is_empty() {
+            r.from = r.calling.clone();
+        }
         r.ended = now;
         r.ended_by = match (by, r.answered) {
             (Some(b), _) => b,
+            (None, None) if c.ended_by == Some(EndedBy::CallerCancel) => EndedBy::CallerCancel,
             (None, None) => EndedBy::NotAnswered,
-            (None, Some(_)) => c.ended_by.unwrap_or(EndedBy::Expired),
+            (None, Some(_)) => c
+                .ended_by
+                .filter(|b| *b != EndedBy::CallerCancel)
+                .unwrap_or(EndedBy::Expired),
         };
         if let (Some(answered), Some(a)) = (r.answered, r.attempts.last()) {
             let name = a.trunk.clone();
