@@ -49,7 +49,7 @@ fn low_limits_fail_with_the_limit_and_the_fix() {
     let (code, stderr) = run_limited("-l 64", &file);
     assert_eq!(code, Some(1), "{stderr}");
     for part in [
-        "locked-memory limit (RLIMIT_MEMLOCK) is 64 KiB",
+        "locked-memory limit (RLIMIT_MEMLOCK, ulimit -l) is 64 KiB",
         "needs 1024 KiB",
         "`ulimit -l 1024`",
         "LimitMEMLOCK=1024K",

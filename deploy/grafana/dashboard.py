@@ -53,7 +53,7 @@ stat("Active calls", f'sum(junction_calls_active{sel()})', x=8, desc="Calls in p
 stat("Trunks down", f'count(junction_trunk_up{sel()} == 0) or vector(0)', x=12,
      desc="Trunks whose OPTIONS probes fail.",
      thresholds=[{"color": "green", "value": None}, {"color": "red", "value": 1}])
-stat("Admitted (overload control)", f'min(junction_admission_percent{sel()}) / 100', "percentunit", x=16,
+stat("Admitted (overload control)", f'min(junction_admission_ratio{sel()})', "percentunit", x=16,
      desc="Share of new calls overload control admits, lowest shard (1: not overloaded).",
      thresholds=[{"color": "red", "value": None}, {"color": "orange", "value": 0.9}, {"color": "green", "value": 0.999}])
 stat("Shards up", f'sum(junction_shard_up{sel()}) / sum(junction_shards{sel()})', "percentunit", x=20,
@@ -101,7 +101,7 @@ ts("Admission refusals/s per trunk, by limit",
    "reqps", x=12, desc="Calls a trunk's limits refused (max_calls, max_cps, max_early) or withheld because the trunk asked (overload_control).")
 y += 8
 ts("Overload reduction asked by trunks (RFC 7339)",
-   [(f'max by (trunk) (junction_trunk_overload_reduction_percent{sel(T)})', "{{trunk}}")], "percent", x=0)
+   [(f'max by (trunk) (junction_trunk_overload_reduction_ratio{sel(T)})', "{{trunk}}")], "percentunit", x=0)
 ts("Failovers/s per trunk",
    [(f'sum by (trunk) (rate(junction_trunk_failovers_total{sel(T)}[$__rate_interval]))', "{{trunk}}")], "reqps", x=12)
 y += 8
@@ -113,7 +113,7 @@ ts("Shedding: new calls refused or dropped by overload control",
     (f'sum(rate(junction_core_rejected_admission_total{sel()}[$__rate_interval]))', "trunk admission")],
    "reqps", x=0)
 ts("Admitted share per shard; memory pressure",
-   [(f'junction_admission_percent{sel()} / 100', "shard {{shard}} admitted"),
+   [(f'junction_admission_ratio{sel()}', "shard {{shard}} admitted"),
     (f'max(junction_memory_pressure{sel()})', "memory pressure")],
    "percentunit", x=12, max_=1)
 y += 8
@@ -135,7 +135,7 @@ ts("Residence time by kind (p50, p99)",
    "s", x=0, desc="From receiving a datagram to sending a message it caused, by the kind of the message sent.")
 ts("Datagrams/s per shard",
    [(f'sum by (shard) (rate(junction_datagrams_received_total{sel()}[$__rate_interval]))', "shard {{shard}} received"),
-    (f'sum by (to) (junction_handoff_queue_datagrams{sel()})', "queued for shard {{to}} (hand-off)")],
+    (f'sum by (shard) (junction_handoff_queue_datagrams{sel(DIN)})', "queued for shard {{shard}} (hand-off)")],
    "pps", x=12)
 y += 8
 ts("Memory", [(f'sum(junction_memory_resident_bytes{sel()})', "resident"), (f'sum(junction_memory_cap_bytes{sel()})', "cap")], "bytes", x=0)
