@@ -37,9 +37,11 @@ use std::time::Duration;
 pub use lint::warnings;
 pub use observability::{CdrSettings, LogSettings};
 pub use prefix_file::{PrefixFile, PREFIX_FILE_ERRORS_MAX};
-pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
+pub use route::{PRIORITY_DEFAULT, REJECT_CODE_DEFAULT, REJECT_REASON_BYTES_MAX, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
-pub use trunk::{PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX};
+pub use trunk::{
+    PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX, REFUSE_IN_CODE_DEFAULT,
+};
 
 use crate::routing::{Probe, UnknownSource};
 
@@ -127,6 +129,11 @@ pub struct TrunkConfig {
     pub max_cps: Option<u32>,
     pub max_early: Option<u32>,
     pub probe: Option<Probe>,
+    /// Ingress admission: concurrent calls and new calls per second this trunk may send
+    /// junction (exact over all shards), and the status of a call over them.
+    pub max_calls_in: Option<u32>,
+    pub max_cps_in: Option<u32>,
+    pub refuse_in_code: u16,
     /// Line in the file (for messages).
     pub line: usize,
 }
@@ -151,6 +158,9 @@ impl Default for TrunkConfig {
             max_cps: None,
             max_early: None,
             probe: None,
+            max_calls_in: None,
+            max_cps_in: None,
+            refuse_in_code: REFUSE_IN_CODE_DEFAULT,
             line: 0,
         }
     }
@@ -205,7 +215,17 @@ pub struct RouteConfig {
     pub caller_id: Option<String>,
     /// Lower goes first among matching routes (default `PRIORITY_DEFAULT`).
     pub priority: u32,
+    /// `action = "reject"`: the route answers the calls it matches with this (and has no
+    /// trunks); `None`: an ordinary route.
+    pub reject: Option<RejectConfig>,
     pub line: usize,
+}
+
+/// What a reject route answers: a final status (400-699) and an optional reason phrase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectConfig {
+    pub code: u16,
+    pub reason: Option<String>,
 }
 
 impl Default for RouteConfig {
@@ -221,6 +241,7 @@ impl Default for RouteConfig {
             weights: Vec::new(),
             caller_id: None,
             priority: PRIORITY_DEFAULT,
+            reject: None,
             line: 0,
         }
     }

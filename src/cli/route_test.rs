@@ -581,6 +581,12 @@ impl Ctx<'_> {
                     if again {
                         text.push_str("; already walked under an earlier usage");
                     }
+                    if let Some(r) = self.table.route_reject(route).filter(|_| !again) {
+                        text.push_str(&format!(
+                            "; reject route: answers {}, the walk stops here",
+                            reject_text(r)
+                        ));
+                    }
                     line(text);
                 }
                 Step::Trunk(trunk, outcome) => {
@@ -610,6 +616,16 @@ impl Ctx<'_> {
             }
             Decision::NoTrunk => {
                 line("result: 503 Service Unavailable (routes matched, but no usable trunk: each was the ingress trunk, down or full)".into());
+            }
+            Decision::Reject { route } => {
+                let answer = self
+                    .table
+                    .route_reject(route)
+                    .map_or_else(String::new, reject_text);
+                line(format!(
+                    "result: {answer} (reject route {:?})",
+                    self.route_name(route)
+                ));
             }
             Decision::Route { .. } => {
                 line(format!("attempts ({}):", call.attempts.len()));
@@ -688,6 +704,13 @@ impl Ctx<'_> {
         match call.decision {
             Decision::NoRoute => format!("{head} 404 no route"),
             Decision::NoTrunk => format!("{head} 503 no usable trunk"),
+            Decision::Reject { route } => format!(
+                "{head} {} by reject route {}",
+                self.table
+                    .route_reject(route)
+                    .map_or_else(String::new, reject_text),
+                self.route_name(route)
+            ),
             Decision::Route { .. } => {
                 let attempts: Vec<String> =
                     call.attempts
@@ -708,6 +731,15 @@ impl Ctx<'_> {
             }
         }
     }
+}
+
+/// A reject route's answer: `403 Forbidden`, or with its own reason phrase.
+fn reject_text(r: &junction::routing::Reject) -> String {
+    let phrase = r
+        .reason
+        .as_deref()
+        .unwrap_or_else(|| junction::sip::response::reason_phrase(r.code));
+    format!("{} {phrase}", r.code)
 }
 
 fn rules_of<'a>(t: &'a TrunkConfig, list: &str) -> &'a [RuleConfig] {

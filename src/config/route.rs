@@ -24,6 +24,9 @@ const KEYS: &[&str] = &[
     "weights",
     "priority",
     "caller_id",
+    "action",
+    "code",
+    "reason",
 ];
 
 /// Priority of a route that does not say (lower goes first).
@@ -34,6 +37,12 @@ pub const WEIGHT_MAX: u32 = 10_000;
 
 /// Longest `caller_id`.
 const CALLER_ID_BYTES_MAX: usize = 64;
+
+/// The status of a reject route that does not say.
+pub const REJECT_CODE_DEFAULT: u16 = 403;
+
+/// Longest `reason` of a reject route (it becomes the response's reason phrase).
+pub const REJECT_REASON_BYTES_MAX: usize = 128;
 
 /// The keys that say which numbers a route carries; a route has exactly one.
 const NUMBER_KEYS: [&str; 3] = ["pattern", "prefixes", "prefix_file"];
@@ -108,7 +117,12 @@ pub fn read(
         }
 
         let usage_refs = usages::read(doc, &section, "route");
-        let egress = read_trunks(doc, &section, &by_name, &trunk_names);
+        let reject = read_action(doc, &section);
+        let egress = if reject.is_some() {
+            Vec::new()
+        } else {
+            read_trunks(doc, &section, &by_name, &trunk_names)
+        };
         let weights = read_weights(doc, &section, egress.len());
         let caller_id = read_caller_id(doc, &section);
 
@@ -141,11 +155,100 @@ pub fn read(
             weights,
             caller_id,
             priority,
+            reject,
             line: section.line.unwrap_or(0),
         });
         route_usages.push(usage_refs);
     }
     (routes, route_usages)
+}
+
+/// `action`, and with `action = "reject"` its `code` and `reason`: a reject route answers
+/// the calls it matches itself and has no trunks (nor weights or caller_id). `code` and
+/// `reason` belong to reject routes only.
+fn read_action(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<super::RejectConfig> {
+    let reject = match section.field(doc, "action") {
+        None => false,
+        Some(f) => match f.string(doc, "\"route\" (the default) or \"reject\"") {
+            Some("route") => false,
+            Some("reject") => true,
+            Some(other) => {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    format!(
+                        "{other:?} is not an action: \"route\" (send the calls to the route's \
+                         trunks, the default) or \"reject\" (answer them with `code`)"
+                    ),
+                );
+                false
+            }
+            None => false,
+        },
+    };
+    if !reject {
+        for key in ["code", "reason"] {
+            if let Some(f) = section.field(doc, key) {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    "only a route with action = \"reject\" has a code and a reason; add \
+                     action = \"reject\" or remove it",
+                );
+            }
+        }
+        return None;
+    }
+    for (key, what) in [
+        ("trunks", "trunks"),
+        ("weights", "weights"),
+        ("caller_id", "a caller_id"),
+    ] {
+        if let Some(f) = section.field(doc, key) {
+            doc.error(
+                f.line,
+                &f.key,
+                format!(
+                    "a route with action = \"reject\" answers its calls itself and has no \
+                     {what}; remove it, or remove action = \"reject\""
+                ),
+            );
+        }
+    }
+    let code = match section.field(doc, "code") {
+        None => REJECT_CODE_DEFAULT,
+        Some(f) => f
+            .integer_in(
+                doc,
+                400,
+                699,
+                "a final status from 400 to 699 (the answer to the calls it matches; \
+                 default 403)",
+            )
+            .map_or(REJECT_CODE_DEFAULT, |c| c as u16),
+    };
+    let reason = section.field(doc, "reason").and_then(|f| {
+        let text = f.string(
+            doc,
+            "a reason phrase in quotes, like \"Premium rate blocked\"",
+        )?;
+        let ok = !text.trim().is_empty()
+            && text.len() <= REJECT_REASON_BYTES_MAX
+            && !text.chars().any(char::is_control);
+        if !ok {
+            doc.error(
+                f.line,
+                &f.key,
+                format!(
+                    "{text:?} is not a reason phrase: 1 to {REJECT_REASON_BYTES_MAX} bytes of \
+                     text without control characters (no line breaks or tabs)"
+                ),
+            );
+            return None;
+        }
+        Some(text.trim().to_string())
+    });
+    Some(super::RejectConfig { code, reason })
 }
 
 fn read_prefix_file(

@@ -28,6 +28,9 @@ const KEYS: &[&str] = &[
     "max_cps",
     "max_early",
     "probe",
+    "max_calls_in",
+    "max_cps_in",
+    "refuse_in_code",
 ];
 /// Trunk settings of the full inter-trunk model (ROUTING.md), not read by this version.
 const LATER: &[&str] = &["transport", "allow_hairpin"];
@@ -176,6 +179,8 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
         let max_cps = read_limit(doc, &section, "max_cps", "new calls per second");
         let max_early = read_limit(doc, &section, "max_early", "early dialogs");
         let probe = read_probe(doc, &section, has_send_to);
+        let (max_calls_in, max_cps_in, refuse_in_code) =
+            read_ingress_limits(doc, &section, peers_written > 0);
 
         infos.push(TrunkInfo {
             name: name.clone().unwrap_or_default(),
@@ -201,6 +206,9 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             max_cps,
             max_early,
             probe,
+            max_calls_in,
+            max_cps_in,
+            refuse_in_code,
             line: section.line.unwrap_or(0),
         });
     }
@@ -218,6 +226,44 @@ fn read_limit(doc: &mut Doc<'_>, section: &Section<'_>, key: &str, what: &str) -
         &format!("a whole number of {what} from 1 to {max} (omit it for no limit)"),
     )?;
     u32::try_from(n).ok()
+}
+
+/// The status of a call refused for the ingress limits when `refuse_in_code` is not set.
+pub const REFUSE_IN_CODE_DEFAULT: u16 = 503;
+
+/// `max_calls_in`, `max_cps_in` (limits on the calls the trunk sends junction) and
+/// `refuse_in_code` (what a call over them gets). Only a trunk with peers sends calls.
+fn read_ingress_limits(
+    doc: &mut Doc<'_>,
+    section: &Section<'_>,
+    has_peers: bool,
+) -> (Option<u32>, Option<u32>, u16) {
+    let max_calls_in = read_limit(doc, section, "max_calls_in", "concurrent calls");
+    let max_cps_in = read_limit(doc, section, "max_cps_in", "new calls per second");
+    let code = section
+        .field(doc, "refuse_in_code")
+        .and_then(|f| {
+            f.integer_in(
+                doc,
+                400,
+                699,
+                "a final status from 400 to 699 (default 503, with Retry-After)",
+            )
+        })
+        .map_or(REFUSE_IN_CODE_DEFAULT, |c| c as u16);
+    if !has_peers {
+        for key in ["max_calls_in", "max_cps_in", "refuse_in_code"] {
+            if let Some(f) = section.field(doc, key) {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    "limits the calls this trunk sends junction, and it has no peers, so it \
+                     sends none; give it peers or remove it",
+                );
+            }
+        }
+    }
+    (max_calls_in, max_cps_in, code)
 }
 
 fn read_probe(doc: &mut Doc<'_>, section: &Section<'_>, has_send_to: bool) -> Option<Probe> {

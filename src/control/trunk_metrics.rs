@@ -176,11 +176,13 @@ fn counters(e: &mut Exposition, trunks: &[(&str, &TrunkStats)]) {
     e.family(
         rejected,
         Kind::Counter,
-        "Calls refused: direction=\"in\" calls from the trunk with no route or no usable trunk; direction=\"out\" calls the trunk's admission limits refused.",
+        "Calls refused: direction=\"in\" calls from the trunk with no route, no usable trunk, answered by a reject route (route_reject), or over the trunk's ingress limits (ingress_limit); direction=\"out\" calls the trunk's admission limits refused.",
     );
-    let reasons: [(&str, &str, CounterField); 3] = [
+    let reasons: [(&str, &str, CounterField); 5] = [
         ("in", "no_route", |c| c.rejected_no_route),
         ("in", "no_trunk", |c| c.rejected_no_trunk),
+        ("in", "route_reject", |c| c.rejected_route),
+        ("in", "ingress_limit", |c| c.rejected_ingress),
         ("out", "limits", |c| c.refused_limits),
     ];
     for (trunk, s) in trunks {
@@ -202,11 +204,16 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
     type Gauge = fn(&TrunkState) -> u64;
-    let gauges: [(&str, &str, Gauge); 4] = [
+    let gauges: [(&str, &str, Gauge); 5] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
             |s| u64::from(s.calls()),
+        ),
+        (
+            "junction_trunk_ingress_calls_active",
+            "Calls the trunk sent junction that hold one of its max_calls_in slots (all shards; 0 without ingress limits).",
+            |s| u64::from(s.calls_in()),
         ),
         (
             "junction_trunk_early_dialogs",
@@ -234,7 +241,7 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     e.family(
         refused,
         Kind::Counter,
-        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early; overload_control: withheld because the trunk asked, RFC 7339).",
+        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early; overload_control: withheld because the trunk asked, RFC 7339; max_calls_in, max_cps_in: calls the trunk sent junction, over its ingress limits).",
     );
     for s in &states {
         for (limit, counter) in [
@@ -242,6 +249,8 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
             ("max_cps", &s.refused_rate),
             ("max_early", &s.refused_early),
             ("overload_control", &s.refused_oc),
+            ("max_calls_in", &s.refused_calls_in),
+            ("max_cps_in", &s.refused_rate_in),
         ] {
             e.sample(
                 refused,

@@ -155,6 +155,9 @@ impl RoutingTable {
                 max_calls: t.max_calls,
                 max_cps: t.max_cps,
                 max_early: t.max_early,
+                max_calls_in: t.max_calls_in,
+                max_cps_in: t.max_cps_in,
+                refuse_in_code: t.refuse_in_code,
                 probe: t.probe,
                 usages,
                 inbound,
@@ -184,6 +187,22 @@ impl RoutingTable {
             let index = i as u16;
             let mut egress = Vec::new();
             let mut weights = Vec::new();
+            if r.reject.is_some() && !r.trunks.is_empty() {
+                errors.add(
+                    r.line,
+                    format!("route[{i}].trunks"),
+                    "a reject route has no trunks".into(),
+                );
+            }
+            if let Some(code) = r.reject.as_ref().map(|x| x.code) {
+                if !(400..=699).contains(&code) {
+                    errors.add(
+                        r.line,
+                        format!("route[{i}].code"),
+                        format!("{code} is not a final status from 400 to 699"),
+                    );
+                }
+            }
             if !r.weights.is_empty() && r.weights.len() != r.trunks.len() {
                 errors.add(
                     r.line,
@@ -216,7 +235,7 @@ impl RoutingTable {
                     }
                 }
             }
-            if egress.is_empty() {
+            if egress.is_empty() && r.reject.is_none() {
                 errors.add(
                     r.line,
                     format!("route[{i}].trunks"),
@@ -273,6 +292,10 @@ impl RoutingTable {
                 weights: if weighted { weights } else { Vec::new() },
                 usages: route_usages,
                 caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                reject: r.reject.as_ref().map(|x| super::Reject {
+                    code: x.code,
+                    reason: x.reason.as_deref().map(Box::from),
+                }),
             });
         }
 

@@ -16,7 +16,9 @@
 //!   a route without usages is walked only by such trunks. Each route offers its trunks
 //!   rotated by `rotation` (round robin, weighted by `weights`); the attempt list skips the
 //!   ingress trunk (no hairpin), trunks `usable` refuses (down, full), and repeats, up to
-//!   `ATTEMPTS_MAX`.
+//!   `ATTEMPTS_MAX`. A reject route (`action = "reject"`) ends the walk where it stands: with
+//!   no attempt before it the call is refused with its code (`Decision::Reject`), so a
+//!   `+1900` reject route of higher priority carves that range out of a `+1` route.
 //! - `translate`: the egress trunk's outbound rules, then `remove_plus`;
 //!   `translate_response`: its response-code rules.
 
@@ -56,6 +58,11 @@ pub struct Trunk {
     pub max_calls: Option<u32>,
     pub max_cps: Option<u32>,
     pub max_early: Option<u32>,
+    /// Ingress admission: limits on the calls this trunk sends junction (concurrent, per
+    /// second), and the status of a call refused for them.
+    pub max_calls_in: Option<u32>,
+    pub max_cps_in: Option<u32>,
+    pub refuse_in_code: u16,
     /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
     pub probe: Option<Probe>,
     /// Usage ids walked for calls from this trunk, in order; `None`: every route.
@@ -186,6 +193,18 @@ pub enum Decision {
     /// Routes matched but no usable trunk remained (all were the ingress trunk, had no
     /// `send_to`, or were refused by `usable`): 503.
     NoTrunk,
+    /// The walk reached a reject route (`action = "reject"`) before any attempt: answer
+    /// with its code (`RoutingTable::route_reject`).
+    Reject { route: u16 },
+}
+
+/// What a reject route answers (`action = "reject"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// A final status, 400-699.
+    pub code: u16,
+    /// The response's reason phrase (`None`: the standard one for `code`).
+    pub reason: Option<Box<str>>,
 }
 
 /// One route as compiled.
@@ -202,6 +221,8 @@ struct Route {
     /// Usage ids it carries.
     usages: Vec<u16>,
     caller_id: Option<Vec<u8>>,
+    /// `action = "reject"`: the walk stops here and, with no attempt yet, the call gets this.
+    reject: Option<Reject>,
 }
 
 /// The pattern routes.
@@ -413,6 +434,13 @@ impl RoutingTable {
         self.routes
             .get(route as usize)
             .and_then(|r| r.caller_id.as_deref())
+    }
+
+    /// What reject route `route` answers (`None`: it is an ordinary route).
+    pub fn route_reject(&self, route: u16) -> Option<&Reject> {
+        self.routes
+            .get(route as usize)
+            .and_then(|r| r.reject.as_ref())
     }
 
     /// What to do with requests from unknown sources (`[server] unknown_source`).

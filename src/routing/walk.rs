@@ -230,6 +230,7 @@ impl RoutingTable {
         let mut matched = false;
         let mut walked = [0u16; WALKED_MAX];
         let mut walked_len = 0;
+        let mut rejected = None;
         let usages: &[u16] = match self.trunk(ingress).and_then(|t| t.usages.as_deref()) {
             Some(u) => u,
             None => &[],
@@ -254,6 +255,11 @@ impl RoutingTable {
                 if let Some(slot) = walked.get_mut(walked_len) {
                     *slot = route;
                     walked_len += 1;
+                }
+                if self.route_reject(route).is_some() {
+                    // A reject route ends the walk: the routes after it are not offered.
+                    rejected = Some(route);
+                    return false;
                 }
                 let trunks: &[TrunkId] = self
                     .routes
@@ -280,14 +286,15 @@ impl RoutingTable {
                 }
                 attempts.len() < ATTEMPTS_MAX
             });
-            if attempts.len() >= ATTEMPTS_MAX {
+            if attempts.len() >= ATTEMPTS_MAX || rejected.is_some() {
                 break;
             }
         }
-        match attempts.route(0) {
-            Some(route) => Decision::Route { route, attempts },
-            None if matched => Decision::NoTrunk,
-            None => Decision::NoRoute,
+        match (attempts.route(0), rejected) {
+            (Some(route), _) => Decision::Route { route, attempts },
+            (None, Some(route)) => Decision::Reject { route },
+            (None, None) if matched => Decision::NoTrunk,
+            (None, None) => Decision::NoRoute,
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Call {
     pub from_user_new: Box<[u8]>,
     /// The concurrent-call slot the answered call holds on its egress trunk.
     pub admitted: Option<Arc<TrunkState>>,
+    /// The ingress slot the call holds on the trunk it came from (`max_calls_in`), until
+    /// it ends.
+    pub admitted_in: Option<Arc<TrunkState>>,
     /// Its call detail record, filled in as the call goes (attempts, answer, end).
     pub record: Option<Box<CallRecord>>,
     /// Which side sent the BYE, once one did.
@@ -101,6 +104,9 @@ impl Calls {
                 if let Some(s) = &c.admitted {
                     s.ended();
                 }
+                if let Some(s) = &c.admitted_in {
+                    s.ended_in();
+                }
             }
         }
         id
@@ -110,6 +116,9 @@ impl Calls {
         if let Some(call) = self.slab.remove(id) {
             if let Some(s) = &call.admitted {
                 s.ended();
+            }
+            if let Some(s) = &call.admitted_in {
+                s.ended_in();
             }
             self.index.remove(call.call_id_hash, id);
         }

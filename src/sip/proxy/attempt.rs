@@ -87,6 +87,45 @@ impl Core {
         }
     }
 
+    /// Ingress admission of a new call from trunk `ingress` (`max_calls_in`, `max_cps_in`,
+    /// exact over all shards): `true` when it was refused, answered (`refuse_in_code`,
+    /// default 503, with Retry-After where RFC 3261 allows it) and recorded. Admitted with
+    /// a slot taken: the slot goes to `slot`, for the call to hold until it ends.
+    pub(super) fn refused_in(
+        &mut self,
+        now: Instant,
+        buf: &[u8],
+        msg: &Message,
+        from: SocketAddr,
+        ingress: TrunkId,
+        slot: &mut Option<std::sync::Arc<crate::trunks::TrunkState>>,
+    ) -> bool {
+        let (Some(tr), Some(s)) = (
+            self.routing.trunk(ingress),
+            self.states.get(ingress.0 as usize),
+        ) else {
+            return false;
+        };
+        let refusal = match s.admit_in(tr, now) {
+            Ok(true) => {
+                *slot = Some(s.clone());
+                return false;
+            }
+            Ok(false) => return false,
+            Err(r) => r,
+        };
+        let code = tr.refuse_in_code;
+        let reason = refusal.reason();
+        let extra = if matches!(code, 404 | 413 | 480 | 486 | 500 | 503 | 600 | 603) {
+            unavailable(reason, self.routing.retry_after_s())
+        } else {
+            warning(reason)
+        };
+        self.reply_stateless(buf, msg, from, code, extra.as_bytes());
+        self.rejected_call(now, buf, msg, ingress, code, reason);
+        true
+    }
+
     /// Normalize the numbers with the ingress trunk's rules and route the called number.
     /// Err: the status and machine-readable reason to answer with.
     pub(super) fn plan(
@@ -132,6 +171,13 @@ impl Core {
             Decision::NoRoute => {
                 self.stats.rejected_no_route += 1;
                 Err((404, "no-route"))
+            }
+            Decision::Reject { route } => {
+                // A reject route (`action = "reject"`): its code, and its reason phrase
+                // for the response (`reject_phrase`).
+                let reject = table.route_reject(route);
+                self.reject_phrase = reject.and_then(|r| r.reason.clone());
+                Err((reject.map_or(403, |r| r.code), "route-reject"))
             }
             Decision::NoTrunk => {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).

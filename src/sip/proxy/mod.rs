@@ -174,6 +174,8 @@ pub struct Core {
     branch_prefix: Vec<u8>,
     record_route_line: Vec<u8>,
     hash_seed: RandomState,
+    /// The reason phrase of the reject route `plan` just met (`None`: the standard one).
+    reject_phrase: Option<Box<str>>,
 }
 
 /// The address a URI points at, if its host is an IP literal (no DNS on the data path).
@@ -283,6 +285,7 @@ impl Core {
             branch_prefix,
             record_route_line,
             hash_seed,
+            reject_phrase: None,
         }
     }
 
@@ -734,6 +737,33 @@ impl Core {
         self.queue(to, r);
     }
 
+    /// Give the response just queued (when transmit `sent` was queued, and it is the last
+    /// bytes of `out`) the reason phrase `phrase` instead of the standard one (reject
+    /// routes; rare, so the copy does not matter).
+    fn set_reason_phrase(&mut self, sent: usize, code: u16, phrase: &str) {
+        if self.transmits.len() != sent + 1 {
+            return;
+        }
+        let Some((_, range)) = self.transmits.last_mut() else {
+            return;
+        };
+        if range.end != self.out.len() {
+            return;
+        }
+        let Some(eol) = self
+            .out
+            .get(range.start..)
+            .and_then(|r| memchr::memmem::find(r, b"\r\n"))
+        else {
+            return;
+        };
+        let rest = self.out.split_off(range.start + eol);
+        self.out.truncate(range.start);
+        let _ = write!(self.out, "SIP/2.0 {code} {phrase}");
+        self.out.extend_from_slice(&rest);
+        range.end = self.out.len();
+    }
+
     fn points_at_us(&self, buf: &[u8], value: Span) -> bool {
         name_addr_addr(buf, value).is_some_and(|a| same_addr(a, self.config.advertise))
     }
@@ -841,11 +871,24 @@ impl Core {
                 self.trunk_stats.trunk(&name).counters.calls_in += 1;
             }
         }
+        // Ingress admission (`max_calls_in`, `max_cps_in`): the slot is the call's until
+        // it ends; released below if the call is refused after all.
+        let mut admitted_in = None;
+        if invite && self.refused_in(now, buf, msg, from, ingress, &mut admitted_in) {
+            return;
+        }
         let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
+                if let Some(s) = admitted_in.take() {
+                    s.ended_in();
+                }
                 let extra = self.reason_lines(code.1);
+                let sent = self.transmits.len();
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
+                if let Some(phrase) = self.reject_phrase.take() {
+                    self.set_reason_phrase(sent, code.0, &phrase);
+                }
                 if invite {
                     self.rejected_call(now, buf, msg, ingress, code.0, code.1);
                 }
@@ -862,6 +905,9 @@ impl Core {
         if invite && self.calls.len() >= self.bounds.calls {
             // No room for the call it would create: refused before our 100 Trying, so
             // nothing of it is left behind to answer or to absorb.
+            if let Some(s) = admitted_in.take() {
+                s.ended_in();
+            }
             self.stats.rejected_overload += 1;
             let extra = unavailable("overload", self.routing.retry_after_s());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
@@ -896,6 +942,7 @@ impl Core {
                 from_user_orig: Box::default(),
                 from_user_new: Box::default(),
                 admitted: None,
+                admitted_in: admitted_in.take(),
                 record: Some(Box::new(self.new_record(
                     now,
                     buf,
@@ -1608,6 +1655,9 @@ impl Core {
         if state == CallState::Terminated {
             if let Some(s) = c.admitted.take() {
                 s.ended();
+            }
+            if let Some(s) = c.admitted_in.take() {
+                s.ended_in();
             }
             // No new timer: the call's one timer is due within CALL_LINGER (call_timer)
             // and then finds this expiry.

@@ -1,0 +1,429 @@
+//! Carrier routing controls (issue 20) over real loopback sockets through a running
+//! junction: reject routes carved out of a catch-all route, ingress admission per trunk.
+//! A PBX on 127.0.0.2, a second customer on 127.0.0.5, gateways on 127.0.0.3 and .4.
+
+mod common;
+
+use common::{msg, peer_socket, recv_until, response_to, Sent, SDP};
+use junction::config;
+use junction::shard::{self, Options};
+use std::net::{SocketAddr, UdpSocket};
+use std::time::Duration;
+
+fn port(s: &UdpSocket) -> u16 {
+    s.local_addr().expect("addr").port()
+}
+
+fn nothing_arrives(sock: &UdpSocket) -> bool {
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = [0u8; 2048];
+    let quiet = sock.recv_from(&mut buf).is_err();
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    quiet
+}
+
+/// An INVITE from `from` (a peer socket on 127.0.0.x) to `number` through `proxy`.
+fn invite_from(from: &UdpSocket, proxy: SocketAddr, call_id: &str, number: &str) -> String {
+    let me = from.local_addr().expect("addr");
+    msg(
+        &[
+            &format!("INVITE sip:{number}@{proxy} SIP/2.0"),
+            &format!("Via: SIP/2.0/UDP {me};branch=z9hG4bK-{call_id};rport"),
+            "Max-Forwards: 70",
+            &format!("From: <sip:100@{}>;tag=caller", me.ip()),
+            &format!("To: <sip:{number}@{proxy}>"),
+            &format!("Call-ID: {call_id}"),
+            "CSeq: 1 INVITE",
+            &format!("Contact: <sip:100@{me}>"),
+            "Content-Type: application/sdp",
+        ],
+        SDP,
+    )
+}
+
+/// The first final response (>= 200) `sock` receives.
+fn final_response(sock: &UdpSocket, what: &str) -> Sent {
+    recv_until(sock, what, |s| {
+        s.first_line().starts_with("SIP/2.0 ") && !s.first_line().starts_with("SIP/2.0 1")
+    })
+}
+
+#[test]
+fn a_reject_route_carves_a_range_out_of_a_catch_all_route() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw = peer_socket("127.0.0.3");
+    let listen = port(&peer_socket("127.0.0.1"));
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{gw}"
+
+[[route]]
+name = "north-america"
+prefixes = ["+1"]
+trunks = ["gw"]
+
+[[route]]
+name = "premium-rate"
+prefixes = ["+1900"]
+action = "reject"
+reason = "Premium rate blocked"
+priority = 10
+
+[[route]]
+name = "fraud"
+pattern = '\+1876\d+'
+action = "reject"
+code = 603
+priority = 10
+"#,
+        pbx = port(&pbx),
+        gw = port(&gw)
+    );
+    let cfg = config::parse(&text, "reject.toml").expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+
+    // Inside the carved-out range: 403 with the route's reason phrase, nothing to the gateway.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "reject-1", "+19005551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let r = final_response(&pbx, "the reject route's answer");
+    assert_eq!(
+        r.first_line(),
+        "SIP/2.0 403 Premium rate blocked",
+        "{}",
+        r.text
+    );
+    assert!(
+        r.header("Warning").contains("route-reject"),
+        "machine-readable reason: {}",
+        r.text
+    );
+    // A pattern reject route with its own code and the standard phrase.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "reject-2", "+18765550100").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let r = final_response(&pbx, "the pattern reject route's answer");
+    assert_eq!(r.first_line(), "SIP/2.0 603 Decline", "{}", r.text);
+    assert!(nothing_arrives(&gw), "a rejected call reached the gateway");
+
+    // The rest of +1 still goes out over the catch-all route.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "reject-3", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let at_gw = recv_until(&gw, "INVITE at the gateway", |s| s.method() == "INVITE");
+    assert!(
+        at_gw.first_line().contains("+12125551234"),
+        "{}",
+        at_gw.text
+    );
+    gw.send_to(
+        response_to(&at_gw, 486, "Busy Here", Some("g"), "").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let r = final_response(&pbx, "the gateway's answer");
+    assert!(r.is_status(486), "{}", r.text);
+    server.shutdown().expect("clean shutdown");
+}
+
+/// Every datagram `sock` receives until it has been quiet for 300 ms.
+fn drain(sock: &UdpSocket) -> Vec<Sent> {
+    sock.set_read_timeout(Some(Duration::from_millis(300)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 65_536];
+    let mut out = Vec::new();
+    while let Ok((n, from)) = sock.recv_from(&mut buf) {
+        out.push(Sent {
+            to: from,
+            text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+        });
+    }
+    sock.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    out
+}
+
+fn is_final(s: &Sent) -> bool {
+    s.first_line().starts_with("SIP/2.0 ") && !s.first_line().starts_with("SIP/2.0 1")
+}
+
+/// Poll `f` every 50 ms for up to 10 s.
+fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The value of the /metrics sample whose line starts with `prefix` (name and labels).
+fn sample(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn a_customer_over_its_ingress_limits_is_refused_and_the_others_are_not() {
+    let cust_a = peer_socket("127.0.0.2");
+    let gw = peer_socket("127.0.0.3");
+    let cust_b = peer_socket("127.0.0.5");
+    let cust_c = peer_socket("127.0.0.6");
+    let listen = port(&peer_socket("127.0.0.1"));
+    let dir = std::env::temp_dir().join(format!("junction-controls-in-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cdr_path = dir.join("cdr.jsonl");
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+metrics = "127.0.0.1:9090"
+
+[[trunk]]
+name = "cust-a"
+peers = ["127.0.0.2"]
+max_cps_in = 1
+
+[[trunk]]
+name = "cust-b"
+peers = ["127.0.0.5"]
+
+[[trunk]]
+name = "cust-c"
+peers = ["127.0.0.6"]
+max_calls_in = 1
+refuse_in_code = 486
+
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{gw}"
+
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["gw"]
+
+[cdr]
+path = "{cdr}"
+
+[log]
+level = "warn"
+"#,
+        gw = port(&gw),
+        cdr = cdr_path.display()
+    );
+    let mut cfg = config::parse(&text, "ingress.toml").expect("config");
+    cfg.server.metrics = Some(([127, 0, 0, 1], 0).into());
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+    let metrics_addr = server.metrics_addr().expect("metrics enabled");
+
+    // cust-a floods: 4 new calls at once over a rate of 1 per second. The first goes
+    // out (the bucket holds one second's worth); those over the rate get 503 with
+    // Retry-After and the reason, from whichever shard owns them.
+    for i in 0..4 {
+        cust_a
+            .send_to(
+                invite_from(&cust_a, proxy, &format!("flood-{i}"), "+12125551234").as_bytes(),
+                proxy,
+            )
+            .expect("send");
+    }
+    let mut at_gw = 0;
+    for s in drain(&gw) {
+        if s.method() == "INVITE" {
+            at_gw += 1;
+            gw.send_to(
+                response_to(&s, 486, "Busy Here", Some("g"), "").as_bytes(),
+                proxy,
+            )
+            .expect("send");
+        }
+    }
+    let finals: Vec<Sent> = drain(&cust_a).into_iter().filter(is_final).collect();
+    assert_eq!(finals.len(), 4, "{finals:#?}");
+    let refused: Vec<&Sent> = finals.iter().filter(|s| s.is_status(503)).collect();
+    assert!(
+        refused.len() >= 2 && at_gw + refused.len() == 4 && at_gw >= 1,
+        "{at_gw} at the gateway, finals {finals:#?}"
+    );
+    for r in &refused {
+        assert_eq!(r.header("Retry-After"), "5", "{}", r.text);
+        assert!(
+            r.header("Warning").contains("ingress-rate-limit"),
+            "{}",
+            r.text
+        );
+    }
+    assert_eq!(
+        finals.iter().filter(|s| s.is_status(486)).count(),
+        at_gw,
+        "the admitted calls get the gateway's answer"
+    );
+
+    // cust-b, no limits: every one of its calls reaches the gateway meanwhile.
+    for i in 0..4 {
+        cust_b
+            .send_to(
+                invite_from(&cust_b, proxy, &format!("other-{i}"), "+12125551234").as_bytes(),
+                proxy,
+            )
+            .expect("send");
+    }
+    let invites: Vec<Sent> = drain(&gw)
+        .into_iter()
+        .filter(|s| s.method() == "INVITE")
+        .collect();
+    assert_eq!(invites.len(), 4, "{invites:#?}");
+    for s in &invites {
+        gw.send_to(
+            response_to(s, 486, "Busy Here", Some("g"), "").as_bytes(),
+            proxy,
+        )
+        .expect("send");
+    }
+    let finals: Vec<Sent> = drain(&cust_b).into_iter().filter(is_final).collect();
+    assert!(finals.iter().all(|s| s.is_status(486)), "{finals:#?}");
+
+    // cust-c, one call at a time: a second call while the first is up gets its configured
+    // 486; once the first has ended a new one goes through.
+    cust_c
+        .send_to(
+            invite_from(&cust_c, proxy, "c-1", "+12125551234").as_bytes(),
+            proxy,
+        )
+        .expect("send");
+    let inv = recv_until(&gw, "cust-c's first call", |s| s.method() == "INVITE");
+    let contact = format!("<sip:gw@{}>", gw.local_addr().expect("addr"));
+    gw.send_to(
+        response_to(&inv, 200, "OK", Some("g1"), &contact).as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let ok = recv_until(&cust_c, "200 for cust-c's first call", |s| s.is_status(200));
+    cust_c
+        .send_to(
+            invite_from(&cust_c, proxy, "c-2", "+12125551234").as_bytes(),
+            proxy,
+        )
+        .expect("send");
+    let busy = final_response(&cust_c, "cust-c's second call");
+    assert!(busy.is_status(486), "{}", busy.text);
+    assert!(
+        busy.header("Warning").contains("ingress-calls-limit"),
+        "{}",
+        busy.text
+    );
+    assert_eq!(busy.header("Call-ID"), "c-2");
+    let me = cust_c.local_addr().expect("addr");
+    let bye = msg(
+        &[
+            &format!("BYE sip:gw@{} SIP/2.0", gw.local_addr().expect("addr")),
+            &format!("Via: SIP/2.0/UDP {me};branch=z9hG4bK-c-1-bye;rport"),
+            &format!("Route: {}", ok.header("Record-Route")),
+            "Max-Forwards: 70",
+            &format!("From: <sip:100@{}>;tag=caller", me.ip()),
+            &format!("To: {}", ok.header("To")),
+            "Call-ID: c-1",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    cust_c.send_to(bye.as_bytes(), proxy).expect("send");
+    let bye_at_gw = recv_until(&gw, "BYE at the gateway", |s| s.method() == "BYE");
+    gw.send_to(
+        response_to(&bye_at_gw, 200, "OK", None, "").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    recv_until(&cust_c, "200 for the BYE", |s| s.is_status(200));
+    cust_c
+        .send_to(
+            invite_from(&cust_c, proxy, "c-3", "+12125551234").as_bytes(),
+            proxy,
+        )
+        .expect("send");
+    let third = recv_until(&gw, "cust-c's third call", |s| s.method() == "INVITE");
+    assert_eq!(third.header("Call-ID"), "c-3");
+
+    // Counted per trunk and limit, and in the CDR with the reason.
+    let metrics = common::http_get(metrics_addr, "/metrics");
+    let refused_rate = sample(
+        &metrics,
+        "junction_trunk_admission_refused_total{trunk=\"cust-a\",limit=\"max_cps_in\"}",
+    );
+    assert_eq!(refused_rate, Some(refused.len() as f64), "{metrics}");
+    let refused_calls = sample(
+        &metrics,
+        "junction_trunk_admission_refused_total{trunk=\"cust-c\",limit=\"max_calls_in\"}",
+    );
+    assert_eq!(refused_calls, Some(1.0));
+    assert_eq!(
+        sample(
+            &metrics,
+            "junction_trunk_admission_refused_total{trunk=\"cust-b\",limit=\"max_cps_in\"}"
+        ),
+        Some(0.0)
+    );
+    let records = wait_for("the refused calls' CDRs", || {
+        let text = std::fs::read_to_string(&cdr_path).unwrap_or_default();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| {
+                r["reason"]
+                    .as_str()
+                    .is_some_and(|s| s.starts_with("ingress-"))
+            })
+            .collect();
+        (records.len() == refused.len() + 1).then_some(records)
+    });
+    for r in &records {
+        match r["ingress"].as_str() {
+            Some("cust-a") => {
+                assert_eq!(r["reason"], "ingress-rate-limit");
+                assert_eq!(r["status"], 503);
+            }
+            Some("cust-c") => {
+                assert_eq!(r["reason"], "ingress-calls-limit");
+                assert_eq!(r["status"], 486);
+                assert_eq!(r["call_id"], "c-2");
+            }
+            other => panic!("{other:?}: {r}"),
+        }
+    }
+    server.shutdown().expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
