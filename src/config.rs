@@ -134,6 +134,11 @@ pub struct TrunkConfig {
     pub max_calls_in: Option<u32>,
     pub max_cps_in: Option<u32>,
     pub refuse_in_code: u16,
+    /// Passive health: down after this many INVITE attempts in a row failed without any
+    /// answer (timeouts, ICMP unreachable); `None`: only probing marks it down.
+    pub down_after_failures: Option<u32>,
+    /// The longest an answered call from or to this trunk may last (`max_duration_s`).
+    pub max_duration: Option<Duration>,
     /// Line in the file (for messages).
     pub line: usize,
 }
@@ -161,6 +166,8 @@ impl Default for TrunkConfig {
             max_calls_in: None,
             max_cps_in: None,
             refuse_in_code: REFUSE_IN_CODE_DEFAULT,
+            down_after_failures: None,
+            max_duration: None,
             line: 0,
         }
     }
@@ -218,6 +225,8 @@ pub struct RouteConfig {
     /// `action = "reject"`: the route answers the calls it matches with this (and has no
     /// trunks); `None`: an ordinary route.
     pub reject: Option<RejectConfig>,
+    /// The longest an answered call taking this route may last (`max_duration_s`).
+    pub max_duration: Option<Duration>,
     pub line: usize,
 }
 
@@ -242,6 +251,7 @@ impl Default for RouteConfig {
             caller_id: None,
             priority: PRIORITY_DEFAULT,
             reject: None,
+            max_duration: None,
             line: 0,
         }
     }

@@ -8,7 +8,7 @@ use crate::limits;
 use crate::routing::{RoutingTable, Trunk};
 use crate::sip::oc::Feedback;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -47,6 +47,48 @@ impl Refusal {
     }
 }
 
+/// Why a trunk is (or last went) down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownCause {
+    /// Up, or never down.
+    None,
+    /// `down_after` OPTIONS probes in a row failed.
+    Probe,
+    /// `down_after_failures` INVITE attempts in a row timed out without any answer.
+    Failures,
+    /// As `Failures`, the last of them an ICMP port/host unreachable.
+    Unreachable,
+}
+
+impl DownCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownCause::None => "none",
+            DownCause::Probe => "probe",
+            DownCause::Failures => "failures",
+            DownCause::Unreachable => "unreachable",
+        }
+    }
+
+    fn from_u8(v: u8) -> DownCause {
+        match v {
+            1 => DownCause::Probe,
+            2 => DownCause::Failures,
+            3 => DownCause::Unreachable,
+            _ => DownCause::None,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            DownCause::None => 0,
+            DownCause::Probe => 1,
+            DownCause::Failures => 2,
+            DownCause::Unreachable => 3,
+        }
+    }
+}
+
 /// The shared state of one trunk.
 #[derive(Debug)]
 pub struct TrunkState {
@@ -75,6 +117,14 @@ pub struct TrunkState {
     bucket_in: AtomicU64,
     pub refused_calls_in: AtomicU64,
     pub refused_rate_in: AtomicU64,
+    /// Passive health: INVITE attempts in a row that failed without any answer, why the
+    /// trunk last went down (`DownCause`), ICMP unreachables received for datagrams sent to
+    /// it, and how often it went down for each cause (index `DownCause` - 1) and came up.
+    failures_in_a_row: AtomicU32,
+    down_cause: AtomicU8,
+    pub unreachable: AtomicU64,
+    pub downs: [AtomicU64; 3],
+    pub ups: AtomicU64,
 }
 
 impl TrunkState {
@@ -98,6 +148,77 @@ impl TrunkState {
             bucket_in: AtomicU64::new(TOKEN_MASK),
             refused_calls_in: AtomicU64::new(0),
             refused_rate_in: AtomicU64::new(0),
+            failures_in_a_row: AtomicU32::new(0),
+            down_cause: AtomicU8::new(0),
+            unreachable: AtomicU64::new(0),
+            downs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            ups: AtomicU64::new(0),
+        }
+    }
+
+    /// An ICMP unreachable came back for a datagram sent to the trunk.
+    pub fn count_unreachable(&self) {
+        self.unreachable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One more INVITE attempt failed without any answer; the count in a row now.
+    pub fn attempt_failed(&self) -> u32 {
+        self.failures_in_a_row
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// The trunk answered an INVITE attempt: the failures in a row end (a load and, only
+    /// after failures, a store).
+    pub fn attempt_heard(&self) {
+        if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.failures_in_a_row.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// INVITE attempts in a row that failed without any answer.
+    pub fn failures_in_a_row(&self) -> u32 {
+        self.failures_in_a_row.load(Ordering::Relaxed)
+    }
+
+    /// Mark the trunk down for `cause`; true when it was up (exactly one caller, over all
+    /// shards, sees true for one transition: it logs it).
+    pub fn mark_down(&self, cause: DownCause) -> bool {
+        if self
+            .up
+            .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.down_cause.store(cause.to_u8(), Ordering::Relaxed);
+        let slot = usize::from(cause.to_u8()).saturating_sub(1);
+        if let Some(n) = self.downs.get(slot) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Mark the trunk up again (probing); true when it was down.
+    pub fn mark_up(&self) -> bool {
+        if self
+            .up
+            .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.failures_in_a_row.store(0, Ordering::Relaxed);
+        self.ups.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Why the trunk went down last (`None` while up).
+    pub fn down_cause(&self) -> DownCause {
+        if self.is_up() {
+            DownCause::None
+        } else {
+            DownCause::from_u8(self.down_cause.load(Ordering::Relaxed))
         }
     }
 

@@ -427,3 +427,361 @@ level = "warn"
     server.shutdown().expect("clean shutdown");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_gateway_whose_port_is_closed_fails_over_at_once_by_icmp() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw_b = peer_socket("127.0.0.4");
+    // gw-dead: a port nobody listens on (bound, then closed): the kernel answers ICMP port
+    // unreachable to everything sent there.
+    let dead = port(&peer_socket("127.0.0.3"));
+    let listen = port(&peer_socket("127.0.0.1"));
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+metrics = "127.0.0.1:9090"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw-dead"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{dead}"
+down_after_failures = 1
+probe = {{ interval_s = 3600 }}
+
+[[trunk]]
+name = "gw-b"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:{b}"
+
+[[route]]
+name = "primary"
+prefixes = [""]
+trunks = ["gw-dead"]
+priority = 10
+
+[[route]]
+name = "backup"
+prefixes = [""]
+trunks = ["gw-b"]
+priority = 20
+
+[log]
+level = "warn"
+"#,
+        pbx = port(&pbx),
+        b = port(&gw_b)
+    );
+    let mut cfg = config::parse(&text, "icmp.toml").expect("config");
+    cfg.server.metrics = Some(([127, 0, 0, 1], 0).into());
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+    let metrics_addr = server.metrics_addr().expect("metrics enabled");
+
+    let started = std::time::Instant::now();
+    pbx.send_to(
+        invite_from(&pbx, proxy, "icmp-call", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let at_b = recv_until(&gw_b, "the INVITE at the backup", |s| {
+        s.method() == "INVITE"
+    });
+    let took = started.elapsed();
+    // gw-dead's progress timer is 10 s: the failover came from the ICMP error, not from
+    // it (measured, not asserted tightly: the machine may be loaded).
+    eprintln!("failover to the backup after {took:?}");
+    assert!(took < Duration::from_secs(5), "failover took {took:?}");
+    let contact = format!("<sip:gw@{}>", gw_b.local_addr().expect("addr"));
+    gw_b.send_to(
+        response_to(&at_b, 200, "OK", Some("b"), &contact).as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let ok = final_response(&pbx, "the call's answer");
+    assert!(ok.is_status(200), "{}", ok.text);
+
+    // The ICMP path did it: gw-dead is down with cause "unreachable", counted.
+    let metrics = wait_for("gw-dead down by unreachable", || {
+        let m = common::http_get(metrics_addr, "/metrics");
+        (sample(
+            &m,
+            "junction_trunk_down_total{trunk=\"gw-dead\",cause=\"unreachable\"}",
+        ) == Some(1.0))
+        .then_some(m)
+    });
+    assert_eq!(
+        sample(&metrics, "junction_trunk_up{trunk=\"gw-dead\"}"),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &metrics,
+            "junction_trunk_unreachable_total{trunk=\"gw-dead\"}"
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            "junction_trunk_down_total{trunk=\"gw-dead\",cause=\"failures\"}"
+        ),
+        Some(0.0)
+    );
+
+    // Down: the next call goes straight to the backup.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "icmp-call-2", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let second = recv_until(&gw_b, "the second INVITE", |s| s.method() == "INVITE");
+    assert_eq!(second.header("Call-ID"), "icmp-call-2");
+    server.shutdown().expect("clean shutdown");
+}
+
+/// `req` as a proxy at `me` would send it on to `to_uri`: its own Via on top, Max-Forwards
+/// one less, everything else as received.
+fn proxied(req: &Sent, me: SocketAddr, to_uri: &str, branch: &str) -> String {
+    let mut lines = vec![format!("INVITE {to_uri} SIP/2.0")];
+    lines.push(format!("Via: SIP/2.0/UDP {me};branch={branch};rport"));
+    for line in req.text.split("\r\n").skip(1) {
+        if line.is_empty() {
+            break;
+        }
+        if let Some(n) = line.strip_prefix("Max-Forwards: ") {
+            let n: u32 = n.trim().parse().expect("Max-Forwards");
+            lines.push(format!("Max-Forwards: {}", n - 1));
+        } else if !line.starts_with("Content-Length") {
+            lines.push(line.to_string());
+        }
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    msg(&refs, SDP)
+}
+
+#[test]
+fn a_request_looped_back_through_junction_gets_482_and_a_spiral_is_routed() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw = peer_socket("127.0.0.3");
+    let listen = port(&peer_socket("127.0.0.1"));
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{gw}"
+
+[[route]]
+name = "north-america"
+prefixes = ["+1"]
+trunks = ["gw"]
+
+[[route]]
+name = "uk"
+prefixes = ["+44"]
+trunks = ["pbx"]
+"#,
+        pbx = port(&pbx),
+        gw = port(&gw)
+    );
+    let cfg = config::parse(&text, "loop.toml").expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+    let gw_addr = gw.local_addr().expect("addr");
+
+    // The PBX calls +1...; the gateway, misconfigured, routes it straight back to junction
+    // with the same Request-URI: a loop.
+    let original = invite_from(&pbx, proxy, "loop-1", "+12125551234");
+    pbx.send_to(original.as_bytes(), proxy).expect("send");
+    let at_gw = recv_until(&gw, "the INVITE at the gateway", |s| s.method() == "INVITE");
+    let back = proxied(
+        &at_gw,
+        gw_addr,
+        &format!("sip:+12125551234@{proxy}"),
+        "z9hG4bK-gw-loop",
+    );
+    gw.send_to(back.as_bytes(), proxy).expect("send");
+    let answer = final_response(&gw, "junction's answer to the looped INVITE");
+    assert_eq!(
+        answer.first_line(),
+        "SIP/2.0 482 Loop Detected",
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.header("Via").contains("z9hG4bK-gw-loop"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        answer.header("Warning").contains("loop-detected"),
+        "{}",
+        answer.text
+    );
+    assert!(
+        nothing_arrives(&pbx_quiet(&pbx)),
+        "the loop reached the PBX"
+    );
+    // The gateway gives up on the original with 482; the PBX hears it.
+    gw.send_to(
+        response_to(&at_gw, 482, "Loop Detected", Some("g"), "").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let r = final_response(&pbx, "the PBX's answer");
+    assert!(r.is_status(482), "{}", r.text);
+
+    // A spiral: the gateway sends a call back with another number (its routing changed
+    // the Request-URI): routed like any call, here to the PBX.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "spiral-1", "+12125550000").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    // (Retransmissions of the first INVITE may still be queued at the gateway.)
+    let at_gw = recv_until(&gw, "the second INVITE at the gateway", |s| {
+        s.method() == "INVITE" && s.header("Call-ID") == "spiral-1"
+    });
+    let back = proxied(
+        &at_gw,
+        gw_addr,
+        &format!("sip:+442071234567@{proxy}"),
+        "z9hG4bK-gw-spiral",
+    );
+    gw.send_to(back.as_bytes(), proxy).expect("send");
+    let spiral = recv_until(&pbx, "the spiralled INVITE at the PBX", |s| {
+        s.method() == "INVITE"
+    });
+    assert!(
+        spiral.first_line().contains("+442071234567"),
+        "{}",
+        spiral.text
+    );
+    assert_eq!(spiral.header("Call-ID"), "spiral-1");
+    server.shutdown().expect("clean shutdown");
+}
+
+/// The PBX socket, for a check that nothing but the 100 Trying it already had arrives.
+fn pbx_quiet(pbx: &UdpSocket) -> UdpSocket {
+    // Skip the 100 Trying of the original INVITE.
+    let _ = drain(pbx);
+    pbx.try_clone().expect("clone")
+}
+
+#[test]
+fn a_call_capped_at_two_seconds_is_ended_on_both_sides_with_byes_sipp_accepts() {
+    use std::process::{Command, Stdio};
+    let scenarios = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp");
+    let uas_port = port(&peer_socket("127.0.0.1"));
+    let uac_port = port(&peer_socket("127.0.0.1"));
+    let listen = port(&peer_socket("127.0.0.1"));
+    let dir = std::env::temp_dir().join(format!("junction-controls-cap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let cdr_path = dir.join("cdr.jsonl");
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+
+[[trunk]]
+name = "sipp-uas"
+peers = ["127.0.0.1:{uas_port}"]
+send_to = "127.0.0.1:{uas_port}"
+
+[[trunk]]
+name = "sipp-uac"
+peers = ["127.0.0.1"]
+
+[[route]]
+name = "all"
+prefixes = [""]
+trunks = ["sipp-uas"]
+max_duration_s = 2
+
+[cdr]
+path = "{cdr}"
+
+[log]
+level = "warn"
+"#,
+        cdr = cdr_path.display()
+    );
+    let cfg = config::parse(&text, "cap.toml").expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+
+    let mut uas = Command::new("sipp")
+        .arg("-sf")
+        .arg(scenarios.join("uas-capped.xml"))
+        .args(["-i", "127.0.0.1", "-p", &uas_port.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("sipp is installed (apt-get install sip-tester)");
+    let started = std::time::Instant::now();
+    let uac = Command::new("sipp")
+        .arg(proxy.to_string())
+        .arg("-sf")
+        .arg(scenarios.join("uac-capped.xml"))
+        .args(["-i", "127.0.0.1", "-p", &uac_port.to_string()])
+        .args(["-s", "2125551234", "-m", "1"])
+        .args(["-nostdin", "-timeout", "30s", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run sipp uac");
+    let uas_out = wait_with_output(&mut uas);
+    let took = started.elapsed();
+    assert!(
+        uac.status.success(),
+        "SIPp UAC: {}",
+        String::from_utf8_lossy(&uac.stderr)
+    );
+    assert!(uas_out.0.success(), "SIPp UAS: {}", uas_out.1);
+    // Both SIPps ended their call on junction's BYE (their scenarios send none).
+    assert!(took >= Duration::from_secs(2), "ended after {took:?}");
+
+    let record = wait_for("the capped call's CDR", || {
+        let text = std::fs::read_to_string(&cdr_path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .next()
+    });
+    assert_eq!(record["ended_by"], "limit", "{record}");
+    assert_eq!(record["status"], 200, "{record}");
+    let duration = record["duration_s"].as_f64().unwrap_or(0.0);
+    assert!(duration >= 2.0, "{record}");
+    server.shutdown().expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Wait for a child; its status and stderr.
+fn wait_with_output(child: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    use std::io::Read;
+    let status = child.wait().expect("wait");
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (status, err)
+}

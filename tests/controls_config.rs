@@ -328,3 +328,73 @@ fn ingress_limits_parse_and_check_refuses_bad_ones() {
         "has no peers",
     );
 }
+
+#[test]
+fn down_after_failures_needs_probing() {
+    let trunk = |extra: &str| {
+        format!(
+            "{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"127.0.0.3:5060\"\n{extra}\n\
+             [[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\n"
+        )
+    };
+    let c = config::parse(&trunk("down_after_failures = 3\nprobe = {}"), "t.toml").expect("ok");
+    assert_eq!(c.trunks[0].down_after_failures, Some(3));
+    let c = config::parse(&trunk(""), "t.toml").expect("ok");
+    assert_eq!(c.trunks[0].down_after_failures, None);
+    has_error(
+        &trunk("down_after_failures = 3"),
+        7,
+        "trunk[0].down_after_failures",
+        "has no probe",
+    );
+    has_error(
+        &trunk("down_after_failures = 0\nprobe = {}"),
+        7,
+        "trunk[0].down_after_failures",
+        "from 1 to 1000",
+    );
+}
+
+#[test]
+fn max_duration_s_on_trunks_and_routes() {
+    let c = config::parse(
+        &format!(
+            "{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"127.0.0.3:5060\"\nmax_duration_s = 7200\n\
+             [[route]]\nname = \"r\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\nmax_duration_s = 60\n"
+        ),
+        "t.toml",
+    )
+    .expect("parses");
+    assert_eq!(
+        c.trunks[0].max_duration,
+        Some(std::time::Duration::from_secs(7200))
+    );
+    assert_eq!(
+        c.routes[0].max_duration,
+        Some(std::time::Duration::from_secs(60))
+    );
+    has_error(
+        &with_routes(
+            "[[route]]\nname = \"a\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\nmax_duration_s = 0\n",
+        ),
+        FIRST_ROUTE_LINE + 4,
+        "route[0].max_duration_s",
+        "from 1 to 86400",
+    );
+    has_error(
+        &with_routes(
+            "[[route]]\nname = \"a\"\nprefixes = [\"\"]\naction = \"reject\"\nmax_duration_s = 10\n",
+        ),
+        FIRST_ROUTE_LINE + 4,
+        "route[0].max_duration_s",
+        "has no max_duration_s",
+    );
+    has_error(
+        &format!(
+            "{SERVER}[[trunk]]\nname = \"gw\"\nsend_to = \"127.0.0.3:5060\"\nmax_duration_s = 90000\n"
+        ),
+        7,
+        "trunk[0].max_duration_s",
+        "from 1 to 86400",
+    );
+}

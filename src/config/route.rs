@@ -27,6 +27,7 @@ const KEYS: &[&str] = &[
     "action",
     "code",
     "reason",
+    "max_duration_s",
 ];
 
 /// Priority of a route that does not say (lower goes first).
@@ -125,6 +126,7 @@ pub fn read(
         };
         let weights = read_weights(doc, &section, egress.len());
         let caller_id = read_caller_id(doc, &section);
+        let max_duration = super::trunk::read_max_duration(doc, &section);
 
         let priority = match section.field(doc, "priority") {
             None => PRIORITY_DEFAULT,
@@ -156,6 +158,7 @@ pub fn read(
             caller_id,
             priority,
             reject,
+            max_duration,
             line: section.line.unwrap_or(0),
         });
         route_usages.push(usage_refs);
@@ -203,6 +206,7 @@ fn read_action(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<super::Reject
         ("trunks", "trunks"),
         ("weights", "weights"),
         ("caller_id", "a caller_id"),
+        ("max_duration_s", "max_duration_s"),
     ] {
         if let Some(f) = section.field(doc, key) {
             doc.error(

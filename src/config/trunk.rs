@@ -31,6 +31,8 @@ const KEYS: &[&str] = &[
     "max_calls_in",
     "max_cps_in",
     "refuse_in_code",
+    "down_after_failures",
+    "max_duration_s",
 ];
 /// Trunk settings of the full inter-trunk model (ROUTING.md), not read by this version.
 const LATER: &[&str] = &["transport", "allow_hairpin"];
@@ -181,6 +183,8 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
         let probe = read_probe(doc, &section, has_send_to);
         let (max_calls_in, max_cps_in, refuse_in_code) =
             read_ingress_limits(doc, &section, peers_written > 0);
+        let down_after_failures = read_down_after_failures(doc, &section, probe.is_some());
+        let max_duration = read_max_duration(doc, &section);
 
         infos.push(TrunkInfo {
             name: name.clone().unwrap_or_default(),
@@ -209,6 +213,8 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             max_calls_in,
             max_cps_in,
             refuse_in_code,
+            down_after_failures,
+            max_duration,
             line: section.line.unwrap_or(0),
         });
     }
@@ -264,6 +270,47 @@ fn read_ingress_limits(
         }
     }
     (max_calls_in, max_cps_in, code)
+}
+
+/// The longest `max_duration_s`: a day (calls idle past `limits::CALL_IDLE_MAX` expire
+/// anyway).
+pub const MAX_DURATION_MAX_S: i64 = 86_400;
+
+/// `max_duration_s` of a trunk or a route: the longest an answered call may last.
+pub fn read_max_duration(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<Duration> {
+    let f = section.field(doc, "max_duration_s")?;
+    let s = f.integer_in(
+        doc,
+        1,
+        MAX_DURATION_MAX_S,
+        &format!("a whole number of seconds from 1 to {MAX_DURATION_MAX_S}"),
+    )?;
+    Some(Duration::from_secs(s as u64))
+}
+
+/// Most attempts in a row `down_after_failures` may ask for.
+const DOWN_AFTER_FAILURES_MAX: i64 = 1000;
+
+/// `down_after_failures`: passive health. Only probing brings a trunk back up, so it needs
+/// `probe`.
+fn read_down_after_failures(doc: &mut Doc<'_>, section: &Section<'_>, probed: bool) -> Option<u32> {
+    let f = section.field(doc, "down_after_failures")?;
+    let n = f.integer_in(
+        doc,
+        1,
+        DOWN_AFTER_FAILURES_MAX,
+        &format!("a number of attempts in a row from 1 to {DOWN_AFTER_FAILURES_MAX}"),
+    )?;
+    if !probed {
+        doc.error(
+            f.line,
+            &f.key,
+            "a trunk marked down by its failed attempts comes back only when OPTIONS probes \
+             succeed, and this trunk has no probe; add probe = {} (or remove this key)",
+        );
+        return None;
+    }
+    Some(n as u32)
 }
 
 fn read_probe(doc: &mut Doc<'_>, section: &Section<'_>, has_send_to: bool) -> Option<Probe> {

@@ -204,7 +204,7 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
     type Gauge = fn(&TrunkState) -> u64;
-    let gauges: [(&str, &str, Gauge); 5] = [
+    let gauges: [(&str, &str, Gauge); 6] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
@@ -214,6 +214,11 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
             "junction_trunk_ingress_calls_active",
             "Calls the trunk sent junction that hold one of its max_calls_in slots (all shards; 0 without ingress limits).",
             |s| u64::from(s.calls_in()),
+        ),
+        (
+            "junction_trunk_failures_in_a_row",
+            "INVITE attempts to the trunk in a row that failed without any answer (timeouts, ICMP unreachable); down_after_failures marks it down.",
+            |s| u64::from(s.failures_in_a_row()),
         ),
         (
             "junction_trunk_early_dialogs",
@@ -236,6 +241,40 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
         for s in &states {
             e.sample(name, &[("trunk", &s.name)], value(s));
         }
+    }
+    let unreachable = "junction_trunk_unreachable_total";
+    e.family(
+        unreachable,
+        Kind::Counter,
+        "ICMP port/host/network unreachable errors for datagrams sent to the trunk (IP_RECVERR); an INVITE attempt waiting for any answer fails at once.",
+    );
+    for s in &states {
+        e.sample(
+            unreachable,
+            &[("trunk", &s.name)],
+            s.unreachable.load(Ordering::Relaxed),
+        );
+    }
+    let downs = "junction_trunk_down_total";
+    e.family(
+        downs,
+        Kind::Counter,
+        "Times the trunk was marked down, by cause (probe: OPTIONS probes failed; failures: down_after_failures INVITE attempts in a row failed without an answer; unreachable: the same, the last an ICMP unreachable).",
+    );
+    for s in &states {
+        for (i, cause) in ["probe", "failures", "unreachable"].into_iter().enumerate() {
+            let n = s.downs.get(i).map_or(0, |n| n.load(Ordering::Relaxed));
+            e.sample(downs, &[("trunk", &s.name), ("cause", cause)], n);
+        }
+    }
+    let ups = "junction_trunk_up_total";
+    e.family(
+        ups,
+        Kind::Counter,
+        "Times the trunk came back up (its OPTIONS probes succeeded again).",
+    );
+    for s in &states {
+        e.sample(ups, &[("trunk", &s.name)], s.ups.load(Ordering::Relaxed));
     }
     let refused = "junction_trunk_admission_refused_total";
     e.family(

@@ -158,6 +158,8 @@ impl RoutingTable {
                 max_calls_in: t.max_calls_in,
                 max_cps_in: t.max_cps_in,
                 refuse_in_code: t.refuse_in_code,
+                down_after_failures: t.down_after_failures,
+                max_duration: t.max_duration,
                 probe: t.probe,
                 usages,
                 inbound,
@@ -292,6 +294,7 @@ impl RoutingTable {
                 weights: if weighted { weights } else { Vec::new() },
                 usages: route_usages,
                 caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
+                max_duration: r.max_duration,
                 reject: r.reject.as_ref().map(|x| super::Reject {
                     code: x.code,
                     reason: x.reason.as_deref().map(Box::from),

@@ -63,6 +63,11 @@ pub struct Trunk {
     pub max_calls_in: Option<u32>,
     pub max_cps_in: Option<u32>,
     pub refuse_in_code: u16,
+    /// Passive health: down after this many INVITE attempts in a row failed without any
+    /// answer (`None`: off).
+    pub down_after_failures: Option<u32>,
+    /// The longest an answered call from or to this trunk may last.
+    pub max_duration: Option<Duration>,
     /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
     pub probe: Option<Probe>,
     /// Usage ids walked for calls from this trunk, in order; `None`: every route.
@@ -223,6 +228,8 @@ struct Route {
     caller_id: Option<Vec<u8>>,
     /// `action = "reject"`: the walk stops here and, with no attempt yet, the call gets this.
     reject: Option<Reject>,
+    /// The longest an answered call taking this route may last.
+    max_duration: Option<Duration>,
 }
 
 /// The pattern routes.
@@ -434,6 +441,11 @@ impl RoutingTable {
         self.routes
             .get(route as usize)
             .and_then(|r| r.caller_id.as_deref())
+    }
+
+    /// The maximum duration of calls taking route `route` (`max_duration_s`).
+    pub fn route_max_duration(&self, route: u16) -> Option<Duration> {
+        self.routes.get(route as usize).and_then(|r| r.max_duration)
     }
 
     /// What reject route `route` answers (`None`: it is an ordinary route).

@@ -9,6 +9,7 @@
 //! `Server::reload` and stop it with `Server::shutdown`.
 
 pub mod batch;
+pub mod errqueue;
 mod filter;
 pub use filter::socket_drops;
 pub mod handoff;

@@ -15,6 +15,9 @@ pub enum EndedBy {
     NotAnswered,
     /// Forgotten after `limits::CALL_IDLE_MAX` without a BYE.
     Expired,
+    /// Ended by junction at its maximum duration (`max_duration_s`), with a BYE to each
+    /// side.
+    Limit,
 }
 
 impl EndedBy {
@@ -24,6 +27,7 @@ impl EndedBy {
             EndedBy::Callee => "callee",
             EndedBy::NotAnswered => "not-answered",
             EndedBy::Expired => "expired",
+            EndedBy::Limit => "limit",
         }
     }
 }

@@ -52,6 +52,8 @@ pub struct Call {
     /// The ingress slot the call holds on the trunk it came from (`max_calls_in`), until
     /// it ends.
     pub admitted_in: Option<Arc<TrunkState>>,
+    /// Its maximum duration and the BYEs that end it (`max_duration_s`; `None`: no cap).
+    pub limit: Option<Box<super::proxy::CallLimit>>,
     /// Its call detail record, filled in as the call goes (attempts, answer, end).
     pub record: Option<Box<CallRecord>>,
     /// Which side sent the BYE, once one did.

@@ -359,6 +359,7 @@ impl Core {
                 replace: replace.get(..n_replace).unwrap_or(&[]),
                 delete: delete.get(..n_delete).unwrap_or(&[]),
                 progress: (invite && !progress.is_zero()).then_some(progress),
+                loop_hash: Some(self.loop_hash(buf, msg)),
             };
             let name = trunk.name.clone();
             if let Some(st) = self.txns.servers.get_mut(st_id) {

@@ -9,8 +9,14 @@
 //! 4. sleep until a datagram arrives or `next_deadline()`.
 
 mod attempt;
+mod health;
+mod limit;
+mod loops;
 mod probe;
 mod record;
+
+pub use health::{unreachable_owner, HealthEvent};
+pub use limit::{CallLimit, LegBye};
 
 use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
@@ -124,6 +130,9 @@ struct Forward<'a> {
     delete: &'a [Span],
     /// The egress trunk's progress timer (fast failover), for INVITEs.
     progress: Option<std::time::Duration>,
+    /// Loop detection (RFC 3261 16.3 item 4): the hash of the routing state of a request
+    /// routed by number, appended to our branch (`Core::loop_hash`).
+    loop_hash: Option<u32>,
 }
 
 pub struct Core {
@@ -176,6 +185,8 @@ pub struct Core {
     hash_seed: RandomState,
     /// The reason phrase of the reject route `plan` just met (`None`: the standard one).
     reject_phrase: Option<Box<str>>,
+    /// Trunk state changes for the shell to log (`health_events`).
+    health_events: Vec<HealthEvent>,
 }
 
 /// The address a URI points at, if its host is an IP literal (no DNS on the data path).
@@ -286,6 +297,7 @@ impl Core {
             record_route_line,
             hash_seed,
             reject_phrase: None,
+            health_events: Vec::new(),
         }
     }
 
@@ -866,6 +878,15 @@ impl Core {
         if invite && self.shed(buf, msg, from) {
             return;
         }
+        // A request junction routed before, back with the same routing state: a loop
+        // (a spiral, which changed the Request-URI, goes on).
+        if self.looped(buf, msg) {
+            self.reply_stateless(buf, msg, from, 482, warning("loop-detected").as_bytes());
+            if invite {
+                self.rejected_call(now, buf, msg, ingress, 482, "loop-detected");
+            }
+            return;
+        }
         if invite {
             if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
                 self.trunk_stats.trunk(&name).counters.calls_in += 1;
@@ -943,6 +964,7 @@ impl Core {
                 from_user_new: Box::default(),
                 admitted: None,
                 admitted_in: admitted_in.take(),
+                limit: None,
                 record: Some(Box::new(self.new_record(
                     now,
                     buf,
@@ -997,6 +1019,7 @@ impl Core {
                 }
             }
         }
+        self.note_cseq(call, st.from_caller, msg.cseq);
         if method == Method::Bye {
             st.call = call;
             let side = if st.from_caller {
@@ -1022,6 +1045,7 @@ impl Core {
             replace: &repl,
             delete: &[],
             progress: None,
+            loop_hash: None,
         };
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
@@ -1139,10 +1163,15 @@ impl Core {
             fwd.egress,
         ));
         let oc = self.offers_oc(fwd.egress);
+        let loop_hash = fwd.loop_hash;
         self.write_via(oc, |v| {
             hex(v, ct_id.idx as u64);
             v.push(b'.');
             hex(v, ct_id.gen as u64);
+            if let Some(h) = loop_hash {
+                v.push(b'.');
+                hex(v, u64::from(h));
+            }
         });
         let edits = RequestEdits {
             via_line: &self.via_line,
@@ -1494,7 +1523,8 @@ impl Core {
             self.queue(to, r);
             return;
         }
-        let mut parts = tail.splitn(2, |&c| c == b'.');
+        // `idx.gen`, and for a routed request `.loop` (its loop-detection hash).
+        let mut parts = tail.splitn(3, |&c| c == b'.');
         let id = match (
             parts.next().and_then(parse_hex),
             parts.next().and_then(parse_hex),
@@ -1678,6 +1708,15 @@ impl Core {
     }
 
     fn on_invite_response(&mut self, now: Instant, id: Id, buf: &[u8], msg: &Message, code: u16) {
+        // Passive health: the trunk answered (any response ends its failures in a row).
+        if let Some((t, dest)) = self
+            .txns
+            .clients
+            .get(id)
+            .and_then(|c| Some((c.egress?, c.dest)))
+        {
+            self.attempt_answered(t, dest);
+        }
         let Some(ct) = self.txns.clients.get_mut(id) else {
             return;
         };
@@ -1730,6 +1769,7 @@ impl Core {
                 }
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
+                let egress = ct.egress;
                 ct.state = ClientState::Accepted;
                 // Nothing is retransmitted or CANCELled after a 2xx: the copy of the
                 // request is dead weight for the 32 s the transaction lingers.
@@ -1741,6 +1781,7 @@ impl Core {
                 if let Some(st_id) = st_id {
                     let call = self.txns.servers.get(st_id).and_then(|s| s.call);
                     if self.relay_up(st_id, buf, msg, false) {
+                        self.arm_limit(now, st_id, call, egress, buf, msg);
                         let mut admitted = None;
                         if let Some(st) = self.txns.servers.get_mut(st_id) {
                             if st.state != ServerState::Accepted {
@@ -2071,6 +2112,7 @@ impl Core {
                 }
                 // Timer B / F: no final response in 64*T1.
                 ClientState::Calling | ClientState::Proceeding => {
+                    self.attempt_timed_out(id);
                     if let Some((st, egress)) = self.routed_invite(id) {
                         self.txns.clients.remove(id);
                         self.branch_failed(now, st, egress, 408, None);
@@ -2099,6 +2141,7 @@ impl Core {
                     self.send_cancel(now, id);
                     self.abandon(now, id);
                 } else {
+                    self.attempt_timed_out(id);
                     self.answer_for_client(now, id, 408, true);
                 }
             }
@@ -2108,6 +2151,10 @@ impl Core {
                 if matches!(ct.state, ClientState::Calling | ClientState::Proceeding)
                     && !ct.abandoned
                 {
+                    self.attempt_timed_out(id);
+                    let Some(ct) = self.txns.clients.get_mut(id) else {
+                        return;
+                    };
                     if ct.provisional_seen {
                         self.send_cancel(now, id);
                     } else if let Some(ct) = self.txns.clients.get_mut(id) {
@@ -2173,7 +2220,12 @@ impl Core {
     /// after the call ended grew the wheel by every call of the last 12 h: 4.7 M entries after
     /// 100 s at 10,000 calls/s, ~400 M and tens of GB by the time the first expired, and each
     /// was scanned on every revolution of the wheel.
-    fn call_timer(&mut self, now: Instant, id: Id, _key: TimerKey) {
+    fn call_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
+        if key.kind == TimerKind::ProxyC {
+            // The call's maximum duration (limit.rs): a timer of its own, firing once.
+            self.limit_timer(now, id);
+            return;
+        }
         let Some(c) = self.calls.get_mut(id) else {
             return;
         };
