@@ -227,6 +227,10 @@ pub struct RouteConfig {
     pub reject: Option<RejectConfig>,
     /// The longest an answered call taking this route may last (`max_duration_s`).
     pub max_duration: Option<Duration>,
+    /// Time-of-day windows (`when`, as written) in `time_zone` (`None`: UTC); empty:
+    /// always.
+    pub when: Vec<String>,
+    pub time_zone: Option<String>,
     pub line: usize,
 }
 
@@ -252,6 +256,8 @@ impl Default for RouteConfig {
             priority: PRIORITY_DEFAULT,
             reject: None,
             max_duration: None,
+            when: Vec::new(),
+            time_zone: None,
             line: 0,
         }
     }

@@ -785,3 +785,112 @@ fn wait_with_output(child: &mut std::process::Child) -> (std::process::ExitStatu
     }
     (status, err)
 }
+
+/// A wall-clock anchor: junction's cores count time from this civil time (a zoned
+/// RFC 3339 string), not from the system clock.
+fn wall_at(zoned: &str) -> junction::sip::oc::WallAnchor {
+    let ts = zoned.parse::<jiff::Zoned>().expect("test time").timestamp();
+    junction::sip::oc::WallAnchor {
+        at: std::time::Instant::now(),
+        unix_ms: ts.as_millisecond() as u64,
+    }
+}
+
+#[test]
+fn a_night_route_routes_by_the_clock_junction_is_given() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw_day = peer_socket("127.0.0.3");
+    let gw_night = peer_socket("127.0.0.4");
+    let run = |wall: &str, call_id: &str| -> &'static str {
+        let listen = port(&peer_socket("127.0.0.1"));
+        let text = format!(
+            r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw-day"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{day}"
+
+[[trunk]]
+name = "gw-night"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:{night}"
+
+[[route]]
+name = "night-and-weekend"
+prefixes = ["+1"]
+trunks = ["gw-night"]
+when = ["Mon-Fri 20:00-08:00", "Sat,Sun 00:00-24:00"]
+time_zone = "Europe/Paris"
+priority = 10
+
+[[route]]
+name = "daytime"
+prefixes = ["+1"]
+trunks = ["gw-day"]
+priority = 20
+"#,
+            pbx = port(&pbx),
+            day = port(&gw_day),
+            night = port(&gw_night)
+        );
+        let cfg = config::parse(&text, "tod.toml").expect("config");
+        let options = Options {
+            wall: Some(wall_at(wall)),
+            ..Options::default()
+        };
+        let server = shard::start_with(cfg, options).expect("junction starts");
+        let proxy = server.local_addr();
+        pbx.send_to(
+            invite_from(&pbx, proxy, call_id, "+12125551234").as_bytes(),
+            proxy,
+        )
+        .expect("send");
+        let gws = [(&gw_day, "gw-day"), (&gw_night, "gw-night")];
+        let mut went = None;
+        'wait: for _ in 0..100 {
+            for (sock, name) in gws {
+                sock.set_read_timeout(Some(Duration::from_millis(50)))
+                    .expect("timeout");
+                let mut buf = [0u8; 4096];
+                if let Ok((n, _)) = sock.recv_from(&mut buf) {
+                    let s = Sent {
+                        to: proxy,
+                        text: String::from_utf8_lossy(&buf[..n]).into_owned(),
+                    };
+                    if s.method() == "INVITE" && s.header("Call-ID") == call_id {
+                        went = Some(name);
+                        break 'wait;
+                    }
+                }
+            }
+        }
+        server.shutdown().expect("clean shutdown");
+        went.unwrap_or_else(|| panic!("{call_id} reached no gateway"))
+    };
+    // Christmas Eve, 20:30 in Paris (a Thursday evening): the night route.
+    assert_eq!(
+        run("2026-12-24T20:30[Europe/Paris]", "tod-night"),
+        "gw-night"
+    );
+    // The same instant seen from New York is 14:30 there; what counts is the route's zone.
+    assert_eq!(
+        run("2026-12-24T14:30[America/New_York]", "tod-night-2"),
+        "gw-night"
+    );
+    // Wednesday 10:00 in Paris: the night route is skipped, the daytime route carries it.
+    assert_eq!(run("2026-12-23T10:00[Europe/Paris]", "tod-day"), "gw-day");
+    // Saturday noon: the weekend window.
+    assert_eq!(
+        run("2026-12-26T12:00[Europe/Paris]", "tod-weekend"),
+        "gw-night"
+    );
+}

@@ -398,3 +398,94 @@ fn max_duration_s_on_trunks_and_routes() {
         "from 1 to 86400",
     );
 }
+
+#[test]
+fn time_of_day_keys_are_checked() {
+    let route = |extra: &str| {
+        with_routes(&format!(
+            "[[route]]\nname = \"night\"\nprefixes = [\"\"]\ntrunks = [\"gw\"]\n{extra}\n"
+        ))
+    };
+    let c = config::parse(
+        &route("when = [\"Mon-Fri 20:00-08:00\", \"Sat,Sun 00:00-24:00\"]\ntime_zone = \"Europe/Paris\""),
+        "t.toml",
+    )
+    .expect("parses");
+    assert_eq!(c.routes[0].when.len(), 2);
+    assert_eq!(c.routes[0].time_zone.as_deref(), Some("Europe/Paris"));
+    let l = FIRST_ROUTE_LINE + 4;
+    has_error(
+        &route("when = [\"Mon-Fri 08:00-18:00\"]\ntime_zone = \"Europe/Nowhere\""),
+        l + 1,
+        "route[0].time_zone",
+        "is not a time zone",
+    );
+    has_error(
+        &route("when = [\"Mon-Fry 08:00-18:00\"]"),
+        l,
+        "route[0].when[0]",
+        "is not a day",
+    );
+    has_error(
+        &route("when = [\"Mon-Fri 8-18\"]"),
+        l,
+        "route[0].when[0]",
+        "not a time",
+    );
+    has_error(&route("when = []"), l, "route[0].when", "lists no windows");
+    has_error(
+        &route("time_zone = \"UTC\""),
+        l,
+        "route[0].time_zone",
+        "has none",
+    );
+}
+
+#[test]
+fn route_test_routes_by_the_time_given() {
+    let f = TempFile::new(
+        "tod",
+        &with_routes(
+            "[[route]]\nname = \"night\"\nprefixes = [\"+1\"]\ntrunks = [\"pbx\"]\n\
+             when = [\"Mon-Fri 20:00-08:00\"]\ntime_zone = \"Europe/Paris\"\npriority = 10\n\
+             [[route]]\nname = \"day\"\nprefixes = [\"+1\"]\ntrunks = [\"gw\"]\npriority = 20\n",
+        ),
+    );
+    let test = |at: &str| {
+        let (code, out, err) = junction(&[
+            "route-test",
+            f.path(),
+            "--from",
+            "gw",
+            "--called",
+            "+12125551234",
+            "--at",
+            at,
+        ]);
+        assert_eq!(code, 0, "{out}{err}");
+        out
+    };
+    // 2026-12-24T20:00 is UTC: 21:00 in Paris, a Thursday night.
+    let night = test("2026-12-24T20:00");
+    assert!(night.contains("route \"night\""), "{night}");
+    assert!(night.contains("1. pbx"), "{night}");
+    // 10:00 in Paris: the night route is shown skipped; the day route's only trunk is the
+    // caller's own (no hairpin), so nothing is left.
+    let day = test("2026-12-23T10:00[Europe/Paris]");
+    assert!(
+        day.contains("matches, but skipped: outside its windows (Mon-Fri 20:00-08:00) at wed 2026-12-23 10:00 Europe/Paris"),
+        "{day}"
+    );
+    let (code, _, err) = junction(&[
+        "route-test",
+        f.path(),
+        "--from",
+        "gw",
+        "--called",
+        "+1",
+        "--at",
+        "christmas",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--at \"christmas\": not a time"), "{err}");
+}

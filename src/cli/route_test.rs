@@ -35,6 +35,9 @@ pub const USAGE: &str =
                               one line per call of CALLS (lines \"from,called[,calling]\")
     route-test options:  --rotation N    the round-robin counter (default 0)
                          --down T1,T2    treat these trunks as down or full
+                         --at TIME       the time for routes with `when` windows
+                                         (2026-12-24T20:00 is UTC; add an offset,
+                                         +01:00, or a zone, [Europe/Paris]; default now)
                          (with --file, call n of the file uses rotation N + n)
 ";
 
@@ -48,6 +51,8 @@ pub struct Args {
     pub file: Option<String>,
     pub rotation: u64,
     pub down: Vec<String>,
+    /// `--at TIME`: the wall-clock time for routes with `when` windows (default: now).
+    pub at: Option<String>,
 }
 
 /// Parse the arguments after `route-test`.
@@ -88,6 +93,7 @@ pub fn parse(args: &[String]) -> Result<Args, String> {
                     .parse()
                     .map_err(|_| format!("--rotation {v:?}: must be a whole number"))?;
             }
+            "--at" => out.at = Some(value()?),
             "--down" => out.down.extend(
                 value()?
                     .split(',')
@@ -136,11 +142,19 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     }
+    let at = match args.at.as_deref().map(parse_at).transpose() {
+        Ok(at) => at.unwrap_or_else(|| jiff::Timestamp::now().as_second()),
+        Err(m) => {
+            eprintln!("junction: {m}");
+            return ExitCode::from(2);
+        }
+    };
     let mut ctx = Ctx {
         config: &config,
         table: &table,
         rotation: args.rotation,
         down,
+        at,
     };
     match (&args.file, &args.from, &args.called) {
         (Some(file), _, _) => run_file(&mut ctx, file),
@@ -214,6 +228,8 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str) -> ExitCode {
 /// One step of the walk, as recorded.
 #[derive(Clone, Copy, Debug)]
 enum Step {
+    /// A route that matched, skipped: its time-of-day windows are closed.
+    Closed(u16),
     Usage(Option<u16>),
     Route(u16, Match, bool),
     Trunk(TrunkId, Outcome),
@@ -231,6 +247,9 @@ impl Observer for Recorder {
     }
     fn trunk(&mut self, _route: u16, trunk: TrunkId, outcome: Outcome) {
         self.0.push(Step::Trunk(trunk, outcome));
+    }
+    fn closed(&mut self, route: u16) {
+        self.0.push(Step::Closed(route));
     }
 }
 
@@ -277,6 +296,8 @@ struct Ctx<'a> {
     table: &'a RoutingTable,
     rotation: u64,
     down: Vec<TrunkId>,
+    /// Seconds since the Unix epoch: the time routes' `when` windows are judged at.
+    at: i64,
 }
 
 impl Ctx<'_> {
@@ -352,9 +373,14 @@ impl Ctx<'_> {
             None => (Decision::NoRoute, Vec::new()),
             Some(id) => {
                 let usable = |t: TrunkId| !self.down.contains(&t);
-                let decision =
-                    self.table
-                        .walk(id, &called.after, self.rotation, &usable, &mut recorder);
+                let decision = self.table.walk_at(
+                    id,
+                    &called.after,
+                    self.rotation,
+                    &usable,
+                    Some(self.at),
+                    &mut recorder,
+                );
                 let attempts = match decision {
                     Decision::Route { attempts, .. } => (0..attempts.len())
                         .filter_map(|i| {
@@ -589,6 +615,20 @@ impl Ctx<'_> {
                     }
                     line(text);
                 }
+                Step::Closed(route) => {
+                    let at = self
+                        .table
+                        .route_schedule(route)
+                        .map_or_else(String::new, |s| s.civil(self.at));
+                    let when = self
+                        .route_config(route)
+                        .map_or_else(String::new, |r| r.when.join(", "));
+                    line(format!(
+                        "    route {:?} (route[{route}]): matches, but skipped: outside its \
+                         windows ({when}) at {at}",
+                        self.route_name(route)
+                    ));
+                }
                 Step::Trunk(trunk, outcome) => {
                     let what = match outcome {
                         Outcome::Added => {
@@ -730,6 +770,27 @@ impl Ctx<'_> {
                 format!("{head} {}", attempts.join(" "))
             }
         }
+    }
+}
+
+/// `--at`: an RFC 3339 time with a zone (`2026-12-24T20:00[Europe/Paris]`), an offset
+/// (`2026-12-24T20:00+01:00`) or neither (taken as UTC), in seconds since the Unix epoch.
+fn parse_at(text: &str) -> Result<i64, String> {
+    if let Ok(z) = text.parse::<jiff::Zoned>() {
+        return Ok(z.timestamp().as_second());
+    }
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    match text.parse::<jiff::civil::DateTime>() {
+        Ok(dt) => dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_second())
+            .map_err(|e| format!("--at {text:?}: {e}")),
+        Err(_) => Err(format!(
+            "--at {text:?}: not a time; write 2026-12-24T20:00 (UTC), 2026-12-24T20:00+01:00 \
+             or 2026-12-24T20:00[Europe/Paris]"
+        )),
     }
 }
 

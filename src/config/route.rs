@@ -28,6 +28,8 @@ const KEYS: &[&str] = &[
     "code",
     "reason",
     "max_duration_s",
+    "when",
+    "time_zone",
 ];
 
 /// Priority of a route that does not say (lower goes first).
@@ -127,6 +129,7 @@ pub fn read(
         let weights = read_weights(doc, &section, egress.len());
         let caller_id = read_caller_id(doc, &section);
         let max_duration = super::trunk::read_max_duration(doc, &section);
+        let (when, time_zone) = read_when(doc, &section);
 
         let priority = match section.field(doc, "priority") {
             None => PRIORITY_DEFAULT,
@@ -159,6 +162,8 @@ pub fn read(
             priority,
             reject,
             max_duration,
+            when,
+            time_zone,
             line: section.line.unwrap_or(0),
         });
         route_usages.push(usage_refs);
@@ -253,6 +258,59 @@ fn read_action(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<super::Reject
         Some(text.trim().to_string())
     });
     Some(super::RejectConfig { code, reason })
+}
+
+/// Most windows one route may list.
+const WINDOWS_MAX: usize = 64;
+
+/// `when` (time-of-day windows) and `time_zone` (the zone they are in).
+fn read_when(doc: &mut Doc<'_>, section: &Section<'_>) -> (Vec<String>, Option<String>) {
+    let mut when = Vec::new();
+    if let Some(f) = section.field(doc, "when") {
+        let list = f
+            .strings(
+                doc,
+                "a list of windows in quotes, like [\"Mon-Fri 08:00-18:00\", \"Sat 09:00-12:00\"]",
+            )
+            .unwrap_or_default();
+        if list.is_empty() && f.item.as_array().is_some_and(|a| a.is_empty()) {
+            doc.error(
+                f.line,
+                &f.key,
+                "lists no windows, so the route would never be used; remove `when` for a route \
+                 that is always used",
+            );
+        }
+        if list.len() > WINDOWS_MAX {
+            doc.error(f.line, &f.key, format!("at most {WINDOWS_MAX} windows"));
+        }
+        for e in &list {
+            match crate::routing::schedule::check_window(e.str()) {
+                Ok(()) => when.push(e.str().to_string()),
+                Err(m) => doc.error(e.line, &e.key, m),
+            }
+        }
+    }
+    let time_zone = section.field(doc, "time_zone").and_then(|f| {
+        let name = f.string(
+            doc,
+            "an IANA time zone name in quotes, like \"Europe/Paris\"",
+        )?;
+        if let Err(m) = crate::routing::schedule::zone(name) {
+            doc.error(f.line, &f.key, m);
+            return None;
+        }
+        if section.field(doc, "when").is_none() {
+            doc.error(
+                f.line,
+                &f.key,
+                "is the zone of the route's `when` windows, and it has none; add `when` or \
+                 remove it",
+            );
+        }
+        Some(name.to_string())
+    });
+    (when, time_zone)
 }
 
 fn read_prefix_file(

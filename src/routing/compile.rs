@@ -295,6 +295,20 @@ impl RoutingTable {
                 usages: route_usages,
                 caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
                 max_duration: r.max_duration,
+                schedule: if r.when.is_empty() {
+                    None
+                } else {
+                    match super::schedule::Schedule::new(
+                        r.time_zone.as_deref().unwrap_or("UTC"),
+                        &r.when,
+                    ) {
+                        Ok(s) => Some(Box::new(s)),
+                        Err(message) => {
+                            errors.add(r.line, format!("route[{i}].when"), message);
+                            None
+                        }
+                    }
+                },
                 reject: r.reject.as_ref().map(|x| super::Reject {
                     code: x.code,
                     reason: x.reason.as_deref().map(Box::from),

@@ -27,6 +27,7 @@ pub mod pattern;
 pub mod peer;
 pub mod prefix;
 pub mod rule;
+pub mod schedule;
 pub mod walk;
 
 use std::net::SocketAddr;
@@ -230,6 +231,8 @@ struct Route {
     reject: Option<Reject>,
     /// The longest an answered call taking this route may last.
     max_duration: Option<Duration>,
+    /// Time-of-day windows (`when`, `time_zone`): outside them the route is skipped.
+    schedule: Option<Box<schedule::Schedule>>,
 }
 
 /// The pattern routes.
@@ -441,6 +444,34 @@ impl RoutingTable {
         self.routes
             .get(route as usize)
             .and_then(|r| r.caller_id.as_deref())
+    }
+
+    /// The time-of-day windows of route `route`, if it has any.
+    pub fn route_schedule(&self, route: u16) -> Option<&schedule::Schedule> {
+        self.routes
+            .get(route as usize)
+            .and_then(|r| r.schedule.as_deref())
+    }
+
+    /// `route_with` at a wall-clock time (`unix_secs`, seconds since the Unix epoch): routes
+    /// with `when` windows are walked only while one is open. (`route_with` and `route`
+    /// ignore the windows: every route is walked.)
+    pub fn route_at(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        unix_secs: i64,
+    ) -> Decision {
+        self.walk_at(
+            ingress,
+            called,
+            rotation,
+            usable,
+            Some(unix_secs),
+            &mut walk::Quiet,
+        )
     }
 
     /// The maximum duration of calls taking route `route` (`max_duration_s`).

@@ -56,6 +56,8 @@ pub trait Observer {
     fn route(&mut self, _route: u16, _how: Match, _again: bool) {}
     /// A trunk of the route just reported, in the order tried, and what became of it.
     fn trunk(&mut self, _route: u16, _trunk: TrunkId, _outcome: Outcome) {}
+    /// A route matched but was skipped: its time-of-day windows are closed.
+    fn closed(&mut self, _route: u16) {}
 }
 
 /// The observer of plain routing.
@@ -225,6 +227,21 @@ impl RoutingTable {
         usable: &dyn Fn(TrunkId) -> bool,
         observer: &mut impl Observer,
     ) -> Decision {
+        self.walk_at(ingress, called, rotation, usable, None, observer)
+    }
+
+    /// `walk` at wall-clock time `at` (seconds since the Unix epoch): a route whose
+    /// time-of-day windows are all closed then is skipped as if it did not match. `None`:
+    /// windows are not looked at.
+    pub fn walk_at(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        at: Option<i64>,
+        observer: &mut impl Observer,
+    ) -> Decision {
         let m = self.matches(called);
         let mut attempts = Attempts::EMPTY;
         let mut matched = false;
@@ -245,6 +262,12 @@ impl RoutingTable {
             };
             observer.usage(usage);
             self.candidates(&m, called, usage, |route, how| {
+                if let (Some(t), Some(s)) = (at, self.route_schedule(route)) {
+                    if !s.active(t) {
+                        observer.closed(route);
+                        return true;
+                    }
+                }
                 matched = true;
                 let seen = walked.get(..walked_len).unwrap_or(&[]);
                 let again = seen.contains(&route);

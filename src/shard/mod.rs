@@ -57,6 +57,9 @@ pub struct Options {
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
+    /// The wall-clock time the shards' cores count from (`None`: the system clock when
+    /// they start). Tests set a fixed day and hour (time-of-day routing).
+    pub wall: Option<crate::sip::oc::WallAnchor>,
 }
 
 impl Default for Options {
@@ -65,6 +68,7 @@ impl Default for Options {
             call_id: crate::sip::scan::peek_call_id,
             routing: None,
             http: HttpLimits::default(),
+            wall: None,
         }
     }
 }
@@ -238,7 +242,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
     let channel_ends = senders.into_iter().zip(receivers);
     let mut setups = Vec::with_capacity(shards);
     // One anchor for every shard: their oc-seq values (RFC 7339) are comparable.
-    let wall = crate::sip::oc::WallAnchor::now();
+    let wall = options.wall.unwrap_or_else(crate::sip::oc::WallAnchor::now);
     for (index, ((socket, wake), (senders, receivers))) in
         shard_sockets.zip(channel_ends).enumerate()
     {

@@ -130,6 +130,7 @@ impl Core {
     /// Err: the status and machine-readable reason to answer with.
     pub(super) fn plan(
         &mut self,
+        now: Instant,
         buf: &[u8],
         msg: &Message,
         ingress: TrunkId,
@@ -152,7 +153,9 @@ impl Core {
             (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
             _ => true,
         };
-        match table.route_with(ingress, &called, self.rotation, &usable) {
+        // Time-of-day windows: wall-clock seconds derived from `now` (never the clock).
+        let unix_secs = (self.config.wall.unix_ms(now) / 1000) as i64;
+        match table.route_at(ingress, &called, self.rotation, &usable, unix_secs) {
             Decision::Route { route, attempts } => {
                 if let Some(cid) = table.route_caller_id(route) {
                     calling.clear();
@@ -183,7 +186,7 @@ impl Core {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).
                 let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
                 if matches!(
-                    table.route_with(ingress, &called, self.rotation, &up),
+                    table.route_at(ingress, &called, self.rotation, &up, unix_secs),
                     Decision::Route { .. }
                 ) {
                     self.stats.rejected_admission += 1;

@@ -898,7 +898,7 @@ impl Core {
         if invite && self.refused_in(now, buf, msg, from, ingress, &mut admitted_in) {
             return;
         }
-        let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
+        let (plan, attempts) = match self.plan(now, buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
                 if let Some(s) = admitted_in.take() {
@@ -1432,7 +1432,7 @@ impl Core {
             let routed = uri::parse(buf, ruri)
                 .map_err(|_| (400, ""))
                 .and_then(|parsed| {
-                    let (plan, attempts) = self.plan(buf, msg, ingress, &parsed)?;
+                    let (plan, attempts) = self.plan(now, buf, msg, ingress, &parsed)?;
                     let t = attempts.first().ok_or((503, "no-usable-trunk"))?;
                     let to = plan.table.trunk(t).and_then(|tr| tr.send_to);
                     let to = to.ok_or((503, "no-usable-trunk"))?;
