@@ -41,7 +41,10 @@ The configuration keys are documented in tuning/junction.toml.
 ";
 
 fn usage() -> String {
-    USAGE_TEMPLATE.replace("{ROUTE_TEST}", cli::route_test::USAGE)
+    USAGE_TEMPLATE.replace(
+        "{ROUTE_TEST}",
+        &format!("{}{}", cli::route_test::USAGE, cli::trunks::USAGE),
+    )
 }
 
 enum Command {
@@ -85,6 +88,9 @@ fn default_sigpipe() {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(("trunks", rest)) = args.split_first().map(|(c, r)| (c.as_str(), r)) {
+        return cli::trunks::run(rest);
+    }
     let command = parse_args(&args);
     if matches!(command, Ok(Command::Check(_) | Command::RouteTest(_))) {
         default_sigpipe();

@@ -125,6 +125,9 @@ pub struct TrunkState {
     pub unreachable: AtomicU64,
     pub downs: [AtomicU64; 3],
     pub ups: AtomicU64,
+    /// Taken out of service by an operator (`POST /trunks/NAME/disable`): new calls skip
+    /// it; calls up continue. Kept by name across reloads.
+    disabled: AtomicBool,
 }
 
 impl TrunkState {
@@ -153,7 +156,23 @@ impl TrunkState {
             unreachable: AtomicU64::new(0),
             downs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
             ups: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
         }
+    }
+
+    /// Whether new calls may be sent to the trunk: up and not disabled.
+    pub fn usable(&self) -> bool {
+        self.is_up() && !self.disabled()
+    }
+
+    /// Whether an operator took the trunk out of service.
+    pub fn disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Take the trunk out of service (or back); true when that changed something.
+    pub fn set_disabled(&self, disabled: bool) -> bool {
+        self.disabled.swap(disabled, Ordering::Relaxed) != disabled
     }
 
     /// An ICMP unreachable came back for a datagram sent to the trunk.

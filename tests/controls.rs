@@ -894,3 +894,210 @@ priority = 20
         "gw-night"
     );
 }
+
+/// One HTTP request to junction's management port: status and body.
+fn http(addr: SocketAddr, method: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, body.to_string())
+}
+
+fn trunk_json(addr: SocketAddr, name: &str) -> serde_json::Value {
+    let (status, body) = http(addr, "GET", &format!("/trunks/{name}"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).expect("JSON")
+}
+
+fn junction_cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_junction"))
+        .args(args)
+        .output()
+        .expect("run junction");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn an_operator_disables_a_trunk_at_runtime_and_it_survives_a_reload() {
+    let pbx = peer_socket("127.0.0.2");
+    let gw_a = peer_socket("127.0.0.3");
+    let gw_b = peer_socket("127.0.0.4");
+    let listen = port(&peer_socket("127.0.0.1"));
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = std::env::temp_dir().join(format!("junction-controls-trunks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("junction.toml");
+    let text = format!(
+        r#"
+[server]
+cores = 2
+listen = "udp:127.0.0.1:{listen}"
+metrics = "127.0.0.1:{metrics_port}"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:{pbx}"
+
+[[trunk]]
+name = "gw-a"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:{a}"
+max_calls = 10
+
+[[trunk]]
+name = "gw-b"
+peers = ["127.0.0.4"]
+send_to = "127.0.0.4:{b}"
+
+[[route]]
+name = "primary"
+prefixes = ["+1"]
+trunks = ["gw-a"]
+priority = 10
+
+[[route]]
+name = "backup"
+prefixes = ["+1"]
+trunks = ["gw-b"]
+priority = 20
+
+[log]
+level = "warn"
+"#,
+        pbx = port(&pbx),
+        a = port(&gw_a),
+        b = port(&gw_b)
+    );
+    std::fs::write(&path, &text).expect("write config");
+    let cfg = config::load(&path).expect("config");
+    let server = shard::start_with(cfg, Options::default()).expect("junction starts");
+    let proxy = server.local_addr();
+    let mgmt = server.metrics_addr().expect("management port");
+    let mgmt_text = mgmt.to_string();
+
+    // Every trunk listed, up, with its limits.
+    let (status, body) = http(mgmt, "GET", "/trunks");
+    assert_eq!(status, 200, "{body}");
+    let all: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let names: Vec<&str> = all["trunks"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["pbx", "gw-a", "gw-b"]);
+    assert_eq!(all["trunks"][1]["up"], true);
+    assert_eq!(all["trunks"][1]["limits"]["max_calls"], 10);
+
+    // A call up on gw-a.
+    pbx.send_to(
+        invite_from(&pbx, proxy, "ctl-1", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let inv = recv_until(&gw_a, "the first call at gw-a", |s| s.method() == "INVITE");
+    let contact = format!("<sip:gw@{}>", gw_a.local_addr().expect("addr"));
+    gw_a.send_to(
+        response_to(&inv, 200, "OK", Some("a1"), &contact).as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let ok = recv_until(&pbx, "200 for the first call", |s| s.is_status(200));
+    assert_eq!(trunk_json(mgmt, "gw-a")["calls_active"], 1);
+
+    // Taken out of service with the command: new calls skip it ...
+    let (code, out, err) = junction_cli(&["trunks", "--metrics", &mgmt_text, "disable", "gw-a"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("gw-a") && out.contains("disabled"), "{out}");
+    let a = trunk_json(mgmt, "gw-a");
+    assert_eq!(
+        (a["disabled"].clone(), a["usable"].clone()),
+        (true.into(), false.into())
+    );
+    pbx.send_to(
+        invite_from(&pbx, proxy, "ctl-2", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let second = recv_until(&gw_b, "the second call at gw-b", |s| s.method() == "INVITE");
+    assert_eq!(second.header("Call-ID"), "ctl-2");
+
+    // ... the call up continues: the PBX's BYE reaches gw-a.
+    let me = pbx.local_addr().expect("addr");
+    let bye = msg(
+        &[
+            &format!("BYE sip:gw@{} SIP/2.0", gw_a.local_addr().expect("addr")),
+            &format!("Via: SIP/2.0/UDP {me};branch=z9hG4bK-ctl-1-bye;rport"),
+            &format!("Route: {}", ok.header("Record-Route")),
+            "Max-Forwards: 70",
+            &format!("From: <sip:100@{}>;tag=caller", me.ip()),
+            &format!("To: {}", ok.header("To")),
+            "Call-ID: ctl-1",
+            "CSeq: 2 BYE",
+        ],
+        "",
+    );
+    pbx.send_to(bye.as_bytes(), proxy).expect("send");
+    let bye_at_a = recv_until(&gw_a, "the BYE at gw-a", |s| s.method() == "BYE");
+    assert_eq!(bye_at_a.header("Call-ID"), "ctl-1");
+
+    // A reload keeps it out of service.
+    let (status, body) = http(mgmt, "POST", "/reload");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(trunk_json(mgmt, "gw-a")["disabled"], true);
+    let (code, out, err) = junction_cli(&["trunks", "--metrics", &mgmt_text]);
+    assert_eq!(code, 0, "{out}{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("gw-a "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        line.contains("disabled") && line.contains("operator"),
+        "{out}"
+    );
+
+    // Back in service: the next call goes to gw-a again.
+    let (code, out, err) = junction_cli(&["trunks", "--metrics", &mgmt_text, "enable", "gw-a"]);
+    assert_eq!(code, 0, "{out}{err}");
+    pbx.send_to(
+        invite_from(&pbx, proxy, "ctl-3", "+12125551234").as_bytes(),
+        proxy,
+    )
+    .expect("send");
+    let third = recv_until(&gw_a, "the third call at gw-a", |s| {
+        s.method() == "INVITE" && s.header("Call-ID") == "ctl-3"
+    });
+    assert_eq!(third.header("Call-ID"), "ctl-3");
+
+    // Unknown trunks and wrong methods.
+    assert_eq!(http(mgmt, "GET", "/trunks/nope").0, 404);
+    assert_eq!(http(mgmt, "GET", "/trunks/gw-a/disable").0, 405);
+    let (code, _, err) = junction_cli(&["trunks", "--metrics", &mgmt_text, "disable", "nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("404"), "{err}");
+    server.shutdown().expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod route_test;
+pub mod trunks;
 
 use std::path::Path;
 

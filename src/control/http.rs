@@ -48,12 +48,18 @@ pub struct Handlers {
     pub hub: Arc<MetricsHub>,
     /// `None`: `/reload` is not served (404).
     pub reload: Option<ReloadHook>,
+    /// `/trunks` (`super::trunk_control`); `None`: not served.
+    pub trunks: Option<super::trunk_control::TrunkControl>,
 }
 
 impl Handlers {
     /// Metrics and health only.
     pub fn metrics(hub: Arc<MetricsHub>) -> Handlers {
-        Handlers { hub, reload: None }
+        Handlers {
+            hub,
+            reload: None,
+            trunks: None,
+        }
     }
 }
 
@@ -235,6 +241,21 @@ pub fn route(head: &[u8], handlers: &Handlers) -> (Response, bool) {
                 Err(problems) => Response::text(422, &problems),
             };
             return (response, false);
+        }
+    }
+    if let Some(trunks) = &handlers.trunks {
+        let (m, p) = (
+            String::from_utf8_lossy(method),
+            String::from_utf8_lossy(path),
+        );
+        if let Some((status, content_type, body)) = trunks.handle(&m, &p) {
+            let response = Response {
+                status,
+                content_type,
+                body,
+                headers: "",
+            };
+            return (response, head_only);
         }
     }
     let known = matches!(
@@ -464,6 +485,7 @@ mod tests {
         let handlers = Handlers {
             hub,
             reload: Some(hook),
+            trunks: None,
         };
         let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let server = spawn(listener, handlers, &[], HttpLimits::default()).unwrap();

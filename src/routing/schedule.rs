@@ -92,9 +92,11 @@ fn window(text: &str) -> Result<Window, String> {
     let (mask, times) = match parts.as_slice() {
         [times] => (0x7f, *times),
         [d, times] => (days(d)?, *times),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "{text:?} is not a window: write \"[DAYS] HH:MM-HH:MM\", like \"Mon-Fri 08:00-18:00\""
-        )),
+        ))
+        }
     };
     let (a, b) = times
         .split_once('-')

@@ -357,6 +357,7 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
         wake,
     ));
     server.reloader = Some(Arc::clone(&reloader));
+    let trunk_reloader = Arc::clone(&reloader);
 
     if let Some(listener) = listener {
         let hook: ReloadHook = Arc::new(move || {
@@ -373,9 +374,13 @@ pub fn start_with(config: Config, options: Options) -> Result<Server, String> {
                 Err(body)
             }
         });
+        let current = Arc::clone(&trunk_reloader);
         let handlers = Handlers {
             hub: Arc::clone(&hub),
             reload: Some(hook),
+            trunks: Some(crate::control::trunk_control::TrunkControl::new(Arc::new(
+                move || current.current(),
+            ))),
         };
         match http::spawn(listener, handlers, &cpus, options.http) {
             Ok(http) => server.http = Some(http),

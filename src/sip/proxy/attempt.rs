@@ -150,7 +150,7 @@ impl Core {
         table.normalize(ingress, Number::Calling, raw_calling, &mut calling);
         self.rotation = self.rotation.wrapping_add(1);
         let usable = |t: TrunkId| match (states.get(t.0 as usize), table.trunk(t)) {
-            (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
+            (Some(s), Some(tr)) => s.usable() && !s.full(tr),
             _ => true,
         };
         // Time-of-day windows: wall-clock seconds derived from `now` (never the clock).
@@ -184,7 +184,7 @@ impl Core {
             }
             Decision::NoTrunk => {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).
-                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
+                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.usable());
                 if matches!(
                     table.route_at(ingress, &called, self.rotation, &up, unix_secs),
                     Decision::Route { .. }
@@ -265,7 +265,7 @@ impl Core {
             let state = plan.states.get(t.0 as usize);
             let mut refused_by = None;
             let admitted = match (trunk, dest, state) {
-                (Some(tr), Some(_), Some(s)) if s.is_up() => {
+                (Some(tr), Some(_), Some(s)) if s.usable() => {
                     if invite {
                         match s.admit(tr, now) {
                             Ok(()) => Some(Some(s.clone())),
