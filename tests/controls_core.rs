@@ -313,3 +313,55 @@ fn an_answered_call_is_ended_at_its_maximum_duration_with_a_bye_to_each_side() {
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].ended_by.as_str(), "limit");
 }
+
+#[test]
+fn a_reject_route_s_phrase_is_only_its_own_answer_s() {
+    let text = r#"
+[server]
+cores = 1
+listen = "udp:127.0.0.1:5060"
+
+[[trunk]]
+name = "pbx"
+peers = ["127.0.0.2"]
+send_to = "127.0.0.2:5060"
+
+[[trunk]]
+name = "gw"
+peers = ["127.0.0.3"]
+send_to = "127.0.0.3:5060"
+
+[[route]]
+name = "na"
+prefixes = ["+1"]
+trunks = ["gw"]
+
+[[route]]
+name = "premium"
+prefixes = ["+1900"]
+action = "reject"
+reason = "Premium rate blocked"
+priority = 10
+"#;
+    let mut net = Net::with_config(text);
+    // A CANCEL for an INVITE junction never saw is routed like one: the reject route
+    // answers it.
+    let cancel = invite("stray-cancel", "z9hG4bK-sc", "+19005551234")
+        .replace("INVITE sip:", "CANCEL sip:")
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    let out = net.send("127.0.0.2:5060", &cancel);
+    assert!(out.iter().any(|s| s.is_status(403)), "{out:#?}");
+    // The next refusal, for another reason, has its own phrase.
+    let out = net.send(
+        "127.0.0.2:5060",
+        &invite("uk", "z9hG4bK-uk", "+442071234567"),
+    );
+    let r = out.iter().find(|s| s.is_status(404)).expect("404");
+    assert_eq!(r.first_line(), "SIP/2.0 404 Not Found");
+    let out = net.send(
+        "127.0.0.2:5060",
+        &invite("prem", "z9hG4bK-pr", "+19005551234"),
+    );
+    let r = out.iter().find(|s| s.is_status(403)).expect("403");
+    assert_eq!(r.first_line(), "SIP/2.0 403 Premium rate blocked");
+}

@@ -67,10 +67,12 @@ fn parse(args: &[String]) -> Result<Args, String> {
         [w, name] if w == "show" => Action::Show(name.clone()),
         [w, name] if w == "disable" => Action::Disable(name.clone()),
         [w, name] if w == "enable" => Action::Enable(name.clone()),
-        _ => return Err(format!(
+        _ => {
+            return Err(format!(
             "trunks: expected nothing, list, show NAME, disable NAME or enable NAME; found {:?}",
             words.join(" ")
-        )),
+        ))
+        }
     };
     Ok(Args {
         addr,

@@ -16,12 +16,11 @@ use std::mem;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-/// Most quoted bytes read per error: the ICMP quote is at most 576 (IPv4) or 1280 (IPv6)
-/// bytes in all; junction's branch is within the first few hundred.
-pub const QUOTED_BYTES_MAX: usize = 1280;
+/// Most quoted bytes read per error (`limits::ICMP_QUOTED_BYTES_MAX`).
+pub const QUOTED_BYTES_MAX: usize = crate::limits::ICMP_QUOTED_BYTES_MAX;
 
-/// Most errors read in one loop round (the rest wait for the next round).
-pub const ERRORS_PER_ROUND_MAX: usize = 64;
+/// Most errors read in one loop round (`limits::ICMP_ERRORS_PER_ROUND_MAX`).
+pub const ERRORS_PER_ROUND_MAX: usize = crate::limits::ICMP_ERRORS_PER_ROUND_MAX;
 
 /// One ICMP unreachable: where the datagram went, and how much of it was quoted (in the
 /// caller's buffer).

@@ -136,6 +136,9 @@ impl Core {
         ingress: TrunkId,
         parsed: &uri::Uri,
     ) -> Result<(Plan, Attempts), (u16, &'static str)> {
+        // Only the reject route this call meets sets a phrase (a CANCEL's routing must not
+        // leave one behind for the next refusal).
+        self.reject_phrase = None;
         let table = self.routing.clone();
         let states = self.states.clone();
         let raw_called = parsed.user.map_or(&[][..], |u| u.get(buf));
