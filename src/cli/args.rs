@@ -72,6 +72,9 @@ pub enum Command {
     /// Check this host for junction and say what to change.
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
+    /// The trunks of a running junction; take one out of service and back.
+    #[command(long_about = TRUNKS_ABOUT)]
+    Trunks(TrunksArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         long_about = "Print the completion script for SHELL, generated from the same \
@@ -143,6 +146,10 @@ pub struct RouteTestArgs {
     #[arg(long, value_name = "FORMAT", default_value = "text", requires = "file",
           value_parser = ["text", "tsv", "csv"])]
     pub format: String,
+    /// The time for routes with `when` windows: 2026-12-24T20:00 (UTC), with an offset
+    /// (2026-12-24T20:00+01:00) or a zone (2026-12-24T20:00[Europe/Paris]); default now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 impl RouteTestArgs {
@@ -154,6 +161,7 @@ impl RouteTestArgs {
             calling: self.calling,
             file: self.file,
             rotation: self.rotation,
+            at: self.at,
             format: match self.format.as_str() {
                 "tsv" => super::route_test::Format::Tsv,
                 "csv" => super::route_test::Format::Csv,
@@ -166,6 +174,51 @@ impl RouteTestArgs {
                 .filter(|d| !d.is_empty())
                 .collect(),
         }
+    }
+}
+
+const TRUNKS_ABOUT: &str = "The trunks of a running junction, through its management port \
+(GET /trunks): health, why a trunk is down, limits, calls. `disable NAME` takes a trunk out of \
+service (POST /trunks/NAME/disable: new calls skip it, calls up continue; kept across reloads, \
+not a restart), `enable NAME` brings it back, `show NAME` shows one. The address is --metrics, \
+else the [server] metrics key of --config, else 127.0.0.1:9090. Exit 1 when junction refused or \
+could not be reached, 2 for bad arguments.";
+
+#[derive(Debug, Args)]
+pub struct TrunksArgs {
+    /// The management address of the running junction.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
+    pub metrics: Option<String>,
+    /// The configuration whose [server] metrics address to use.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Print the JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// list (default), show NAME, disable NAME or enable NAME.
+    #[arg(value_name = "ACTION", value_parser = ["list", "show", "disable", "enable"])]
+    pub action: Option<String>,
+    /// The trunk, for show, disable and enable.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+impl TrunksArgs {
+    /// The words `cli::trunks::run` takes.
+    pub fn into_words(self) -> Vec<String> {
+        let mut words = Vec::new();
+        if let Some(m) = self.metrics {
+            words.extend(["--metrics".to_string(), m]);
+        }
+        if let Some(c) = self.config {
+            words.extend(["--config".to_string(), c]);
+        }
+        if self.json {
+            words.push("--json".to_string());
+        }
+        words.extend(self.action);
+        words.extend(self.name);
+        words
     }
 }
 
