@@ -18,7 +18,8 @@
 //! after a `#` header line: `from called calling ingress called_norm calling_norm result`,
 //! then `trunk called calling` per attempt (the numbers as sent to that trunk); `result` is
 //! `route`, `404`, `503`, `403`, a reject route's status or `drop`, and a missing number is
-//! `-`. `junction-load --expect` reads it to check at load that every call reached the trunk it should.
+//! `-`. `junction-load --expect` reads it to check at load that every call reached the trunk
+//! it should.
 //!
 //! The walk printed is the walk routed: the same code runs, with an observer recording it.
 
