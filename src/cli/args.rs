@@ -21,6 +21,9 @@ Examples:
                                 how FILE routes one call, step by step
   junction reload --config FILE reload the running junction (POST /reload on the management
                                 address of FILE); exit 1 when the reload was refused
+  junction trunks disable gw-a  take trunk gw-a out of service in the running junction (POST
+                                /trunks/gw-a/disable on its management address); `enable`
+                                brings it back, `junction trunks` lists the trunks
   junction doctor --config FILE check this host for junction: memlock and file limits, socket
                                 buffers, io_uring, THP, CPU governor, with the fix for each
 
@@ -330,6 +333,29 @@ mod tests {
             down.map(|a| a.down).ok(),
             Some(vec!["a".into(), "b".into()])
         );
+        let at = route_test(&["c.toml", "--file", "f", "--at", "2026-12-24T20:00"]);
+        assert_eq!(at.map(|a| a.at).ok(), Some(Some("2026-12-24T20:00".into())));
+    }
+
+    #[test]
+    fn trunks_arguments() {
+        let words = |list: &[&str]| {
+            let mut all = vec!["trunks"];
+            all.extend_from_slice(list);
+            match parse(&all).map(|c| c.command) {
+                Ok(Some(Command::Trunks(t))) => Ok(t.into_words()),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        assert_eq!(words(&[]), Ok(Vec::<String>::new()));
+        assert_eq!(
+            words(&["--metrics", "127.0.0.1:9", "--json", "disable", "gw-a"]),
+            Ok(["--metrics", "127.0.0.1:9", "--json", "disable", "gw-a"]
+                .map(String::from)
+                .to_vec())
+        );
+        assert!(words(&["frob", "gw-a"]).is_err());
+        assert!(words(&["--metrics", "a:1", "--config", "f"]).is_err());
     }
 
     #[test]
