@@ -37,9 +37,11 @@ use std::time::Duration;
 pub use lint::warnings;
 pub use observability::{CdrSettings, LogSettings};
 pub use prefix_file::{PrefixFile, PREFIX_FILE_ERRORS_MAX};
-pub use route::{PRIORITY_DEFAULT, WEIGHT_MAX};
+pub use route::{PRIORITY_DEFAULT, REJECT_CODE_DEFAULT, REJECT_REASON_BYTES_MAX, WEIGHT_MAX};
 pub use server::{online_cpus, CORES_MAX};
-pub use trunk::{PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX};
+pub use trunk::{
+    PROBE_DEFAULT, PROGRESS_TIMEOUT_DEFAULT, PROGRESS_TIMEOUT_MAX, REFUSE_IN_CODE_DEFAULT,
+};
 
 pub use crate::routing::HeaderPolicy;
 use crate::routing::{Probe, UnknownSource};
@@ -142,6 +144,16 @@ pub struct TrunkConfig {
     /// Calls from this trunk route on the Request-URI's `rn` (number portability) when it
     /// has one.
     pub route_on_rn: bool,
+    /// Ingress admission: concurrent calls and new calls per second this trunk may send
+    /// junction (exact over all shards), and the status of a call over them.
+    pub max_calls_in: Option<u32>,
+    pub max_cps_in: Option<u32>,
+    pub refuse_in_code: u16,
+    /// Passive health: down after this many INVITE attempts in a row failed without any
+    /// answer (timeouts, ICMP unreachable); `None`: only probing marks it down.
+    pub down_after_failures: Option<u32>,
+    /// The longest an answered call from or to this trunk may last (`max_duration_s`).
+    pub max_duration: Option<Duration>,
     /// Line in the file (for messages).
     pub line: usize,
 }
@@ -171,6 +183,11 @@ impl Default for TrunkConfig {
             diversion: HeaderPolicy::Pass,
             history_info: HeaderPolicy::Pass,
             route_on_rn: false,
+            max_calls_in: None,
+            max_cps_in: None,
+            refuse_in_code: REFUSE_IN_CODE_DEFAULT,
+            down_after_failures: None,
+            max_duration: None,
             line: 0,
         }
     }
@@ -228,7 +245,23 @@ pub struct RouteConfig {
     /// The route's prefixes or pattern are matched against the Request-URI's `rn`
     /// (number portability routing number) when the call has one.
     pub route_on_rn: bool,
+    /// `action = "reject"`: the route answers the calls it matches with this (and has no
+    /// trunks); `None`: an ordinary route.
+    pub reject: Option<RejectConfig>,
+    /// The longest an answered call taking this route may last (`max_duration_s`).
+    pub max_duration: Option<Duration>,
+    /// Time-of-day windows (`when`, as written) in `time_zone` (`None`: UTC); empty:
+    /// always.
+    pub when: Vec<String>,
+    pub time_zone: Option<String>,
     pub line: usize,
+}
+
+/// What a reject route answers: a final status (400-699) and an optional reason phrase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RejectConfig {
+    pub code: u16,
+    pub reason: Option<String>,
 }
 
 impl Default for RouteConfig {
@@ -245,6 +278,10 @@ impl Default for RouteConfig {
             caller_id: None,
             priority: PRIORITY_DEFAULT,
             route_on_rn: false,
+            reject: None,
+            max_duration: None,
+            when: Vec::new(),
+            time_zone: None,
             line: 0,
         }
     }

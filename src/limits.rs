@@ -110,6 +110,16 @@ pub const HANDOFF_QUEUE_MAX: usize = 4096;
 /// (32 x 64 KiB = 2 MiB) within a shard's working set while amortising the syscall.
 pub const BATCH_DATAGRAMS_MAX: usize = 32;
 
+/// Bytes read of the datagram an ICMP error quotes (IP_RECVERR, shard/errqueue.rs): the
+/// quote is at most 576 (IPv4) or 1280 (IPv6) bytes in all, and junction's own branch,
+/// which names the shard and transaction, is within the first few hundred.
+pub const ICMP_QUOTED_BYTES_MAX: usize = 1280;
+
+/// ICMP errors read from a shard socket's error queue per loop round: a burst (a dead
+/// gateway answering every retransmission) cannot keep the shard from its datagrams; the
+/// rest wait for the next round.
+pub const ICMP_ERRORS_PER_ROUND_MAX: usize = 64;
+
 /// Kernel socket buffer size requested per shard socket (SO_RCVBUF/SO_SNDBUF): absorbs
 /// bursts of ~2000 INVITEs while a shard is busy.
 pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;

@@ -60,6 +60,7 @@ fn main() -> ExitCode {
         Command::Check(args) => cli::check::run(&args),
         Command::RouteTest(args) => cli::route_test::run(&args.into_args()),
         Command::Reload(args) => cli::reload::run(&args),
+        Command::Trunks(args) => cli::trunks::run(&args.into_words()),
         Command::Doctor(args) => cli::host::doctor(&args),
         Command::Completions { shell } => cli::generate::completions(shell),
         Command::Man { out_dir } => cli::generate::man(out_dir.as_deref()),

@@ -8,7 +8,7 @@ use crate::limits;
 use crate::routing::{RoutingTable, Trunk};
 use crate::sip::oc::Feedback;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -30,6 +30,63 @@ pub enum Refusal {
     /// The trunk asked, by RFC 7339 overload control, for this share of new calls to be
     /// withheld (`overload_control`).
     OverloadControl,
+    /// Ingress: `max_calls_in` concurrent calls from the trunk already.
+    CallsIn,
+    /// Ingress: `max_cps_in` new calls from the trunk in the last second.
+    RateIn,
+}
+
+impl Refusal {
+    /// junction's machine-readable reason for a call refused this way (Warning, CDR).
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::CallsIn => "ingress-calls-limit",
+            Refusal::RateIn => "ingress-rate-limit",
+            _ => "admission-refused",
+        }
+    }
+}
+
+/// Why a trunk is (or last went) down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DownCause {
+    /// Up, or never down.
+    None,
+    /// `down_after` OPTIONS probes in a row failed.
+    Probe,
+    /// `down_after_failures` INVITE attempts in a row timed out without any answer.
+    Failures,
+    /// As `Failures`, the last of them an ICMP port/host unreachable.
+    Unreachable,
+}
+
+impl DownCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DownCause::None => "none",
+            DownCause::Probe => "probe",
+            DownCause::Failures => "failures",
+            DownCause::Unreachable => "unreachable",
+        }
+    }
+
+    fn from_u8(v: u8) -> DownCause {
+        match v {
+            1 => DownCause::Probe,
+            2 => DownCause::Failures,
+            3 => DownCause::Unreachable,
+            _ => DownCause::None,
+        }
+    }
+
+    fn to_u8(self) -> u8 {
+        match self {
+            DownCause::None => 0,
+            DownCause::Probe => 1,
+            DownCause::Failures => 2,
+            DownCause::Unreachable => 3,
+        }
+    }
 }
 
 /// The shared state of one trunk.
@@ -54,6 +111,23 @@ pub struct TrunkState {
     oc_seq_at: AtomicU64,
     /// New calls decided under a reduction: the loss algorithm's deterministic spread.
     oc_calls: AtomicU64,
+    /// Ingress admission (calls the trunk sends junction): concurrent calls, and the
+    /// `max_cps_in` token bucket (same layout as `bucket`); calls refused for each.
+    calls_in: AtomicU32,
+    bucket_in: AtomicU64,
+    pub refused_calls_in: AtomicU64,
+    pub refused_rate_in: AtomicU64,
+    /// Passive health: INVITE attempts in a row that failed without any answer, why the
+    /// trunk last went down (`DownCause`), ICMP unreachables received for datagrams sent to
+    /// it, and how often it went down for each cause (index `DownCause` - 1) and came up.
+    failures_in_a_row: AtomicU32,
+    down_cause: AtomicU8,
+    pub unreachable: AtomicU64,
+    pub downs: [AtomicU64; 3],
+    pub ups: AtomicU64,
+    /// Taken out of service by an operator (`POST /trunks/NAME/disable`): new calls skip
+    /// it; calls up continue. Kept by name across reloads.
+    disabled: AtomicBool,
 }
 
 impl TrunkState {
@@ -73,7 +147,129 @@ impl TrunkState {
             oc_seq: AtomicU64::new(0),
             oc_seq_at: AtomicU64::new(0),
             oc_calls: AtomicU64::new(0),
+            calls_in: AtomicU32::new(0),
+            bucket_in: AtomicU64::new(TOKEN_MASK),
+            refused_calls_in: AtomicU64::new(0),
+            refused_rate_in: AtomicU64::new(0),
+            failures_in_a_row: AtomicU32::new(0),
+            down_cause: AtomicU8::new(0),
+            unreachable: AtomicU64::new(0),
+            downs: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            ups: AtomicU64::new(0),
+            disabled: AtomicBool::new(false),
         }
+    }
+
+    /// Whether new calls may be sent to the trunk: up and not disabled.
+    pub fn usable(&self) -> bool {
+        self.is_up() && !self.disabled()
+    }
+
+    /// Whether an operator took the trunk out of service.
+    pub fn disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Take the trunk out of service (or back); true when that changed something.
+    pub fn set_disabled(&self, disabled: bool) -> bool {
+        self.disabled.swap(disabled, Ordering::Relaxed) != disabled
+    }
+
+    /// An ICMP unreachable came back for a datagram sent to the trunk.
+    pub fn count_unreachable(&self) {
+        self.unreachable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One more INVITE attempt failed without any answer; the count in a row now.
+    pub fn attempt_failed(&self) -> u32 {
+        self.failures_in_a_row
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1)
+    }
+
+    /// The trunk answered an INVITE attempt: the failures in a row end (a load and, only
+    /// after failures, a store).
+    pub fn attempt_heard(&self) {
+        if self.failures_in_a_row.load(Ordering::Relaxed) != 0 {
+            self.failures_in_a_row.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// INVITE attempts in a row that failed without any answer.
+    pub fn failures_in_a_row(&self) -> u32 {
+        self.failures_in_a_row.load(Ordering::Relaxed)
+    }
+
+    /// Mark the trunk down for `cause`; true when it was up (exactly one caller, over all
+    /// shards, sees true for one transition: it logs it).
+    pub fn mark_down(&self, cause: DownCause) -> bool {
+        if self
+            .up
+            .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.down_cause.store(cause.to_u8(), Ordering::Relaxed);
+        let slot = usize::from(cause.to_u8()).saturating_sub(1);
+        if let Some(n) = self.downs.get(slot) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// Mark the trunk up again (probing); true when it was down.
+    pub fn mark_up(&self) -> bool {
+        if self
+            .up
+            .compare_exchange(false, true, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        self.failures_in_a_row.store(0, Ordering::Relaxed);
+        self.ups.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Why the trunk went down last (`None` while up).
+    pub fn down_cause(&self) -> DownCause {
+        if self.is_up() {
+            DownCause::None
+        } else {
+            DownCause::from_u8(self.down_cause.load(Ordering::Relaxed))
+        }
+    }
+
+    /// Calls from the trunk in progress (ingress slots held).
+    pub fn calls_in(&self) -> u32 {
+        self.calls_in.load(Ordering::Relaxed)
+    }
+
+    /// Admit one new call the trunk sends junction at `now` (`max_calls_in`, `max_cps_in`):
+    /// takes an ingress slot and a token, or nothing. `Ok(true)`: a slot was taken, release
+    /// it with `ended_in`; `Ok(false)`: the trunk has no ingress limits (two branches).
+    pub fn admit_in(&self, trunk: &Trunk, now: Instant) -> Result<bool, Refusal> {
+        if trunk.max_calls_in.is_none() && trunk.max_cps_in.is_none() {
+            return Ok(false);
+        }
+        if !take(&self.calls_in, trunk.max_calls_in) {
+            self.refused_calls_in.fetch_add(1, Ordering::Relaxed);
+            return Err(Refusal::CallsIn);
+        }
+        if let Some(rate) = trunk.max_cps_in {
+            if !take_token(&self.bucket_in, self.epoch, rate, now) {
+                release(&self.calls_in);
+                self.refused_rate_in.fetch_add(1, Ordering::Relaxed);
+                return Err(Refusal::RateIn);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A call `admit_in` admitted ended: its ingress slot is free.
+    pub fn ended_in(&self) {
+        release(&self.calls_in);
     }
 
     fn ms(&self, now: Instant) -> u64 {
@@ -192,28 +388,31 @@ impl TrunkState {
     }
 
     fn take_token(&self, rate: u32, now: Instant) -> bool {
-        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64;
-        let cap = (rate as u64 * TOKEN_SCALE).min(TOKEN_MASK);
-        let mut cur = self.bucket.load(Ordering::Relaxed);
-        loop {
-            let last_ms = cur >> TOKEN_BITS;
-            let tokens = if cur == TOKEN_MASK {
-                cap // never used: full
-            } else {
-                let refill = now_ms.saturating_sub(last_ms) * rate as u64 * TOKEN_SCALE / 1000;
-                ((cur & TOKEN_MASK) + refill).min(cap)
-            };
-            if tokens < TOKEN_SCALE {
-                return false;
-            }
-            let next = (now_ms.max(last_ms) << TOKEN_BITS) | (tokens - TOKEN_SCALE);
-            match self
-                .bucket
-                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(seen) => cur = seen,
-            }
+        take_token(&self.bucket, self.epoch, rate, now)
+    }
+}
+
+/// Take one token from a bucket of `rate` tokens per second (a burst of one second's
+/// worth), refilled since its last use: (ms since `epoch` << 24) | tokens in 1/16ths.
+fn take_token(bucket: &AtomicU64, epoch: Instant, rate: u32, now: Instant) -> bool {
+    let now_ms = now.saturating_duration_since(epoch).as_millis() as u64;
+    let cap = (rate as u64 * TOKEN_SCALE).min(TOKEN_MASK);
+    let mut cur = bucket.load(Ordering::Relaxed);
+    loop {
+        let last_ms = cur >> TOKEN_BITS;
+        let tokens = if cur == TOKEN_MASK {
+            cap // never used: full
+        } else {
+            let refill = now_ms.saturating_sub(last_ms) * rate as u64 * TOKEN_SCALE / 1000;
+            ((cur & TOKEN_MASK) + refill).min(cap)
+        };
+        if tokens < TOKEN_SCALE {
+            return false;
+        }
+        let next = (now_ms.max(last_ms) << TOKEN_BITS) | (tokens - TOKEN_SCALE);
+        match bucket.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(seen) => cur = seen,
         }
     }
 }
@@ -380,6 +579,36 @@ mod tests {
         assert_eq!(s.calls(), 1, "a refused call takes no slot");
         s.answered();
         assert!(s.admit(&tr, t0).is_ok());
+    }
+
+    #[test]
+    fn ingress_limits_cap_concurrent_calls_and_rate_apart_from_egress() {
+        let t0 = Instant::now();
+        let s = TrunkState::new("t", t0);
+        let mut tr = trunk(Some(1), None, None);
+        tr.max_calls_in = Some(2);
+        tr.max_cps_in = Some(3);
+        assert_eq!(s.admit_in(&tr, t0), Ok(true));
+        assert_eq!(s.admit_in(&tr, t0), Ok(true));
+        assert_eq!(s.admit_in(&tr, t0), Err(Refusal::CallsIn));
+        // Egress slots are counted apart.
+        assert!(s.admit(&tr, t0).is_ok());
+        s.ended_in();
+        assert!(s.admit_in(&tr, t0).is_ok(), "a slot came free");
+        s.ended_in();
+        // Three tokens in the first second: the fourth call is over the rate.
+        assert_eq!(s.admit_in(&tr, t0), Err(Refusal::RateIn));
+        assert_eq!(s.calls_in(), 1, "a refused call holds no slot");
+        assert_eq!(s.refused_calls_in.load(Ordering::Relaxed), 1);
+        assert_eq!(s.refused_rate_in.load(Ordering::Relaxed), 1);
+        // A third of a second later one token is back.
+        assert!(s.admit_in(&tr, t0 + Duration::from_millis(334)).is_ok());
+        assert_eq!(Refusal::RateIn.reason(), "ingress-rate-limit");
+        // No ingress limits: always admitted, nothing counted.
+        let plain = trunk(None, None, None);
+        let p = TrunkState::new("p", t0);
+        assert!((0..100).all(|_| p.admit_in(&plain, t0) == Ok(false)));
+        assert_eq!(p.calls_in(), 0);
     }
 
     #[test]

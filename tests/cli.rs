@@ -15,6 +15,7 @@ const COMMANDS: &[&str] = &[
     "route-test",
     "reload",
     "doctor",
+    "trunks",
     "completions",
     "man",
 ];

@@ -42,6 +42,7 @@ fn decide_bytes(t: &RoutingTable, ingress: &str, called: &[u8]) -> (String, Vec<
     match t.route(id(t, ingress), called) {
         Decision::NoRoute => ("NoRoute".into(), vec![]),
         Decision::NoTrunk => ("NoTrunk".into(), vec![]),
+        Decision::Reject { .. } => ("Reject".into(), vec![]),
         Decision::Route { route, attempts } => {
             assert!(!attempts.is_empty(), "a Route decision has attempts");
             let names = attempts
@@ -635,6 +636,7 @@ fn route_agrees_with_the_obvious_sort_on_random_tables() {
             let got = t.route(TrunkId(ingress as u16), called.as_bytes());
             let (got_route, got_attempts) = match got {
                 Decision::NoRoute => (None, vec![]),
+                Decision::Reject { .. } => panic!("{called}: no reject routes here"),
                 Decision::NoTrunk => {
                     assert!(want_route.is_some() && want.is_empty(), "{called}: NoTrunk");
                     (want_route, vec![])
@@ -726,6 +728,7 @@ fn walk(
     match t.route_with(id(t, ingress), called.as_bytes(), rotation, &usable) {
         Decision::NoRoute => ("NoRoute".into(), vec![]),
         Decision::NoTrunk => ("NoTrunk".into(), vec![]),
+        Decision::Reject { .. } => ("Reject".into(), vec![]),
         Decision::Route { route, attempts } => {
             let list = (0..attempts.len())
                 .map(|i| {

@@ -21,6 +21,9 @@ Examples:
                                 how FILE routes one call, step by step
   junction reload --config FILE reload the running junction (POST /reload on the management
                                 address of FILE); exit 1 when the reload was refused
+  junction trunks disable gw-a  take trunk gw-a out of service in the running junction (POST
+                                /trunks/gw-a/disable on its management address); `enable`
+                                brings it back, `junction trunks` lists the trunks
   junction doctor --config FILE check this host for junction: memlock and file limits, socket
                                 buffers, io_uring, THP, CPU governor, with the fix for each
 
@@ -72,6 +75,9 @@ pub enum Command {
     /// Check this host for junction and say what to change.
     #[command(long_about = DOCTOR_ABOUT)]
     Doctor(DoctorArgs),
+    /// The trunks of a running junction; take one out of service and back.
+    #[command(long_about = TRUNKS_ABOUT)]
+    Trunks(TrunksArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         long_about = "Print the completion script for SHELL, generated from the same \
@@ -143,6 +149,10 @@ pub struct RouteTestArgs {
     #[arg(long, value_name = "FORMAT", default_value = "text", requires = "file",
           value_parser = ["text", "tsv", "csv"])]
     pub format: String,
+    /// The time for routes with `when` windows: 2026-12-24T20:00 (UTC), with an offset
+    /// (2026-12-24T20:00+01:00) or a zone (2026-12-24T20:00[Europe/Paris]); default now.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
 }
 
 impl RouteTestArgs {
@@ -154,6 +164,7 @@ impl RouteTestArgs {
             calling: self.calling,
             file: self.file,
             rotation: self.rotation,
+            at: self.at,
             format: match self.format.as_str() {
                 "tsv" => super::route_test::Format::Tsv,
                 "csv" => super::route_test::Format::Csv,
@@ -166,6 +177,51 @@ impl RouteTestArgs {
                 .filter(|d| !d.is_empty())
                 .collect(),
         }
+    }
+}
+
+const TRUNKS_ABOUT: &str = "The trunks of a running junction, through its management port \
+(GET /trunks): health, why a trunk is down, limits, calls. `disable NAME` takes a trunk out of \
+service (POST /trunks/NAME/disable: new calls skip it, calls up continue; kept across reloads, \
+not a restart), `enable NAME` brings it back, `show NAME` shows one. The address is --metrics, \
+else the [server] metrics key of --config, else 127.0.0.1:9090. Exit 1 when junction refused or \
+could not be reached, 2 for bad arguments.";
+
+#[derive(Debug, Args)]
+pub struct TrunksArgs {
+    /// The management address of the running junction.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "config")]
+    pub metrics: Option<String>,
+    /// The configuration whose [server] metrics address to use.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<String>,
+    /// Print the JSON instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// list (default), show NAME, disable NAME or enable NAME.
+    #[arg(value_name = "ACTION", value_parser = ["list", "show", "disable", "enable"])]
+    pub action: Option<String>,
+    /// The trunk, for show, disable and enable.
+    #[arg(value_name = "NAME")]
+    pub name: Option<String>,
+}
+
+impl TrunksArgs {
+    /// The words `cli::trunks::run` takes.
+    pub fn into_words(self) -> Vec<String> {
+        let mut words = Vec::new();
+        if let Some(m) = self.metrics {
+            words.extend(["--metrics".to_string(), m]);
+        }
+        if let Some(c) = self.config {
+            words.extend(["--config".to_string(), c]);
+        }
+        if self.json {
+            words.push("--json".to_string());
+        }
+        words.extend(self.action);
+        words.extend(self.name);
+        words
     }
 }
 
@@ -277,6 +333,29 @@ mod tests {
             down.map(|a| a.down).ok(),
             Some(vec!["a".into(), "b".into()])
         );
+        let at = route_test(&["c.toml", "--file", "f", "--at", "2026-12-24T20:00"]);
+        assert_eq!(at.map(|a| a.at).ok(), Some(Some("2026-12-24T20:00".into())));
+    }
+
+    #[test]
+    fn trunks_arguments() {
+        let words = |list: &[&str]| {
+            let mut all = vec!["trunks"];
+            all.extend_from_slice(list);
+            match parse(&all).map(|c| c.command) {
+                Ok(Some(Command::Trunks(t))) => Ok(t.into_words()),
+                other => Err(format!("{other:?}")),
+            }
+        };
+        assert_eq!(words(&[]), Ok(Vec::<String>::new()));
+        assert_eq!(
+            words(&["--metrics", "127.0.0.1:9", "--json", "disable", "gw-a"]),
+            Ok(["--metrics", "127.0.0.1:9", "--json", "disable", "gw-a"]
+                .map(String::from)
+                .to_vec())
+        );
+        assert!(words(&["frob", "gw-a"]).is_err());
+        assert!(words(&["--metrics", "a:1", "--config", "f"]).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod generate;
 pub mod host;
 pub mod reload;
 pub mod route_test;
+pub mod trunks;
 
 use std::path::Path;
 

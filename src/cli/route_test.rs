@@ -17,8 +17,9 @@
 //! `--format tsv` (or `csv`) with `--file` prints one machine-readable line per call instead,
 //! after a `#` header line: `from called calling ingress called_norm calling_norm result`,
 //! then `trunk called calling` per attempt (the numbers as sent to that trunk); `result` is
-//! `route`, `404`, `503`, `403` or `drop`, and a missing number is `-`. `junction-load
-//! --expect` reads it to check at load that every call reached the trunk it should.
+//! `route`, `404`, `503`, `403`, a reject route's status or `drop`, and a missing number is
+//! `-`. `junction-load --expect` reads it to check at load that every call reached the trunk
+//! it should.
 //!
 //! The walk printed is the walk routed: the same code runs, with an observer recording it.
 
@@ -43,6 +44,8 @@ pub struct Args {
     pub rotation: u64,
     pub down: Vec<String>,
     pub format: Format,
+    /// `--at TIME`: the wall-clock time for routes with `when` windows (default: now).
+    pub at: Option<String>,
 }
 
 /// How `--file` prints its calls.
@@ -79,11 +82,19 @@ pub fn run(args: &Args) -> ExitCode {
             }
         }
     }
+    let at = match args.at.as_deref().map(parse_at).transpose() {
+        Ok(at) => at.unwrap_or_else(|| jiff::Timestamp::now().as_second()),
+        Err(m) => {
+            eprintln!("junction: {m}");
+            return ExitCode::from(2);
+        }
+    };
     let mut ctx = Ctx {
         config: &config,
         table: &table,
         rotation: args.rotation,
         down,
+        at,
     };
     match (&args.file, &args.from, &args.called) {
         (Some(file), _, _) => run_file(&mut ctx, file, args.format),
@@ -180,6 +191,8 @@ fn run_file(ctx: &mut Ctx<'_>, file: &str, format: Format) -> ExitCode {
 /// One step of the walk, as recorded.
 #[derive(Clone, Copy, Debug)]
 enum Step {
+    /// A route that matched, skipped: its time-of-day windows are closed.
+    Closed(u16),
     Usage(Option<u16>),
     Route(u16, Match, bool),
     Trunk(TrunkId, Outcome),
@@ -197,6 +210,9 @@ impl Observer for Recorder {
     }
     fn trunk(&mut self, _route: u16, trunk: TrunkId, outcome: Outcome) {
         self.0.push(Step::Trunk(trunk, outcome));
+    }
+    fn closed(&mut self, route: u16) {
+        self.0.push(Step::Closed(route));
     }
 }
 
@@ -247,6 +263,8 @@ struct Ctx<'a> {
     table: &'a RoutingTable,
     rotation: u64,
     down: Vec<TrunkId>,
+    /// Seconds since the Unix epoch: the time routes' `when` windows are judged at.
+    at: i64,
 }
 
 impl Ctx<'_> {
@@ -344,6 +362,7 @@ impl Ctx<'_> {
                     rn.as_ref().map(|r| r.after.as_slice()),
                     self.rotation,
                     &usable,
+                    Some(self.at),
                     &mut recorder,
                 );
                 let attempts = match decision {
@@ -626,7 +645,27 @@ impl Ctx<'_> {
                     if again {
                         text.push_str("; already walked under an earlier usage");
                     }
+                    if let Some(r) = self.table.route_reject(route).filter(|_| !again) {
+                        text.push_str(&format!(
+                            "; reject route: answers {}, the walk stops here",
+                            reject_text(r)
+                        ));
+                    }
                     line(text);
+                }
+                Step::Closed(route) => {
+                    let at = self
+                        .table
+                        .route_schedule(route)
+                        .map_or_else(String::new, |s| s.civil(self.at));
+                    let when = self
+                        .route_config(route)
+                        .map_or_else(String::new, |r| r.when.join(", "));
+                    line(format!(
+                        "    route {:?} (route[{route}]): matches, but skipped: outside its \
+                         windows ({when}) at {at}",
+                        self.route_name(route)
+                    ));
                 }
                 Step::Trunk(trunk, outcome) => {
                     let what = match outcome {
@@ -655,6 +694,16 @@ impl Ctx<'_> {
             }
             Decision::NoTrunk => {
                 line("result: 503 Service Unavailable (routes matched, but no usable trunk: each was the ingress trunk, down or full)".into());
+            }
+            Decision::Reject { route } => {
+                let answer = self
+                    .table
+                    .route_reject(route)
+                    .map_or_else(String::new, reject_text);
+                line(format!(
+                    "result: {answer} (reject route {:?})",
+                    self.route_name(route)
+                ));
             }
             Decision::Route { .. } => {
                 line(format!("attempts ({}):", call.attempts.len()));
@@ -744,6 +793,13 @@ impl Ctx<'_> {
         match call.decision {
             Decision::NoRoute => f.push("404".into()),
             Decision::NoTrunk => f.push("503".into()),
+            // A reject route's status, like the other answers junction gives itself.
+            Decision::Reject { route } => f.push(
+                self.table
+                    .route_reject(route)
+                    .map_or(403, |r| r.code)
+                    .to_string(),
+            ),
             Decision::Route { .. } => {
                 f.push("route".into());
                 for a in &call.attempts {
@@ -804,6 +860,13 @@ impl Ctx<'_> {
         match call.decision {
             Decision::NoRoute => format!("{head} 404 no route"),
             Decision::NoTrunk => format!("{head} 503 no usable trunk"),
+            Decision::Reject { route } => format!(
+                "{head} {} by reject route {}",
+                self.table
+                    .route_reject(route)
+                    .map_or_else(String::new, reject_text),
+                self.route_name(route)
+            ),
             Decision::Route { .. } => {
                 let attempts: Vec<String> =
                     call.attempts
@@ -829,6 +892,36 @@ impl Ctx<'_> {
 /// RFC 3323's `anonymous`, which is no number.
 fn is_anonymous(n: &[u8]) -> bool {
     n.eq_ignore_ascii_case(b"anonymous")
+}
+
+/// `--at`: an RFC 3339 time with a zone (`2026-12-24T20:00[Europe/Paris]`), an offset
+/// (`2026-12-24T20:00+01:00`) or neither (taken as UTC), in seconds since the Unix epoch.
+fn parse_at(text: &str) -> Result<i64, String> {
+    if let Ok(z) = text.parse::<jiff::Zoned>() {
+        return Ok(z.timestamp().as_second());
+    }
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t.as_second());
+    }
+    match text.parse::<jiff::civil::DateTime>() {
+        Ok(dt) => dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .map(|z| z.timestamp().as_second())
+            .map_err(|e| format!("--at {text:?}: {e}")),
+        Err(_) => Err(format!(
+            "--at {text:?}: not a time; write 2026-12-24T20:00 (UTC), 2026-12-24T20:00+01:00 \
+             or 2026-12-24T20:00[Europe/Paris]"
+        )),
+    }
+}
+
+/// A reject route's answer: `403 Forbidden`, or with its own reason phrase.
+fn reject_text(r: &junction::routing::Reject) -> String {
+    let phrase = r
+        .reason
+        .as_deref()
+        .unwrap_or_else(|| junction::sip::response::reason_phrase(r.code));
+    format!("{} {phrase}", r.code)
 }
 
 fn rules_of<'a>(t: &'a TrunkConfig, list: &str) -> &'a [RuleConfig] {

@@ -25,6 +25,12 @@ const KEYS: &[&str] = &[
     "priority",
     "caller_id",
     "route_on",
+    "action",
+    "code",
+    "reason",
+    "max_duration_s",
+    "when",
+    "time_zone",
 ];
 
 /// Priority of a route that does not say (lower goes first).
@@ -35,6 +41,12 @@ pub const WEIGHT_MAX: u32 = 10_000;
 
 /// Longest `caller_id`.
 const CALLER_ID_BYTES_MAX: usize = 64;
+
+/// The status of a reject route that does not say.
+pub const REJECT_CODE_DEFAULT: u16 = 403;
+
+/// Longest `reason` of a reject route (it becomes the response's reason phrase).
+pub const REJECT_REASON_BYTES_MAX: usize = 128;
 
 /// The keys that say which numbers a route carries; a route has exactly one.
 const NUMBER_KEYS: [&str; 3] = ["pattern", "prefixes", "prefix_file"];
@@ -109,10 +121,17 @@ pub fn read(
         }
 
         let usage_refs = usages::read(doc, &section, "route");
-        let egress = read_trunks(doc, &section, &by_name, &trunk_names);
+        let reject = read_action(doc, &section);
+        let egress = if reject.is_some() {
+            Vec::new()
+        } else {
+            read_trunks(doc, &section, &by_name, &trunk_names)
+        };
         let weights = read_weights(doc, &section, egress.len());
         let caller_id = read_caller_id(doc, &section);
         let route_on_rn = super::trunk::read_route_on(doc, &section);
+        let max_duration = super::trunk::read_max_duration(doc, &section);
+        let (when, time_zone) = read_when(doc, &section);
 
         let priority = match section.field(doc, "priority") {
             None => PRIORITY_DEFAULT,
@@ -144,11 +163,157 @@ pub fn read(
             caller_id,
             priority,
             route_on_rn,
+            reject,
+            max_duration,
+            when,
+            time_zone,
             line: section.line.unwrap_or(0),
         });
         route_usages.push(usage_refs);
     }
     (routes, route_usages)
+}
+
+/// `action`, and with `action = "reject"` its `code` and `reason`: a reject route answers
+/// the calls it matches itself and has no trunks (nor weights or caller_id). `code` and
+/// `reason` belong to reject routes only.
+fn read_action(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<super::RejectConfig> {
+    let reject = match section.field(doc, "action") {
+        None => false,
+        Some(f) => match f.string(doc, "\"route\" (the default) or \"reject\"") {
+            Some("route") => false,
+            Some("reject") => true,
+            Some(other) => {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    format!(
+                        "{other:?} is not an action: \"route\" (send the calls to the route's \
+                         trunks, the default) or \"reject\" (answer them with `code`)"
+                    ),
+                );
+                false
+            }
+            None => false,
+        },
+    };
+    if !reject {
+        for key in ["code", "reason"] {
+            if let Some(f) = section.field(doc, key) {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    "only a route with action = \"reject\" has a code and a reason; add \
+                     action = \"reject\" or remove it",
+                );
+            }
+        }
+        return None;
+    }
+    for (key, what) in [
+        ("trunks", "trunks"),
+        ("weights", "weights"),
+        ("caller_id", "a caller_id"),
+        ("max_duration_s", "max_duration_s"),
+    ] {
+        if let Some(f) = section.field(doc, key) {
+            doc.error(
+                f.line,
+                &f.key,
+                format!(
+                    "a route with action = \"reject\" answers its calls itself and has no \
+                     {what}; remove it, or remove action = \"reject\""
+                ),
+            );
+        }
+    }
+    let code = match section.field(doc, "code") {
+        None => REJECT_CODE_DEFAULT,
+        Some(f) => f
+            .integer_in(
+                doc,
+                400,
+                699,
+                "a final status from 400 to 699 (the answer to the calls it matches; \
+                 default 403)",
+            )
+            .map_or(REJECT_CODE_DEFAULT, |c| c as u16),
+    };
+    let reason = section.field(doc, "reason").and_then(|f| {
+        let text = f.string(
+            doc,
+            "a reason phrase in quotes, like \"Premium rate blocked\"",
+        )?;
+        let ok = !text.trim().is_empty()
+            && text.len() <= REJECT_REASON_BYTES_MAX
+            && !text.chars().any(char::is_control);
+        if !ok {
+            doc.error(
+                f.line,
+                &f.key,
+                format!(
+                    "{text:?} is not a reason phrase: 1 to {REJECT_REASON_BYTES_MAX} bytes of \
+                     text without control characters (no line breaks or tabs)"
+                ),
+            );
+            return None;
+        }
+        Some(text.trim().to_string())
+    });
+    Some(super::RejectConfig { code, reason })
+}
+
+/// Most windows one route may list.
+const WINDOWS_MAX: usize = 64;
+
+/// `when` (time-of-day windows) and `time_zone` (the zone they are in).
+fn read_when(doc: &mut Doc<'_>, section: &Section<'_>) -> (Vec<String>, Option<String>) {
+    let mut when = Vec::new();
+    if let Some(f) = section.field(doc, "when") {
+        let list = f
+            .strings(
+                doc,
+                "a list of windows in quotes, like [\"Mon-Fri 08:00-18:00\", \"Sat 09:00-12:00\"]",
+            )
+            .unwrap_or_default();
+        if list.is_empty() && f.item.as_array().is_some_and(|a| a.is_empty()) {
+            doc.error(
+                f.line,
+                &f.key,
+                "lists no windows, so the route would never be used; remove `when` for a route \
+                 that is always used",
+            );
+        }
+        if list.len() > WINDOWS_MAX {
+            doc.error(f.line, &f.key, format!("at most {WINDOWS_MAX} windows"));
+        }
+        for e in &list {
+            match crate::routing::schedule::check_window(e.str()) {
+                Ok(()) => when.push(e.str().to_string()),
+                Err(m) => doc.error(e.line, &e.key, m),
+            }
+        }
+    }
+    let time_zone = section.field(doc, "time_zone").and_then(|f| {
+        let name = f.string(
+            doc,
+            "an IANA time zone name in quotes, like \"Europe/Paris\"",
+        )?;
+        if let Err(m) = crate::routing::schedule::zone(name) {
+            doc.error(f.line, &f.key, m);
+            return None;
+        }
+        if section.field(doc, "when").is_none() {
+            doc.error(
+                f.line,
+                &f.key,
+                "is the zone of the route's `when` windows, and it has none; add `when` or \
+                 remove it",
+            );
+        }
+        Some(name.to_string())
+    });
+    (when, time_zone)
 }
 
 fn read_prefix_file(

@@ -33,6 +33,11 @@ const KEYS: &[&str] = &[
     "diversion",
     "history_info",
     "route_on",
+    "max_calls_in",
+    "max_cps_in",
+    "refuse_in_code",
+    "down_after_failures",
+    "max_duration_s",
 ];
 /// Trunk settings of the full inter-trunk model (docs/routing.md), not read by this version.
 const LATER: &[&str] = &["transport", "allow_hairpin"];
@@ -186,6 +191,10 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
         let diversion = read_policy(doc, &section, "diversion");
         let history_info = read_policy(doc, &section, "history_info");
         let route_on_rn = read_route_on(doc, &section);
+        let (max_calls_in, max_cps_in, refuse_in_code) =
+            read_ingress_limits(doc, &section, peers_written > 0);
+        let down_after_failures = read_down_after_failures(doc, &section, probe.is_some());
+        let max_duration = read_max_duration(doc, &section);
 
         infos.push(TrunkInfo {
             name: name.clone().unwrap_or_default(),
@@ -216,6 +225,11 @@ pub fn read(doc: &mut Doc<'_>, root: &Section<'_>) -> (Vec<TrunkConfig>, Vec<Tru
             diversion,
             history_info,
             route_on_rn,
+            max_calls_in,
+            max_cps_in,
+            refuse_in_code,
+            down_after_failures,
+            max_duration,
             line: section.line.unwrap_or(0),
         });
     }
@@ -268,6 +282,85 @@ fn read_limit(doc: &mut Doc<'_>, section: &Section<'_>, key: &str, what: &str) -
         &format!("a whole number of {what} from 1 to {max} (omit it for no limit)"),
     )?;
     u32::try_from(n).ok()
+}
+
+/// The status of a call refused for the ingress limits when `refuse_in_code` is not set.
+pub const REFUSE_IN_CODE_DEFAULT: u16 = 503;
+
+/// `max_calls_in`, `max_cps_in` (limits on the calls the trunk sends junction) and
+/// `refuse_in_code` (what a call over them gets). Only a trunk with peers sends calls.
+fn read_ingress_limits(
+    doc: &mut Doc<'_>,
+    section: &Section<'_>,
+    has_peers: bool,
+) -> (Option<u32>, Option<u32>, u16) {
+    let max_calls_in = read_limit(doc, section, "max_calls_in", "concurrent calls");
+    let max_cps_in = read_limit(doc, section, "max_cps_in", "new calls per second");
+    let code = section
+        .field(doc, "refuse_in_code")
+        .and_then(|f| {
+            f.integer_in(
+                doc,
+                400,
+                699,
+                "a final status from 400 to 699 (default 503, with Retry-After)",
+            )
+        })
+        .map_or(REFUSE_IN_CODE_DEFAULT, |c| c as u16);
+    if !has_peers {
+        for key in ["max_calls_in", "max_cps_in", "refuse_in_code"] {
+            if let Some(f) = section.field(doc, key) {
+                doc.error(
+                    f.line,
+                    &f.key,
+                    "limits the calls this trunk sends junction, and it has no peers, so it \
+                     sends none; give it peers or remove it",
+                );
+            }
+        }
+    }
+    (max_calls_in, max_cps_in, code)
+}
+
+/// The longest `max_duration_s`: a day (calls idle past `limits::CALL_IDLE_MAX` expire
+/// anyway).
+pub const MAX_DURATION_MAX_S: i64 = 86_400;
+
+/// `max_duration_s` of a trunk or a route: the longest an answered call may last.
+pub fn read_max_duration(doc: &mut Doc<'_>, section: &Section<'_>) -> Option<Duration> {
+    let f = section.field(doc, "max_duration_s")?;
+    let s = f.integer_in(
+        doc,
+        1,
+        MAX_DURATION_MAX_S,
+        &format!("a whole number of seconds from 1 to {MAX_DURATION_MAX_S}"),
+    )?;
+    Some(Duration::from_secs(s as u64))
+}
+
+/// Most attempts in a row `down_after_failures` may ask for.
+const DOWN_AFTER_FAILURES_MAX: i64 = 1000;
+
+/// `down_after_failures`: passive health. Only probing brings a trunk back up, so it needs
+/// `probe`.
+fn read_down_after_failures(doc: &mut Doc<'_>, section: &Section<'_>, probed: bool) -> Option<u32> {
+    let f = section.field(doc, "down_after_failures")?;
+    let n = f.integer_in(
+        doc,
+        1,
+        DOWN_AFTER_FAILURES_MAX,
+        &format!("a number of attempts in a row from 1 to {DOWN_AFTER_FAILURES_MAX}"),
+    )?;
+    if !probed {
+        doc.error(
+            f.line,
+            &f.key,
+            "a trunk marked down by its failed attempts comes back only when OPTIONS probes \
+             succeed, and this trunk has no probe; add probe = {} (or remove this key)",
+        );
+        return None;
+    }
+    Some(n as u32)
 }
 
 fn read_probe(doc: &mut Doc<'_>, section: &Section<'_>, has_send_to: bool) -> Option<Probe> {

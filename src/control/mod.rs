@@ -30,6 +30,7 @@ pub mod process;
 pub mod residence;
 pub mod rotating_file;
 pub mod stats;
+pub mod trunk_control;
 pub mod trunk_metrics;
 pub mod udp_mib;
 

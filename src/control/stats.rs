@@ -148,6 +148,8 @@ fn add_counters(dst: &mut TrunkStats, src: &TrunkStats) {
     d.refused_limits += s.refused_limits;
     d.rejected_no_route += s.rejected_no_route;
     d.rejected_no_trunk += s.rejected_no_trunk;
+    d.rejected_route += s.rejected_route;
+    d.rejected_ingress += s.rejected_ingress;
 }
 
 fn sub_counters(dst: &mut TrunkStats, src: &TrunkStats) {
@@ -165,6 +167,8 @@ fn sub_counters(dst: &mut TrunkStats, src: &TrunkStats) {
         (&mut d.refused_limits, s.refused_limits),
         (&mut d.rejected_no_route, s.rejected_no_route),
         (&mut d.rejected_no_trunk, s.rejected_no_trunk),
+        (&mut d.rejected_route, s.rejected_route),
+        (&mut d.rejected_ingress, s.rejected_ingress),
     ] {
         *a = a.saturating_sub(b);
     }

@@ -176,11 +176,13 @@ fn counters(e: &mut Exposition, trunks: &[(&str, &TrunkStats)]) {
     e.family(
         rejected,
         Kind::Counter,
-        "Calls refused: direction=\"in\" calls from the trunk with no route or no usable trunk; direction=\"out\" calls the trunk's admission limits refused.",
+        "Calls refused: direction=\"in\" calls from the trunk with no route, no usable trunk, answered by a reject route (route_reject), or over the trunk's ingress limits (ingress_limit); direction=\"out\" calls the trunk's admission limits refused.",
     );
-    let reasons: [(&str, &str, CounterField); 3] = [
+    let reasons: [(&str, &str, CounterField); 5] = [
         ("in", "no_route", |c| c.rejected_no_route),
         ("in", "no_trunk", |c| c.rejected_no_trunk),
+        ("in", "route_reject", |c| c.rejected_route),
+        ("in", "ingress_limit", |c| c.rejected_ingress),
         ("out", "limits", |c| c.refused_limits),
     ];
     for (trunk, s) in trunks {
@@ -202,11 +204,21 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
     let mut states: Vec<&TrunkState> = states.iter().map(|s| &**s).collect();
     states.sort_by(|a, b| a.name.cmp(&b.name));
     type Gauge = fn(&TrunkState) -> f64;
-    let gauges: [(&str, &str, Gauge); 4] = [
+    let gauges: [(&str, &str, Gauge); 6] = [
         (
             "junction_trunk_calls_active",
             "Calls in progress on the trunk (both directions, all shards).",
             |s| f64::from(s.calls()),
+        ),
+        (
+            "junction_trunk_ingress_calls_active",
+            "Calls the trunk sent junction that hold one of its max_calls_in slots (all shards; 0 without ingress limits).",
+            |s| f64::from(s.calls_in()),
+        ),
+        (
+            "junction_trunk_failures_in_a_row",
+            "INVITE attempts to the trunk in a row that failed without any answer (timeouts, ICMP unreachable); down_after_failures marks it down.",
+            |s| f64::from(s.failures_in_a_row()),
         ),
         (
             "junction_trunk_early_dialogs",
@@ -230,11 +242,45 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
             e.sample_f64(name, &[("trunk", &s.name)], value(s));
         }
     }
+    let unreachable = "junction_trunk_unreachable_total";
+    e.family(
+        unreachable,
+        Kind::Counter,
+        "ICMP port/host/network unreachable errors for datagrams sent to the trunk (IP_RECVERR); an INVITE attempt waiting for any answer fails at once.",
+    );
+    for s in &states {
+        e.sample(
+            unreachable,
+            &[("trunk", &s.name)],
+            s.unreachable.load(Ordering::Relaxed),
+        );
+    }
+    let downs = "junction_trunk_down_total";
+    e.family(
+        downs,
+        Kind::Counter,
+        "Times the trunk was marked down, by cause (probe: OPTIONS probes failed; failures: down_after_failures INVITE attempts in a row failed without an answer; unreachable: the same, the last an ICMP unreachable).",
+    );
+    for s in &states {
+        for (i, cause) in ["probe", "failures", "unreachable"].into_iter().enumerate() {
+            let n = s.downs.get(i).map_or(0, |n| n.load(Ordering::Relaxed));
+            e.sample(downs, &[("trunk", &s.name), ("cause", cause)], n);
+        }
+    }
+    let ups = "junction_trunk_up_total";
+    e.family(
+        ups,
+        Kind::Counter,
+        "Times the trunk came back up (its OPTIONS probes succeeded again).",
+    );
+    for s in &states {
+        e.sample(ups, &[("trunk", &s.name)], s.ups.load(Ordering::Relaxed));
+    }
     let refused = "junction_trunk_admission_refused_total";
     e.family(
         refused,
         Kind::Counter,
-        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early; overload_control: withheld because the trunk asked, RFC 7339).",
+        "Calls the trunk's limits refused, by limit (max_calls, max_cps, max_early; overload_control: withheld because the trunk asked, RFC 7339; max_calls_in, max_cps_in: calls the trunk sent junction, over its ingress limits).",
     );
     for s in &states {
         for (limit, counter) in [
@@ -242,6 +288,8 @@ fn gauges(e: &mut Exposition, states: &[Arc<TrunkState>]) {
             ("max_cps", &s.refused_rate),
             ("max_early", &s.refused_early),
             ("overload_control", &s.refused_oc),
+            ("max_calls_in", &s.refused_calls_in),
+            ("max_cps_in", &s.refused_rate_in),
         ] {
             e.sample(
                 refused,

@@ -155,6 +155,11 @@ impl RoutingTable {
                 max_calls: t.max_calls,
                 max_cps: t.max_cps,
                 max_early: t.max_early,
+                max_calls_in: t.max_calls_in,
+                max_cps_in: t.max_cps_in,
+                refuse_in_code: t.refuse_in_code,
+                down_after_failures: t.down_after_failures,
+                max_duration: t.max_duration,
                 probe: t.probe,
                 trusted: t.trusted,
                 identity: t.identity,
@@ -189,6 +194,22 @@ impl RoutingTable {
             let index = i as u16;
             let mut egress = Vec::new();
             let mut weights = Vec::new();
+            if r.reject.is_some() && !r.trunks.is_empty() {
+                errors.add(
+                    r.line,
+                    format!("route[{i}].trunks"),
+                    "a reject route has no trunks".into(),
+                );
+            }
+            if let Some(code) = r.reject.as_ref().map(|x| x.code) {
+                if !(400..=699).contains(&code) {
+                    errors.add(
+                        r.line,
+                        format!("route[{i}].code"),
+                        format!("{code} is not a final status from 400 to 699"),
+                    );
+                }
+            }
             if !r.weights.is_empty() && r.weights.len() != r.trunks.len() {
                 errors.add(
                     r.line,
@@ -221,7 +242,7 @@ impl RoutingTable {
                     }
                 }
             }
-            if egress.is_empty() {
+            if egress.is_empty() && r.reject.is_none() {
                 errors.add(
                     r.line,
                     format!("route[{i}].trunks"),
@@ -279,6 +300,25 @@ impl RoutingTable {
                 usages: route_usages,
                 caller_id: r.caller_id.as_ref().map(|c| c.as_bytes().to_vec()),
                 route_on_rn: r.route_on_rn,
+                max_duration: r.max_duration,
+                schedule: if r.when.is_empty() {
+                    None
+                } else {
+                    match super::schedule::Schedule::new(
+                        r.time_zone.as_deref().unwrap_or("UTC"),
+                        &r.when,
+                    ) {
+                        Ok(s) => Some(Box::new(s)),
+                        Err(message) => {
+                            errors.add(r.line, format!("route[{i}].when"), message);
+                            None
+                        }
+                    }
+                },
+                reject: r.reject.as_ref().map(|x| super::Reject {
+                    code: x.code,
+                    reason: x.reason.as_deref().map(Box::from),
+                }),
             });
         }
 

@@ -16,7 +16,9 @@
 //!   a route without usages is walked only by such trunks. Each route offers its trunks
 //!   rotated by `rotation` (round robin, weighted by `weights`); the attempt list skips the
 //!   ingress trunk (no hairpin), trunks `usable` refuses (down, full), and repeats, up to
-//!   `ATTEMPTS_MAX`.
+//!   `ATTEMPTS_MAX`. A reject route (`action = "reject"`) ends the walk where it stands: with
+//!   no attempt before it the call is refused with its code (`Decision::Reject`), so a
+//!   `+1900` reject route of higher priority carves that range out of a `+1` route.
 //! - `translate`: the egress trunk's outbound rules, then `remove_plus`;
 //!   `translate_response`: its response-code rules.
 
@@ -25,6 +27,7 @@ pub mod pattern;
 pub mod peer;
 pub mod prefix;
 pub mod rule;
+pub mod schedule;
 pub mod walk;
 
 use std::net::SocketAddr;
@@ -56,6 +59,16 @@ pub struct Trunk {
     pub max_calls: Option<u32>,
     pub max_cps: Option<u32>,
     pub max_early: Option<u32>,
+    /// Ingress admission: limits on the calls this trunk sends junction (concurrent, per
+    /// second), and the status of a call refused for them.
+    pub max_calls_in: Option<u32>,
+    pub max_cps_in: Option<u32>,
+    pub refuse_in_code: u16,
+    /// Passive health: down after this many INVITE attempts in a row failed without any
+    /// answer (`None`: off).
+    pub down_after_failures: Option<u32>,
+    /// The longest an answered call from or to this trunk may last.
+    pub max_duration: Option<Duration>,
     /// OPTIONS health probing of this trunk (`None`: not probed, always considered up).
     pub probe: Option<Probe>,
     /// Inside the trust domain (RFC 3325): the calling number of its calls comes from
@@ -226,6 +239,18 @@ pub enum Decision {
     /// Routes matched but no usable trunk remained (all were the ingress trunk, had no
     /// `send_to`, or were refused by `usable`): 503.
     NoTrunk,
+    /// The walk reached a reject route (`action = "reject"`) before any attempt: answer
+    /// with its code (`RoutingTable::route_reject`).
+    Reject { route: u16 },
+}
+
+/// What a reject route answers (`action = "reject"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    /// A final status, 400-699.
+    pub code: u16,
+    /// The response's reason phrase (`None`: the standard one for `code`).
+    pub reason: Option<Box<str>>,
 }
 
 /// One route as compiled.
@@ -245,6 +270,12 @@ struct Route {
     caller_id: Option<Vec<u8>>,
     /// Matched against the call's `rn` (when it has one) instead of the called number.
     route_on_rn: bool,
+    /// `action = "reject"`: the walk stops here and, with no attempt yet, the call gets this.
+    reject: Option<Reject>,
+    /// The longest an answered call taking this route may last.
+    max_duration: Option<Duration>,
+    /// Time-of-day windows (`when`, `time_zone`): outside them the route is skipped.
+    schedule: Option<Box<schedule::Schedule>>,
 }
 
 /// The pattern routes.
@@ -459,7 +490,10 @@ impl RoutingTable {
 
     /// The walk for one call, as the proxy routes it: on the called number, or on the
     /// routing number `rn` when the ingress trunk has `route_on = "rn"` and the call has
-    /// one; routes with `route_on = "rn"` match `rn` either way (`walk_rn`).
+    /// one; routes with `route_on = "rn"` match `rn` either way (`walk_rn`). At wall-clock
+    /// time `at` (seconds since the Unix epoch; `None`: time-of-day windows not looked at),
+    /// reject routes and operator-disabled trunks (through `usable`) included (`walk_rn_at`).
+    #[allow(clippy::too_many_arguments)]
     pub fn walk_call(
         &self,
         ingress: TrunkId,
@@ -467,6 +501,7 @@ impl RoutingTable {
         rn: Option<&[u8]>,
         rotation: u64,
         usable: &dyn Fn(TrunkId) -> bool,
+        at: Option<i64>,
         observer: &mut impl walk::Observer,
     ) -> Decision {
         let on_rn = self.trunk(ingress).is_some_and(|t| t.route_on_rn);
@@ -474,7 +509,7 @@ impl RoutingTable {
             Some(r) if on_rn => r,
             _ => called,
         };
-        self.walk_rn(ingress, number, rn, rotation, usable, observer)
+        self.walk_rn_at(ingress, number, rn, rotation, usable, at, observer)
     }
 
     /// Whether `route` matches the call's `rn` instead of its called number.
@@ -490,6 +525,46 @@ impl RoutingTable {
         self.routes
             .get(route as usize)
             .and_then(|r| r.caller_id.as_deref())
+    }
+
+    /// The time-of-day windows of route `route`, if it has any.
+    pub fn route_schedule(&self, route: u16) -> Option<&schedule::Schedule> {
+        self.routes
+            .get(route as usize)
+            .and_then(|r| r.schedule.as_deref())
+    }
+
+    /// `route_with` at a wall-clock time (`unix_secs`, seconds since the Unix epoch): routes
+    /// with `when` windows are walked only while one is open. (`route_with` and `route`
+    /// ignore the windows: every route is walked.)
+    pub fn route_at(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        unix_secs: i64,
+    ) -> Decision {
+        self.walk_at(
+            ingress,
+            called,
+            rotation,
+            usable,
+            Some(unix_secs),
+            &mut walk::Quiet,
+        )
+    }
+
+    /// The maximum duration of calls taking route `route` (`max_duration_s`).
+    pub fn route_max_duration(&self, route: u16) -> Option<Duration> {
+        self.routes.get(route as usize).and_then(|r| r.max_duration)
+    }
+
+    /// What reject route `route` answers (`None`: it is an ordinary route).
+    pub fn route_reject(&self, route: u16) -> Option<&Reject> {
+        self.routes
+            .get(route as usize)
+            .and_then(|r| r.reject.as_ref())
     }
 
     /// What to do with requests from unknown sources (`[server] unknown_source`).

@@ -56,6 +56,8 @@ pub trait Observer {
     fn route(&mut self, _route: u16, _how: Match, _again: bool) {}
     /// A trunk of the route just reported, in the order tried, and what became of it.
     fn trunk(&mut self, _route: u16, _trunk: TrunkId, _outcome: Outcome) {}
+    /// A route matched but was skipped: its time-of-day windows are closed.
+    fn closed(&mut self, _route: u16) {}
 }
 
 /// The observer of plain routing.
@@ -300,12 +302,44 @@ impl RoutingTable {
         usable: &dyn Fn(TrunkId) -> bool,
         observer: &mut impl Observer,
     ) -> Decision {
+        self.walk_rn_at(ingress, called, rn, rotation, usable, None, observer)
+    }
+
+    /// `walk` at wall-clock time `at` (seconds since the Unix epoch): a route whose
+    /// time-of-day windows are all closed then is skipped as if it did not match. `None`:
+    /// windows are not looked at.
+    pub fn walk_at(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        at: Option<i64>,
+        observer: &mut impl Observer,
+    ) -> Decision {
+        self.walk_rn_at(ingress, called, None, rotation, usable, at, observer)
+    }
+
+    /// The walk itself: `walk_rn` at time `at` (`walk_at`). Every other walk, and
+    /// `walk_call` (the proxy and route-test), comes here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn walk_rn_at(
+        &self,
+        ingress: TrunkId,
+        called: &[u8],
+        rn: Option<&[u8]>,
+        rotation: u64,
+        usable: &dyn Fn(TrunkId) -> bool,
+        at: Option<i64>,
+        observer: &mut impl Observer,
+    ) -> Decision {
         let m = self.matches(called, rn);
         let rn = rn.unwrap_or(&[]);
         let mut attempts = Attempts::EMPTY;
         let mut matched = false;
         let mut walked = [0u16; WALKED_MAX];
         let mut walked_len = 0;
+        let mut rejected = None;
         let usages: &[u16] = match self.trunk(ingress).and_then(|t| t.usages.as_deref()) {
             Some(u) => u,
             None => &[],
@@ -320,6 +354,12 @@ impl RoutingTable {
             };
             observer.usage(usage);
             self.candidates(&m, (called, rn), usage, |route, how| {
+                if let (Some(t), Some(s)) = (at, self.route_schedule(route)) {
+                    if !s.active(t) {
+                        observer.closed(route);
+                        return true;
+                    }
+                }
                 matched = true;
                 let seen = walked.get(..walked_len).unwrap_or(&[]);
                 let again = seen.contains(&route);
@@ -330,6 +370,11 @@ impl RoutingTable {
                 if let Some(slot) = walked.get_mut(walked_len) {
                     *slot = route;
                     walked_len += 1;
+                }
+                if self.route_reject(route).is_some() {
+                    // A reject route ends the walk: the routes after it are not offered.
+                    rejected = Some(route);
+                    return false;
                 }
                 let trunks: &[TrunkId] = self
                     .routes
@@ -356,14 +401,15 @@ impl RoutingTable {
                 }
                 attempts.len() < ATTEMPTS_MAX
             });
-            if attempts.len() >= ATTEMPTS_MAX {
+            if attempts.len() >= ATTEMPTS_MAX || rejected.is_some() {
                 break;
             }
         }
-        match attempts.route(0) {
-            Some(route) => Decision::Route { route, attempts },
-            None if matched => Decision::NoTrunk,
-            None => Decision::NoRoute,
+        match (attempts.route(0), rejected) {
+            (Some(route), _) => Decision::Route { route, attempts },
+            (None, Some(route)) => Decision::Reject { route },
+            (None, None) if matched => Decision::NoTrunk,
+            (None, None) => Decision::NoRoute,
         }
     }
 

@@ -192,6 +192,9 @@ pub struct SendOutcome {
     /// The first datagram not attempted because the send buffer is full (EAGAIN/ENOBUFS):
     /// the caller waits and calls `send` again from here.
     pub blocked_at: Option<usize>,
+    /// A send reported an ICMP unreachable pending on the socket (IP_RECVERR) for an
+    /// earlier datagram: its details wait in the error queue (errqueue.rs).
+    pub unreachable_pending: bool,
 }
 
 /// Reusable headers for one `sendmmsg` call of up to `limits::BATCH_DATAGRAMS_MAX`
@@ -260,6 +263,8 @@ impl SendBatch {
     pub fn send(&mut self, fd: RawFd, from: usize) -> SendOutcome {
         let mut outcome = SendOutcome::default();
         let mut next = from;
+        // The datagram already retried after a pending ICMP error was reported on it.
+        let mut retried = None;
         while next < self.len {
             for i in next..self.len {
                 let header = &mut self.headers[i];
@@ -296,6 +301,12 @@ impl SendBatch {
                 Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
                     outcome.blocked_at = Some(next);
                     return outcome;
+                }
+                // With IP_RECVERR a pending ICMP error of an earlier datagram is reported
+                // by the next send, which did not go out: send it again (once).
+                e if super::errqueue::is_unreachable_errno(e) && retried != Some(next) => {
+                    outcome.unreachable_pending = true;
+                    retried = Some(next);
                 }
                 // sendmmsg reports the error of the first datagram it could not send: that
                 // datagram is undeliverable, skip it and go on with the rest.
@@ -459,7 +470,8 @@ mod tests {
                 SendOutcome {
                     sent: chunk.len(),
                     failed: 0,
-                    blocked_at: None
+                    blocked_at: None,
+                    unreachable_pending: false,
                 }
             );
             total += outcome.sent;
@@ -497,11 +509,48 @@ mod tests {
             SendOutcome {
                 sent: 2,
                 failed: 1,
-                blocked_at: None
+                blocked_at: None,
+                unreachable_pending: false,
             }
         );
         let mut buf = [0u8; 16];
         assert_eq!(b.recv(&mut buf).unwrap(), 3);
         assert_eq!(b.recv(&mut buf).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_pending_icmp_error_does_not_cost_the_next_datagram() {
+        // With IP_RECVERR the kernel reports an ICMP error of an earlier datagram on the
+        // next send, which then did not go out: it is sent again.
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        super::super::errqueue::enable(a.as_raw_fd(), false).unwrap();
+        let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let mut send = SendBatch::new(false);
+        let mut pending = false;
+        for _ in 0..50 {
+            send.clear();
+            assert!(send.push(closed, b"to nobody"));
+            send.send(a.as_raw_fd(), 0);
+            std::thread::sleep(Duration::from_millis(2));
+            send.clear();
+            assert!(send.push(b.local_addr().unwrap(), b"wanted"));
+            let outcome = send.send(a.as_raw_fd(), 0);
+            assert_eq!((outcome.sent, outcome.failed), (1, 0), "{outcome:?}");
+            let mut buf = [0u8; 16];
+            assert_eq!(b.recv(&mut buf).unwrap(), 6);
+            if outcome.unreachable_pending {
+                pending = true;
+                break;
+            }
+        }
+        assert!(
+            pending,
+            "the kernel never reported the pending error on a send"
+        );
     }
 }

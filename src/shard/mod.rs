@@ -9,6 +9,7 @@
 //! `Server::reload` and stop it with `Server::shutdown`.
 
 pub mod batch;
+pub mod errqueue;
 mod filter;
 pub use filter::socket_drops;
 pub mod handoff;
@@ -62,6 +63,9 @@ pub struct Options {
     pub routing: Option<Arc<RoutingTable>>,
     /// Bounds of the metrics HTTP endpoint.
     pub http: HttpLimits,
+    /// The wall-clock time the shards' cores count from (`None`: the system clock when
+    /// they start). Tests set a fixed day and hour (time-of-day routing).
+    pub wall: Option<crate::sip::oc::WallAnchor>,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             call_id: crate::sip::scan::peek_call_id,
             routing: None,
             http: HttpLimits::default(),
+            wall: None,
         }
     }
 }
@@ -267,7 +272,7 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
     let channel_ends = senders.into_iter().zip(receivers);
     let mut setups = Vec::with_capacity(shards);
     // One anchor for every shard: their oc-seq values (RFC 7339) are comparable.
-    let wall = crate::sip::oc::WallAnchor::now();
+    let wall = options.wall.unwrap_or_else(crate::sip::oc::WallAnchor::now);
     for (index, ((socket, wake), (senders, receivers))) in
         shard_sockets.zip(channel_ends).enumerate()
     {
@@ -384,6 +389,7 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
         wake,
     ));
     server.reloader = Some(Arc::clone(&reloader));
+    let trunk_reloader = Arc::clone(&reloader);
 
     if let Some(listener) = listener {
         let notifier = Notifier::from_env();
@@ -405,6 +411,11 @@ fn start_checked(config: Config, options: Options) -> Result<Server, String> {
         });
         let mut handlers = Handlers::metrics(Arc::clone(&hub));
         handlers.reload = Some(hook);
+        let current = Arc::clone(&trunk_reloader);
+        handlers.endpoints.push(
+            crate::control::trunk_control::TrunkControl::new(Arc::new(move || current.current()))
+                .endpoint(),
+        );
         match http::spawn(listener, handlers, &cpus, options.http) {
             Ok(http) => server.http = Some(http),
             Err(e) => {

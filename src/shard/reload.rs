@@ -264,6 +264,15 @@ impl Reloader {
         }
     }
 
+    /// The routing table and trunk states the shards run with now.
+    pub fn current(&self) -> (Arc<RoutingTable>, TrunkStates) {
+        let state = match self.state.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        (Arc::clone(&state.current.0), Arc::clone(&state.current.1))
+    }
+
     pub fn source(&self) -> &str {
         &self.source
     }

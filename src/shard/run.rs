@@ -47,6 +47,7 @@
 //!    byte of a datagram: see `limits::SEND_RETRY_INTERVAL`.
 
 use super::batch::{RecvBatch, SendBatch};
+use super::errqueue;
 use super::handoff::{HandoffBatch, HandoffCounters};
 use super::owner::owner;
 use super::reload::ReloadSlot;
@@ -132,6 +133,8 @@ struct Signals {
     backoff: Cell<bool>,
     /// Readiness errors seen by the reader (folded into the metrics by the main task).
     readiness_errors: Cell<u64>,
+    /// An ICMP error waits in the socket's error queue (IP_RECVERR; errqueue.rs).
+    errqueue: Cell<bool>,
     stop: Cell<bool>,
     /// Per sending shard: the batch its pump received, waiting for the main task.
     slots: RefCell<Vec<Option<HandoffBatch>>>,
@@ -149,6 +152,7 @@ impl Signals {
             want_read: [Cell::new(false), Cell::new(false)],
             backoff: Cell::new(false),
             readiness_errors: Cell::new(0),
+            errqueue: Cell::new(false),
             stop: Cell::new(false),
             slots: RefCell::new((0..shards).map(|_| None).collect()),
             taken: RefCell::new(vec![0; shards]),
@@ -377,6 +381,31 @@ struct Shard {
     noop_waker: Waker,
 }
 
+/// Starts a hand-off entry that is an ICMP error (what follows is the quoted datagram, the
+/// address its destination): no SIP message starts with a NUL byte.
+const UNREACHABLE_MARK: &[u8] = b"\0junction-unreachable\0";
+
+/// Log every trunk state change the core reports (rare: one line each).
+fn log_health_events(core: &mut Core) {
+    for e in core.health_events() {
+        if e.up {
+            crate::log_info!(
+                "trunk up",
+                trunk = e.trunk,
+                cause = "probe",
+                successes = e.count
+            );
+        } else {
+            crate::log_warn!(
+                "trunk down",
+                trunk = e.trunk,
+                cause = e.cause.as_str(),
+                failures = e.count
+            );
+        }
+    }
+}
+
 /// Transmits the core has queued (its iterator knows its exact length).
 fn queued(core: &Core) -> usize {
     let transmits = core.transmits();
@@ -420,6 +449,14 @@ impl Shard {
                         socket_empty = false;
                         self.dispatch_received(Instant::now(), own_port);
                     }
+                    // A pending ICMP error (IP_RECVERR), reported instead of the next
+                    // datagram: its details are in the error queue, and datagrams may wait
+                    // behind it.
+                    Err(e) if errqueue::is_unreachable_errno(e.raw_os_error()) => {
+                        self.signals.errqueue.set(true);
+                        busy = true;
+                        socket_empty = false;
+                    }
                     Err(_) => {
                         self.snapshot.shell.receive_errors += 1;
                         self.signals.backoff.set(true);
@@ -430,6 +467,9 @@ impl Shard {
                 // Nothing queued: no queueing delay (overload control).
                 self.core
                     .observe_queue_delay(Instant::now(), Duration::ZERO);
+            }
+            if self.signals.errqueue.replace(false) {
+                busy |= self.read_unreachables(Instant::now());
             }
             busy |= self.take_hand_ins();
             let now = Instant::now();
@@ -458,6 +498,7 @@ impl Shard {
             self.transmit().await;
             if busy || timed_out {
                 self.forward_records();
+                log_health_events(&mut self.core);
             }
             self.publish_if_due(Instant::now());
             self.publish_stats_step();
@@ -609,6 +650,59 @@ impl Shard {
     /// Take at most one hand-off batch from every other shard (the one its pump holds, else
     /// one straight from the channel when the counters say one is there) and give it to the
     /// core. True if there was any.
+    /// Read the ICMP errors waiting in the socket's error queue (at most
+    /// `ERRORS_PER_ROUND_MAX`; the flag stays set when more may wait) and give each to the
+    /// shard that sent the datagram: this one's core, or the sender's by hand-off (the
+    /// kernel queues an ICMP error on the socket the reply would reach, not necessarily the
+    /// sender's). Returns whether any was read.
+    fn read_unreachables(&mut self, now: Instant) -> bool {
+        let mut quoted = [0u8; errqueue::QUOTED_BYTES_MAX];
+        let mut any = false;
+        // Both sockets (the shared port's and the shard's own): one flag says "an error
+        // queue may hold something", so each is read.
+        for fd in [Some(self.fd), self.shard_port_fd].into_iter().flatten() {
+            for n in 0.. {
+                if n == errqueue::ERRORS_PER_ROUND_MAX {
+                    self.signals.errqueue.set(true);
+                    break;
+                }
+                let u = match errqueue::read(fd, &mut quoted) {
+                    Ok(Some(u)) => u,
+                    Ok(None) => break,
+                    Err(_) => {
+                        self.snapshot.shell.receive_errors += 1;
+                        break;
+                    }
+                };
+                any = true;
+                let bytes = quoted.get(..u.quoted).unwrap_or(&[]);
+                let owner = crate::sip::proxy::unreachable_owner(bytes)
+                    .map_or(self.index, usize::from)
+                    .min(self.shards.saturating_sub(1));
+                if owner == self.index {
+                    self.core.handle_unreachable(now, u.dest, bytes);
+                } else if let Some(batch) = self.outgoing.get_mut(owner) {
+                    if batch.is_full() {
+                        hand_off(
+                            self.index,
+                            owner,
+                            batch,
+                            &self.senders,
+                            &self.handoff_counters,
+                            &mut self.snapshot,
+                        );
+                    }
+                    let mut data = Vec::with_capacity(UNREACHABLE_MARK.len() + bytes.len());
+                    data.extend_from_slice(UNREACHABLE_MARK);
+                    data.extend_from_slice(bytes);
+                    batch.push(now, u.dest, &data);
+                    self.outgoing_since.get_or_insert(now);
+                }
+            }
+        }
+        any
+    }
+
     fn take_hand_ins(&mut self) -> bool {
         let mut any = false;
         for peer in 0..self.shards {
@@ -638,6 +732,11 @@ impl Shard {
             };
             any = true;
             for (received, from, data) in batch.iter() {
+                if let Some(quoted) = data.strip_prefix(UNREACHABLE_MARK) {
+                    // An ICMP error another shard read for a datagram this one sent.
+                    self.core.handle_unreachable(received, from, quoted);
+                    continue;
+                }
                 self.core.handle_datagram(received, from, data);
                 self.residence.handled(received, queued(&self.core));
             }
@@ -702,6 +801,7 @@ impl Shard {
             requests,
             snapshot,
             residence,
+            signals,
             ..
         } = self;
         let shell = &mut snapshot.shell;
@@ -741,7 +841,7 @@ impl Shard {
                     continue;
                 };
                 if !batch.is_empty() {
-                    flush(batch, fd, shell, &mut gave_up).await;
+                    flush(batch, fd, shell, &mut gave_up, &signals.errqueue).await;
                     sent_any = true;
                 }
             }
@@ -860,11 +960,15 @@ async fn flush(
     fd: RawFd,
     shell: &mut crate::control::metrics::ShellCounters,
     gave_up: &mut bool,
+    errqueue: &Cell<bool>,
 ) {
     let mut from = 0;
     let mut blocked_since: Option<Instant> = None;
     loop {
         let outcome = batch.send(fd, from);
+        if outcome.unreachable_pending {
+            errqueue.set(true);
+        }
         shell.send_batches += 1;
         shell.datagrams_sent += outcome.sent as u64;
         shell.send_errors += outcome.failed as u64;
@@ -938,11 +1042,17 @@ async fn reader(socket: Rc<UdpSocket>, signals: Rc<Signals>, which: usize) {
         }
         // MSG_PEEK: the datagram stays queued for recvmmsg. glommio first tries the
         // syscall without blocking and only then submits it to io_uring.
-        if socket.peek_from(&mut byte).await.is_err() {
-            signals
-                .readiness_errors
-                .set(signals.readiness_errors.get() + 1);
-            signals.backoff.set(true);
+        if let Err(e) = socket.peek_from(&mut byte).await {
+            let e = std::io::Error::from(e);
+            if errqueue::is_unreachable_errno(e.raw_os_error()) {
+                // A pending ICMP error (IP_RECVERR): no failure of the socket.
+                signals.errqueue.set(true);
+            } else {
+                signals
+                    .readiness_errors
+                    .set(signals.readiness_errors.get() + 1);
+                signals.backoff.set(true);
+            }
         }
         want_read.set(false);
         signals.readable.set(true);

@@ -131,6 +131,13 @@ fn new_socket_with(
     set_buffer(&socket, Buffer::Send, warnings)?;
     // Kernel receive timestamps: the shard measures how long datagrams queued (overload
     // control). Without them overload control stays idle; that is worth a warning only.
+    // ICMP errors for what we send (port/host unreachable): an attempt to a dead gateway
+    // fails at once instead of waiting for its timers (errqueue.rs).
+    if let Err(e) = super::errqueue::enable(socket.as_raw_fd(), addr.is_ipv6()) {
+        warnings.push(format!(
+            "IP_RECVERR refused ({e}): a dead gateway is noticed only by timeouts and probes"
+        ));
+    }
     if let Err(e) = set_int_option(socket.as_raw_fd(), libc::SO_TIMESTAMPNS, 1) {
         warnings.push(format!(
             "SO_TIMESTAMPNS refused ({e}): overload control cannot measure queueing delay"

@@ -19,6 +19,9 @@ pub enum EndedBy {
     CallerCancel,
     /// Forgotten after `limits::CALL_IDLE_MAX` without a BYE.
     Expired,
+    /// Ended by junction at its maximum duration (`max_duration_s`), with a BYE to each
+    /// side.
+    Limit,
 }
 
 impl EndedBy {
@@ -29,6 +32,7 @@ impl EndedBy {
             EndedBy::NotAnswered => "not-answered",
             EndedBy::CallerCancel => "caller-cancel",
             EndedBy::Expired => "expired",
+            EndedBy::Limit => "limit",
         }
     }
 }

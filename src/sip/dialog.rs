@@ -52,6 +52,11 @@ pub struct Call {
     pub from_whole: bool,
     /// The concurrent-call slot the answered call holds on its egress trunk.
     pub admitted: Option<Arc<TrunkState>>,
+    /// The ingress slot the call holds on the trunk it came from (`max_calls_in`), until
+    /// it ends.
+    pub admitted_in: Option<Arc<TrunkState>>,
+    /// Its maximum duration and the BYEs that end it (`max_duration_s`; `None`: no cap).
+    pub limit: Option<Box<super::proxy::CallLimit>>,
     /// Its call detail record, filled in as the call goes (attempts, answer, end).
     pub record: Option<Box<CallRecord>>,
     /// Which side sent the BYE, once one did.
@@ -104,6 +109,9 @@ impl Calls {
                 if let Some(s) = &c.admitted {
                     s.ended();
                 }
+                if let Some(s) = &c.admitted_in {
+                    s.ended_in();
+                }
             }
         }
         id
@@ -113,6 +121,9 @@ impl Calls {
         if let Some(call) = self.slab.remove(id) {
             if let Some(s) = &call.admitted {
                 s.ended();
+            }
+            if let Some(s) = &call.admitted_in {
+                s.ended_in();
             }
             self.index.remove(call.call_id_hash, id);
         }

@@ -38,6 +38,10 @@ pub struct TrunkCounters {
     /// Calls from this trunk refused: no route / no usable trunk.
     pub rejected_no_route: u64,
     pub rejected_no_trunk: u64,
+    /// Calls from this trunk a reject route (`action = "reject"`) answered.
+    pub rejected_route: u64,
+    /// Calls from this trunk refused for its ingress limits (`max_calls_in`, `max_cps_in`).
+    pub rejected_ingress: u64,
 }
 
 /// Latency histograms of one trunk (as egress).

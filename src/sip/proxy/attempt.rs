@@ -265,15 +265,58 @@ impl Core {
         }
     }
 
+    /// Ingress admission of a new call from trunk `ingress` (`max_calls_in`, `max_cps_in`,
+    /// exact over all shards): `true` when it was refused, answered (`refuse_in_code`,
+    /// default 503, with Retry-After where RFC 3261 allows it) and recorded. Admitted with
+    /// a slot taken: the slot goes to `slot`, for the call to hold until it ends.
+    pub(super) fn refused_in(
+        &mut self,
+        now: Instant,
+        buf: &[u8],
+        msg: &Message,
+        from: SocketAddr,
+        ingress: TrunkId,
+        slot: &mut Option<std::sync::Arc<crate::trunks::TrunkState>>,
+    ) -> bool {
+        let (Some(tr), Some(s)) = (
+            self.routing.trunk(ingress),
+            self.states.get(ingress.0 as usize),
+        ) else {
+            return false;
+        };
+        let refusal = match s.admit_in(tr, now) {
+            Ok(true) => {
+                *slot = Some(s.clone());
+                return false;
+            }
+            Ok(false) => return false,
+            Err(r) => r,
+        };
+        let code = tr.refuse_in_code;
+        let reason = refusal.reason();
+        let extra = if matches!(code, 404 | 413 | 480 | 486 | 500 | 503 | 600 | 603) {
+            unavailable(reason, self.routing.retry_after_s())
+        } else {
+            warning(reason)
+        };
+        self.reply_stateless(buf, msg, from, code, extra.as_bytes());
+        self.rejected_call(now, buf, msg, ingress, from, code, reason);
+        true
+    }
+
     /// Normalize the numbers with the ingress trunk's rules and route the called number.
     /// Err: the status and machine-readable reason to answer with.
     pub(super) fn plan(
         &mut self,
+        now: Instant,
         buf: &[u8],
         msg: &Message,
         ingress: TrunkId,
         parsed: &uri::Uri,
     ) -> Result<(Plan, Attempts), (u16, &'static str)> {
+        // Only the reject route this call meets sets a phrase (a CANCEL's routing must not
+        // leave one behind for the next refusal).
+        self.reject_phrase = None;
         let table = self.routing.clone();
         let states = self.states.clone();
         let raw_called = parsed.user.map_or(&[][..], |u| u.get(buf));
@@ -305,10 +348,12 @@ impl Core {
         let rn = rn.map(|_| &rn_norm[..]);
         self.rotation = self.rotation.wrapping_add(1);
         let usable = |t: TrunkId| match (states.get(t.0 as usize), table.trunk(t)) {
-            (Some(s), Some(tr)) => s.is_up() && !s.full(tr),
+            (Some(s), Some(tr)) => s.usable() && !s.full(tr),
             _ => true,
         };
-        match table.walk_call(ingress, &called, rn, self.rotation, &usable, &mut Quiet) {
+        // Time-of-day windows: wall-clock seconds derived from `now` (never the clock).
+        let at = Some((self.config.wall.unix_ms(now) / 1000) as i64);
+        match table.walk_call(ingress, &called, rn, self.rotation, &usable, at, &mut Quiet) {
             Decision::Route { attempts, .. } => Ok((
                 Plan {
                     table: table.clone(),
@@ -322,11 +367,18 @@ impl Core {
                 self.stats.rejected_no_route += 1;
                 Err((404, "no-route"))
             }
+            Decision::Reject { route } => {
+                // A reject route (`action = "reject"`): its code, and its reason phrase
+                // for the response (`reject_phrase`).
+                let reject = table.route_reject(route);
+                self.reject_phrase = reject.and_then(|r| r.reason.clone());
+                Err((reject.map_or(403, |r| r.code), "route-reject"))
+            }
             Decision::NoTrunk => {
                 // Down, or full? Full trunks mean admission refused (503 + Retry-After).
-                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.is_up());
+                let up = |t: TrunkId| states.get(t.0 as usize).is_none_or(|s| s.usable());
                 if matches!(
-                    table.walk_call(ingress, &called, rn, self.rotation, &up, &mut Quiet),
+                    table.walk_call(ingress, &called, rn, self.rotation, &up, at, &mut Quiet),
                     Decision::Route { .. }
                 ) {
                     self.stats.rejected_admission += 1;
@@ -525,7 +577,7 @@ impl Core {
             let state = plan.states.get(t.0 as usize);
             let mut refused_by = None;
             let admitted = match (trunk, dest, state) {
-                (Some(tr), Some(_), Some(s)) if s.is_up() => {
+                (Some(tr), Some(_), Some(s)) if s.usable() => {
                     if invite {
                         match s.admit(tr, now) {
                             Ok(()) => Some(Some(s.clone())),
@@ -633,6 +685,7 @@ impl Core {
                 replace: replace.get(..n_replace).unwrap_or(&[]),
                 delete: &delete,
                 progress: (invite && !progress.is_zero()).then_some(progress),
+                loop_hash: Some(self.loop_hash(buf, msg)),
             };
             let name = trunk.name.clone();
             if let Some(st) = self.txns.servers.get_mut(st_id) {

@@ -9,8 +9,14 @@
 //! 4. sleep until a datagram arrives or `next_deadline()`.
 
 mod attempt;
+mod health;
+mod limit;
+mod loops;
 mod probe;
 mod record;
+
+pub use health::{unreachable_owner, HealthEvent};
+pub use limit::{CallLimit, LegBye};
 
 use super::cdr::{CallRecord, EndedBy};
 use super::dialog::{Call, CallState, Calls};
@@ -129,6 +135,9 @@ struct Forward<'a> {
     delete: &'a [Span],
     /// The egress trunk's progress timer (fast failover), for INVITEs.
     progress: Option<std::time::Duration>,
+    /// Loop detection (RFC 3261 16.3 item 4): the hash of the routing state of a request
+    /// routed by number, appended to our branch (`Core::loop_hash`).
+    loop_hash: Option<u32>,
 }
 
 pub struct Core {
@@ -185,6 +194,10 @@ pub struct Core {
     branch_prefix: Vec<u8>,
     record_route_line: Vec<u8>,
     hash_seed: RandomState,
+    /// The reason phrase of the reject route `plan` just met (`None`: the standard one).
+    reject_phrase: Option<Box<str>>,
+    /// Trunk state changes for the shell to log (`health_events`).
+    health_events: Vec<HealthEvent>,
 }
 
 /// The address a URI points at, if its host is an IP literal (no DNS on the data path).
@@ -323,6 +336,8 @@ impl Core {
             branch_prefix,
             record_route_line,
             hash_seed,
+            reject_phrase: None,
+            health_events: Vec::new(),
         }
     }
 
@@ -784,6 +799,33 @@ impl Core {
         self.queue(to, r);
     }
 
+    /// Give the response just queued (when transmit `sent` was queued, and it is the last
+    /// bytes of `out`) the reason phrase `phrase` instead of the standard one (reject
+    /// routes; rare, so the copy does not matter).
+    fn set_reason_phrase(&mut self, sent: usize, code: u16, phrase: &str) {
+        if self.transmits.len() != sent + 1 {
+            return;
+        }
+        let Some((_, range)) = self.transmits.last_mut() else {
+            return;
+        };
+        if range.end != self.out.len() {
+            return;
+        }
+        let Some(eol) = self
+            .out
+            .get(range.start..)
+            .and_then(|r| memchr::memmem::find(r, b"\r\n"))
+        else {
+            return;
+        };
+        let rest = self.out.split_off(range.start + eol);
+        self.out.truncate(range.start);
+        let _ = write!(self.out, "SIP/2.0 {code} {phrase}");
+        self.out.extend_from_slice(&rest);
+        range.end = self.out.len();
+    }
+
     fn points_at_us(&self, buf: &[u8], value: Span) -> bool {
         name_addr_addr(buf, value).is_some_and(|a| self.config.is_own_address(a))
     }
@@ -886,16 +928,38 @@ impl Core {
         if invite && self.shed(buf, msg, from) {
             return;
         }
+        // A request junction routed before, back with the same routing state: a loop
+        // (a spiral, which changed the Request-URI, goes on).
+        if self.looped(buf, msg) {
+            self.reply_stateless(buf, msg, from, 482, warning("loop-detected").as_bytes());
+            if invite {
+                self.rejected_call(now, buf, msg, ingress, from, 482, "loop-detected");
+            }
+            return;
+        }
         if invite {
             if let Some(name) = self.routing.trunk(ingress).map(|t| t.name.clone()) {
                 self.trunk_stats.trunk(&name).counters.calls_in += 1;
             }
         }
-        let (plan, attempts) = match self.plan(buf, msg, ingress, &parsed) {
+        // Ingress admission (`max_calls_in`, `max_cps_in`): the slot is the call's until
+        // it ends; released below if the call is refused after all.
+        let mut admitted_in = None;
+        if invite && self.refused_in(now, buf, msg, from, ingress, &mut admitted_in) {
+            return;
+        }
+        let (plan, attempts) = match self.plan(now, buf, msg, ingress, &parsed) {
             Ok(p) => p,
             Err(code) => {
+                if let Some(s) = admitted_in.take() {
+                    s.ended_in();
+                }
                 let extra = self.reason_lines(code.1);
+                let sent = self.transmits.len();
                 self.reply_stateless(buf, msg, from, code.0, extra.as_bytes());
+                if let Some(phrase) = self.reject_phrase.take() {
+                    self.set_reason_phrase(sent, code.0, &phrase);
+                }
                 if invite {
                     self.rejected_call(now, buf, msg, ingress, from, code.0, code.1);
                 }
@@ -912,6 +976,9 @@ impl Core {
         if invite && self.calls.len() >= self.bounds.calls {
             // No room for the call it would create: refused before our 100 Trying, so
             // nothing of it is left behind to answer or to absorb.
+            if let Some(s) = admitted_in.take() {
+                s.ended_in();
+            }
             self.stats.rejected_overload += 1;
             let extra = unavailable("overload", self.routing.retry_after_s());
             self.reply_stateless(buf, msg, from, 503, extra.as_bytes());
@@ -957,6 +1024,8 @@ impl Core {
                 from_user_new: Box::default(),
                 from_whole: false,
                 admitted: None,
+                admitted_in: admitted_in.take(),
+                limit: None,
                 record: Some(Box::new(self.new_record(
                     now,
                     buf,
@@ -1034,6 +1103,7 @@ impl Core {
                     .map(|h| h.line),
             );
         }
+        self.note_cseq(call, st.from_caller, msg.cseq);
         if method == Method::Bye {
             st.call = call;
             let side = if st.from_caller {
@@ -1061,6 +1131,7 @@ impl Core {
             replace: &repl,
             delete: &delete,
             progress: None,
+            loop_hash: None,
         };
         self.forward_stateful(now, buf, msg, st_id, &fwd);
         drop(repl);
@@ -1177,10 +1248,15 @@ impl Core {
             fwd.egress,
         ));
         let oc = self.offers_oc(fwd.egress);
+        let loop_hash = fwd.loop_hash;
         self.write_via(oc, |v| {
             hex(v, ct_id.idx as u64);
             v.push(b'.');
             hex(v, ct_id.gen as u64);
+            if let Some(h) = loop_hash {
+                v.push(b'.');
+                hex(v, u64::from(h));
+            }
         });
         let edits = RequestEdits {
             via_line: &self.via_line,
@@ -1458,7 +1534,7 @@ impl Core {
             let routed = uri::parse(buf, ruri)
                 .map_err(|_| (400, ""))
                 .and_then(|parsed| {
-                    let (plan, attempts) = self.plan(buf, msg, ingress, &parsed)?;
+                    let (plan, attempts) = self.plan(now, buf, msg, ingress, &parsed)?;
                     let t = attempts.first().ok_or((503, "no-usable-trunk"))?;
                     let to = plan.table.trunk(t).and_then(|tr| tr.send_to);
                     let to = to.ok_or((503, "no-usable-trunk"))?;
@@ -1549,7 +1625,8 @@ impl Core {
             self.queue(to, r);
             return;
         }
-        let mut parts = tail.splitn(2, |&c| c == b'.');
+        // `idx.gen`, and for a routed request `.loop` (its loop-detection hash).
+        let mut parts = tail.splitn(3, |&c| c == b'.');
         let id = match (
             parts.next().and_then(parse_hex),
             parts.next().and_then(parse_hex),
@@ -1711,6 +1788,9 @@ impl Core {
             if let Some(s) = c.admitted.take() {
                 s.ended();
             }
+            if let Some(s) = c.admitted_in.take() {
+                s.ended_in();
+            }
             // No new timer: the call's one timer is due within CALL_LINGER (call_timer)
             // and then finds this expiry.
             c.expiry = now + limits::CALL_LINGER;
@@ -1730,6 +1810,15 @@ impl Core {
     }
 
     fn on_invite_response(&mut self, now: Instant, id: Id, buf: &[u8], msg: &Message, code: u16) {
+        // Passive health: the trunk answered (any response ends its failures in a row).
+        if let Some((t, dest)) = self
+            .txns
+            .clients
+            .get(id)
+            .and_then(|c| Some((c.egress?, c.dest)))
+        {
+            self.attempt_answered(t, dest);
+        }
         let Some(ct) = self.txns.clients.get_mut(id) else {
             return;
         };
@@ -1782,6 +1871,7 @@ impl Core {
                 }
             }
             (ClientState::Calling | ClientState::Proceeding, 200..=299) => {
+                let egress = ct.egress;
                 ct.state = ClientState::Accepted;
                 // Nothing is retransmitted or CANCELled after a 2xx: the copy of the
                 // request is dead weight for the 32 s the transaction lingers.
@@ -1793,6 +1883,7 @@ impl Core {
                 if let Some(st_id) = st_id {
                     let call = self.txns.servers.get(st_id).and_then(|s| s.call);
                     if self.relay_up(st_id, buf, msg, false) {
+                        self.arm_limit(now, st_id, call, egress, buf, msg);
                         let mut admitted = None;
                         if let Some(st) = self.txns.servers.get_mut(st_id) {
                             if st.state != ServerState::Accepted {
@@ -2133,6 +2224,7 @@ impl Core {
                 }
                 // Timer B / F: no final response in 64*T1.
                 ClientState::Calling | ClientState::Proceeding => {
+                    self.attempt_timed_out(id);
                     if let Some((st, egress)) = self.routed_invite(id) {
                         self.txns.clients.remove(id);
                         self.branch_failed(now, st, egress, 408, None);
@@ -2161,6 +2253,7 @@ impl Core {
                     self.send_cancel(now, id);
                     self.abandon(now, id);
                 } else {
+                    self.attempt_timed_out(id);
                     self.answer_for_client(now, id, 408, true);
                 }
             }
@@ -2170,6 +2263,10 @@ impl Core {
                 if matches!(ct.state, ClientState::Calling | ClientState::Proceeding)
                     && !ct.abandoned
                 {
+                    self.attempt_timed_out(id);
+                    let Some(ct) = self.txns.clients.get_mut(id) else {
+                        return;
+                    };
                     if ct.provisional_seen {
                         self.send_cancel(now, id);
                     } else if let Some(ct) = self.txns.clients.get_mut(id) {
@@ -2235,7 +2332,12 @@ impl Core {
     /// after the call ended grew the wheel by every call of the last 12 h: 4.7 M entries after
     /// 100 s at 10,000 calls/s, ~400 M and tens of GB by the time the first expired, and each
     /// was scanned on every revolution of the wheel.
-    fn call_timer(&mut self, now: Instant, id: Id, _key: TimerKey) {
+    fn call_timer(&mut self, now: Instant, id: Id, key: TimerKey) {
+        if key.kind == TimerKind::ProxyC {
+            // The call's maximum duration (limit.rs): a timer of its own, firing once.
+            self.limit_timer(now, id);
+            return;
+        }
         let Some(c) = self.calls.get_mut(id) else {
             return;
         };

@@ -24,6 +24,8 @@ pub(super) struct ProbeState {
     pub cseq: u32,
     /// When the pending probe went out (for the round-trip histogram).
     pub sent: Option<Instant>,
+    /// The trunk was up at this shard's last probe result.
+    pub seen_up: bool,
 }
 
 impl Core {
@@ -187,13 +189,40 @@ impl Core {
             state.failures = state.failures.saturating_add(1);
             self.stats.probe_failures += 1;
         }
+        let Some(s) = self.states.get(t.0 as usize) else {
+            return;
+        };
+        // Down since the last probe (passive health, another shard): the probes that
+        // bring it back are counted from now.
+        let up_now = s.is_up();
+        if !up_now && state.seen_up {
+            state.successes = u32::from(ok);
+        }
+        state.seen_up = up_now;
         let (failures, successes) = (state.failures, state.successes);
-        if let Some(s) = self.states.get(t.0 as usize) {
-            if s.is_up() && failures >= probe.down_after {
-                s.set_up(false);
-            } else if !s.is_up() && successes >= probe.up_after {
-                s.set_up(true);
+        let event = if up_now && failures >= probe.down_after {
+            s.mark_down(crate::trunks::DownCause::Probe).then_some((
+                false,
+                crate::trunks::DownCause::Probe,
+                failures,
+            ))
+        } else if !up_now && successes >= probe.up_after {
+            s.mark_up()
+                .then_some((true, crate::trunks::DownCause::None, successes))
+        } else {
+            None
+        };
+        if let Some((up, cause, count)) = event {
+            if let Some(state) = self.probes.get_mut(t.0 as usize) {
+                state.seen_up = up;
             }
+            let trunk = s.name.clone();
+            self.health_events.push(super::health::HealthEvent {
+                trunk,
+                up,
+                cause,
+                count,
+            });
         }
     }
 }

@@ -102,6 +102,8 @@ impl Core {
         let stats = self.trunk_stats.trunk(&r.ingress);
         match reason {
             "no-route" => stats.counters.rejected_no_route += 1,
+            "route-reject" => stats.counters.rejected_route += 1,
+            "ingress-calls-limit" | "ingress-rate-limit" => stats.counters.rejected_ingress += 1,
             _ => stats.counters.rejected_no_trunk += 1,
         }
         self.push_record(Box::new(r));
