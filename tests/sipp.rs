@@ -2,6 +2,8 @@
 //! loopback, 2 shards: thousands of basic calls with Record-Route, with many source ports
 //! (`-t un`) and with one 4-tuple (`-t u1`). CI installs SIPp; without it these tests fail.
 
+mod common;
+use common::free_udp_port_pair;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -16,17 +18,6 @@ fn scenarios() -> PathBuf {
 fn free_udp_port() -> u16 {
     let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
     s.local_addr().expect("addr").port()
-}
-
-/// Two consecutive free UDP ports (the first returned), for `shard_ports`.
-fn free_udp_port_pair() -> u16 {
-    for _ in 0..200 {
-        let p = free_udp_port();
-        if (1024..u16::MAX).contains(&p) && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two consecutive free UDP ports");
 }
 
 fn free_tcp_port() -> u16 {

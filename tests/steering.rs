@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{http_get, msg, peer_socket, recv_until, response_to, Sent, SDP};
+use common::{free_udp_port_pair, http_get, msg, peer_socket, recv_until, response_to, Sent, SDP};
 use junction::config;
 use junction::shard::{self, Options};
 use std::collections::BTreeMap;
@@ -21,21 +21,6 @@ const CANCELLED: usize = 4;
 
 fn port(s: &UdpSocket) -> u16 {
     s.local_addr().expect("addr").port()
-}
-
-/// Two consecutive free UDP ports on 127.0.0.1 (the first returned).
-fn free_port_pair() -> u16 {
-    for _ in 0..200 {
-        let a = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let p = port(&a);
-        if p < 1024 || p == u16::MAX {
-            continue;
-        }
-        if UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no two consecutive free ports");
 }
 
 /// The host:port of the first `sip:` URI in a header value.
@@ -85,7 +70,7 @@ fn rig(steering: bool) -> Rig {
     let pbx = peer_socket("127.0.0.2");
     let gw = peer_socket("127.0.0.3");
     let listen = port(&peer_socket("127.0.0.1"));
-    let shard_ports = steering.then(free_port_pair);
+    let shard_ports = steering.then(free_udp_port_pair);
     let metrics = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")

@@ -7,55 +7,15 @@
 //! The junction binary: `JUNCTION_BIN`, or else the newest of `target/debug/junction` and
 //! `target/release/junction` (`cargo build -p junction` makes one).
 
+mod common;
+use common::{free_tcp, free_udp, junction_bin};
 use junction_load::report::Outcome;
 use junction_load::{cli, numbers_cmd};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn junction_bin() -> PathBuf {
-    if let Some(p) = std::env::var_os("JUNCTION_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().unwrap();
-    let target = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .and_then(|d| d.parent());
-    let candidates: Vec<PathBuf> = target
-        .into_iter()
-        .flat_map(|t| ["debug", "release"].map(|p| t.join(p).join("junction")))
-        .chain(["debug", "release"].map(|p| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../target")
-                .join(p)
-                .join("junction")
-        }))
-        .filter(|p| p.is_file())
-        .collect();
-    candidates
-        .into_iter()
-        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .expect("no junction binary: build it first (cargo build -p junction) or set JUNCTION_BIN")
-}
-
-fn free_udp(ip: &str) -> u16 {
-    UdpSocket::bind((ip, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn ready(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {

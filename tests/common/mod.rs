@@ -323,3 +323,18 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     body.to_string()
 }
+
+/// Two consecutive free UDP ports on 127.0.0.1 (the first returned), for `shard_ports`.
+pub fn free_udp_port_pair() -> u16 {
+    for _ in 0..200 {
+        let p = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("bind");
+        if (1024..u16::MAX).contains(&p) && std::net::UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+    panic!("no two consecutive free UDP ports");
+}
